@@ -1,0 +1,1 @@
+//! (crate in progress)

@@ -1,0 +1,8 @@
+//! xl.cfg for rxl: a parser compatible with Xen's libxlutil that keeps every value's span,
+//! diagnostics in `FILE:LINE:COL: error: ...` form, and the typed domain model.
+
+#![forbid(unsafe_code)]
+
+pub mod settings;
+
+pub use settings::{Diagnostic, Setting, Settings, Severity, Source, Span, Value, ValueKind};
