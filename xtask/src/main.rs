@@ -1,11 +1,19 @@
 //! Project automation: `cargo xtask <task>`.
 
+mod e2e;
+
 fn main() -> anyhow::Result<()> {
-    let task = std::env::args().nth(1);
-    match task.as_deref() {
-        _ => {
-            eprintln!("usage: cargo xtask <task>");
-            std::process::exit(2);
-        }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        usage();
+    };
+    match task.as_str() {
+        "e2e" => e2e::run(rest),
+        _ => usage(),
     }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: cargo xtask <e2e>");
+    std::process::exit(2);
 }
