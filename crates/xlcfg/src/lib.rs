@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod model;
+pub mod parse;
 pub mod settings;
 
 pub use settings::{Diagnostic, Setting, Settings, Severity, Source, Span, Value, ValueKind};

@@ -1,0 +1,1 @@
+//! The typed domain model built from [`crate::Settings`].

@@ -1,0 +1,1 @@
+//! The xl.cfg lexer and parser.
