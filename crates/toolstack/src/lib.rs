@@ -1,1 +1,6 @@
-//! (crate in progress)
+//! rxl's toolstack: builds domains from a config and a boot plan, and runs their life,
+//! through the [`xen_host::Hypervisor`] and [`xen_host::Store`] traits only.
+
+#![forbid(unsafe_code)]
+
+pub mod xs_layout;

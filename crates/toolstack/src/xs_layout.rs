@@ -1,0 +1,291 @@
+//! The xenstore nodes a PVH domain gets, as libxl writes them (4.17), as pure data.
+//!
+//! Three groups, written at different times of a create:
+//! - [`skeleton`]: right after the domain exists, so the name is visible at once;
+//! - [`post_build`]: memory, store ring, vCPU availability, and the primary console that
+//!   xenconsoled attaches to;
+//! and [`apply`] writes a group in one transaction.
+
+use xen_host::{Access, DomId, Perm, Result, Store, TxId};
+
+/// One node to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Absolute path.
+    pub path: String,
+    /// The value; `None` makes an empty node (mkdir).
+    pub value: Option<String>,
+    /// Permissions to set; `None` keeps what the node inherits.
+    pub perms: Option<Vec<Perm>>,
+}
+
+fn perm(domid: DomId, access: Access) -> Perm {
+    Perm { domid, access }
+}
+
+/// Owned by dom0, readable by the guest.
+fn ro(dom: DomId) -> Vec<Perm> {
+    vec![perm(DomId::DOM0, Access::None), perm(dom, Access::Read)]
+}
+
+/// Owned by the guest (dom0 can always access).
+fn rw(dom: DomId) -> Vec<Perm> {
+    vec![perm(dom, Access::None)]
+}
+
+/// dom0 only.
+fn none() -> Vec<Perm> {
+    vec![perm(DomId::DOM0, Access::None)]
+}
+
+/// `/local/domain/<dom>`.
+pub fn dom_path(dom: DomId) -> String {
+    format!("/local/domain/{dom}")
+}
+
+/// `/vm/<uuid>`.
+pub fn vm_path(uuid: &str) -> String {
+    format!("/vm/{uuid}")
+}
+
+/// `/libxl/<dom>`: toolstack-private data (dom0 only).
+pub fn libxl_path(dom: DomId) -> String {
+    format!("/libxl/{dom}")
+}
+
+/// The console backend directory in dom0's tree.
+pub fn console_backend_path(dom: DomId) -> String {
+    format!("/local/domain/0/backend/console/{dom}/0")
+}
+
+/// Every path a domain owns in xenstore: what [`remove`] deletes.
+pub fn owned_paths(dom: DomId, uuid: &str) -> Vec<String> {
+    vec![
+        dom_path(dom),
+        vm_path(uuid),
+        libxl_path(dom),
+        format!("/local/domain/0/backend/console/{dom}"),
+    ]
+}
+
+struct Builder {
+    nodes: Vec<Node>,
+}
+
+impl Builder {
+    fn mknod(&mut self, path: String, perms: Vec<Perm>) {
+        self.nodes.push(Node { path, value: None, perms: Some(perms) });
+    }
+    fn write(&mut self, path: String, value: impl Into<String>) {
+        self.nodes.push(Node { path, value: Some(value.into()), perms: None });
+    }
+    fn write_perms(&mut self, path: String, value: impl Into<String>, perms: Vec<Perm>) {
+        self.nodes.push(Node { path, value: Some(value.into()), perms: Some(perms) });
+    }
+}
+
+/// What the skeleton needs to know.
+#[derive(Clone, Debug)]
+pub struct Identity<'a> {
+    /// The domain.
+    pub dom: DomId,
+    /// Its uuid, in the 8-4-4-4-12 text form.
+    pub uuid: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// `"pvh"`, `"pv"` or `"hvm"`.
+    pub kind: &'a str,
+}
+
+/// The nodes libxl creates with the domain (libxl__domain_make).
+pub fn skeleton(id: &Identity<'_>) -> Vec<Node> {
+    let dom = id.dom;
+    let dp = dom_path(dom);
+    let vp = vm_path(id.uuid);
+    let lp = libxl_path(dom);
+    let mut b = Builder { nodes: Vec::new() };
+    b.mknod(dp.clone(), ro(dom));
+    b.mknod(vp.clone(), ro(dom));
+    b.mknod(lp.clone(), none());
+    b.mknod(format!("{lp}/device"), none());
+    b.write(format!("{dp}/vm"), vp.clone());
+    b.write(format!("{dp}/name"), id.name);
+    b.mknod(format!("{dp}/cpu"), ro(dom));
+    b.mknod(format!("{dp}/memory"), ro(dom));
+    b.mknod(format!("{dp}/device"), ro(dom));
+    b.mknod(format!("{dp}/device/suspend/event-channel"), rw(dom));
+    b.mknod(format!("{dp}/control"), ro(dom));
+    for node in ["shutdown", "feature-poweroff", "feature-reboot", "feature-suspend", "sysrq"] {
+        b.mknod(format!("{dp}/control/{node}"), rw(dom));
+    }
+    for node in ["data", "drivers", "feature", "attr", "error"] {
+        b.mknod(format!("{dp}/{node}"), rw(dom));
+    }
+    b.write(format!("{vp}/uuid"), id.uuid);
+    b.write(format!("{vp}/name"), id.name);
+    b.write(format!("{dp}/control/platform-feature-multiprocessor-suspend"), "1");
+    b.write(format!("{dp}/control/platform-feature-xs_reset_watches"), "1");
+    b.write(format!("{lp}/type"), id.kind);
+    b.nodes
+}
+
+/// What the post-build nodes need to know.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The domain.
+    pub dom: DomId,
+    /// `memory/static-max`, KiB.
+    pub max_memkb: u64,
+    /// `memory/target`, KiB.
+    pub target_memkb: u64,
+    /// The xenstore ring's event channel (in the guest).
+    pub store_port: u32,
+    /// The xenstore ring's gfn.
+    pub store_gfn: u64,
+    /// The console ring's event channel.
+    pub console_port: u32,
+    /// The console ring's gfn.
+    pub console_gfn: u64,
+    /// vCPUs online at boot.
+    pub vcpus: u32,
+    /// vCPUs the domain may ever have.
+    pub max_vcpus: u32,
+}
+
+/// xenconsoled's buffer limit, as libxl sets it.
+pub const CONSOLE_LIMIT: u64 = 1_048_576;
+/// XenbusStateInitialising.
+const XENBUS_INITIALISING: u32 = 1;
+
+/// The nodes libxl writes after the build (libxl__build_post and the primary console).
+pub fn post_build(b: &Built) -> Vec<Node> {
+    let dom = b.dom;
+    let dp = dom_path(dom);
+    let mut out = Builder { nodes: Vec::new() };
+    out.write(format!("{dp}/memory/static-max"), b.max_memkb.to_string());
+    out.write(format!("{dp}/memory/target"), b.target_memkb.to_string());
+    out.write(format!("{dp}/memory/videoram"), "0");
+    out.write(format!("{dp}/domid"), dom.to_string());
+    out.write(format!("{dp}/store/port"), b.store_port.to_string());
+    out.write(format!("{dp}/store/ring-ref"), b.store_gfn.to_string());
+    for cpu in 0..b.max_vcpus {
+        let state = if cpu < b.vcpus { "online" } else { "offline" };
+        out.write(format!("{dp}/cpu/{cpu}/availability"), state);
+    }
+
+    // The primary console: the frontend is read-only for the guest (console 0 is special
+    // in libxl), the backend lives in dom0's tree and the guest may read it.
+    let front = format!("{dp}/console");
+    let back = console_backend_path(dom);
+    let ro_front = vec![perm(DomId::DOM0, Access::None), perm(dom, Access::Read)];
+    let front_rw = vec![perm(dom, Access::None), perm(DomId::DOM0, Access::Read)];
+    out.mknod(front.clone(), ro_front.clone());
+    out.write(format!("{front}/backend"), back.clone());
+    out.write_perms(format!("{front}/backend-id"), "0", front_rw);
+    for (key, value) in [
+        ("limit", CONSOLE_LIMIT.to_string()),
+        ("type", "xenconsoled".to_string()),
+        ("output", "pty".to_string()),
+        ("tty", String::new()),
+        ("port", b.console_port.to_string()),
+        ("ring-ref", b.console_gfn.to_string()),
+    ] {
+        out.write_perms(format!("{front}/{key}"), value, ro_front.clone());
+    }
+    out.mknod(back.clone(), ro_front);
+    out.write(format!("{back}/frontend"), front);
+    for (key, value) in [
+        ("frontend-id", dom.to_string()),
+        ("online", "1".to_string()),
+        ("state", XENBUS_INITIALISING.to_string()),
+        ("protocol", "vt100".to_string()),
+    ] {
+        out.write(format!("{back}/{key}"), value);
+    }
+    out.nodes
+}
+
+/// Write `nodes` in one transaction (retried on conflict).
+pub fn apply<S: Store + ?Sized>(store: &S, nodes: &[Node]) -> Result<()> {
+    xen_host::transaction(store, |tx| write_nodes(store, tx, nodes))
+}
+
+fn write_nodes<S: Store + ?Sized>(store: &S, tx: TxId, nodes: &[Node]) -> Result<()> {
+    for node in nodes {
+        match &node.value {
+            Some(v) => store.write(tx, &node.path, v.as_bytes())?,
+            None => store.mkdir(tx, &node.path)?,
+        }
+        if let Some(perms) = &node.perms {
+            store.set_perms(tx, &node.path, perms)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove every node a domain owns (best effort: each path is tried).
+pub fn remove<S: Store + ?Sized>(store: &S, dom: DomId, uuid: &str) -> Result<()> {
+    let mut first_err = None;
+    for path in owned_paths(dom, uuid) {
+        if let Err(e) = store.rm(TxId::NONE, &path) {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(nodes: &'a [Node], path: &str) -> &'a Node {
+        nodes.iter().find(|n| n.path == path).unwrap_or_else(|| panic!("no node {path}"))
+    }
+
+    #[test]
+    fn skeleton_matches_libxl() {
+        let id = Identity { dom: DomId(7), uuid: "u-1", name: "web", kind: "pvh" };
+        let nodes = skeleton(&id);
+        assert_eq!(find(&nodes, "/local/domain/7/name").value.as_deref(), Some("web"));
+        assert_eq!(find(&nodes, "/local/domain/7/vm").value.as_deref(), Some("/vm/u-1"));
+        assert_eq!(find(&nodes, "/libxl/7/type").value.as_deref(), Some("pvh"));
+        // The guest can write its control/shutdown node, and only read its domain dir.
+        assert_eq!(
+            find(&nodes, "/local/domain/7/control/shutdown").perms,
+            Some(vec![perm(DomId(7), Access::None)])
+        );
+        assert_eq!(
+            find(&nodes, "/local/domain/7").perms,
+            Some(vec![perm(DomId(0), Access::None), perm(DomId(7), Access::Read)])
+        );
+        // The domain directory comes before anything inside it.
+        let pos = |p: &str| nodes.iter().position(|n| n.path == p).unwrap_or(usize::MAX);
+        assert!(pos("/local/domain/7") < pos("/local/domain/7/control/shutdown"));
+    }
+
+    #[test]
+    fn post_build_has_console_and_vcpus() {
+        let b = Built {
+            dom: DomId(3),
+            max_memkb: 32768,
+            target_memkb: 32768,
+            store_port: 1,
+            store_gfn: 0xfeffc,
+            console_port: 2,
+            console_gfn: 0xfefff,
+            vcpus: 1,
+            max_vcpus: 2,
+        };
+        let nodes = post_build(&b);
+        let v = |p: &str| find(&nodes, p).value.clone();
+        assert_eq!(v("/local/domain/3/store/ring-ref").as_deref(), Some("1044476"));
+        assert_eq!(v("/local/domain/3/console/ring-ref").as_deref(), Some("1044479"));
+        assert_eq!(v("/local/domain/3/console/type").as_deref(), Some("xenconsoled"));
+        assert_eq!(v("/local/domain/3/cpu/0/availability").as_deref(), Some("online"));
+        assert_eq!(v("/local/domain/3/cpu/1/availability").as_deref(), Some("offline"));
+        assert_eq!(
+            v("/local/domain/0/backend/console/3/0/frontend").as_deref(),
+            Some("/local/domain/3/console")
+        );
+    }
+}
