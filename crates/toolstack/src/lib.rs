@@ -3,4 +3,5 @@
 
 #![forbid(unsafe_code)]
 
+pub mod memory;
 pub mod xs_layout;

@@ -74,13 +74,25 @@ struct Builder {
 
 impl Builder {
     fn mknod(&mut self, path: String, perms: Vec<Perm>) {
-        self.nodes.push(Node { path, value: None, perms: Some(perms) });
+        self.nodes.push(Node {
+            path,
+            value: None,
+            perms: Some(perms),
+        });
     }
     fn write(&mut self, path: String, value: impl Into<String>) {
-        self.nodes.push(Node { path, value: Some(value.into()), perms: None });
+        self.nodes.push(Node {
+            path,
+            value: Some(value.into()),
+            perms: None,
+        });
     }
     fn write_perms(&mut self, path: String, value: impl Into<String>, perms: Vec<Perm>) {
-        self.nodes.push(Node { path, value: Some(value.into()), perms: Some(perms) });
+        self.nodes.push(Node {
+            path,
+            value: Some(value.into()),
+            perms: Some(perms),
+        });
     }
 }
 
@@ -115,7 +127,13 @@ pub fn skeleton(id: &Identity<'_>) -> Vec<Node> {
     b.mknod(format!("{dp}/device"), ro(dom));
     b.mknod(format!("{dp}/device/suspend/event-channel"), rw(dom));
     b.mknod(format!("{dp}/control"), ro(dom));
-    for node in ["shutdown", "feature-poweroff", "feature-reboot", "feature-suspend", "sysrq"] {
+    for node in [
+        "shutdown",
+        "feature-poweroff",
+        "feature-reboot",
+        "feature-suspend",
+        "sysrq",
+    ] {
         b.mknod(format!("{dp}/control/{node}"), rw(dom));
     }
     for node in ["data", "drivers", "feature", "attr", "error"] {
@@ -123,8 +141,14 @@ pub fn skeleton(id: &Identity<'_>) -> Vec<Node> {
     }
     b.write(format!("{vp}/uuid"), id.uuid);
     b.write(format!("{vp}/name"), id.name);
-    b.write(format!("{dp}/control/platform-feature-multiprocessor-suspend"), "1");
-    b.write(format!("{dp}/control/platform-feature-xs_reset_watches"), "1");
+    b.write(
+        format!("{dp}/control/platform-feature-multiprocessor-suspend"),
+        "1",
+    );
+    b.write(
+        format!("{dp}/control/platform-feature-xs_reset_watches"),
+        "1",
+    );
     b.write(format!("{lp}/type"), id.kind);
     b.nodes
 }
@@ -239,15 +263,29 @@ mod tests {
     use super::*;
 
     fn find<'a>(nodes: &'a [Node], path: &str) -> &'a Node {
-        nodes.iter().find(|n| n.path == path).unwrap_or_else(|| panic!("no node {path}"))
+        nodes
+            .iter()
+            .find(|n| n.path == path)
+            .unwrap_or_else(|| panic!("no node {path}"))
     }
 
     #[test]
     fn skeleton_matches_libxl() {
-        let id = Identity { dom: DomId(7), uuid: "u-1", name: "web", kind: "pvh" };
+        let id = Identity {
+            dom: DomId(7),
+            uuid: "u-1",
+            name: "web",
+            kind: "pvh",
+        };
         let nodes = skeleton(&id);
-        assert_eq!(find(&nodes, "/local/domain/7/name").value.as_deref(), Some("web"));
-        assert_eq!(find(&nodes, "/local/domain/7/vm").value.as_deref(), Some("/vm/u-1"));
+        assert_eq!(
+            find(&nodes, "/local/domain/7/name").value.as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            find(&nodes, "/local/domain/7/vm").value.as_deref(),
+            Some("/vm/u-1")
+        );
         assert_eq!(find(&nodes, "/libxl/7/type").value.as_deref(), Some("pvh"));
         // The guest can write its control/shutdown node, and only read its domain dir.
         assert_eq!(
@@ -256,7 +294,10 @@ mod tests {
         );
         assert_eq!(
             find(&nodes, "/local/domain/7").perms,
-            Some(vec![perm(DomId(0), Access::None), perm(DomId(7), Access::Read)])
+            Some(vec![
+                perm(DomId(0), Access::None),
+                perm(DomId(7), Access::Read)
+            ])
         );
         // The domain directory comes before anything inside it.
         let pos = |p: &str| nodes.iter().position(|n| n.path == p).unwrap_or(usize::MAX);
@@ -278,11 +319,26 @@ mod tests {
         };
         let nodes = post_build(&b);
         let v = |p: &str| find(&nodes, p).value.clone();
-        assert_eq!(v("/local/domain/3/store/ring-ref").as_deref(), Some("1044476"));
-        assert_eq!(v("/local/domain/3/console/ring-ref").as_deref(), Some("1044479"));
-        assert_eq!(v("/local/domain/3/console/type").as_deref(), Some("xenconsoled"));
-        assert_eq!(v("/local/domain/3/cpu/0/availability").as_deref(), Some("online"));
-        assert_eq!(v("/local/domain/3/cpu/1/availability").as_deref(), Some("offline"));
+        assert_eq!(
+            v("/local/domain/3/store/ring-ref").as_deref(),
+            Some("1044476")
+        );
+        assert_eq!(
+            v("/local/domain/3/console/ring-ref").as_deref(),
+            Some("1044479")
+        );
+        assert_eq!(
+            v("/local/domain/3/console/type").as_deref(),
+            Some("xenconsoled")
+        );
+        assert_eq!(
+            v("/local/domain/3/cpu/0/availability").as_deref(),
+            Some("online")
+        );
+        assert_eq!(
+            v("/local/domain/3/cpu/1/availability").as_deref(),
+            Some("offline")
+        );
         assert_eq!(
             v("/local/domain/0/backend/console/3/0/frontend").as_deref(),
             Some("/local/domain/3/console")
