@@ -3,5 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod domains;
+pub mod lock;
 pub mod memory;
+pub mod state;
 pub mod xs_layout;

@@ -1,0 +1,99 @@
+//! The host-wide lock that makes name checks and domain creation atomic between rxl
+//! processes.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// Held while it lives; released on drop (or when the process dies).
+#[derive(Debug)]
+pub struct HostLock {
+    _lock: Flock<File>,
+    path: PathBuf,
+}
+
+/// Why the lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The lock file could not be created or opened.
+    #[error("cannot open the lock file {path}: {source}")]
+    Open {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// flock failed.
+    #[error("cannot lock {path}: {errno}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        errno: nix::errno::Errno,
+    },
+}
+
+impl HostLock {
+    /// Take the exclusive lock `dir/name.lock`, waiting for other holders.
+    pub fn acquire(dir: &Path, name: &str) -> Result<HostLock, LockError> {
+        let path = dir.join(format!("{name}.lock"));
+        if let Err(source) = std::fs::create_dir_all(dir) {
+            return Err(LockError::Open { path, source });
+        }
+        let file = match OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(source) => return Err(LockError::Open { path, source }),
+        };
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(lock) => Ok(HostLock { _lock: lock, path }),
+            Err((_, errno)) => Err(LockError::Lock { path, errno }),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn excludes_other_holders() {
+        let dir = tempfile::tempdir()
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let max_inside = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (dir, inside, max_inside) =
+                    (dir.path().to_path_buf(), inside.clone(), max_inside.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let _l =
+                            HostLock::acquire(&dir, "create").unwrap_or_else(|e| panic!("{e}"));
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        max_inside.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert_eq!(max_inside.load(Ordering::SeqCst), 1);
+    }
+}
