@@ -3,8 +3,9 @@
 //! Three groups, written at different times of a create:
 //! - [`skeleton`]: right after the domain exists, so the name is visible at once;
 //! - [`post_build`]: memory, store ring, vCPU availability, and the primary console that
-//!   xenconsoled attaches to;
-//! and [`apply`] writes a group in one transaction.
+//!   xenconsoled attaches to.
+//!
+//! [`apply`] writes a group in one transaction.
 
 use xen_host::{Access, DomId, Perm, Result, Store, TxId};
 
