@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod domains;
+pub mod lifecycle;
 pub mod lock;
 pub mod memory;
 pub mod state;
