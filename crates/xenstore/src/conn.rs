@@ -1,0 +1,180 @@
+//! The byte stream to xenstored: a unix socket or the xenbus character device, with
+//! framing over partial reads and deadlines.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::wire::{Message, HEADER_LEN, PAYLOAD_MAX};
+use crate::XsError;
+
+/// Which kind of endpoint a connection uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// xenstored's unix socket.
+    Socket,
+    /// The kernel's xenbus device (`/dev/xen/xenbus`): same framing, one request at a
+    /// time.
+    Device,
+}
+
+#[derive(Debug)]
+enum Stream {
+    Socket(UnixStream),
+    Device(File),
+}
+
+impl Stream {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Socket(s) => s.as_fd(),
+            Stream::Device(f) => f.as_fd(),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Socket(s) => s.read(buf),
+            Stream::Device(f) => f.read(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        // `write_all` retries on EINTR and continues after short writes.
+        match self {
+            Stream::Socket(s) => s.write_all(buf),
+            Stream::Device(f) => f.write_all(buf),
+        }
+    }
+}
+
+/// A framed connection to xenstored.
+#[derive(Debug)]
+pub struct Conn {
+    stream: Stream,
+    path: PathBuf,
+    rbuf: Vec<u8>,
+}
+
+impl Conn {
+    /// Open `path`: a unix socket is connected to, anything else (the xenbus character
+    /// device) is opened read-write.
+    pub fn open(path: &Path) -> io::Result<Conn> {
+        let meta = std::fs::metadata(path)?;
+        let stream = if meta.file_type().is_socket() {
+            Stream::Socket(UnixStream::connect(path)?)
+        } else {
+            Stream::Device(OpenOptions::new().read(true).write(true).open(path)?)
+        };
+        Ok(Conn {
+            stream,
+            path: path.to_path_buf(),
+            rbuf: Vec::with_capacity(HEADER_LEN + PAYLOAD_MAX),
+        })
+    }
+
+    /// The socket or device path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The kind of endpoint.
+    pub fn transport(&self) -> Transport {
+        match self.stream {
+            Stream::Socket(_) => Transport::Socket,
+            Stream::Device(_) => Transport::Device,
+        }
+    }
+
+    /// Send one whole message in a single write (the xenbus device wants each message
+    /// in one piece).
+    pub fn send(&mut self, msg: &Message) -> Result<(), XsError> {
+        let bytes = msg.to_bytes();
+        self.stream.write_all(&bytes).map_err(|source| {
+            if source.kind() == io::ErrorKind::BrokenPipe {
+                XsError::Closed
+            } else {
+                XsError::Io {
+                    what: "write",
+                    path: self.path.clone(),
+                    source,
+                }
+            }
+        })
+    }
+
+    /// The next whole message, waiting until `deadline` (`None`: forever). `Ok(None)` when
+    /// the deadline passes first; bytes of a message read so far are kept for the next
+    /// call.
+    pub fn recv(&mut self, deadline: Option<Instant>) -> Result<Option<Message>, XsError> {
+        let mut chunk = [0u8; HEADER_LEN + PAYLOAD_MAX];
+        loop {
+            if let Some(msg) = Message::take_from(&mut self.rbuf)? {
+                return Ok(Some(msg));
+            }
+            if !self.wait_readable(deadline)? {
+                return Ok(None);
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(XsError::Closed),
+                Ok(n) => self
+                    .rbuf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Err(XsError::Closed)
+                }
+                Err(source) => {
+                    return Err(XsError::Io {
+                        what: "read",
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Wait until the stream is readable (or hung up). `false` when the deadline passed.
+    fn wait_readable(&self, deadline: Option<Instant>) -> Result<bool, XsError> {
+        loop {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    // Round up so a sub-millisecond remainder does not spin.
+                    let ms = left.as_micros().div_ceil(1000);
+                    PollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [PollFd::new(self.stream.fd(), PollFlags::POLLIN)];
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(0) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Ok(false);
+                    }
+                }
+                Ok(_) => return Ok(true),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(XsError::Io {
+                        what: "poll",
+                        path: self.path.clone(),
+                        source: io::Error::from(e),
+                    })
+                }
+            }
+        }
+    }
+}
