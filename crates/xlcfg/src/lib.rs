@@ -7,4 +7,5 @@ pub mod model;
 pub mod parse;
 pub mod settings;
 
+pub use parse::{apply_overrides, parse_file, parse_source, parse_str, Parsed, ReadError};
 pub use settings::{Diagnostic, Setting, Settings, Severity, Source, Span, Value, ValueKind};
