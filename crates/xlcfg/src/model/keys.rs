@@ -1,0 +1,279 @@
+//! The keys xl knows, and "did you mean" suggestions for the ones it does not.
+
+/// Every top-level key Xen 4.17's xl reads from a domain config (parse_config_data and the
+/// helpers it calls), sorted. rxl accepts all of them; the ones it does not model are
+/// reported as ignored.
+pub const XL_KEYS: &[&str] = &[
+    "acpi",
+    "acpi_firmware",
+    "acpi_laptop_slate",
+    "acpi_s3",
+    "acpi_s4",
+    "altp2m",
+    "altp2mhvm",
+    "apic",
+    "bios",
+    "bios_path_override",
+    "boot",
+    "bootloader",
+    "bootloader_args",
+    "builder",
+    "cap",
+    "channel",
+    "cmdline",
+    "cpu_weight",
+    "cpuid",
+    "cpus",
+    "cpus_soft",
+    "device_model",
+    "device_model_args",
+    "device_model_args_hvm",
+    "device_model_args_pv",
+    "device_model_override",
+    "device_model_stubdomain_override",
+    "device_model_stubdomain_seclabel",
+    "device_model_user",
+    "device_model_version",
+    "device_tree",
+    "disk",
+    "display",
+    "dm_restrict",
+    "driver_domain",
+    "dtdev",
+    "e820_host",
+    "extra",
+    "extratime",
+    "firmware",
+    "firmware_override",
+    "gfx_passthru",
+    "gic_version",
+    "hap",
+    "hdtype",
+    "hpet",
+    "init_seclabel",
+    "iomem",
+    "ioports",
+    "irqs",
+    "kernel",
+    "keymap",
+    "latency",
+    "localtime",
+    "max_event_channels",
+    "max_grant_frames",
+    "max_grant_version",
+    "max_maptrack_frames",
+    "maxmem",
+    "maxvcpus",
+    "mca_caps",
+    "memory",
+    "mmio_hole",
+    "ms_vm_genid",
+    "msr_relaxed",
+    "name",
+    "nestedhvm",
+    "nographic",
+    "nomigrate",
+    "nx",
+    "on_crash",
+    "on_poweroff",
+    "on_reboot",
+    "on_soft_reset",
+    "on_watchdog",
+    "oos",
+    "opengl",
+    "p9",
+    "pae",
+    "passthrough",
+    "pci",
+    "pci_msitranslate",
+    "pci_permissive",
+    "pci_power_mgmt",
+    "pci_seize",
+    "period",
+    "pool",
+    "pvcalls",
+    "pvshim",
+    "pvshim_cmdline",
+    "pvshim_extra",
+    "pvshim_path",
+    "ramdisk",
+    "rdm",
+    "rdm_mem_boundary",
+    "root",
+    "rtc_timeoffset",
+    "sdl",
+    "seclabel",
+    "serial",
+    "shadow_memory",
+    "slice",
+    "smbios_firmware",
+    "soundhw",
+    "spice",
+    "spice_clipboard_sharing",
+    "spice_image_compression",
+    "spice_streaming_video",
+    "spiceagent_mouse",
+    "spicedisable_ticketing",
+    "spicehost",
+    "spicepasswd",
+    "spiceport",
+    "spicetls_port",
+    "spiceusbredirection",
+    "spicevdagent",
+    "stdvga",
+    "stubdomain_cmdline",
+    "stubdomain_kernel",
+    "stubdomain_memory",
+    "stubdomain_ramdisk",
+    "tee",
+    "timer_mode",
+    "tsc_mode",
+    "type",
+    "usb",
+    "usbctrl",
+    "usbdev",
+    "usbdevice",
+    "usbversion",
+    "uuid",
+    "vcpus",
+    "vdispl",
+    "vendor_device",
+    "vfb",
+    "vga",
+    "videoram",
+    "vif",
+    "vif2",
+    "viridian",
+    "vkb",
+    "vkb_device",
+    "vmtrace_buf_kb",
+    "vnc",
+    "vncdisplay",
+    "vnclisten",
+    "vncpasswd",
+    "vncunused",
+    "vncviewer",
+    "vnuma",
+    "vpmu",
+    "vpt_align",
+    "vsnd",
+    "vtpm",
+    "vuart",
+    "xauthority",
+    "xen_platform_pci",
+    "xend_suspend_evtchn_compat",
+];
+
+/// Keys rxl reads that xl does not have.
+pub const RXL_KEYS: &[&str] = &["modules"];
+
+/// Keys rxl turns into the [`super::DomainConfig`]. Every other key of [`XL_KEYS`] is
+/// accepted and reported as ignored.
+pub const MODELLED_KEYS: &[&str] = &[
+    "bootloader",
+    "bootloader_args",
+    "builder",
+    "cmdline",
+    "disk",
+    "extra",
+    "firmware",
+    "firmware_override",
+    "kernel",
+    "max_event_channels",
+    "max_grant_frames",
+    "max_maptrack_frames",
+    "maxmem",
+    "maxvcpus",
+    "memory",
+    "modules",
+    "name",
+    "on_crash",
+    "on_poweroff",
+    "on_reboot",
+    "on_soft_reset",
+    "on_watchdog",
+    "pvshim",
+    "ramdisk",
+    "root",
+    "type",
+    "uuid",
+    "vcpus",
+    "vif",
+];
+
+/// Whether xl or rxl knows `key`.
+pub fn is_known(key: &str) -> bool {
+    XL_KEYS.binary_search(&key).is_ok() || RXL_KEYS.contains(&key)
+}
+
+/// Levenshtein distance between two short strings, by characters.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `word`, when it is close enough to be a likely typo: at most
+/// one edit for words up to four characters, two up to eight, three beyond.
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let len = word.chars().count();
+    let limit = match len {
+        0..=4 => 1,
+        5..=8 => 2,
+        _ => 3,
+    };
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// A suggestion for an unknown top-level key.
+pub(crate) fn suggest_key(key: &str) -> Option<&'static str> {
+    suggest(key, XL_KEYS.iter().chain(RXL_KEYS).copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_list_is_sorted_and_unique() {
+        assert!(XL_KEYS.windows(2).all(|w| w[0] < w[1]));
+        for k in MODELLED_KEYS {
+            assert!(is_known(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn distance_counts_edits() {
+        assert_eq!(edit_distance("kernel", "kernel"), 0);
+        assert_eq!(edit_distance("kernal", "kernel"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("memroy", "memory"), 2);
+    }
+
+    #[test]
+    fn suggestions_cover_unmodelled_keys() {
+        assert_eq!(suggest_key("kernal"), Some("kernel"));
+        assert_eq!(suggest_key("memroy"), Some("memory"));
+        // A key rxl ignores is still a suggestion target.
+        assert_eq!(suggest_key("vncunsed"), Some("vncunused"));
+        assert_eq!(suggest_key("module"), Some("modules"));
+        assert_eq!(suggest_key("zzzzzzzz"), None);
+    }
+}
