@@ -7,5 +7,6 @@ pub mod model;
 pub mod parse;
 pub mod settings;
 
+pub use model::{build, check_files, Boot, Built, DomainConfig, DomainType, Firmware, Located};
 pub use parse::{apply_overrides, parse_file, parse_source, parse_str, Parsed, ReadError};
 pub use settings::{Diagnostic, Setting, Settings, Severity, Source, Span, Value, ValueKind};
