@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,8 +53,10 @@ struct Tx {
     changed: Vec<String>,
 }
 
+type Writer = Arc<Mutex<Box<dyn Write + Send>>>;
+
 struct Conn {
-    writer: Arc<Mutex<UnixStream>>,
+    writer: Writer,
     watches: Vec<(String, String)>,
 }
 
@@ -79,6 +82,8 @@ pub struct FakeXenstored {
     server: Arc<Mutex<Server>>,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
+    /// Pseudo-terminal slaves kept open so their raw mode sticks.
+    ptys: Mutex<Vec<std::fs::File>>,
 }
 
 fn dom0_perms() -> Vec<Perm> {
@@ -133,7 +138,7 @@ impl FakeXenstored {
                     }
                     let Ok(stream) = stream else { continue };
                     let server = Arc::clone(&server);
-                    std::thread::spawn(move || serve(server, stream));
+                    std::thread::spawn(move || serve_socket(server, stream));
                 }
             })
         };
@@ -143,7 +148,55 @@ impl FakeXenstored {
             server,
             stop,
             acceptor: Some(acceptor),
+            ptys: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Serve the same store over a new pseudo-terminal in raw mode, standing in for the
+    /// xenbus character device; returns the terminal's path for the client to open.
+    pub fn serve_pty(&self) -> PathBuf {
+        use nix::fcntl::OFlag;
+        use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).expect("posix_openpt");
+        grantpt(&master).expect("grantpt");
+        unlockpt(&master).expect("unlockpt");
+        let path = PathBuf::from(ptsname_r(&master).expect("ptsname"));
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NOCTTY)
+            .open(&path)
+            .expect("open pty slave");
+        let mut tio = tcgetattr(&slave).expect("tcgetattr");
+        cfmakeraw(&mut tio);
+        tcsetattr(&slave, SetArg::TCSANOW, &tio).expect("tcsetattr");
+        self.ptys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(slave);
+
+        struct Master(Arc<nix::pty::PtyMaster>);
+        impl Read for Master {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self.0).read(buf)
+            }
+        }
+        impl Write for Master {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (&*self.0).write(buf)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let master = Arc::new(master);
+        let server = Arc::clone(&self.server);
+        let reader = Master(Arc::clone(&master));
+        let writer: Box<dyn Write + Send> = Box::new(Master(master));
+        std::thread::spawn(move || serve(server, reader, writer, || {}));
+        path
     }
 
     /// The socket path.
@@ -227,13 +280,28 @@ fn frame(kind: u32, req_id: u32, tx_id: u32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn send(writer: &Mutex<UnixStream>, bytes: &[u8]) {
+fn send(writer: &Mutex<Box<dyn Write + Send>>, bytes: &[u8]) {
     let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
     let _ = w.write_all(bytes);
 }
 
-fn serve(server: Arc<Mutex<Server>>, mut stream: UnixStream) {
-    let writer = Arc::new(Mutex::new(stream.try_clone().expect("clone stream")));
+fn serve_socket(server: Arc<Mutex<Server>>, stream: UnixStream) {
+    let writer: Box<dyn Write + Send> = Box::new(stream.try_clone().expect("clone stream"));
+    let closer = stream.try_clone().expect("clone stream");
+    serve(server, stream, writer, move || {
+        let _ = closer.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+/// Serve one connection until it closes or a fault drops it; `close` then ends it for the
+/// client.
+fn serve(
+    server: Arc<Mutex<Server>>,
+    mut stream: impl Read,
+    writer: Box<dyn Write + Send>,
+    close: impl FnOnce(),
+) {
+    let writer: Writer = Arc::new(Mutex::new(writer));
     let id = {
         let mut s = lock(&server);
         let id = s.next_conn;
@@ -267,14 +335,14 @@ fn serve(server: Arc<Mutex<Server>>, mut stream: UnixStream) {
         }
     }
     lock(&server).conns.remove(&id);
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    close();
 }
 
 /// Handle one request; `false` to close the connection.
 fn handle(
     server: &Mutex<Server>,
     conn: u64,
-    writer: &Mutex<UnixStream>,
+    writer: &Mutex<Box<dyn Write + Send>>,
     h: Header,
     payload: Vec<u8>,
 ) -> bool {
