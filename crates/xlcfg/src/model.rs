@@ -518,9 +518,20 @@ impl<'a> Ctx<'a> {
             return None;
         }
         Some(Located::at(
-            path::resolve(&self.base_dir, text),
+            self.resolve(&setting.value.span, text),
             &setting.value.span,
         ))
+    }
+
+    /// `text` resolved against the directory paths written at `span` are relative to: the
+    /// config's directory, or the working directory for a command-line override.
+    fn resolve(&self, span: &Span, text: &str) -> PathBuf {
+        if span.source.name == crate::parse::COMMAND_LINE_SOURCE {
+            if let Ok(cwd) = std::env::current_dir() {
+                return path::resolve(&cwd, text);
+            }
+        }
+        path::resolve(&self.base_dir, text)
     }
 
     fn build(&mut self) -> Option<DomainConfig> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{keys, path, Ctx, DomainType, Located};
+use super::{keys, Ctx, DomainType, Located};
 use crate::settings::{Diagnostic, Setting, Value, ValueKind};
 
 /// Where Xen installs its firmware images (XENFIRMWAREDIR); `firmware = "pvgrub64"` means
@@ -406,7 +406,7 @@ pub(super) fn build(
             ));
             return None;
         } else if text.contains('/') {
-            Located::at(path::resolve(&cx.base_dir, text), &s.value.span)
+            Located::at(cx.resolve(&s.value.span, text), &s.value.span)
         } else {
             Located::at(PathBuf::from(text), &s.value.span)
         };
@@ -592,7 +592,7 @@ fn module_path(
         ));
         return None;
     }
-    Some(Located::at(path::resolve(&cx.base_dir, text), &at.span))
+    Some(Located::at(cx.resolve(&at.span, text), &at.span))
 }
 
 /// `bootloader_args`: a list of strings, or (deprecated in xl) one string split at
@@ -641,7 +641,7 @@ fn parse_firmware(
 ) -> Option<Located<Firmware>> {
     let span = &s.value.span;
     let fw = if text.contains('/') {
-        Firmware::Path(path::resolve(&cx.base_dir, text))
+        Firmware::Path(cx.resolve(&s.value.span, text))
     } else if let Some(fw) = Firmware::from_name(text) {
         fw
     } else {

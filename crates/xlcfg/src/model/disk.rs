@@ -185,6 +185,7 @@ fn parse_item(cx: &mut Ctx<'_>, n: usize, item: &Value) -> Option<DiskSpec> {
         format: None,
         vdev: None,
         access: None,
+        access_set: false,
         cdrom: None,
         backend: None,
         backendtype: None,
@@ -224,6 +225,7 @@ struct DiskParser<'t> {
     format: Option<DiskFormat>,
     vdev: Option<(&'t str, usize)>,
     access: Option<DiskAccess>,
+    access_set: bool,
     cdrom: Option<bool>,
     backend: Option<&'t str>,
     backendtype: Option<DiskBackendType>,
@@ -477,6 +479,11 @@ impl<'t> DiskParser<'t> {
     }
 
     fn positional(&mut self, token: &'t str, pos: usize) {
+        // After an error the positions are uncertain; further positional errors would
+        // only be consequences of the first (xl stops reporting them too).
+        if !self.errors.is_empty() {
+            return;
+        }
         if self.target.is_none() {
             self.target = Some((token, pos));
         } else if !self.had_prefix && self.format.is_none() {
@@ -496,7 +503,8 @@ impl<'t> DiskParser<'t> {
             } else {
                 self.set_vdev(token, pos);
             }
-        } else if self.access.is_none() {
+        } else if !self.access_set {
+            self.access_set = true;
             self.set_access(token, pos);
         } else {
             self.err(
@@ -560,7 +568,9 @@ impl<'t> DiskParser<'t> {
     fn set_access(&mut self, v: &str, off: usize) {
         let a = match v {
             "r" | "ro" => DiskAccess::Ro,
-            "" | "w" | "rw" => DiskAccess::Rw,
+            // An empty value means the default, which depends on the device type.
+            "" => return,
+            "w" | "rw" => DiskAccess::Rw,
             _ => {
                 return self.err(
                     off,
@@ -634,7 +644,7 @@ impl<'t> DiskParser<'t> {
                     };
                     (Some(Located::at(p, &at)), DiskTargetKind::Device)
                 } else {
-                    let p = path::resolve(&cx.base_dir, t);
+                    let p = cx.resolve(self.span, t);
                     (Some(Located::at(p, &at)), DiskTargetKind::File)
                 }
             }
