@@ -1,8 +1,9 @@
 //! [`XsClient`]: a xenstore connection implementing [`xen_host::Store`].
 
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use xen_host::{DomId, Errno, Gfn, Perm, Store, TxId, WatchEvent};
@@ -29,6 +30,8 @@ struct State {
     /// Why `conn` was dropped.
     broken: Option<String>,
     events: VecDeque<WatchEvent>,
+    /// A second descriptor of `conn`, for waiting on events without the lock.
+    poll_fd: Option<Arc<OwnedFd>>,
     next_req_id: u32,
     reply_timeout: Option<Duration>,
 }
@@ -77,7 +80,7 @@ impl XsClient {
         let mut last = std::io::Error::from(std::io::ErrorKind::NotFound);
         for path in paths {
             match Conn::open(path) {
-                Ok(conn) => return Ok(XsClient::from_conn(conn)),
+                Ok(conn) => return XsClient::from_conn(conn),
                 Err(e) => {
                     tried.push(format!("{}: {e}", path.display()));
                     last = e;
@@ -101,21 +104,27 @@ impl XsClient {
             tried: format!("{}", path.display()),
             source,
         })?;
-        Ok(XsClient::from_conn(conn))
+        XsClient::from_conn(conn)
     }
 
-    fn from_conn(conn: Conn) -> XsClient {
-        XsClient {
+    fn from_conn(conn: Conn) -> Result<XsClient, XsError> {
+        let poll_fd = conn.dup_fd().map_err(|source| XsError::Io {
+            what: "dup",
+            path: conn.path().to_path_buf(),
+            source,
+        })?;
+        Ok(XsClient {
             path: conn.path().to_path_buf(),
             transport: conn.transport(),
             state: Mutex::new(State {
                 conn: Some(conn),
                 broken: None,
                 events: VecDeque::new(),
+                poll_fd: Some(Arc::new(poll_fd)),
                 next_req_id: 1,
                 reply_timeout: None,
             }),
-        }
+        })
     }
 
     /// The socket or device in use.
@@ -216,16 +225,29 @@ impl XsClient {
         })
     }
 
-    /// The next watch event, waiting until `deadline`.
+    /// The next watch event, waiting at most `timeout`. The connection is locked only
+    /// to read; while nothing arrives the wait happens on a second descriptor, so other
+    /// threads can make requests meanwhile (and queue the events they read).
     fn next_event_inner(&self, timeout: Option<Duration>) -> Result<Option<WatchEvent>, XsError> {
-        let deadline = timeout.map(|t| Instant::now().checked_add(t));
         // A timeout too large to represent is as good as none.
-        let deadline = deadline.flatten();
-        let mut st = self.lock();
-        if let Some(ev) = st.events.pop_front() {
-            return Ok(Some(ev));
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let fd = {
+                let mut st = self.lock();
+                if let Some(ev) = st.take_event(&self.path)? {
+                    return Ok(Some(ev));
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(None);
+                }
+                st.poll_fd(&self.path)?
+            };
+            // Readable or not, look again under the lock: another thread may have
+            // queued an event or taken the bytes.
+            if crate::conn::wait_readable(fd.as_fd(), deadline, &self.path)? {
+                self.lock().read_available(&self.path)?;
+            }
         }
-        st.wait_event(&self.path, deadline)
     }
 
     /// `XS_RESET_WATCHES`: drop every watch of this connection (and the queued events).
@@ -277,6 +299,7 @@ impl State {
     fn fail(&mut self, err: &XsError) {
         tracing::debug!(error = %err, "closing the xenstore connection");
         self.conn = None;
+        self.poll_fd = None;
         self.broken = Some(err.to_string());
     }
 
@@ -357,33 +380,95 @@ impl State {
                     h.kind
                 )));
             }
+            self.queue_buffered_events();
             return Ok(Some(reply.payload));
         }
     }
 
-    fn wait_event(
-        &mut self,
-        path: &Path,
-        deadline: Option<Instant>,
-    ) -> Result<Option<WatchEvent>, XsError> {
-        let result = (|| {
-            let Some(msg) = self.conn(path)?.recv(deadline)? else {
-                return Ok(None);
-            };
-            if msg.header.msg_type() != Some(MsgType::WatchEvent) {
-                return Err(XsError::Protocol(format!(
-                    "message of type {} (request {}) while no request was outstanding",
-                    msg.header.kind, msg.header.req_id
-                )));
-            }
-            wire::parse_watch_event(&msg.payload).map(Some)
-        })();
-        if let Err(err) = &result {
-            if !matches!(err, XsError::Broken { .. }) {
+    /// Close the connection on failures that leave it out of step.
+    fn guard<T>(&mut self, r: Result<T, XsError>) -> Result<T, XsError> {
+        if let Err(err) = &r {
+            if !matches!(err, XsError::Broken { .. } | XsError::Daemon { .. }) {
                 self.fail(err);
             }
         }
-        result
+        r
+    }
+
+    fn poll_fd(&mut self, path: &Path) -> Result<Arc<OwnedFd>, XsError> {
+        self.conn(path)?;
+        let reason = self.broken.clone();
+        self.poll_fd.clone().ok_or_else(|| XsError::Broken {
+            path: path.to_path_buf(),
+            reason: reason.unwrap_or_else(|| "unknown".into()),
+        })
+    }
+
+    /// Queue a message that arrived while no request was outstanding: only watch events
+    /// may.
+    fn absorb(&mut self, msg: Message) -> Result<(), XsError> {
+        if msg.header.msg_type() != Some(MsgType::WatchEvent) {
+            return Err(XsError::Protocol(format!(
+                "message of type {} (request {}) while no request was outstanding",
+                msg.header.kind, msg.header.req_id
+            )));
+        }
+        let ev = wire::parse_watch_event(&msg.payload)?;
+        self.events.push_back(ev);
+        Ok(())
+    }
+
+    /// The first queued event, after queueing any whole messages already read.
+    fn take_event(&mut self, path: &Path) -> Result<Option<WatchEvent>, XsError> {
+        let r = self.take_event_inner(path);
+        self.guard(r)
+    }
+
+    fn take_event_inner(&mut self, path: &Path) -> Result<Option<WatchEvent>, XsError> {
+        if let Some(ev) = self.events.pop_front() {
+            return Ok(Some(ev));
+        }
+        while let Some(msg) = self.conn(path)?.take_buffered()? {
+            self.absorb(msg)?;
+        }
+        Ok(self.events.pop_front())
+    }
+
+    /// Read what the stream has now, without waiting, and queue the events in it.
+    fn read_available(&mut self, path: &Path) -> Result<(), XsError> {
+        let r = self.read_available_inner(path);
+        self.guard(r)
+    }
+
+    fn read_available_inner(&mut self, path: &Path) -> Result<(), XsError> {
+        let now = Some(Instant::now());
+        while let Some(msg) = self.conn(path)?.recv(now)? {
+            self.absorb(msg)?;
+        }
+        Ok(())
+    }
+
+    /// Queue watch events already read behind a reply (xenstored sends a new watch's
+    /// first event right after the reply). Anything else is left for the next read.
+    fn queue_buffered_events(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        while conn
+            .buffered_header()
+            .is_some_and(|h| h.msg_type() == Some(MsgType::WatchEvent))
+        {
+            let Ok(Some(msg)) = conn.take_buffered() else {
+                return;
+            };
+            match wire::parse_watch_event(&msg.payload) {
+                Ok(ev) => self.events.push_back(ev),
+                Err(err) => {
+                    self.fail(&err);
+                    return;
+                }
+            }
+        }
     }
 }
 

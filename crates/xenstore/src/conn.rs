@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::wire::{Message, HEADER_LEN, PAYLOAD_MAX};
+use crate::wire::{Header, Message, HEADER_LEN, PAYLOAD_MAX};
 use crate::XsError;
 
 /// Which kind of endpoint a connection uses.
@@ -145,35 +145,59 @@ impl Conn {
         }
     }
 
-    /// Wait until the stream is readable (or hung up). `false` when the deadline passed.
+    /// A second descriptor for the stream, to wait on without holding the connection.
+    pub fn dup_fd(&self) -> io::Result<OwnedFd> {
+        self.stream.fd().try_clone_to_owned()
+    }
+
+    /// The header of a whole message already read and not yet taken, if any.
+    pub fn buffered_header(&self) -> Option<Header> {
+        let h = Header::decode(&self.rbuf)?;
+        let len = usize::try_from(h.len).ok()?;
+        (len <= PAYLOAD_MAX && self.rbuf.len() >= HEADER_LEN + len).then_some(h)
+    }
+
+    /// Take a whole message already read, without touching the stream.
+    pub fn take_buffered(&mut self) -> Result<Option<Message>, XsError> {
+        Message::take_from(&mut self.rbuf)
+    }
+
     fn wait_readable(&self, deadline: Option<Instant>) -> Result<bool, XsError> {
-        loop {
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    // Round up so a sub-millisecond remainder does not spin.
-                    let ms = left.as_micros().div_ceil(1000);
-                    PollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
-                        .unwrap_or(PollTimeout::MAX)
+        wait_readable(self.stream.fd(), deadline, &self.path)
+    }
+}
+
+/// Wait until `fd` is readable (or hung up). `false` when `deadline` passed first.
+pub fn wait_readable(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    path: &Path,
+) -> Result<bool, XsError> {
+    loop {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so a sub-millisecond remainder does not spin.
+                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(false);
                 }
-            };
-            let mut fds = [PollFd::new(self.stream.fd(), PollFlags::POLLIN)];
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(0) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Ok(false);
-                    }
-                }
-                Ok(_) => return Ok(true),
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => {
-                    return Err(XsError::Io {
-                        what: "poll",
-                        path: self.path.clone(),
-                        source: io::Error::from(e),
-                    })
-                }
+            }
+            Ok(_) => return Ok(true),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                return Err(XsError::Io {
+                    what: "poll",
+                    path: path.to_path_buf(),
+                    source: io::Error::from(e),
+                })
             }
         }
     }

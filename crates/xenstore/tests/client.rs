@@ -613,3 +613,42 @@ fn open_reports_every_path_tried() {
     assert_eq!(xs.path(), server.path());
     xs.mkdir(TxId::NONE, "/tool/opened").unwrap();
 }
+
+#[test]
+fn waiting_for_an_event_does_not_block_requests() {
+    let (_server, xs) = setup();
+    let xs = Arc::new(xs);
+    xs.watch("/tool/flag", "f").unwrap();
+    assert_eq!(
+        xs.next_watch_event(Some(LONG)).unwrap(),
+        Some(ev("/tool/flag", "f"))
+    );
+    let waiter = {
+        let xs = Arc::clone(&xs);
+        // If waiting held the connection, the requests below would only run after this
+        // gave up, and it would return None.
+        std::thread::spawn(move || xs.next_watch_event(Some(Duration::from_secs(20))))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..20 {
+        xs.write(TxId::NONE, &format!("/tool/other/{i}"), b"x")
+            .unwrap();
+    }
+    xs.write(TxId::NONE, "/tool/flag", b"up").unwrap();
+    let got = waiter.join().unwrap().unwrap();
+    assert_eq!(got, Some(ev("/tool/flag", "f")));
+    assert_eq!(xs.next_watch_event(Some(SHORT)).unwrap(), None);
+}
+
+#[test]
+fn initial_event_read_with_its_reply_is_queued() {
+    let (_server, xs) = setup();
+    xs.watch("/tool/i", "t").unwrap();
+    // The fake sends the initial event right behind the reply; whether it was read with
+    // the reply or not, it is handed out exactly once.
+    assert_eq!(
+        xs.next_watch_event(Some(LONG)).unwrap(),
+        Some(ev("/tool/i", "t"))
+    );
+    assert_eq!(xs.next_watch_event(Some(SHORT)).unwrap(), None);
+}
