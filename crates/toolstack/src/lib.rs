@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod boot;
+pub mod create;
 pub mod domains;
 pub mod lifecycle;
 pub mod lock;
