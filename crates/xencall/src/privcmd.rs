@@ -1,0 +1,322 @@
+//! /dev/xen/privcmd: hypercalls, hypercall buffers and foreign mappings.
+
+use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use xen_host::Errno;
+
+use crate::error::XencallError;
+use crate::ioctl::{
+    PrivcmdHypercall, PrivcmdMmapBatchV2, PrivcmdMmapResource, IOCTL_PRIVCMD_HYPERCALL,
+    IOCTL_PRIVCMD_MMAPBATCH_V2, IOCTL_PRIVCMD_MMAP_RESOURCE,
+};
+use crate::sys::{self, RawMapping, PAGE};
+
+/// The privcmd device.
+pub const PRIVCMD_PATH: &str = "/dev/xen/privcmd";
+/// The hypercall buffer device.
+pub const HYPERCALL_PATH: &str = "/dev/xen/hypercall";
+
+/// One-page buffers kept for reuse, at most this many.
+const POOL_MAX: usize = 4;
+
+/// An open privcmd handle: issues hypercalls, allocates hypercall buffers and maps
+/// foreign guest frames. Opened once and shared (`&self` everywhere).
+#[derive(Debug)]
+pub struct Privcmd {
+    fd: OwnedFd,
+    /// /dev/xen/hypercall, when the kernel has it.
+    hcall: Option<OwnedFd>,
+    count: AtomicU64,
+    pool: Mutex<Vec<RawMapping>>,
+}
+
+fn open_rw(path: &'static str) -> Result<OwnedFd, std::io::Error> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    Ok(OwnedFd::from(file))
+}
+
+impl Privcmd {
+    /// Open /dev/xen/privcmd and, if present, /dev/xen/hypercall.
+    pub fn open() -> Result<Privcmd, XencallError> {
+        let fd = match open_rw(PRIVCMD_PATH) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(XencallError::NoXen),
+            Err(e) => {
+                let errno = Errno::from_io(&e);
+                let hint = if errno == Errno::EACCES || errno == Errno::EPERM {
+                    ": run as root in dom0"
+                } else {
+                    ""
+                };
+                return Err(XencallError::Open {
+                    path: PRIVCMD_PATH,
+                    errno,
+                    hint,
+                });
+            }
+        };
+        let hcall = open_rw(HYPERCALL_PATH).ok();
+        Ok(Privcmd {
+            fd,
+            hcall,
+            count: AtomicU64::new(0),
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Whether hypercall buffers come from /dev/xen/hypercall (else from locked
+    /// anonymous memory).
+    pub fn has_hypercall_device(&self) -> bool {
+        self.hcall.is_some()
+    }
+
+    /// Hypercalls issued so far.
+    pub fn hypercall_count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// A zeroed hypercall buffer of at least `len` bytes (whole pages).
+    pub fn buffer(&self, len: usize) -> Result<HypercallBuf<'_>, XencallError> {
+        let pages = len.max(1).div_ceil(PAGE);
+        let bytes = pages.checked_mul(PAGE).ok_or_else(|| {
+            XencallError::os(format!("hypercall buffer of {len} bytes"), Errno::ENOMEM)
+        })?;
+        if bytes == PAGE {
+            let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
+            if let Some(mut map) = spare {
+                // SAFETY: hypercall buffer pages are always backed.
+                unsafe { map.bytes_mut() }.fill(0);
+                return Ok(HypercallBuf {
+                    map: Some(map),
+                    pool: &self.pool,
+                });
+            }
+        }
+        let map = match &self.hcall {
+            Some(fd) => RawMapping::shared(fd, bytes),
+            None => RawMapping::anon_locked(bytes),
+        }
+        .map_err(|errno| XencallError::os(format!("hypercall buffer of {bytes} bytes"), errno))?;
+        Ok(HypercallBuf {
+            map: Some(map),
+            pool: &self.pool,
+        })
+    }
+
+    /// Issue hypercall `op` with `args`, returning Xen's (non-negative) return value or
+    /// its error as an errno.
+    ///
+    /// # Safety
+    /// Every argument that Xen reads as a pointer must be the address of live hypercall
+    /// buffer memory large enough for what the hypercall reads and writes, including
+    /// guest handles inside the structs it points to.
+    pub(crate) unsafe fn hypercall(&self, op: u64, args: [u64; 5]) -> Result<i64, Errno> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut call = PrivcmdHypercall { op, arg: args };
+        // SAFETY: HYPERCALL takes a privcmd_hypercall (which `call` is); the caller
+        // guarantees the pointers inside it.
+        unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_HYPERCALL, &mut call) }
+    }
+
+    /// Map `gfns` of domain `dom`, one page each, contiguously. Fails, naming the first
+    /// failing gfn, if any page cannot be mapped.
+    pub fn map_foreign(&self, dom: u16, gfns: &[u64]) -> Result<ForeignMap, XencallError> {
+        let op = || format!("map {} pages of dom {dom}", gfns.len());
+        let num = u32::try_from(gfns.len()).map_err(|_| XencallError::os(op(), Errno::E2BIG))?;
+        let len = gfns
+            .len()
+            .checked_mul(PAGE)
+            .ok_or_else(|| XencallError::os(op(), Errno::E2BIG))?;
+        let map = RawMapping::shared(&self.fd, len).map_err(|e| XencallError::os(op(), e))?;
+        let mut err = vec![0i32; gfns.len()];
+        let mut arg = PrivcmdMmapBatchV2 {
+            num,
+            dom,
+            _pad: 0,
+            addr: map.addr(),
+            arr: gfns.as_ptr() as u64,
+            err: err.as_mut_ptr() as u64,
+        };
+        // SAFETY: MMAPBATCH_V2 takes a privcmd_mmapbatch_v2; `addr` is a privcmd mapping
+        // of exactly `num` pages that we own, `arr` points at `num` u64 gfns and `err` at
+        // `num` ints, all alive across the call.
+        let rc = unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_MMAPBATCH_V2, &mut arg) };
+        check_pages(&op(), gfns, &err, rc.map(|_| ()))?;
+        Ok(ForeignMap { map })
+    }
+
+    /// Map `num` frames of a domain's resource (`XENMEM_acquire_resource` through
+    /// IOCTL_PRIVCMD_MMAP_RESOURCE), starting at frame `idx`.
+    pub fn map_resource(
+        &self,
+        dom: u16,
+        kind: u16,
+        id: u32,
+        idx: u32,
+        num: usize,
+    ) -> Result<ForeignMap, XencallError> {
+        let op = || format!("map resource type {kind} id {id} frames {idx}+{num} of dom {dom}");
+        let len = num
+            .checked_mul(PAGE)
+            .ok_or_else(|| XencallError::os(op(), Errno::E2BIG))?;
+        let map = RawMapping::shared(&self.fd, len).map_err(|e| XencallError::os(op(), e))?;
+        let mut arg = PrivcmdMmapResource {
+            dom,
+            _pad: 0,
+            kind: u32::from(kind),
+            id,
+            idx,
+            num: num as u64,
+            addr: map.addr(),
+        };
+        // SAFETY: MMAP_RESOURCE takes a privcmd_mmap_resource; `addr` is a privcmd
+        // mapping of exactly `num` pages that we own.
+        unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_MMAP_RESOURCE, &mut arg) }
+            .map_err(|e| XencallError::os(op(), e))?;
+        Ok(ForeignMap { map })
+    }
+}
+
+/// Turn MMAPBATCH_V2's per-page errors and return value into a result: any page error
+/// wins (naming the first gfn), else the ioctl's own error.
+pub(crate) fn check_pages(
+    op: &str,
+    gfns: &[u64],
+    err: &[i32],
+    rc: Result<(), Errno>,
+) -> Result<(), XencallError> {
+    let mut failed = gfns.iter().zip(err).filter(|(_, &e)| e != 0);
+    if let Some((&gfn, &e)) = failed.next() {
+        return Err(XencallError::Pages {
+            op: op.to_string(),
+            first_gfn: gfn,
+            first_errno: Errno(e.saturating_neg()),
+            failed: 1 + failed.count(),
+        });
+    }
+    rc.map_err(|e| XencallError::os(op, e))
+}
+
+/// Hypercall-safe memory (from /dev/xen/hypercall, or locked anonymous pages), owned;
+/// unmapped (or kept for reuse) on drop.
+#[derive(Debug)]
+pub struct HypercallBuf<'a> {
+    map: Option<RawMapping>,
+    pool: &'a Mutex<Vec<RawMapping>>,
+}
+
+impl HypercallBuf<'_> {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.map {
+            // SAFETY: hypercall buffer pages are backed from the moment they are mapped.
+            Some(m) => unsafe { m.bytes() },
+            None => &[],
+        }
+    }
+
+    /// The bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        match &mut self.map {
+            // SAFETY: as in `bytes`.
+            Some(m) => unsafe { m.bytes_mut() },
+            None => &mut [],
+        }
+    }
+
+    /// The address Xen is given.
+    pub(crate) fn addr(&self) -> u64 {
+        self.map.as_ref().map_or(0, RawMapping::addr)
+    }
+}
+
+impl Drop for HypercallBuf<'_> {
+    fn drop(&mut self) {
+        if let Some(map) = self.map.take() {
+            if map.len() == PAGE {
+                if let Ok(mut pool) = self.pool.lock() {
+                    if pool.len() < POOL_MAX {
+                        pool.push(map);
+                        return;
+                    }
+                }
+            }
+            drop(map);
+        }
+    }
+}
+
+/// Guest frames mapped into this process, every page backed; unmapped on drop.
+#[derive(Debug)]
+pub struct ForeignMap {
+    map: RawMapping,
+}
+
+impl ForeignMap {
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: a ForeignMap exists only after every page was mapped successfully.
+        unsafe { self.map.bytes() }
+    }
+
+    /// The mapped bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`.
+        unsafe { self.map.bytes_mut() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_errors_win_over_rc() {
+        let gfns = [0x10, 0x11, 0x12];
+        let r = check_pages("map", &gfns, &[0, -14, -22], Err(Errno::EFAULT));
+        match r {
+            Err(XencallError::Pages {
+                first_gfn,
+                first_errno,
+                failed,
+                ..
+            }) => {
+                assert_eq!((first_gfn, first_errno, failed), (0x11, Errno::EFAULT, 2));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(check_pages("map", &gfns, &[0, 0, 0], Ok(())).is_ok());
+        let r = check_pages("map", &gfns, &[0, 0, 0], Err(Errno::EINVAL));
+        assert_eq!(r.err().and_then(|e| e.errno()), Some(Errno::EINVAL));
+    }
+
+    #[test]
+    fn open_without_xen_says_so() {
+        if std::path::Path::new(PRIVCMD_PATH).exists() {
+            return;
+        }
+        let err = Privcmd::open().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some(crate::error::NO_XEN_MESSAGE));
+    }
+
+    #[test]
+    fn anon_buffers_are_zeroed_and_pooled() {
+        let pool = Mutex::new(Vec::new());
+        let map = RawMapping::anon_locked(PAGE);
+        // MAP_LOCKED can fail under a small RLIMIT_MEMLOCK; nothing to test then.
+        let Ok(map) = map else { return };
+        let mut buf = HypercallBuf {
+            map: Some(map),
+            pool: &pool,
+        };
+        assert_eq!(buf.bytes().len(), PAGE);
+        assert!(buf.bytes().iter().all(|&b| b == 0));
+        buf.bytes_mut()[10] = 7;
+        assert_ne!(buf.addr(), 0);
+        drop(buf);
+        assert_eq!(pool.lock().map(|p| p.len()).unwrap_or(0), 1);
+    }
+}
