@@ -1,7 +1,9 @@
 //! [`XsClient`]: a xenstore connection implementing [`xen_host::Store`].
 
 use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -55,6 +57,10 @@ pub struct XsClient {
     path: PathBuf,
     transport: Transport,
     state: Mutex<State>,
+    /// A thread waiting for events sleeps on the connection and on `wake_rx`; a thread
+    /// that queued events (or closed the connection) writes a byte to `wake_tx`.
+    wake_rx: UnixStream,
+    wake_tx: UnixStream,
 }
 
 impl XsClient {
@@ -108,11 +114,18 @@ impl XsClient {
     }
 
     fn from_conn(conn: Conn) -> Result<XsClient, XsError> {
-        let poll_fd = conn.dup_fd().map_err(|source| XsError::Io {
-            what: "dup",
-            path: conn.path().to_path_buf(),
-            source,
-        })?;
+        let io_err = |what: &'static str| {
+            let path = conn.path().to_path_buf();
+            move |source| XsError::Io { what, path, source }
+        };
+        let poll_fd = conn.dup_fd().map_err(io_err("dup"))?;
+        let (wake_rx, wake_tx) = UnixStream::pair().map_err(io_err("socketpair"))?;
+        wake_rx
+            .set_nonblocking(true)
+            .map_err(io_err("set_nonblocking"))?;
+        wake_tx
+            .set_nonblocking(true)
+            .map_err(io_err("set_nonblocking"))?;
         Ok(XsClient {
             path: conn.path().to_path_buf(),
             transport: conn.transport(),
@@ -124,6 +137,8 @@ impl XsClient {
                 next_req_id: 1,
                 reply_timeout: None,
             }),
+            wake_rx,
+            wake_tx,
         })
     }
 
@@ -160,7 +175,24 @@ impl XsClient {
     /// [`XsError::Daemon`]. Watch events read meanwhile are queued.
     pub fn request(&self, kind: MsgType, tx: TxId, payload: Vec<u8>) -> Result<Vec<u8>, XsError> {
         let mut st = self.lock();
-        st.request(&self.path, kind, tx, payload)
+        let r = st.request(&self.path, kind, tx, payload);
+        let wake = !st.events.is_empty() || st.conn.is_none();
+        drop(st);
+        if wake {
+            self.wake_waiter();
+        }
+        r
+    }
+
+    /// Wake a thread sleeping in `next_watch_event`. A full pipe means a wake-up is
+    /// already pending, so errors are of no consequence.
+    fn wake_waiter(&self) {
+        let _ = (&self.wake_tx).write(&[1]);
+    }
+
+    fn drain_wakeups(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
     }
 
     /// [`XsClient::request`] with a payload that may have failed validation.
@@ -232,6 +264,9 @@ impl XsClient {
         // A timeout too large to represent is as good as none.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
+            // Before looking at the queue, so an event queued after the look still
+            // leaves a wake-up to find.
+            self.drain_wakeups();
             let fd = {
                 let mut st = self.lock();
                 if let Some(ev) = st.take_event(&self.path)? {
@@ -244,8 +279,17 @@ impl XsClient {
             };
             // Readable or not, look again under the lock: another thread may have
             // queued an event or taken the bytes.
-            if crate::conn::wait_readable(fd.as_fd(), deadline, &self.path)? {
-                self.lock().read_available(&self.path)?;
+            let fds = [fd.as_fd(), self.wake_rx.as_fd()];
+            if crate::conn::wait_readable(&fds, deadline, &self.path)? == Some(0) {
+                let mut st = self.lock();
+                let r = st.read_available(&self.path);
+                let wake = !st.events.is_empty() || st.conn.is_none();
+                drop(st);
+                if wake {
+                    // Another waiter may want the rest of the queue.
+                    self.wake_waiter();
+                }
+                r?;
             }
         }
     }
@@ -298,7 +342,9 @@ impl XsClient {
 impl State {
     fn fail(&mut self, err: &XsError) {
         tracing::debug!(error = %err, "closing the xenstore connection");
-        self.conn = None;
+        if let Some(conn) = self.conn.take() {
+            conn.shutdown();
+        }
         self.poll_fd = None;
         self.broken = Some(err.to_string());
     }

@@ -145,6 +145,14 @@ impl Conn {
         }
     }
 
+    /// End the connection for every descriptor of it (a socket is shut down, so a wait
+    /// on a duplicate descriptor wakes up too).
+    pub fn shutdown(&self) {
+        if let Stream::Socket(s) = &self.stream {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
     /// A second descriptor for the stream, to wait on without holding the connection.
     pub fn dup_fd(&self) -> io::Result<OwnedFd> {
         self.stream.fd().try_clone_to_owned()
@@ -163,16 +171,17 @@ impl Conn {
     }
 
     fn wait_readable(&self, deadline: Option<Instant>) -> Result<bool, XsError> {
-        wait_readable(self.stream.fd(), deadline, &self.path)
+        wait_readable(&[self.stream.fd()], deadline, &self.path).map(|r| r.is_some())
     }
 }
 
-/// Wait until `fd` is readable (or hung up). `false` when `deadline` passed first.
+/// Wait until one of `fds` is readable (or hung up): `Some(index)` of the first ready,
+/// `None` when `deadline` passed first. `path` names the connection in errors.
 pub fn wait_readable(
-    fd: BorrowedFd<'_>,
+    fds: &[BorrowedFd<'_>],
     deadline: Option<Instant>,
     path: &Path,
-) -> Result<bool, XsError> {
+) -> Result<Option<usize>, XsError> {
     loop {
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -183,14 +192,24 @@ pub fn wait_readable(
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match nix::poll::poll(&mut fds, timeout) {
+        let mut polled: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        match nix::poll::poll(&mut polled, timeout) {
             Ok(0) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
-            Ok(_) => return Ok(true),
+            Ok(_) => {
+                let ready = polled
+                    .iter()
+                    .position(|p| p.revents().is_some_and(|r| !r.is_empty()));
+                if let Some(i) = ready {
+                    return Ok(Some(i));
+                }
+            }
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 return Err(XsError::Io {

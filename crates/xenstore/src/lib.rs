@@ -11,6 +11,7 @@
 //! [`wire`] holds the message format on its own, for servers and tests.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod client;
 mod conn;

@@ -652,3 +652,20 @@ fn initial_event_read_with_its_reply_is_queued() {
     );
     assert_eq!(xs.next_watch_event(Some(SHORT)).unwrap(), None);
 }
+
+#[test]
+fn a_failure_wakes_a_thread_waiting_for_events() {
+    let (server, xs) = setup();
+    let xs = Arc::new(xs);
+    let waiter = {
+        let xs = Arc::clone(&xs);
+        std::thread::spawn(move || xs.next_watch_event(None))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    // This request's reply is out of step: the client closes the connection, and the
+    // waiting thread must learn of it rather than wait forever.
+    server.inject(Some(MsgType::Read), Fault::WrongReqId);
+    assert!(xs.read(TxId::NONE, "/tool").is_err());
+    let err = waiter.join().unwrap().unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::ECONNRESET), "{err}");
+}
