@@ -1,0 +1,502 @@
+//! The on-disk layer: the lock, atomic file replacement, the small host state file, the
+//! per-domain records and the change log.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use xen_host::{E820Entry, GrantEntryV1};
+
+use crate::SimError;
+
+/// Change log entries per segment file.
+pub(crate) const LOG_SEGMENT_LEN: u64 = 1024;
+/// Segments kept; older ones are deleted, so a watcher more than
+/// `LOG_SEGMENT_LEN * LOG_KEEP_SEGMENTS` changes behind loses events.
+pub(crate) const LOG_KEEP_SEGMENTS: u64 = 8;
+
+/// Wrap an I/O error with the path it concerns.
+pub(crate) fn io_err(path: &Path, source: io::Error) -> SimError {
+    SimError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Replace `path` with `data` atomically: write a temporary file next to it, then rename.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SimError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(data).map_err(|e| io_err(&tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+/// Read a file; `None` when it does not exist.
+pub(crate) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, SimError> {
+    match fs::read(path) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+/// Read and parse a JSON file; `None` when it does not exist.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, SimError> {
+    match read_opt(path)? {
+        None => Ok(None),
+        Some(data) => serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| SimError::Corrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+    }
+}
+
+/// Serialize `value` as JSON and replace `path` with it atomically.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SimError> {
+    let data = serde_json::to_vec(value).map_err(|e| SimError::Corrupt {
+        path: path.to_path_buf(),
+        message: format!("cannot serialize: {e}"),
+    })?;
+    write_atomic(path, &data)
+}
+
+/// An exclusive `flock` on `DIR/lock`, released on drop.
+pub(crate) struct HostLock {
+    _lock: Flock<File>,
+}
+
+impl HostLock {
+    /// Block until this process holds the host lock.
+    pub(crate) fn acquire(dir: &Path) -> Result<HostLock, SimError> {
+        let path = dir.join("lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io_err(&path, io::Error::from_raw_os_error(errno as i32)))?;
+        Ok(HostLock { _lock: lock })
+    }
+}
+
+/// The small mutable host state (`DIR/state.json`), rewritten by every operation that
+/// changes it. Its size does not depend on the number of domains.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HostState {
+    /// Sequence number of the last change log entry.
+    pub seq: u64,
+    /// xenstore generation: bumped on every node modification.
+    pub xs_gen: u64,
+    /// The last domain id handed out by createdomain.
+    pub rover: u16,
+    /// Host pages in use: every domain's `tot_pages` plus paging pools.
+    pub used_pages: u64,
+    /// Pages claimed and not yet allocated, over all domains.
+    pub outstanding_pages: u64,
+    /// Counter making every created domain distinguishable from a later one with the
+    /// same id.
+    pub next_instance: u64,
+}
+
+impl HostState {
+    pub(crate) fn path(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    pub(crate) fn load(dir: &Path) -> Result<HostState, SimError> {
+        let path = Self::path(dir);
+        read_json(&path)?.ok_or_else(|| SimError::Corrupt {
+            path,
+            message: "missing host state".into(),
+        })
+    }
+
+    pub(crate) fn store(&self, dir: &Path) -> Result<(), SimError> {
+        write_json(&Self::path(dir), self)
+    }
+}
+
+/// One saved HVM context record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HvmRecord {
+    pub typecode: u16,
+    pub instance: u16,
+    /// Record body as hex.
+    pub data: String,
+}
+
+/// A guest-side event waiting for the domain to be unpaused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PendingShutdown {
+    Poweroff,
+    Reboot,
+    Crash,
+    Watchdog,
+}
+
+/// A domain as the hypervisor and xenstored know it (`DIR/domains/<id>.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DomRecord {
+    pub domid: u16,
+    pub instance: u64,
+    pub handle: [u8; 16],
+    pub ssidref: u32,
+    pub flags: u32,
+    pub max_vcpus: u32,
+    pub online_vcpus: u32,
+    pub max_evtchn_port: u32,
+    pub max_grant_frames: u32,
+    /// Controller pause count (createdomain leaves it at 1).
+    pub pause_count: u32,
+    /// Unpaused at least once.
+    pub started: bool,
+    pub shutdown_code: Option<u32>,
+    pub dying: bool,
+    pub tot_pages: u64,
+    pub max_pages: u64,
+    pub outstanding_pages: u64,
+    pub paging_pool_pages: u64,
+    /// Wall time spent runnable before `run_since_ns`.
+    pub run_ns: u64,
+    /// When the domain last became runnable (unix ns), while it is.
+    pub run_since_ns: Option<u64>,
+    pub evtchns: BTreeMap<u32, u16>,
+    pub hvm_params: BTreeMap<u32, u64>,
+    pub hvm_records: Vec<HvmRecord>,
+    pub memory_map: Vec<E820Entry>,
+    pub tsc_mode: Option<u32>,
+    pub grants: BTreeMap<u32, GrantEntryV1>,
+    /// Populated gfn ranges `[start, end)`, sorted and merged.
+    pub populated: Vec<(u64, u64)>,
+    /// xenstored's view: the ring gfn and port given to introduce.
+    pub introduced: Option<(u64, u32)>,
+    pub ignore_shutdown: bool,
+    pub pending: Option<PendingShutdown>,
+}
+
+impl DomRecord {
+    pub(crate) fn is_hvm(&self) -> bool {
+        self.flags & xen_host::cdf::HVM != 0
+    }
+
+    /// Runnable: unpaused, alive and started.
+    pub(crate) fn runnable(&self) -> bool {
+        self.started && self.pause_count == 0 && self.shutdown_code.is_none() && !self.dying
+    }
+
+    /// Stop the run clock (fold the running time into `run_ns`).
+    pub(crate) fn stop_clock(&mut self, now: u64) {
+        if let Some(since) = self.run_since_ns.take() {
+            self.run_ns = self.run_ns.saturating_add(now.saturating_sub(since));
+        }
+    }
+
+    /// Start the run clock if the domain is runnable.
+    pub(crate) fn start_clock(&mut self, now: u64) {
+        if self.runnable() && self.run_since_ns.is_none() {
+            self.run_since_ns = Some(now);
+        }
+    }
+
+    /// Total runnable wall time up to `now`.
+    pub(crate) fn run_total(&self, now: u64) -> u64 {
+        let extra = self.run_since_ns.map_or(0, |s| now.saturating_sub(s));
+        self.run_ns.saturating_add(extra)
+    }
+
+    /// Whether `gfn` lies in a populated range.
+    pub(crate) fn is_populated(&self, gfn: u64) -> bool {
+        let idx = self.populated.partition_point(|&(_, end)| end <= gfn);
+        self.populated
+            .get(idx)
+            .is_some_and(|&(start, _)| start <= gfn)
+    }
+
+    /// Whether any gfn of `[start, end)` is populated.
+    pub(crate) fn overlaps(&self, start: u64, end: u64) -> bool {
+        let idx = self.populated.partition_point(|&(_, e)| e <= start);
+        self.populated.get(idx).is_some_and(|&(s, _)| s < end)
+    }
+
+    /// Add `[start, end)` to the populated ranges, merging neighbours.
+    pub(crate) fn add_populated(&mut self, start: u64, end: u64) {
+        let idx = self.populated.partition_point(|&(_, e)| e < start);
+        let mut new_start = start;
+        let mut new_end = end;
+        let mut last = idx;
+        while let Some(&(s, e)) = self.populated.get(last) {
+            if s > new_end {
+                break;
+            }
+            new_start = new_start.min(s);
+            new_end = new_end.max(e);
+            last += 1;
+        }
+        self.populated
+            .splice(idx..last, std::iter::once((new_start, new_end)));
+    }
+}
+
+/// The path of a domain's record.
+pub(crate) fn dom_path(dir: &Path, domid: u16) -> PathBuf {
+    dir.join("domains").join(format!("{domid}.json"))
+}
+
+/// Read a domain record; `None` when no such domain exists.
+pub(crate) fn load_dom(dir: &Path, domid: u16) -> Result<Option<DomRecord>, SimError> {
+    read_json(&dom_path(dir, domid))
+}
+
+/// Write a domain record.
+pub(crate) fn store_dom(dir: &Path, dom: &DomRecord) -> Result<(), SimError> {
+    write_json(&dom_path(dir, dom.domid), dom)
+}
+
+/// Remove a domain record.
+pub(crate) fn remove_dom(dir: &Path, domid: u16) -> Result<(), SimError> {
+    let path = dom_path(dir, domid);
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(&path, e)),
+    }
+}
+
+/// The ids of every domain record, sorted.
+pub(crate) fn dom_ids(dir: &Path) -> Result<Vec<u16>, SimError> {
+    let path = dir.join("domains");
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(&path).map_err(|e| io_err(&path, e))? {
+        let entry = entry.map_err(|e| io_err(&path, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(id) = name
+            .strip_suffix(".json")
+            .and_then(|s| s.parse::<u16>().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// What a change log entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChangeKind {
+    /// A node was written, created or had its permissions changed.
+    Write,
+    /// A node and its subtree were removed.
+    Remove,
+    /// A special event (`@introduceDomain`, `@releaseDomain`).
+    Special,
+}
+
+impl ChangeKind {
+    fn letter(self) -> char {
+        match self {
+            ChangeKind::Write => 'w',
+            ChangeKind::Remove => 'r',
+            ChangeKind::Special => 's',
+        }
+    }
+
+    fn from_letter(c: &str) -> Option<ChangeKind> {
+        match c {
+            "w" => Some(ChangeKind::Write),
+            "r" => Some(ChangeKind::Remove),
+            "s" => Some(ChangeKind::Special),
+            _ => None,
+        }
+    }
+}
+
+/// One change log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub seq: u64,
+    pub kind: ChangeKind,
+    pub path: String,
+}
+
+fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join("log").join(format!("{segment:012}.log"))
+}
+
+/// Append changes (already numbered, consecutive) to the log, rotating segments.
+pub(crate) fn append_changes(dir: &Path, changes: &[Change]) -> Result<(), SimError> {
+    let mut by_segment: BTreeMap<u64, String> = BTreeMap::new();
+    for c in changes {
+        let line = format!("{} {} {}\n", c.seq, c.kind.letter(), c.path);
+        by_segment
+            .entry(c.seq / LOG_SEGMENT_LEN)
+            .or_default()
+            .push_str(&line);
+    }
+    for (segment, text) in by_segment {
+        let path = segment_path(dir, segment);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        f.write_all(text.as_bytes()).map_err(|e| io_err(&path, e))?;
+        if let Some(old) = segment.checked_sub(LOG_KEEP_SEGMENTS) {
+            let old_path = segment_path(dir, old);
+            match fs::remove_file(&old_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&old_path, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The changes with `after < seq <= upto`, as far as the log still holds them.
+pub(crate) fn read_changes(dir: &Path, after: u64, upto: u64) -> Result<Vec<Change>, SimError> {
+    let mut out = Vec::new();
+    if upto <= after {
+        return Ok(out);
+    }
+    let first = (after + 1) / LOG_SEGMENT_LEN;
+    let last = upto / LOG_SEGMENT_LEN;
+    for segment in first..=last {
+        let path = segment_path(dir, segment);
+        let Some(data) = read_opt(&path)? else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&data);
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(seq), Some(kind), Some(p)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(seq), Some(kind)) = (seq.parse::<u64>(), ChangeKind::from_letter(kind)) else {
+                continue;
+            };
+            if seq > after && seq <= upto {
+                out.push(Change {
+                    seq,
+                    kind,
+                    path: p.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dom() -> DomRecord {
+        DomRecord {
+            domid: 1,
+            instance: 0,
+            handle: [0; 16],
+            ssidref: 0,
+            flags: 0,
+            max_vcpus: 1,
+            online_vcpus: 0,
+            max_evtchn_port: 1023,
+            max_grant_frames: 64,
+            pause_count: 1,
+            started: false,
+            shutdown_code: None,
+            dying: false,
+            tot_pages: 0,
+            max_pages: 0,
+            outstanding_pages: 0,
+            paging_pool_pages: 0,
+            run_ns: 0,
+            run_since_ns: None,
+            evtchns: BTreeMap::new(),
+            hvm_params: BTreeMap::new(),
+            hvm_records: Vec::new(),
+            memory_map: Vec::new(),
+            tsc_mode: None,
+            grants: BTreeMap::new(),
+            populated: Vec::new(),
+            introduced: None,
+            ignore_shutdown: false,
+            pending: None,
+        }
+    }
+
+    #[test]
+    fn populated_ranges_merge() {
+        let mut d = dom();
+        d.add_populated(10, 20);
+        d.add_populated(30, 40);
+        assert_eq!(d.populated, vec![(10, 20), (30, 40)]);
+        d.add_populated(20, 30);
+        assert_eq!(d.populated, vec![(10, 40)]);
+        d.add_populated(0, 5);
+        d.add_populated(50, 51);
+        assert_eq!(d.populated, vec![(0, 5), (10, 40), (50, 51)]);
+        assert!(d.is_populated(0) && d.is_populated(39) && d.is_populated(50));
+        assert!(!d.is_populated(5) && !d.is_populated(40) && !d.is_populated(51));
+        assert!(d.overlaps(4, 6) && !d.overlaps(5, 10) && d.overlaps(0, 100));
+    }
+
+    #[test]
+    fn change_log_round_trips_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("log")).unwrap();
+        let changes: Vec<Change> = (1..=LOG_SEGMENT_LEN + 5)
+            .map(|seq| Change {
+                seq,
+                kind: if seq % 2 == 0 {
+                    ChangeKind::Write
+                } else {
+                    ChangeKind::Remove
+                },
+                path: format!("/a/{seq}"),
+            })
+            .collect();
+        append_changes(dir.path(), &changes).unwrap();
+        let got = read_changes(dir.path(), LOG_SEGMENT_LEN - 2, LOG_SEGMENT_LEN + 1).unwrap();
+        let seqs: Vec<u64> = got.iter().map(|c| c.seq).collect();
+        assert_eq!(
+            seqs,
+            vec![LOG_SEGMENT_LEN - 1, LOG_SEGMENT_LEN, LOG_SEGMENT_LEN + 1]
+        );
+        assert_eq!(got[1].kind, ChangeKind::Write);
+        assert_eq!(got[1].path, format!("/a/{LOG_SEGMENT_LEN}"));
+    }
+
+    #[test]
+    fn old_log_segments_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("log")).unwrap();
+        for seg in 0..=LOG_KEEP_SEGMENTS {
+            let c = Change {
+                seq: seg * LOG_SEGMENT_LEN + 1,
+                kind: ChangeKind::Special,
+                path: "@releaseDomain".into(),
+            };
+            append_changes(dir.path(), &[c]).unwrap();
+        }
+        assert!(!segment_path(dir.path(), 0).exists());
+        assert!(segment_path(dir.path(), 1).exists());
+        assert_eq!(read_changes(dir.path(), 0, 2).unwrap(), vec![]);
+    }
+}

@@ -1,0 +1,201 @@
+//! Fault injection: `OP[:N][=ERRNO],...` makes the N-th call of OP fail with ERRNO.
+
+use std::collections::HashMap;
+
+use xen_host::Errno;
+
+use crate::SimError;
+
+/// Every operation name fault injection accepts.
+pub const FAIL_OPS: &[&str] = &[
+    "xen_version",
+    "physinfo",
+    "createdomain",
+    "max_vcpus",
+    "max_mem",
+    "claim_pages",
+    "populate_physmap",
+    "set_memory_map",
+    "map_foreign",
+    "grant_write",
+    "set_hvm_param",
+    "get_hvm_param",
+    "gethvmcontext",
+    "sethvmcontext",
+    "set_paging_mempool_size",
+    "settscinfo",
+    "alloc_unbound",
+    "getdomaininfo",
+    "getdomaininfolist",
+    "pausedomain",
+    "unpausedomain",
+    "destroydomain",
+    "shutdown",
+    "xs_read",
+    "xs_write",
+    "xs_mkdir",
+    "xs_rm",
+    "xs_directory",
+    "xs_get_perms",
+    "xs_set_perms",
+    "xs_transaction_start",
+    "xs_transaction_end",
+    "xs_watch",
+    "xs_unwatch",
+    "xs_introduce",
+    "xs_release",
+    "xs_get_domain_path",
+    "xs_is_domain_introduced",
+];
+
+/// One parsed rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FaultRule {
+    pub op: &'static str,
+    pub nth: u64,
+    pub errno: Errno,
+}
+
+/// Parse a fault specification.
+pub(crate) fn parse_spec(spec: &str) -> Result<Vec<FaultRule>, SimError> {
+    let bad = |msg: String| SimError::FaultSpec {
+        spec: spec.to_string(),
+        message: msg,
+    };
+    let mut rules = Vec::new();
+    for item in spec.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let (left, errno) = match item.split_once('=') {
+            Some((l, e)) => (
+                l,
+                parse_errno(e.trim()).ok_or_else(|| {
+                    bad(format!(
+                        "`{e}` is not an errno (use a name like ENOMEM or a positive number)"
+                    ))
+                })?,
+            ),
+            None => (item, Errno::EINVAL),
+        };
+        let (op, nth) = match left.split_once(':') {
+            Some((op, n)) => {
+                let nth = n
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| {
+                        bad(format!("`{n}` is not a call number (1 is the first call)"))
+                    })?;
+                (op.trim(), nth)
+            }
+            None => (left.trim(), 1),
+        };
+        let op = FAIL_OPS
+            .iter()
+            .copied()
+            .find(|&known| known == op)
+            .ok_or_else(|| {
+                bad(format!(
+                    "unknown operation `{op}`; known: {}",
+                    FAIL_OPS.join(" ")
+                ))
+            })?;
+        rules.push(FaultRule { op, nth, errno });
+    }
+    Ok(rules)
+}
+
+fn parse_errno(s: &str) -> Option<Errno> {
+    if let Some(e) = Errno::from_name(&s.to_ascii_uppercase()) {
+        return Some(e);
+    }
+    s.parse::<i32>().ok().filter(|&n| n > 0).map(Errno)
+}
+
+/// Per-handle call counters and the rules that fire on them.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    rules: Vec<FaultRule>,
+    calls: HashMap<&'static str, u64>,
+}
+
+impl Faults {
+    pub(crate) fn new(rules: Vec<FaultRule>) -> Faults {
+        Faults {
+            rules,
+            calls: HashMap::new(),
+        }
+    }
+
+    /// Count a call of `op`; the injected errno if a rule fires on it.
+    pub(crate) fn hit(&mut self, op: &'static str) -> Option<(Errno, u64)> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let count = self.calls.entry(op).or_insert(0);
+        *count += 1;
+        let n = *count;
+        self.rules
+            .iter()
+            .find(|r| r.op == op && r.nth == n)
+            .map(|r| (r.errno, n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_full_and_short_forms() {
+        let rules = parse_spec("populate_physmap:3=ENOMEM, xs_write=5,createdomain").unwrap();
+        assert_eq!(
+            rules,
+            vec![
+                FaultRule {
+                    op: "populate_physmap",
+                    nth: 3,
+                    errno: Errno::ENOMEM
+                },
+                FaultRule {
+                    op: "xs_write",
+                    nth: 1,
+                    errno: Errno(5)
+                },
+                FaultRule {
+                    op: "createdomain",
+                    nth: 1,
+                    errno: Errno::EINVAL
+                },
+            ]
+        );
+        assert_eq!(parse_spec("").unwrap(), vec![]);
+        assert_eq!(parse_spec("shutdown=eperm").unwrap()[0].errno, Errno::EPERM);
+    }
+
+    #[test]
+    fn rejects_bad_specs_clearly() {
+        let e = parse_spec("nosuchop").unwrap_err().to_string();
+        assert!(e.contains("unknown operation `nosuchop`"), "{e}");
+        assert!(e.contains("populate_physmap"), "{e}");
+        let e = parse_spec("xs_read:0").unwrap_err().to_string();
+        assert!(e.contains("call number"), "{e}");
+        let e = parse_spec("xs_read:x").unwrap_err().to_string();
+        assert!(e.contains("`x`"), "{e}");
+        let e = parse_spec("xs_read=EWHAT").unwrap_err().to_string();
+        assert!(e.contains("EWHAT"), "{e}");
+        assert!(parse_spec("xs_read=-3").is_err());
+    }
+
+    #[test]
+    fn fires_on_the_nth_call_only() {
+        let mut f = Faults::new(parse_spec("xs_read:2=EIO").unwrap());
+        assert_eq!(f.hit("xs_read"), None);
+        assert_eq!(f.hit("xs_write"), None);
+        assert_eq!(f.hit("xs_read"), Some((Errno::EIO, 2)));
+        assert_eq!(f.hit("xs_read"), None);
+    }
+}
