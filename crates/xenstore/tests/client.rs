@@ -669,3 +669,57 @@ fn a_failure_wakes_a_thread_waiting_for_events() {
     let err = waiter.join().unwrap().unwrap_err();
     assert_eq!(err.errno(), Some(Errno::ECONNRESET), "{err}");
 }
+
+#[test]
+fn reply_of_another_type_is_a_protocol_error() {
+    let (server, xs) = setup();
+    server.inject(Some(MsgType::Read), Fault::ReplyAs(MsgType::Write.code()));
+    let err = xs.read(TxId::NONE, "/tool").unwrap_err();
+    assert!(err.to_string().contains("reply of type 11"), "{err}");
+    let xs = XsClient::open_path(server.path()).unwrap();
+    server.inject(Some(MsgType::Read), Fault::ReplyAs(0xffff));
+    let err = xs.read(TxId::NONE, "/tool").unwrap_err();
+    assert!(err.to_string().contains("65535"), "{err}");
+}
+
+#[test]
+fn truncated_reply_then_close_is_a_closed_connection() {
+    let (server, xs) = setup();
+    for cut in [0, 7, HEADER_LEN, HEADER_LEN + 2] {
+        let xs2 = XsClient::open_path(server.path()).unwrap();
+        server.inject(Some(MsgType::Read), Fault::Truncate(cut));
+        xs.write(TxId::NONE, "/tool/t", b"abcdef").unwrap();
+        let err = xs2.read(TxId::NONE, "/tool/t").unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ECONNRESET), "cut {cut}: {err}");
+    }
+}
+
+#[test]
+fn stray_message_while_idle_is_reported_by_next_watch_event() {
+    let (server, xs) = setup();
+    // A READ reply nobody asked for, after the real reply.
+    let stray = frame(MsgType::Read, 77, 0, b"?");
+    server.inject(Some(MsgType::Write), Fault::Trailing(stray));
+    xs.write(TxId::NONE, "/tool/s", b"1").unwrap();
+    let err = xs.next_watch_event(Some(LONG)).unwrap_err();
+    assert!(
+        err.to_string().contains("no request was outstanding"),
+        "{err}"
+    );
+}
+
+#[test]
+fn event_right_behind_a_reply_is_kept() {
+    let (server, xs) = setup();
+    let event = frame(MsgType::WatchEvent, 0, 0, b"/tool/late\0tok\0");
+    server.inject(Some(MsgType::Write), Fault::Trailing(event));
+    xs.write(TxId::NONE, "/tool/s", b"1").unwrap();
+    assert_eq!(
+        xs.read(TxId::NONE, "/tool/s").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        xs.next_watch_event(Some(LONG)).unwrap(),
+        Some(ev("/tool/late", "tok"))
+    );
+}

@@ -35,6 +35,12 @@ pub enum Fault {
     EventFirst(String, String),
     /// Send a message of type `WATCH_EVENT` whose payload is not `path\0token\0`.
     BadEvent,
+    /// Handle the request, but send the reply with this message type.
+    ReplyAs(u32),
+    /// Handle the request, send the reply, then these raw bytes.
+    Trailing(Vec<u8>),
+    /// Handle the request, send only this many bytes of the reply, and close.
+    Truncate(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -396,7 +402,10 @@ fn handle(
     let (reply_kind, reply, after) = {
         let mut s = lock(server);
         match process(&mut s, conn, &h, &payload) {
-            Ok((reply, after)) => (h.kind, reply, after),
+            Ok((reply, after)) => match &fault {
+                Some(Fault::ReplyAs(kind)) => (*kind, reply, after),
+                _ => (h.kind, reply, after),
+            },
             Err(name) => {
                 let mut p = name.as_bytes().to_vec();
                 p.push(0);
@@ -410,6 +419,10 @@ fn handle(
         h.req_id
     };
     let bytes = frame(reply_kind, req_id, h.tx_id, &reply);
+    if let Some(Fault::Truncate(n)) = fault {
+        send(writer, &bytes[..n.min(bytes.len())]);
+        return false;
+    }
     if fault == Some(Fault::ShortReads) {
         for b in bytes {
             send(writer, &[b]);
@@ -421,6 +434,9 @@ fn handle(
     // Events that follow the reply (the initial watch event).
     for ev in after {
         send(writer, &ev);
+    }
+    if let Some(Fault::Trailing(raw)) = fault {
+        send(writer, &raw);
     }
     true
 }
