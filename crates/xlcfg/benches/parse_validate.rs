@@ -1,0 +1,51 @@
+//! Parse + build of a typical PVH config (kernel, ramdisk, modules, two disks, two vifs).
+
+use std::path::Path;
+
+fn main() {
+    divan::main();
+}
+
+const TYPICAL: &str = r#"# a typical PVH guest
+name = "web1"
+type = "pvh"
+memory = 1024
+maxmem = 2048
+vcpus = 2
+kernel = "boot/vmlinuz"
+ramdisk = "boot/initrd.img"
+modules = [ "boot/microcode.bin", [ "boot/extra.cpio", "verbose" ] ]
+root = "/dev/xvda1"
+extra = "console=hvc0 quiet"
+on_crash = "preserve"
+disk = [ "root.img,raw,xvda,rw", "phy:/dev/vg0/data,xvdb,w" ]
+vif = [ "mac=00:16:3e:01:02:03,bridge=xenbr0", "bridge=xenbr1,rate=100Mb/s" ]
+"#;
+
+/// Text to validated `DomainConfig`.
+#[divan::bench]
+fn parse_and_build() -> xlcfg::DomainConfig {
+    let parsed = xlcfg::parse_str("web1.cfg", divan::black_box(TYPICAL));
+    match xlcfg::build(&parsed.settings, Path::new("/etc/xen")) {
+        Ok(b) => b.config,
+        Err(d) => panic!("{d:?}"),
+    }
+}
+
+/// The model alone, from already parsed settings.
+#[divan::bench]
+fn build_only(bencher: divan::Bencher<'_, '_>) {
+    let parsed = xlcfg::parse_str("web1.cfg", TYPICAL);
+    bencher
+        .bench(|| xlcfg::build(divan::black_box(&parsed.settings), Path::new("/etc/xen")).is_ok());
+}
+
+/// Parse + build + the JSON the toolstack stores.
+#[divan::bench]
+fn parse_build_json() -> String {
+    let parsed = xlcfg::parse_str("web1.cfg", divan::black_box(TYPICAL));
+    match xlcfg::build(&parsed.settings, Path::new("/etc/xen")) {
+        Ok(b) => b.config.to_json().to_string(),
+        Err(d) => panic!("{d:?}"),
+    }
+}
