@@ -19,6 +19,47 @@ pub(crate) trait Mapper {
     fn map(&self, dom: u16, gfns: &[u64]) -> Result<Self::Map, XencallError>;
 }
 
+/// A data buffer a hypercall argument points at: its bytes, and the offset in the
+/// argument struct of the guest handle that must hold its address.
+#[derive(Debug)]
+pub(crate) struct Region<'a> {
+    /// Offset of the `u64` guest handle inside the argument struct.
+    pub handle_at: usize,
+    /// The data; empty means a null handle. Copied in before and out after the call.
+    pub data: &'a mut [u8],
+}
+
+/// How the host reaches Xen: hypercalls with their data buffers, and mappings.
+pub(crate) trait Backend: Mapper {
+    /// Issue hypercall `op` with argument struct `arg` (passed as `(cmd, &arg)` or, with
+    /// no `cmd`, `(&arg)`; an empty `arg` is passed as a null pointer). The backend places
+    /// `arg` and each region in hypercall memory, writes each region's address into `arg`
+    /// at `handle_at`, and copies everything back after the call. Returns Xen's return
+    /// value or error.
+    ///
+    /// # Safety
+    /// Every field of `arg` that Xen follows as a pointer must be listed in `regions`
+    /// (or be zero).
+    unsafe fn call(
+        &self,
+        op: u64,
+        cmd: Option<u64>,
+        arg: &mut [u8],
+        regions: &mut [Region<'_>],
+    ) -> Result<i64, xen_host::Errno>;
+    /// Map `num` frames of a domain resource from frame `idx`.
+    fn map_resource(
+        &self,
+        dom: u16,
+        kind: u16,
+        id: u32,
+        idx: u32,
+        num: usize,
+    ) -> Result<Self::Map, XencallError>;
+    /// Hypercalls issued so far.
+    fn hypercall_count(&self) -> u64;
+}
+
 /// The bytes of a mapping.
 pub(crate) trait Window {
     /// The mapped bytes, `PAGE` per frame.

@@ -180,6 +180,95 @@ impl Privcmd {
     }
 }
 
+impl crate::batch::Backend for Privcmd {
+    unsafe fn call(
+        &self,
+        op: u64,
+        cmd: Option<u64>,
+        arg: &mut [u8],
+        regions: &mut [crate::batch::Region<'_>],
+    ) -> Result<i64, Errno> {
+        let errno_of = |e: XencallError| e.errno().unwrap_or(Errno::ENOMEM);
+        let mut argbuf = if arg.is_empty() {
+            None
+        } else {
+            let mut b = self.buffer(arg.len()).map_err(errno_of)?;
+            b.bytes_mut()
+                .get_mut(..arg.len())
+                .ok_or(Errno::EINVAL)?
+                .copy_from_slice(arg);
+            Some(b)
+        };
+        let mut bufs = Vec::with_capacity(regions.len());
+        for r in regions.iter() {
+            let addr = if r.data.is_empty() {
+                bufs.push(None);
+                0
+            } else {
+                let mut b = self.buffer(r.data.len()).map_err(errno_of)?;
+                b.bytes_mut()
+                    .get_mut(..r.data.len())
+                    .ok_or(Errno::EINVAL)?
+                    .copy_from_slice(r.data);
+                let addr = b.addr();
+                bufs.push(Some(b));
+                addr
+            };
+            let handle = argbuf
+                .as_mut()
+                .and_then(|a| {
+                    a.bytes_mut()
+                        .get_mut(r.handle_at..r.handle_at.checked_add(8)?)
+                })
+                .ok_or(Errno::EINVAL)?;
+            handle.copy_from_slice(&addr.to_le_bytes());
+        }
+        let addr = argbuf.as_ref().map_or(0, HypercallBuf::addr);
+        let args = match cmd {
+            Some(c) => [c, addr, 0, 0, 0],
+            None => [addr, 0, 0, 0, 0],
+        };
+        // SAFETY: the argument is live hypercall memory holding `arg`; every handle the
+        // caller listed now points at live hypercall memory of its region's size (or is
+        // null for an empty region), and the caller guarantees there are no others. All
+        // buffers live until after the call.
+        let rc = unsafe { self.hypercall(op, args) }?;
+        if let Some(b) = &argbuf {
+            if let Some(src) = b.bytes().get(..arg.len()) {
+                arg.copy_from_slice(src);
+            }
+        }
+        for (r, b) in regions.iter_mut().zip(&bufs) {
+            if let Some(src) = b.as_ref().and_then(|b| b.bytes().get(..r.data.len())) {
+                r.data.copy_from_slice(src);
+            }
+        }
+        Ok(rc)
+    }
+
+    fn map_resource(
+        &self,
+        dom: u16,
+        kind: u16,
+        id: u32,
+        idx: u32,
+        num: usize,
+    ) -> Result<ForeignMap, XencallError> {
+        Privcmd::map_resource(self, dom, kind, id, idx, num)
+    }
+
+    fn hypercall_count(&self) -> u64 {
+        Privcmd::hypercall_count(self)
+    }
+}
+
+impl crate::batch::Mapper for Privcmd {
+    type Map = ForeignMap;
+    fn map(&self, dom: u16, gfns: &[u64]) -> Result<ForeignMap, XencallError> {
+        self.map_foreign(dom, gfns)
+    }
+}
+
 /// Turn MMAPBATCH_V2's per-page errors and return value into a result: any page error
 /// wins (naming the first gfn), else the ioctl's own error.
 pub(crate) fn check_pages(
