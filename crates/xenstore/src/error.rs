@@ -129,3 +129,44 @@ impl XsError {
         }
     }
 }
+
+impl From<XsError> for xen_host::Error {
+    /// The failure as a host error of operation `"xenstore"`; prefer
+    /// [`XsError::into_host`] to name the operation.
+    fn from(err: XsError) -> xen_host::Error {
+        err.into_host("xenstore")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_errors_keep_errno_and_cause() {
+        let e = XsError::Daemon {
+            errno: Errno::EACCES,
+            name: "EACCES".into(),
+        }
+        .into_host("xs_read /a");
+        assert_eq!(e.to_string(), "xs_read /a: EACCES (permission denied)");
+
+        let e = XsError::Io {
+            what: "read",
+            path: "/run/xenstored/socket".into(),
+            source: std::io::Error::from_raw_os_error(Errno::EBADF.0),
+        }
+        .into_host("xs_write /a");
+        assert_eq!(e.errno(), Some(Errno::EBADF));
+        let text = e.to_string();
+        assert!(text.starts_with("xs_write /a: EBADF"), "{text}");
+        assert!(text.contains("read on /run/xenstored/socket: "), "{text}");
+
+        let e: xen_host::Error = XsError::Protocol("bad".into()).into();
+        assert_eq!(e.errno(), None);
+        assert_eq!(e.to_string(), "xenstore: protocol violation: bad");
+
+        let e = XsError::Closed.into_host("xs_rm /a");
+        assert_eq!(e.errno(), Some(Errno::ECONNRESET));
+    }
+}
