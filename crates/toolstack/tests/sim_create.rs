@@ -1,0 +1,265 @@
+//! Creating, running and failing PVH domains on the simulated host.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use pvh::FirmwareSearch;
+use sim::{HostConfig, SimHost};
+use toolstack::create::{CreateOptions, Record, Step};
+use toolstack::state::StateDir;
+use xen_host::{DomId, Hypervisor, Store, TxId};
+use xlcfg::model::DomainConfig;
+
+/// The assembly test guest, built once per test process.
+fn hello_elf() -> &'static Path {
+    static ELF: OnceLock<PathBuf> = OnceLock::new();
+    ELF.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rxl-toolstack-guest-{}", std::process::id()));
+        pvh::testguest::build(&dir).expect("build the test guest (needs GNU as and ld)")
+    })
+}
+
+fn config(name: &str, extra: &str) -> DomainConfig {
+    let dir = hello_elf().parent().expect("guest dir").to_path_buf();
+    let text = format!(
+        "name = \"{name}\"\ntype = \"pvh\"\nmemory = 32\nvcpus = 2\nkernel = \"hello.elf\"\n\
+         cmdline = \"hello world\"\n{extra}"
+    );
+    let parsed = xlcfg::parse::parse_str("test.cfg", &text);
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+    xlcfg::model::build(&parsed.settings, &dir)
+        .expect("valid config")
+        .config
+}
+
+fn host(dir: &Path) -> SimHost {
+    SimHost::create(dir, HostConfig::default()).expect("simulated host")
+}
+
+fn opts(dir: &Path) -> CreateOptions {
+    CreateOptions {
+        paused: false,
+        state_dir: dir.join("rxl"),
+        backend_domid: DomId::DOM0,
+    }
+}
+
+/// Everything the host knows: domains, xenstore nodes, rxl records.
+fn snapshot(host: &SimHost, state: &Path) -> Vec<String> {
+    let mut out: Vec<String> = host
+        .domain_ids()
+        .expect("domain ids")
+        .iter()
+        .map(|d| format!("domain {d}"))
+        .collect();
+    for (k, v) in host.xs_dump("/").expect("xs dump") {
+        out.push(format!("{k}={v}"));
+    }
+    if let Ok(entries) = std::fs::read_dir(state) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") {
+                out.push(format!("record {name}"));
+            }
+        }
+    }
+    out
+}
+
+/// Host-wide xenstore directories that the first create makes and that stay, empty, as
+/// with libxl: they belong to no domain.
+const CONTAINERS: [&str; 3] = [
+    "/libxl=",
+    "/local/domain/0/backend=",
+    "/local/domain/0/backend/console=",
+];
+
+/// What `after` has that `before` had not (the host-wide containers aside).
+fn added(before: &[String], after: &[String]) -> Vec<String> {
+    after
+        .iter()
+        .filter(|x| !before.contains(x) && !CONTAINERS.contains(&x.as_str()))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn create_builds_a_running_domain() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let before = snapshot(&host, &tmp.path().join("rxl"));
+    let cfg = config("hello", "");
+    let plan = toolstack::plan_for(&cfg, &FirmwareSearch::default()).expect("plan");
+    let created =
+        toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path())).expect("create");
+    let dom = created.domid;
+    assert_ne!(dom, DomId::DOM0);
+
+    let info = host.domain_info(dom).expect("info").expect("domain exists");
+    assert!(!info.paused, "unpaused after create");
+    assert!(info.hvm && info.hap);
+    // 32 MiB of RAM plus the special and ACPI pages.
+    assert!(info.tot_pages >= 32 * 256, "tot_pages {}", info.tot_pages);
+    assert_eq!(info.max_vcpu_id + 1, 2);
+
+    let read = |p: &str| {
+        xen_host::read_string(&host, TxId::NONE, p)
+            .expect("xs read")
+            .unwrap_or_default()
+    };
+    assert_eq!(read(&format!("/local/domain/{dom}/name")), "hello");
+    assert_eq!(
+        read(&format!("/local/domain/{dom}/console/type")),
+        "xenconsoled"
+    );
+    assert_eq!(
+        read(&format!("/local/domain/{dom}/cpu/1/availability")),
+        "online"
+    );
+    assert_eq!(read(&format!("/local/domain/{dom}/memory/target")), "32768");
+    assert!(host.is_domain_introduced(dom).expect("introduced"));
+    assert_eq!(
+        read(&toolstack::create::building_marker(dom)),
+        "",
+        "marker removed"
+    );
+
+    // The guest's memory holds what the plan says: start_info magic, the cmdline.
+    let si = host
+        .read_guest(dom, plan.start_info_paddr, 8)
+        .expect("read start_info");
+    assert_eq!(
+        u32::from_le_bytes([si[0], si[1], si[2], si[3]]),
+        0x336e_c578
+    );
+    let cmd = plan.cmdline_paddr.expect("cmdline placed");
+    assert_eq!(
+        host.read_guest(dom, cmd, 12).expect("read cmdline"),
+        b"hello world\0"
+    );
+    for w in &plan.writes {
+        let want = w.data.to_vec().expect("payload");
+        let got = host
+            .read_guest(dom, w.paddr, want.len())
+            .expect("read back");
+        assert!(got == want, "guest memory differs for {}", w.what);
+    }
+
+    // Grant entries for the console (0) and xenstore (1) rings.
+    let console = host.grant_entry(dom, 0).expect("grant").expect("entry 0");
+    assert_eq!(u64::from(console.frame), plan.special_pages.console);
+    let store = host.grant_entry(dom, 1).expect("grant").expect("entry 1");
+    assert_eq!(u64::from(store.frame), plan.special_pages.xenstore);
+    assert_eq!(host.memory_map(dom).expect("memmap"), plan.memmap);
+    assert_eq!(host.evtchn_count(dom).expect("evtchn"), 2);
+
+    // rxl's record holds the resolved config.
+    let record: Record = StateDir::new(tmp.path().join("rxl"))
+        .load(dom)
+        .expect("load")
+        .expect("record");
+    assert_eq!(record.config, cfg);
+
+    // A second domain with the same name is refused, and leaves nothing.
+    let err = toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path()))
+        .expect_err("duplicate name");
+    assert_eq!(err.step, Step::ReserveName);
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(host.domain_ids().expect("ids").len(), 2);
+
+    toolstack::lifecycle::destroy(&host, &host, &StateDir::new(tmp.path().join("rxl")), dom)
+        .expect("destroy");
+    assert_eq!(
+        added(&before, &snapshot(&host, &tmp.path().join("rxl"))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn paused_create_stays_paused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let cfg = config("paused", "");
+    let mut o = opts(tmp.path());
+    o.paused = true;
+    let created =
+        toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default()).expect("create");
+    let info = host
+        .domain_info(created.domid)
+        .expect("info")
+        .expect("exists");
+    assert!(info.paused);
+}
+
+#[test]
+fn too_much_memory_fails_cleanly() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let before = snapshot(&host, &tmp.path().join("rxl"));
+    let total = host.host_config().total_mib;
+    let cfg = config("huge", &format!("memory = {}\n", total + 1024));
+    let err = toolstack::launch(
+        &host,
+        &host,
+        &cfg,
+        &opts(tmp.path()),
+        &FirmwareSearch::default(),
+    )
+    .expect_err("more memory than the host has");
+    let toolstack::LaunchError::Create(err) = err else {
+        panic!("not a create error: {err}")
+    };
+    assert!(
+        matches!(err.step, Step::ClaimMemory | Step::PopulateMemory),
+        "{err}"
+    );
+    assert_eq!(err.errno(), Some(xen_host::Errno::ENOMEM), "{err}");
+    assert_eq!(
+        added(&before, &snapshot(&host, &tmp.path().join("rxl"))),
+        Vec::<String>::new()
+    );
+}
+
+/// Fail every call of every operation in turn: each failed create names its step and
+/// leaves no domain, no xenstore node and no record behind.
+#[test]
+fn every_failure_leaves_nothing_behind() {
+    let cfg = config("victim", "");
+    let plan = toolstack::plan_for(&cfg, &FirmwareSearch::default()).expect("plan");
+    let mut failures = 0;
+    for op in sim::FAIL_OPS {
+        for nth in 1.. {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let before = snapshot(
+                &SimHost::create(tmp.path(), HostConfig::default()).expect("host"),
+                &tmp.path().join("rxl"),
+            );
+            let host = SimHost::open(tmp.path())
+                .expect("host")
+                .with_faults(&format!("{op}:{nth}=EIO"))
+                .expect("fault spec");
+            match toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path())) {
+                Ok(_) => break,
+                Err(err) => {
+                    failures += 1;
+                    let left = added(&before, &snapshot(&host, &tmp.path().join("rxl")));
+                    assert!(
+                        left.is_empty(),
+                        "{op}:{nth} failed at {}: left {left:?}",
+                        err.step
+                    );
+                    assert!(
+                        err.to_string().starts_with("create failed at step"),
+                        "{op}:{nth}: {err}"
+                    );
+                }
+            }
+            assert!(nth < 1000, "{op} never stops failing");
+        }
+    }
+    // At least one failure per step of the build.
+    assert!(
+        failures > 30,
+        "only {failures} injected failures hit the create"
+    );
+}
