@@ -11,7 +11,7 @@ fn main() {
 }
 
 /// One `XS_WRITE` and one `XS_READ` of a 32-byte value.
-#[divan::bench]
+#[divan::bench(sample_count = 1000)]
 fn write_then_read(bencher: divan::Bencher<'_, '_>) {
     let server = fake::FakeXenstored::start();
     server.set_logging(false);
@@ -26,7 +26,7 @@ fn write_then_read(bencher: divan::Bencher<'_, '_>) {
 }
 
 /// One `XS_READ` of a 32-byte value.
-#[divan::bench]
+#[divan::bench(sample_count = 1000)]
 fn read(bencher: divan::Bencher<'_, '_>) {
     let server = fake::FakeXenstored::start();
     server.set_logging(false);
