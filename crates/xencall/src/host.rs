@@ -3,6 +3,7 @@
 //! The operations are written once, in [`Host`], over a [`Backend`]: privcmd on a real
 //! host, a scripted fake Xen in the tests.
 
+use std::mem::offset_of;
 use std::time::{Duration, Instant};
 
 use xen_abi::domctl::{self, Domctl, GetDomainInfo};
@@ -35,14 +36,15 @@ const GRANTS_PER_FRAME: usize = PAGE / 8;
 /// `XENMEM_maximum_gpfn` (argument: a `domid_t`).
 const XENMEM_MAXIMUM_GPFN: u32 = 14;
 
-/// Offset of the guest handle in `xen_domctl_hvmcontext` within a domctl.
-const HVMCONTEXT_BUFFER_AT: usize = 16 + 8;
-/// Offset of the guest handle in `xen_sysctl_getdomaininfolist` within a sysctl.
-const DOMINFOLIST_BUFFER_AT: usize = 8 + 8;
-/// Offset of `extent_start` in `xen_memory_reservation`.
-const RESERVATION_EXTENTS_AT: usize = 0;
-/// Offset of `map.buffer` in `xen_foreign_memory_map`.
-const MEMORY_MAP_BUFFER_AT: usize = 16;
+/// Offset of the guest handle in `xen_domctl_hvmcontext` within a domctl (24).
+const HVMCONTEXT_BUFFER_AT: usize = offset_of!(Domctl, u) + offset_of!(domctl::HvmContext, buffer);
+/// Offset of the guest handle in `xen_sysctl_getdomaininfolist` within a sysctl (16).
+const DOMINFOLIST_BUFFER_AT: usize =
+    offset_of!(Sysctl, u) + offset_of!(sysctl::GetDomainInfoList, buffer);
+/// Offset of `extent_start` in `xen_memory_reservation` (0).
+const RESERVATION_EXTENTS_AT: usize = offset_of!(MemoryReservation, extent_start);
+/// Offset of `map.buffer` in `xen_foreign_memory_map` (16).
+const MEMORY_MAP_BUFFER_AT: usize = offset_of!(memory::ForeignMemoryMap, buffer);
 
 fn abi_err(op: impl Into<String>) -> impl FnOnce(AbiError) -> XencallError {
     let op = op.into();
