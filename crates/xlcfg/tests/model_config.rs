@@ -115,7 +115,7 @@ fn errors_render_with_both_lines() {
         .unwrap_or_default();
     assert_eq!(
         render(&e),
-        "g.cfg:3:12: error: firmware \"seabios\" needs type = \"hvm\", not type = \"pvh\"\n  3 | firmware = \"seabios\"\n    |            ^^^^^^^^^\ng.cfg:2:8: note: the type is set here\n  2 | type = \"pvh\"\n    |        ^^^^^\n  = hint: a PVH guest boots a kernel directly: kernel = \"/boot/vmlinuz\"\n"
+        "g.cfg:3:12: error: firmware \"seabios\" needs type = \"hvm\", not type = \"pvh\"\n  3 | firmware = \"seabios\"\n    |            ^^^^^^^^^\ng.cfg:2:8: note: the type is set here\n  2 | type = \"pvh\"\n    |        ^^^^^\n  = hint: a PVH guest boots a kernel directly (kernel = \"/boot/vmlinuz\") or firmware = \"ovmf\"\n"
     );
 }
 

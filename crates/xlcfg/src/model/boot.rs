@@ -25,15 +25,16 @@ pub struct Module {
 /// A firmware choice (`firmware =`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Firmware {
-    /// OVMF (UEFI), HVM only.
+    /// OVMF (UEFI): hvmloader's for HVM; for PVH an OVMF built with a PVH entry point
+    /// (OvmfPkg/OvmfXen.dsc), which the boot planner looks up.
     Ovmf,
     /// SeaBIOS, HVM only.
     Seabios,
     /// ROMBIOS, HVM only.
     Rombios,
-    /// PV-GRUB for 32-bit guests (`<XEN_FIRMWARE_DIR>/pvgrub32.bin`), PV and PVH.
+    /// PV-GRUB for 32-bit PV guests (`<XEN_FIRMWARE_DIR>/pvgrub32.bin`).
     Pvgrub32,
-    /// PV-GRUB for 64-bit guests (`<XEN_FIRMWARE_DIR>/pvgrub64.bin`), PV and PVH.
+    /// PV-GRUB for 64-bit PV guests (`<XEN_FIRMWARE_DIR>/pvgrub64.bin`).
     Pvgrub64,
     /// An image given by path, absolute. For PV and PVH it is loaded the way a kernel is.
     Path(PathBuf),
@@ -79,13 +80,16 @@ impl Firmware {
         }
     }
 
-    /// Whether this firmware can boot a guest of type `ty` (the matrix of xl and libxl:
-    /// the BIOS/UEFI firmwares are hvmloader's, PV-GRUB is a PV/PVH kernel, and a path is
-    /// loaded as the guest's kernel image for PV/PVH or replaces hvmloader for HVM).
+    /// Whether this firmware can boot a guest of type `ty`. SeaBIOS and ROMBIOS are
+    /// hvmloader's (HVM only); OVMF exists for HVM and, built from OvmfXen.dsc, for PVH;
+    /// pvgrub32/pvgrub64 are PV kernels (xl also hands them to PVH guests, which cannot
+    /// start them); a path is loaded as the kernel image for PV/PVH or replaces hvmloader
+    /// for HVM.
     pub fn supports(&self, ty: DomainType) -> bool {
         match self {
-            Firmware::Ovmf | Firmware::Seabios | Firmware::Rombios => ty == DomainType::Hvm,
-            Firmware::Pvgrub32 | Firmware::Pvgrub64 => ty != DomainType::Hvm,
+            Firmware::Seabios | Firmware::Rombios => ty == DomainType::Hvm,
+            Firmware::Ovmf => ty != DomainType::Pv,
+            Firmware::Pvgrub32 | Firmware::Pvgrub64 => ty == DomainType::Pv,
             Firmware::Path(_) => true,
         }
     }
@@ -657,6 +661,13 @@ fn parse_firmware(
             )
             .with_hint("use ovmf"),
             "" => Diagnostic::error(span.clone(), "`firmware` is empty"),
+            "pvgrub" => Diagnostic::error(
+                span.clone(),
+                "firmware = \"pvgrub\" (GRUB built for PVH) is not available by name yet",
+            )
+            .with_hint(
+                "give the image by path: firmware = \"/usr/lib/grub-xen/grub-i386-xen_pvh.bin\"",
+            ),
             _ => {
                 let d = Diagnostic::error(
                     span.clone(),
@@ -677,17 +688,21 @@ fn parse_firmware(
         return None;
     };
     if !fw.supports(ty) {
-        let (needs, hint) = match fw {
-            Firmware::Ovmf => (
-                "type = \"hvm\"",
-                "for a PVH guest give the path of an OVMF build for PVH: firmware = \"/path/to/OVMF.fd\"",
+        let (needs, hint) = match (&fw, ty) {
+            (Firmware::Ovmf, _) => (
+                "type = \"hvm\" or \"pvh\"",
+                "a PV guest boots a kernel or PV-GRUB: firmware = \"pvgrub64\"",
             ),
-            Firmware::Seabios | Firmware::Rombios => (
+            (Firmware::Seabios | Firmware::Rombios, _) => (
                 "type = \"hvm\"",
-                "a PVH guest boots a kernel directly: kernel = \"/boot/vmlinuz\"",
+                "a PVH guest boots a kernel directly (kernel = \"/boot/vmlinuz\") or firmware = \"ovmf\"",
+            ),
+            (_, DomainType::Pvh) => (
+                "type = \"pv\"",
+                "PV-GRUB is a PV kernel; for a PVH guest give a PVH GRUB by path: firmware = \"/usr/lib/grub-xen/grub-i386-xen_pvh.bin\"",
             ),
             _ => (
-                "type = \"pv\" or \"pvh\"",
+                "type = \"pv\"",
                 "an HVM guest boots its BIOS: firmware = \"seabios\"",
             ),
         };

@@ -470,9 +470,14 @@ fn firmware_names_paths_and_the_type_matrix() {
         Boot::Firmware { firmware, .. } => firmware.value.clone(),
         other => panic!("{other:?}"),
     };
+    let pv = "name = \"g\"\ntype = \"pv\"\n";
     assert_eq!(
-        fw(&ok(&format!("{pvh}firmware = \"pvgrub64\"\n"))),
+        fw(&ok(&format!("{pv}firmware = \"pvgrub64\"\n"))),
         Firmware::Pvgrub64
+    );
+    assert_eq!(
+        fw(&ok(&format!("{pvh}firmware = \"ovmf\"\n"))),
+        Firmware::Ovmf
     );
     assert_eq!(
         fw(&ok(&format!("{pvh}firmware = \"./ovmf-pvh.bin\"\n"))),
@@ -493,16 +498,31 @@ fn firmware_names_paths_and_the_type_matrix() {
         "firmware \"seabios\" needs type = \"hvm\", not type = \"pvh\""
     );
     assert_eq!((e.span.line, e.notes[0].0.line), (3, 2));
-    let e = one_err(&format!("{pvh}firmware = \"ovmf\"\n"));
+    let e = one_err(&format!("{pv}firmware = \"ovmf\"\n"));
+    assert_eq!(
+        e.message,
+        "firmware \"ovmf\" needs type = \"hvm\" or \"pvh\", not type = \"pv\""
+    );
+    let e = one_err(&format!("{hvm}firmware = \"pvgrub32\"\n"));
+    assert_eq!(
+        e.message,
+        "firmware \"pvgrub32\" needs type = \"pv\", not type = \"hvm\""
+    );
+    let e = one_err(&format!("{pvh}firmware = \"pvgrub64\"\n"));
+    assert_eq!(
+        e.message,
+        "firmware \"pvgrub64\" needs type = \"pv\", not type = \"pvh\""
+    );
     assert!(e
         .hint
         .as_deref()
         .unwrap_or("")
-        .contains("OVMF build for PVH"));
-    let e = one_err(&format!("{hvm}firmware = \"pvgrub32\"\n"));
-    assert_eq!(
-        e.message,
-        "firmware \"pvgrub32\" needs type = \"pv\" or \"pvh\", not type = \"hvm\""
+        .contains("grub-i386-xen_pvh.bin"));
+    let e = one_err(&format!("{pvh}firmware = \"pvgrub\"\n"));
+    assert!(
+        e.message.contains("not available by name yet"),
+        "{}",
+        e.message
     );
 
     let e = one_err(&format!("{pvh}firmware = \"bios\"\n"));
@@ -660,7 +680,7 @@ fn json_contract_and_round_trip() {
     let again: DomainConfig = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again, b.config);
 
-    let fw = ok("name = \"g\"\ntype = \"pvh\"\nfirmware = \"pvgrub64\"\n").config;
+    let fw = ok("name = \"g\"\ntype = \"pv\"\nfirmware = \"pvgrub64\"\n").config;
     let j = fw.to_json();
     assert_eq!(j["boot"]["kind"], "firmware");
     assert_eq!(j["boot"]["firmware"], "pvgrub64");
