@@ -180,13 +180,20 @@ impl Privcmd {
     }
 }
 
-impl crate::batch::Backend for Privcmd {
-    unsafe fn call(
+impl Privcmd {
+    /// Marshal a call for [`crate::batch::Backend::call`]: place `arg` and the regions in
+    /// hypercall buffers, patch the handles, run `issue(op, args)`, copy everything back.
+    ///
+    /// # Safety
+    /// As for `Backend::call`; `issue` receives addresses of buffers that stay alive
+    /// until it returns.
+    unsafe fn marshal(
         &self,
         op: u64,
         cmd: Option<u64>,
         arg: &mut [u8],
         regions: &mut [crate::batch::Region<'_>],
+        issue: impl FnOnce(u64, [u64; 5]) -> Result<i64, Errno>,
     ) -> Result<i64, Errno> {
         let errno_of = |e: XencallError| e.errno().unwrap_or(Errno::ENOMEM);
         let mut argbuf = if arg.is_empty() {
@@ -214,12 +221,14 @@ impl crate::batch::Backend for Privcmd {
                 bufs.push(Some(b));
                 addr
             };
+            let handle_end = r
+                .handle_at
+                .checked_add(8)
+                .filter(|&end| end <= arg.len())
+                .ok_or(Errno::EINVAL)?;
             let handle = argbuf
                 .as_mut()
-                .and_then(|a| {
-                    a.bytes_mut()
-                        .get_mut(r.handle_at..r.handle_at.checked_add(8)?)
-                })
+                .and_then(|a| a.bytes_mut().get_mut(r.handle_at..handle_end))
                 .ok_or(Errno::EINVAL)?;
             handle.copy_from_slice(&addr.to_le_bytes());
         }
@@ -228,11 +237,7 @@ impl crate::batch::Backend for Privcmd {
             Some(c) => [c, addr, 0, 0, 0],
             None => [addr, 0, 0, 0, 0],
         };
-        // SAFETY: the argument is live hypercall memory holding `arg`; every handle the
-        // caller listed now points at live hypercall memory of its region's size (or is
-        // null for an empty region), and the caller guarantees there are no others. All
-        // buffers live until after the call.
-        let rc = unsafe { self.hypercall(op, args) }?;
+        let rc = issue(op, args)?;
         if let Some(b) = &argbuf {
             if let Some(src) = b.bytes().get(..arg.len()) {
                 arg.copy_from_slice(src);
@@ -244,6 +249,26 @@ impl crate::batch::Backend for Privcmd {
             }
         }
         Ok(rc)
+    }
+}
+
+impl crate::batch::Backend for Privcmd {
+    unsafe fn call(
+        &self,
+        op: u64,
+        cmd: Option<u64>,
+        arg: &mut [u8],
+        regions: &mut [crate::batch::Region<'_>],
+    ) -> Result<i64, Errno> {
+        let issue = |op, args| {
+            // SAFETY: marshal passes the address of live hypercall memory holding `arg`,
+            // in which every listed handle points at live hypercall memory of its
+            // region's size (or is null); the caller guarantees there are no other
+            // handles. The buffers outlive this call.
+            unsafe { self.hypercall(op, args) }
+        };
+        // SAFETY: the caller's contract is marshal's.
+        unsafe { self.marshal(op, cmd, arg, regions, issue) }
     }
 
     fn map_resource(
@@ -361,6 +386,115 @@ impl ForeignMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{Backend, Region};
+
+    /// A Privcmd over /dev/null with anonymous hypercall buffers: marshalling runs for
+    /// real, hypercalls fail with ENOTTY.
+    fn null_privcmd() -> Privcmd {
+        let fd = OwnedFd::from(std::fs::File::open("/dev/null").expect("/dev/null"));
+        Privcmd {
+            fd,
+            hcall: None,
+            count: AtomicU64::new(0),
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn read_at(addr: u64, len: usize) -> Vec<u8> {
+        // SAFETY: only called with addresses of hypercall buffers that `marshal` keeps
+        // alive during `issue`, and lengths within them.
+        unsafe { std::slice::from_raw_parts(addr as *const u8, len) }.to_vec()
+    }
+
+    fn write_at(addr: u64, bytes: &[u8]) {
+        // SAFETY: as in `read_at`; the buffers are writable and nothing else views them
+        // while `issue` runs.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) }
+    }
+
+    #[test]
+    fn marshal_places_arg_and_regions_and_copies_back() {
+        let pc = null_privcmd();
+        // A 24-byte struct with a handle at 8, and a 5000-byte region (two pages).
+        let mut arg = vec![0u8; 24];
+        arg[0..4].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        arg[8..16].copy_from_slice(&0xdead_beefu64.to_le_bytes());
+        let mut data: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        let mut regions = [Region {
+            handle_at: 8,
+            data: &mut data,
+        }];
+        let mut seen = None;
+        // SAFETY: the struct's only handle (at 8) is listed.
+        let rc = unsafe {
+            pc.marshal(12, Some(6), &mut arg, &mut regions, |op, args| {
+                assert_eq!((op, args[0]), (12, 6));
+                let a = read_at(args[1], 24);
+                assert_eq!(&a[0..4], &0x1234_5678u32.to_le_bytes());
+                let handle = u64::from_le_bytes(a[8..16].try_into().unwrap_or([0; 8]));
+                assert_ne!(handle, 0xdead_beef, "handle was not patched");
+                let d = read_at(handle, 5000);
+                assert_eq!(d[4999], (4999u32 % 256) as u8);
+                // "Xen" answers: writes the struct and the region.
+                write_at(args[1] + 16, &7u64.to_le_bytes());
+                write_at(handle, &[9, 9, 9]);
+                seen = Some(handle);
+                Ok(42)
+            })
+        };
+        assert_eq!(rc, Ok(42));
+        assert!(seen.is_some());
+        assert_eq!(&arg[16..24], &7u64.to_le_bytes());
+        assert_eq!(&data[..4], &[9, 9, 9, 3]);
+    }
+
+    #[test]
+    fn marshal_nulls_and_errors() {
+        let pc = null_privcmd();
+        // Empty arg: a null pointer; empty region: a null handle.
+        // SAFETY: no handles.
+        let rc = unsafe {
+            pc.marshal(17, Some(0), &mut [], &mut [], |_, args| {
+                assert_eq!(args[1], 0);
+                Ok(0x0004_0011)
+            })
+        };
+        assert_eq!(rc, Ok(0x0004_0011));
+        let mut arg = vec![0xffu8; 16];
+        let mut regions = [Region {
+            handle_at: 8,
+            data: &mut [],
+        }];
+        // SAFETY: the only handle is listed (and null).
+        let rc = unsafe {
+            pc.marshal(36, None, &mut arg, &mut regions, |_, args| {
+                assert_eq!(read_at(args[0], 16)[8..16], [0u8; 8]);
+                Err(Errno::ESRCH)
+            })
+        };
+        assert_eq!(rc, Err(Errno::ESRCH));
+        // A handle outside the struct is refused before any call.
+        let mut data = [0u8; 4];
+        let mut regions = [Region {
+            handle_at: 12,
+            data: &mut data,
+        }];
+        // SAFETY: nothing is issued.
+        let rc = unsafe { pc.marshal(36, None, &mut arg, &mut regions, |_, _| Ok(0)) };
+        assert_eq!(rc, Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn hypercall_on_a_non_privcmd_fd_is_enotty() {
+        let pc = null_privcmd();
+        let mut arg = vec![0u8; 8];
+        // SAFETY: the argument holds no pointers; /dev/null rejects the ioctl anyway.
+        let rc = unsafe { pc.call(17, Some(0), &mut arg, &mut []) };
+        assert_eq!(rc, Err(Errno::ENOTTY));
+        assert_eq!(pc.hypercall_count(), 1);
+        let e = pc.map_foreign(1, &[0x100]).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.starts_with("map 1 pages of dom 1:")));
+    }
 
     #[test]
     fn page_errors_win_over_rc() {
