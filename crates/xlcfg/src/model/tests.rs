@@ -706,3 +706,61 @@ fn check_files_points_at_the_line() {
     assert!(d[1].message.ends_with("is a directory, not a file"));
     assert_eq!(d[1].span.line, 5);
 }
+
+#[test]
+fn json_keys_are_the_documented_contract() {
+    let j = ok(PVH).config.to_json();
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&j),
+        [
+            "boot",
+            "disks",
+            "max_event_channels",
+            "max_grant_frames",
+            "max_maptrack_frames",
+            "maxmem_mib",
+            "maxvcpus",
+            "memory_mib",
+            "name",
+            "on_crash",
+            "on_poweroff",
+            "on_reboot",
+            "on_soft_reset",
+            "on_watchdog",
+            "type",
+            "uuid",
+            "vcpus",
+            "vifs"
+        ]
+    );
+    assert_eq!(
+        keys(&j["boot"]),
+        [
+            "bootloader",
+            "bootloader_args",
+            "cmdline",
+            "firmware",
+            "kernel",
+            "kind",
+            "modules"
+        ]
+    );
+    let bl = ok("name = \"g\"\ntype = \"pvh\"\nbootloader = \"pygrub\"\n").config;
+    let j = bl.to_json();
+    assert_eq!(j["boot"]["kind"], "bootloader");
+    assert_eq!(j["boot"]["bootloader"], "pygrub");
+    assert_eq!(j["boot"]["bootloader_args"], serde_json::json!([]));
+    assert!(j["boot"]["modules"].is_null() && j["boot"]["kernel"].is_null());
+    assert_eq!(DomainConfig::from_json(&j).ok(), Some(bl));
+    let bad = serde_json::json!({"kind": "kernel", "kernel": null, "modules": null, "cmdline": null,
+        "firmware": null, "bootloader": null, "bootloader_args": null});
+    assert!(serde_json::from_value::<Boot>(bad).is_err());
+}
