@@ -218,6 +218,8 @@ struct Lexer<'a> {
     warned_utf8_comment: bool,
     /// Diagnostics that do not break the token stream (bad escapes, CRLF, encoding).
     diags: Vec<Diagnostic>,
+    /// How many of `diags` are errors.
+    errors: usize,
 }
 
 fn is_ident_start(b: u8) -> bool {
@@ -257,6 +259,7 @@ impl<'a> Lexer<'a> {
             warned_crlf: false,
             warned_utf8_comment: false,
             diags: Vec::new(),
+            errors: 0,
         }
     }
 
@@ -547,6 +550,7 @@ impl<'a> Lexer<'a> {
                                          write \\\\ for a backslash",
                                     )
                             };
+                            self.errors += 1;
                             self.diags.push(d);
                         }
                         None => {}
@@ -572,10 +576,12 @@ impl<'a> Lexer<'a> {
         let end = self.pos;
         if let Some(at) = self.text.get(start..end).and_then(|s| s.find('\0')) {
             let span = self.span_at(start, line, column, start + at, 1);
+            self.errors += 1;
             self.diags
                 .push(Diagnostic::error(span, "string contains a NUL character"));
         } else if let Some(at) = self.has_invalid_utf8(start, end) {
             let span = self.span_at(start, line, column, at, 3);
+            self.errors += 1;
             self.diags.push(
                 Diagnostic::error(span, "string contains bytes that are not UTF-8")
                     .with_hint("save the file as UTF-8"),
@@ -601,6 +607,16 @@ enum Recover {
     /// The statement is over (the next token starts a new one).
     Resume,
 }
+
+/// Stands in for a token when the lookahead buffer is unexpectedly empty; never produced by
+/// the lexer at a real position.
+const END: Token = Token {
+    tok: Tok::Eof,
+    start: 0,
+    end: 0,
+    line: 1,
+    column: 1,
+};
 
 struct Parser<'a, 's> {
     lx: Lexer<'a>,
@@ -631,21 +647,23 @@ fn describe(tok: &Token, text: &str) -> String {
 }
 
 impl Parser<'_, '_> {
+    /// The next token, without consuming it.
     fn peek(&mut self) -> &Token {
-        if self.ahead.is_empty() {
-            let t = self.lx.next_token();
-            self.ahead.push_back(t);
-        }
-        // Just filled when empty.
-        &self.ahead[0]
+        self.fill(1);
+        self.ahead.front().unwrap_or(&END)
     }
 
+    /// The token after the next one.
     fn peek2(&mut self) -> &Token {
-        while self.ahead.len() < 2 {
+        self.fill(2);
+        self.ahead.get(1).unwrap_or(&END)
+    }
+
+    fn fill(&mut self, n: usize) {
+        while self.ahead.len() < n {
             let t = self.lx.next_token();
             self.ahead.push_back(t);
         }
-        &self.ahead[1]
     }
 
     fn next(&mut self) -> Token {
@@ -670,7 +688,7 @@ impl Parser<'_, '_> {
 
     fn run(&mut self) {
         loop {
-            if self.errors >= MAX_ERRORS {
+            if self.errors.saturating_add(self.lx.errors) >= MAX_ERRORS {
                 let t = self.peek().clone();
                 let span = self.span_of(&t);
                 self.diags.push(Diagnostic::error(
@@ -885,7 +903,9 @@ impl Parser<'_, '_> {
                 let shown = text.chars().next().map(String::from).unwrap_or_default();
                 let neg = text.len() > 1
                     && text.starts_with('-')
-                    && text[1..].starts_with(|c: char| c.is_ascii_digit());
+                    && text
+                        .get(1..)
+                        .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_digit()));
                 match value_of {
                     Some(key) if neg => Diagnostic::error(span, format!("`{text}` is not a value"))
                         .with_hint(format!(

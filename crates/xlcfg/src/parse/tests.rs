@@ -542,3 +542,18 @@ fn rendered_mixed_plus_equals() {
         "t.cfg:2:6: error: cannot add a list to the string `a`\n  2 | a += [1]\n    |      ^^^\nt.cfg:1:5: note: the earlier value is here\n  1 | a = 'x'\n    |     ^^^\n  = hint: `+=` joins strings to strings and lists to lists\n"
     );
 }
+
+#[test]
+fn escape_errors_count_towards_the_cap() {
+    let text = "a = '\\q'\n".repeat(MAX_ERRORS * 2);
+    let p = parse_str("t.cfg", &text);
+    assert!(
+        p.diagnostics.len() <= MAX_ERRORS + 2,
+        "{}",
+        p.diagnostics.len()
+    );
+    assert!(p
+        .diagnostics
+        .iter()
+        .any(|d| d.message.starts_with("too many errors")));
+}
