@@ -1,6 +1,17 @@
 //! Project automation: `cargo xtask <task>`.
+//!
+//! - `test [--no-e2e]`: everything CI checks: formatting, clippy, the test suite, and the
+//!   end-to-end run on real Xen in QEMU.
+//! - `docs`: regenerate the man pages and shell completions under docs/.
+//! - `e2e`: the real-Xen scenario (docs/e2e.md).
 
+mod docs;
 mod e2e;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -8,12 +19,46 @@ fn main() -> anyhow::Result<()> {
         usage();
     };
     match task.as_str() {
+        "test" => test(rest),
+        "docs" => docs::generate(&repo_root().join("docs")),
         "e2e" => e2e::run(rest),
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
-    eprintln!("usage: cargo xtask <e2e>");
+    eprintln!("usage: cargo xtask <test [--no-e2e] | docs | e2e [OPTIONS]>");
     std::process::exit(2);
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(repo_root())
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test(args: &[String]) -> anyhow::Result<()> {
+    let no_e2e = args.iter().any(|a| a == "--no-e2e");
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    docs::check(&repo_root().join("docs"))?;
+    cargo(&["test", "--workspace", "--no-fail-fast"])?;
+    if !no_e2e {
+        e2e::run(&[])?;
+    }
+    Ok(())
 }

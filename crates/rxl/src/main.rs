@@ -1,1 +1,7 @@
-fn main() {}
+//! The `rxl` binary.
+
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    rxl::main()
+}

@@ -109,9 +109,8 @@ pub struct CreateError {
     pub step: Step,
     /// What went wrong.
     pub message: String,
-    /// The host error, when there was one.
-    #[source]
-    pub source: Option<Error>,
+    /// The host error, when there was one (its text is already in `message`).
+    pub host_error: Option<Error>,
 }
 
 impl CreateError {
@@ -119,7 +118,7 @@ impl CreateError {
         CreateError {
             step,
             message: err.to_string(),
-            source: Some(err),
+            host_error: Some(err),
         }
     }
 
@@ -127,13 +126,13 @@ impl CreateError {
         CreateError {
             step,
             message: message.into(),
-            source: None,
+            host_error: None,
         }
     }
 
     /// The errno of the host error, if any.
     pub fn errno(&self) -> Option<Errno> {
-        self.source.as_ref().and_then(Error::errno)
+        self.host_error.as_ref().and_then(Error::errno)
     }
 }
 
@@ -512,7 +511,7 @@ fn load_image<H: Hypervisor + ?Sized>(
                 .map_err(|e| CreateError {
                     step: Step::LoadImage,
                     message: format!("copy {}: {e}", w.what),
-                    source: Some(e),
+                    host_error: Some(e),
                 })?;
         }
     }

@@ -1,0 +1,191 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  rxl config check guest.cfg              validate a guest config
+  rxl create -n guest.cfg --json          show the resolved domain and boot plan (dry run)
+  rxl create guest.cfg memory=512         create a guest, overriding a setting
+  rxl list                                list domains, as xl list does
+  rxl --sim /tmp/host create guest.cfg    the same on a simulated host (no Xen needed)
+  rxl shutdown -w guest                   ask a guest to power off and wait until it is gone";
+
+/// rxl: a Xen toolstack for PVH guests.
+#[derive(Debug, Parser)]
+#[command(name = "rxl", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). Give it before the
+    /// command, as with xl: `rxl -vv create guest.cfg`.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Use a simulated Xen host whose state lives in DIR instead of real Xen.
+    #[arg(long, global = true, value_name = "DIR", env = "RXL_SIM")]
+    pub sim: Option<PathBuf>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// rxl's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read and check xl.cfg files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Create a domain from a config file (as xl create).
+    Create(CreateArgs),
+    /// Destroy a domain at once.
+    Destroy {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// Ask a domain to power off (writes "poweroff" to its control/shutdown node).
+    Shutdown(ShutdownArgs),
+    /// Ask a domain to reboot.
+    Reboot(ShutdownArgs),
+    /// Pause a domain.
+    Pause {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// Unpause a domain.
+    Unpause {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// Attach to a domain's console (xenconsoled's pty). Ctrl-] detaches.
+    Console {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// The per-domain monitor that `create` starts in the background.
+    #[command(hide = true, name = "__monitor")]
+    Monitor {
+        /// The domain id.
+        domid: u16,
+        /// Stay in the foreground, logging to stderr.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Show the host: Xen version, capabilities, memory, CPUs (as xl info).
+    Info {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List domains (as xl list).
+    List(ListArgs),
+    /// Print the id of the domain called NAME.
+    Domid {
+        /// The domain's name.
+        name: String,
+    },
+    /// Print the name of the domain with id ID.
+    Domname {
+        /// The domain's id.
+        id: u16,
+    },
+}
+
+/// `rxl create`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  rxl create guest.cfg                 create and start; prints the domain id
+  rxl create -n guest.cfg --json       dry run: the resolved domain and boot plan
+  rxl create -p guest.cfg vcpus=4      create paused, with a setting overridden")]
+pub struct CreateArgs {
+    /// Leave the domain paused after creating it.
+    #[arg(short = 'p', long)]
+    pub paused: bool,
+    /// Attach to the console once the domain is created.
+    #[arg(short = 'c', long)]
+    pub console: bool,
+    /// Dry run: resolve the config and plan the boot image, touch nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// Run the monitor in the foreground (do not return until the domain is gone).
+    #[arg(short = 'F', long)]
+    pub foreground: bool,
+    /// Start no monitor: nothing applies on_poweroff/on_reboot/on_crash.
+    #[arg(short = 'e', long = "no-monitor")]
+    pub no_monitor: bool,
+    /// Quiet: no warnings, only errors and the result.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Print JSON: the dry run's domain and layout, or {"domid": N, "name": "..."}.
+    #[arg(long)]
+    pub json: bool,
+    /// The config file (`-` for stdin).
+    pub file: PathBuf,
+    /// Settings applied after the file, as `xl create FILE key=value` does.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// `rxl shutdown` and `rxl reboot`.
+#[derive(Debug, Args)]
+pub struct ShutdownArgs {
+    /// Wait until each domain has shut down and is gone (or is kept by its on_* action).
+    #[arg(short = 'w', long)]
+    pub wait: bool,
+    /// Every domain except Domain-0.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// If the guest does not react to the request within a few seconds, shut it down from
+    /// the hypervisor instead (SCHEDOP_remote_shutdown).
+    #[arg(short = 'F', long)]
+    pub force: bool,
+    /// With -w: give up after this many seconds (exit 1).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// The domains (names or ids).
+    #[arg(value_name = "DOMAIN", required_unless_present = "all")]
+    pub domains: Vec<String>,
+}
+
+/// `rxl list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON with each domain's stored config.
+    #[arg(short, long)]
+    pub long: bool,
+    /// Print JSON: an array of {domid, name, uuid, memory_mib, vcpus, state, cpu_time_s, ...}.
+    #[arg(long)]
+    pub json: bool,
+    /// Add the UUID, shutdown reason code and security label columns.
+    #[arg(short = 'v', long = "verbose-columns")]
+    pub verbose: bool,
+    /// Only these domains (names or ids).
+    #[arg(value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+}
+
+/// `rxl config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the raw settings of a config file (after `+=` and last-wins).
+    Parse {
+        /// The config file (`-` for stdin).
+        file: PathBuf,
+        /// Print JSON: {"file": ..., "settings": {...}} or {"file": ..., "errors": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a config file fully. Exit 0 when valid (warnings allowed), 1 when not.
+    Check(ConfigFileArgs),
+}
+
+/// A config file and `key=value` overrides.
+#[derive(Debug, Args)]
+pub struct ConfigFileArgs {
+    /// The config file (`-` for stdin).
+    pub file: PathBuf,
+    /// Settings applied after the file, as `xl create FILE key=value` does.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}

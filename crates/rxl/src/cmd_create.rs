@@ -1,0 +1,227 @@
+//! `rxl create` (and its dry run), and the monitor it starts.
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::Context as _;
+use pvh::{BootPlan, FirmwareSearch};
+use serde_json::json;
+use toolstack::create::CreateOptions;
+use toolstack::LaunchError;
+use xen_host::DomId;
+use xlcfg::model::{Action, Boot, DomainConfig};
+use xlcfg::Diagnostic;
+
+use crate::backend::Backend;
+use crate::cli::CreateArgs;
+use crate::load;
+use crate::report::{print_diagnostics, print_json, Reported};
+
+/// `rxl create`.
+pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load::load(&args.file, &args.overrides, args.quiet)?;
+    let cfg = loaded.config;
+    let search = FirmwareSearch::from_env();
+    if args.dry_run {
+        return dry_run(&cfg, &search, args);
+    }
+    if !args.quiet {
+        warn_unsupported_actions(&cfg);
+    }
+    let plan = plan(&cfg, &search)?;
+    let host = Backend::open(sim)?;
+    let opts = create_options(&host, args.paused);
+    let created = toolstack::create::create(host.hv(), host.xs(), &cfg, &plan, &opts)
+        .with_context(|| format!("cannot create {}", cfg.name))?;
+    let dom = created.domid;
+    if args.json {
+        print_json(&json!({"domid": dom.0, "name": cfg.name}));
+    } else {
+        println!("{dom}");
+    }
+    if args.foreground {
+        return monitor(&host, dom, true);
+    }
+    if !args.no_monitor {
+        spawn_monitor(sim, &host, dom, &cfg.name)?;
+    }
+    if args.console {
+        return crate::console::attach(&host, dom);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The options a create (or a restart by the monitor) uses on `host`.
+pub fn create_options(host: &Backend, paused: bool) -> CreateOptions {
+    CreateOptions {
+        paused,
+        state_dir: host.state_dir(),
+        backend_domid: DomId::DOM0,
+    }
+}
+
+fn warn_unsupported_actions(cfg: &DomainConfig) {
+    for (key, action) in [
+        ("on_poweroff", cfg.on_poweroff),
+        ("on_reboot", cfg.on_reboot),
+        ("on_watchdog", cfg.on_watchdog),
+        ("on_crash", cfg.on_crash),
+    ] {
+        match action {
+            Action::CoredumpDestroy | Action::CoredumpRestart => eprintln!(
+                "rxl: warning: {key} = \"{action}\": rxl writes no core dumps; it will {} \
+                 without one",
+                if action == Action::CoredumpDestroy {
+                    "destroy"
+                } else {
+                    "restart"
+                }
+            ),
+            Action::SoftReset => eprintln!(
+                "rxl: warning: {key} = \"soft-reset\": rxl restarts the guest afresh instead"
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Where the boot image of `cfg` is named in its config file, for diagnostics.
+fn image_span(cfg: &DomainConfig) -> Option<xlcfg::Span> {
+    match &cfg.boot {
+        Boot::Kernel { kernel, .. } => kernel.span.clone(),
+        Boot::Firmware { firmware, .. } => firmware.span.clone(),
+        Boot::Bootloader { path, .. } => path.span.clone(),
+    }
+}
+
+/// Plan the boot; errors point at the kernel/firmware line of the config.
+fn plan(cfg: &DomainConfig, search: &FirmwareSearch) -> anyhow::Result<BootPlan> {
+    toolstack::plan_for(cfg, search).map_err(|e| report_launch_error(cfg, &e))
+}
+
+fn report_launch_error(cfg: &DomainConfig, e: &LaunchError) -> anyhow::Error {
+    match image_span(cfg) {
+        Some(span) => {
+            let what = match e {
+                LaunchError::Boot(_) => "cannot boot this guest",
+                _ => "cannot load the boot image",
+            };
+            print_diagnostics([&Diagnostic::error(span, format!("{what}: {e}"))]);
+            Reported.into()
+        }
+        None => anyhow::anyhow!("{e}"),
+    }
+}
+
+fn dry_run(
+    cfg: &DomainConfig,
+    search: &FirmwareSearch,
+    args: &CreateArgs,
+) -> anyhow::Result<ExitCode> {
+    let plan = plan(cfg, search)?;
+    if args.json {
+        let mut v = cfg.to_json();
+        v["layout"] = plan.layout_json();
+        print_json(&v);
+    } else {
+        print!("{}", summary(cfg));
+        println!();
+        print!("{}", plan.layout_table());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The readable form of a resolved domain.
+fn summary(cfg: &DomainConfig) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "name      {}", cfg.name);
+    let _ = writeln!(out, "type      {}", cfg.domain_type.as_str());
+    let _ = writeln!(out, "uuid      {}", cfg.uuid.hyphenated());
+    let _ = writeln!(
+        out,
+        "memory    {} MiB (maxmem {} MiB)",
+        cfg.memory_mib, cfg.maxmem_mib
+    );
+    let _ = writeln!(out, "vcpus     {} (maxvcpus {})", cfg.vcpus, cfg.maxvcpus);
+    match &cfg.boot {
+        Boot::Kernel { kernel, .. } => {
+            let _ = writeln!(out, "kernel    {}", kernel.value.display());
+        }
+        Boot::Firmware { firmware, .. } => {
+            let _ = writeln!(out, "firmware  {}", firmware.value);
+        }
+        Boot::Bootloader { path, args, .. } => {
+            let _ = writeln!(out, "bootldr   {} {}", path.value.display(), args.join(" "));
+        }
+    }
+    if let Some(c) = cfg.boot.cmdline() {
+        let _ = writeln!(out, "cmdline   {c}");
+    }
+    for (i, m) in cfg.boot.modules().iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "module {i}  {}{}",
+            m.path.value.display(),
+            m.cmdline
+                .as_deref()
+                .map(|c| format!("  [{c}]"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "actions   poweroff={} reboot={} crash={} watchdog={} soft_reset={}",
+        cfg.on_poweroff, cfg.on_reboot, cfg.on_crash, cfg.on_watchdog, cfg.on_soft_reset
+    );
+    let _ = writeln!(out, "disks     {}", cfg.disks.len());
+    let _ = writeln!(out, "vifs      {}", cfg.vifs.len());
+    out
+}
+
+/// Start `rxl __monitor DOMID` in the background, logging to the host's log directory.
+fn spawn_monitor(sim: Option<&Path>, host: &Backend, dom: DomId, name: &str) -> anyhow::Result<()> {
+    let log_dir = host.log_dir();
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create the log directory {}", log_dir.display()))?;
+    let log_path = log_dir.join(format!("{name}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open the monitor log {}", log_path.display()))?;
+    let log2 = log
+        .try_clone()
+        .context("cannot duplicate the monitor log")?;
+    let exe = std::env::current_exe().context("cannot find the rxl binary")?;
+    let mut cmd = Command::new(exe);
+    if let Some(dir) = sim {
+        cmd.arg("--sim").arg(dir);
+    }
+    cmd.arg("__monitor")
+        .arg(dom.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    cmd.spawn().context("cannot start the monitor")?;
+    Ok(())
+}
+
+/// The monitor: apply the domain's on_* actions until it is gone.
+pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<ExitCode> {
+    if !foreground {
+        // Leave the terminal's session so hang-ups and Ctrl-C there do not reach us.
+        let _ = nix::unistd::setsid();
+    }
+    let opts = create_options(host, false);
+    let search = FirmwareSearch::from_env();
+    tracing::info!("monitoring domain {dom}");
+    let mut rebuild = |cfg: &DomainConfig| -> Result<DomId, String> {
+        toolstack::launch(host.hv(), host.xs(), cfg, &opts, &search)
+            .map(|c| c.domid)
+            .map_err(|e| e.to_string())
+    };
+    let outcome = toolstack::monitor::run(host.hv(), host.xs(), &opts, dom, &mut rebuild)?;
+    tracing::info!("monitor done: {outcome:?}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,123 @@
+//! `rxl destroy`, `shutdown`, `reboot`, `pause`, `unpause`.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use toolstack::domains;
+use toolstack::lifecycle::{self, Request, Until, Waited};
+use toolstack::state::StateDir;
+use xen_host::{DomId, TxId};
+
+use crate::backend::Backend;
+use crate::cli::ShutdownArgs;
+
+fn resolve(host: &Backend, spec: &str) -> anyhow::Result<DomId> {
+    Ok(domains::resolve(host.hv(), host.xs(), spec)?)
+}
+
+/// `rxl destroy DOMAIN`.
+pub fn destroy(host: &Backend, spec: &str) -> anyhow::Result<ExitCode> {
+    let dom = resolve(host, spec)?;
+    lifecycle::destroy(host.hv(), host.xs(), &StateDir::new(host.state_dir()), dom)
+        .with_context(|| format!("cannot destroy domain {dom}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rxl pause DOMAIN` / `rxl unpause DOMAIN`.
+pub fn pause(host: &Backend, spec: &str, pause: bool) -> anyhow::Result<ExitCode> {
+    let dom = resolve(host, spec)?;
+    if pause {
+        host.hv().pause(dom)?;
+    } else {
+        host.hv().unpause(dom)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long `-F` gives the guest to react before shutting it down from the hypervisor.
+const FORCE_GRACE: Duration = Duration::from_secs(5);
+
+/// `rxl shutdown` / `rxl reboot`.
+pub fn shutdown(host: &Backend, args: &ShutdownArgs, req: Request) -> anyhow::Result<ExitCode> {
+    let targets: Vec<DomId> = if args.all {
+        host.hv()
+            .list_domains()?
+            .into_iter()
+            .map(|i| i.domid)
+            .filter(|d| *d != DomId::DOM0)
+            .collect()
+    } else {
+        args.domains
+            .iter()
+            .map(|s| resolve(host, s))
+            .collect::<anyhow::Result<_>>()?
+    };
+    for &dom in &targets {
+        lifecycle::request_shutdown(host.hv(), host.xs(), dom, req)
+            .with_context(|| format!("cannot ask domain {dom} to {}", req.word()))?;
+    }
+    if args.force {
+        for &dom in &targets {
+            force_if_ignored(host, dom, req)?;
+        }
+    }
+    if args.wait {
+        let deadline = Instant::now() + Duration::from_secs(args.timeout);
+        for &dom in &targets {
+            wait_gone(host, dom, deadline)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// With -F: when the guest neither takes the request (clears control/shutdown) nor shuts
+/// down within the grace period, shut it down from the hypervisor.
+fn force_if_ignored(host: &Backend, dom: DomId, req: Request) -> anyhow::Result<()> {
+    let node = format!("/local/domain/{dom}/control/shutdown");
+    let deadline = Instant::now() + FORCE_GRACE;
+    while Instant::now() < deadline {
+        match host.hv().domain_info(dom)? {
+            None => return Ok(()),
+            Some(i) if i.shutdown => return Ok(()),
+            Some(_) => {}
+        }
+        let pending = host
+            .xs()
+            .read(TxId::NONE, &node)?
+            .is_some_and(|v| !v.is_empty());
+        if !pending {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "rxl: domain {dom} ignored the {} request: shutting it down from Xen",
+        req.word()
+    );
+    lifecycle::force_shutdown(host.hv(), dom, req)?;
+    Ok(())
+}
+
+/// How long a shut-down domain may take to disappear (its monitor applying on_poweroff)
+/// before `-w` accepts that it is kept.
+const GONE_GRACE: Duration = Duration::from_secs(10);
+
+fn wait_gone(host: &Backend, dom: DomId, deadline: Instant) -> anyhow::Result<()> {
+    let left = |d: Instant| d.saturating_duration_since(Instant::now());
+    match lifecycle::wait(host.hv(), host.xs(), dom, Until::ShutDown, left(deadline))? {
+        Waited::Gone => return Ok(()),
+        Waited::ShutDown(_) => {}
+    }
+    let grace = deadline.min(Instant::now() + GONE_GRACE);
+    match lifecycle::wait(host.hv(), host.xs(), dom, Until::Gone, left(grace)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.errno() == Some(xen_host::Errno::ETIMEDOUT) && grace < deadline => {
+            eprintln!(
+                "rxl: domain {dom} has shut down and is kept (on_* = preserve, or no monitor is running)"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,101 @@
+//! `rxl console DOMAIN`: attach to the pty xenconsoled made for the guest. Ctrl-] detaches,
+//! as with xenconsole.
+
+use std::fs::OpenOptions;
+use std::io::{Read as _, Write as _};
+use std::os::fd::AsFd as _;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::termios::{self, SetArg};
+use xen_host::{DomId, TxId};
+
+use crate::backend::Backend;
+
+/// Ctrl-].
+const ESCAPE: u8 = 0x1d;
+
+/// Where xenconsoled published the guest's pty.
+pub fn tty_path(host: &Backend, dom: DomId) -> anyhow::Result<String> {
+    let node = format!("/local/domain/{dom}/console/tty");
+    let tty = xen_host::read_string(host.xs(), TxId::NONE, &node)?.unwrap_or_default();
+    if tty.is_empty() {
+        bail!(
+            "domain {dom} has no console pty yet ({node} is empty): is xenconsoled running? \
+             (a simulated host has no consoles)"
+        );
+    }
+    Ok(tty)
+}
+
+/// Attach the terminal to the guest's console until Ctrl-] or the pty closes.
+pub fn attach(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
+    let tty = tty_path(host, dom)?;
+    let mut pty = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&tty)
+        .with_context(|| format!("cannot open the console {tty}"))?;
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(stdin.as_fd()).ok();
+    if let Some(orig) = &saved {
+        let mut raw = orig.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw)
+            .context("cannot set the terminal raw")?;
+    }
+    let result = relay(&mut pty);
+    if let Some(orig) = &saved {
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, orig);
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn relay(pty: &mut std::fs::File) -> anyhow::Result<()> {
+    let mut stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    let mut buf = [0u8; 4096];
+    loop {
+        let (stdin_ready, pty_ready) = {
+            let mut fds = [
+                PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+                PollFd::new(pty.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("poll on the console failed: {e}"),
+            }
+            let ready = |f: &PollFd<'_>| {
+                f.revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
+            };
+            (ready(&fds[0]), ready(&fds[1]))
+        };
+        if pty_ready {
+            let n = pty.read(&mut buf).context("reading the console")?;
+            if n == 0 {
+                return Ok(());
+            }
+            stdout.write_all(&buf[..n])?;
+            stdout.flush()?;
+        }
+        if stdin_ready {
+            let n = stdin.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let input = &buf[..n];
+            let (send, detach) = match input.iter().position(|&b| b == ESCAPE) {
+                Some(i) => (&input[..i], true),
+                None => (input, false),
+            };
+            pty.write_all(send).context("writing to the console")?;
+            if detach {
+                return Ok(());
+            }
+        }
+    }
+}

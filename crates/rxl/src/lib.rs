@@ -1,0 +1,92 @@
+//! `rxl`: a Xen toolstack for PVH guests.
+//!
+//! The library half holds the command line (so `cargo xtask man` can render it) and the
+//! commands; it is argument parsing and rendering only: the domain logic lives in the
+//! `toolstack` crate, the config in `xlcfg`, the boot image in `pvh`.
+
+#![forbid(unsafe_code)]
+
+mod backend;
+pub mod cli;
+mod cmd_config;
+mod cmd_create;
+mod cmd_domain;
+mod cmd_host;
+mod console;
+mod load;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::report::Reported;
+
+/// Run rxl with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The monitor logs what it does (to its log file) by default.
+    let floor = if matches!(cli.command, Command::Monitor { .. }) {
+        1
+    } else {
+        0
+    };
+    init_logging(cli.verbose.max(floor));
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if err.downcast_ref::<Reported>().is_none() {
+                eprintln!("rxl: error: {err:#}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let sim = cli.sim.as_deref();
+    let host = || backend::Backend::open(sim);
+    match cli.command {
+        Command::Config(cmd) => cmd_config::run(cmd),
+        Command::Create(args) => cmd_create::run(sim, &args),
+        Command::Destroy { domain } => cmd_domain::destroy(&host()?, &domain),
+        Command::Shutdown(args) => {
+            cmd_domain::shutdown(&host()?, &args, toolstack::lifecycle::Request::Poweroff)
+        }
+        Command::Reboot(args) => {
+            cmd_domain::shutdown(&host()?, &args, toolstack::lifecycle::Request::Reboot)
+        }
+        Command::Pause { domain } => cmd_domain::pause(&host()?, &domain, true),
+        Command::Unpause { domain } => cmd_domain::pause(&host()?, &domain, false),
+        Command::Console { domain } => {
+            let host = host()?;
+            let dom = toolstack::domains::resolve(host.hv(), host.xs(), &domain)?;
+            console::attach(&host, dom)
+        }
+        Command::Monitor { domid, foreground } => {
+            cmd_create::monitor(&host()?, xen_host::DomId(domid), foreground)
+        }
+        Command::Info { json } => cmd_host::info(&host()?, json),
+        Command::List(args) => cmd_host::list(&host()?, &args),
+        Command::Domid { name } => cmd_host::domid(&host()?, &name),
+        Command::Domname { id } => cmd_host::domname(&host()?, id),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "error",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RXL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,93 @@
+//! Reading a config file (or stdin) into settings and a domain model.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use xlcfg::model::DomainConfig;
+use xlcfg::parse::Parsed;
+use xlcfg::{Diagnostic, Source};
+
+use crate::report::{print_diagnostics, Reported};
+
+/// A parsed config file.
+pub struct Input {
+    /// The absolute path of the file, or `<stdin>`.
+    pub display: String,
+    /// The directory relative paths resolve against.
+    pub base_dir: PathBuf,
+    /// The parse result.
+    pub parsed: Parsed,
+}
+
+/// Parse `file` (`-` is stdin). I/O errors are returned; syntax errors are in `parsed`.
+pub fn read(file: &Path) -> anyhow::Result<Input> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the config from stdin")?;
+        let parsed = xlcfg::parse::parse_source(Arc::new(Source {
+            name: "<stdin>".into(),
+            text,
+        }));
+        return Ok(Input {
+            display: "<stdin>".into(),
+            base_dir: cwd,
+            parsed,
+        });
+    }
+    let abs = std::path::absolute(file).unwrap_or_else(|_| cwd.join(file));
+    let parsed = xlcfg::parse::parse_file(file)?;
+    let base_dir = abs.parent().map(Path::to_path_buf).unwrap_or(cwd);
+    Ok(Input {
+        display: abs.display().to_string(),
+        base_dir,
+        parsed,
+    })
+}
+
+/// A validated domain config.
+pub struct Loaded {
+    /// The domain.
+    pub config: DomainConfig,
+}
+
+/// Parse, apply overrides and build the domain model. Diagnostics are printed to stderr
+/// (warnings only when `!quiet`); any error returns [`Reported`].
+pub fn load(file: &Path, overrides: &[String], quiet: bool) -> anyhow::Result<Loaded> {
+    let mut input = read(file)?;
+    let mut diags = std::mem::take(&mut input.parsed.diagnostics);
+    if !diags.iter().any(Diagnostic::is_error) {
+        diags.extend(xlcfg::parse::apply_overrides(
+            &mut input.parsed.settings,
+            overrides,
+        ));
+    }
+    if diags.iter().any(Diagnostic::is_error) {
+        print_diagnostics(&diags);
+        return Err(Reported.into());
+    }
+    match xlcfg::model::build(&input.parsed.settings, &input.base_dir) {
+        Ok(built) => {
+            diags.extend(built.warnings);
+            if !quiet {
+                print_diagnostics(&diags);
+            }
+            Ok(Loaded {
+                config: built.config,
+            })
+        }
+        Err(errors) => {
+            let shown: Vec<&Diagnostic> = diags
+                .iter()
+                .chain(errors.iter())
+                .filter(|d| !quiet || d.is_error())
+                .collect();
+            print_diagnostics(shown);
+            Err(Reported.into())
+        }
+    }
+}
