@@ -24,12 +24,14 @@ pub enum XencallError {
         hint: &'static str,
     },
     /// The hypervisor or the kernel refused an operation.
-    #[error("{op}: {errno}")]
+    #[error("{op}: {errno}{}", hint_suffix(.hint))]
     Os {
         /// The operation, with its domain and arguments.
         op: String,
         /// The errno.
         errno: Errno,
+        /// What to do about it (may be empty).
+        hint: String,
     },
     /// Some pages of a foreign mapping could not be mapped.
     #[error("{op}: gfn {first_gfn:#x}: {first_errno}{}", more_pages(*.failed))]
@@ -62,6 +64,14 @@ pub enum XencallError {
     },
 }
 
+fn hint_suffix(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!(": {hint}")
+    }
+}
+
 fn more_pages(failed: usize) -> String {
     if failed > 1 {
         format!(" ({} pages failed in all)", failed)
@@ -76,6 +86,16 @@ impl XencallError {
         XencallError::Os {
             op: op.into(),
             errno,
+            hint: String::new(),
+        }
+    }
+
+    /// An errno failure of `op` with a hint for the user.
+    pub fn os_hint(op: impl Into<String>, errno: Errno, hint: impl Into<String>) -> Self {
+        XencallError::Os {
+            op: op.into(),
+            errno,
+            hint: hint.into(),
         }
     }
 
@@ -93,7 +113,7 @@ impl XencallError {
 impl From<XencallError> for HostError {
     fn from(e: XencallError) -> HostError {
         match e {
-            XencallError::Os { op, errno } => HostError::os(op, errno),
+            XencallError::Os { op, errno, hint } => HostError::os_detail(op, errno, hint),
             XencallError::Open { path, errno, hint } => {
                 HostError::os_detail(format!("open {path}"), errno, hint.trim_start_matches(": "))
             }

@@ -103,10 +103,18 @@ fn run_probe(
                 known: version::known_list(),
             },
         }),
-        Err((v, errno)) => Err(XencallError::os(
-            format!("probe {what} interface {v:#x}"),
-            Errno(errno),
-        )),
+        Err((v, errno)) => {
+            let hint = if Errno(errno) == Errno::EPERM {
+                "this domain may not issue control hypercalls; run rxl in dom0"
+            } else {
+                ""
+            };
+            Err(XencallError::os_hint(
+                format!("probe {what} interface {v:#x}"),
+                Errno(errno),
+                hint,
+            ))
+        }
     }
 }
 

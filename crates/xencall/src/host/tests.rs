@@ -760,6 +760,12 @@ fn probe_answers() {
     let e = run_probe(&[0x15], "sysctl", 4, 17, |_| ProbeAnswer::Failed(1)).err();
     assert_eq!(
         e.map(|e| e.to_string()).as_deref(),
-        Some("probe sysctl interface 0x15: EPERM (operation not permitted)")
+        Some("probe sysctl interface 0x15: EPERM (operation not permitted): this domain may not issue control hypercalls; run rxl in dom0")
     );
+}
+
+#[test]
+fn xen_host_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<XenHost>();
 }
