@@ -81,26 +81,33 @@ pub fn parse_str(name: &str, text: &str) -> Parsed {
     }))
 }
 
-/// Read and parse the file at `path`; diagnostics name it as given.
-///
-/// Bytes that are not UTF-8 are replaced by U+FFFD. Inside a comment that only earns a
-/// warning; inside a string it is an error, since the value would change.
+/// Read and parse the file at `path`; diagnostics name it as given. Bytes that are not
+/// UTF-8 are handled as by [`parse_bytes`].
 pub fn parse_file(path: &Path) -> Result<Parsed, ReadError> {
     let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let (text, invalid) = decode_lossy(&bytes);
+    Ok(parse_bytes(&path.display().to_string(), &bytes))
+}
+
+/// Parse raw bytes (a file's or stdin's), calling them `name` in diagnostics.
+///
+/// Bytes that are not UTF-8 are replaced by U+FFFD. Inside a comment that only earns a
+/// warning; inside a string it is an error, since the value would change; elsewhere the
+/// replacement character is an unexpected character like any other.
+pub fn parse_bytes(name: &str, bytes: &[u8]) -> Parsed {
+    let (text, invalid) = decode_lossy(bytes);
     let source = Arc::new(Source {
-        name: path.display().to_string(),
+        name: name.to_string(),
         text,
     });
     let mut settings = Settings::default();
     let diagnostics = parse_into(&source, &mut settings, &invalid, false);
-    Ok(Parsed {
+    Parsed {
         settings,
         diagnostics,
-    })
+    }
 }
 
 /// Apply `xl create cfg key=value ...` arguments after the file: each argument is one line of

@@ -507,3 +507,75 @@ fn random_configs_agree() {
         CASES - accepted
     );
 }
+
+/// `xl create cfg k=v ...` appends the arguments to the file's text; `apply_overrides` must
+/// give the same result (arguments here never hold a bare word, the one documented leniency).
+#[test]
+fn overrides_match_xl_appending_the_arguments() {
+    let Some(bin) = cdump() else { return };
+    const CASES: usize = 600;
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[9; 32]),
+    );
+    let files = proptest::collection::vec(piece(), 0..5).prop_map(|p| p.concat());
+    let args = proptest::collection::vec(
+        piece().prop_map(|p| p.trim_end_matches(['\n', ';']).to_string()),
+        0..4,
+    );
+    let strategy = (files, args);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let mut cases = Vec::new();
+    while cases.len() < CASES {
+        let tree = strategy
+            .new_tree(&mut runner)
+            .unwrap_or_else(|e| panic!("generating a case: {e}"));
+        let (file, args) = tree.current();
+        let mut joined = file.clone();
+        for a in &args {
+            joined.push('\n');
+            joined.push_str(a);
+        }
+        joined.push('\n');
+        if !touches_difference(&joined) {
+            cases.push((file, args, joined));
+        }
+    }
+    let mut jobs = Vec::new();
+    let mut ours = Vec::new();
+    for (i, (file, args, joined)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("o{i}.cfg"));
+        std::fs::write(&path, joined).unwrap_or_else(|e| panic!("{e}"));
+        let mut p = xlcfg::parse_str("file.cfg", file);
+        let more = xlcfg::apply_overrides(&mut p.settings, args);
+        p.diagnostics.extend(more);
+        jobs.push((path, candidate_keys(joined, &p.settings)));
+        ours.push(p);
+    }
+    let theirs = run_c(bin, &jobs);
+    let mut failures = Vec::new();
+    for (((file, args, _), ours), theirs) in cases.iter().zip(&ours).zip(&theirs) {
+        let our_ok = !ours.has_errors();
+        if our_ok != theirs.ok || (our_ok && ours.settings.to_json() != theirs.values) {
+            failures.push(format!(
+                "file {file:?} args {args:?}: rxl ok={our_ok} {}, libxlutil ok={} {}",
+                ours.settings.to_json(),
+                theirs.ok,
+                theirs.values
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {CASES} disagree:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let accepted = ours.iter().filter(|p| !p.has_errors()).count();
+    assert!(accepted > CASES / 2, "only {accepted} accepted");
+}

@@ -557,3 +557,66 @@ fn escape_errors_count_towards_the_cap() {
         .iter()
         .any(|d| d.message.starts_with("too many errors")));
 }
+
+#[test]
+fn parse_bytes_handles_undecodable_input() {
+    let p = parse_bytes("<stdin>", b"a = 1 \xff\n");
+    assert_eq!(
+        p.diagnostics
+            .iter()
+            .map(|d| d.render().lines().next().unwrap_or("").to_string())
+            .collect::<Vec<_>>(),
+        ["<stdin>:1:7: error: unexpected `\u{fffd}`"]
+    );
+    let p = parse_bytes("<stdin>", b"name = 'ok'\n");
+    assert!(p.diagnostics.is_empty());
+    assert_eq!(p.settings.value("name").and_then(Value::as_str), Some("ok"));
+}
+
+#[test]
+fn hints() {
+    let hint = |text: &str| first_error(text).hint;
+    assert_eq!(
+        hint("a = 'x' 'y'\n").as_deref(),
+        Some("one value per key; use a list for several: [\"a\", \"b\"]")
+    );
+    assert_eq!(
+        hint("a = ['x' 'y']\n").as_deref(),
+        Some("separate list items with `,`")
+    );
+    assert_eq!(
+        hint("name 'x'\n").as_deref(),
+        Some("assign a value: name = \"...\"")
+    );
+    assert_eq!(
+        hint("my-key = 1\n").as_deref(),
+        Some("a key starts with a-z and holds only a-z, 0-9, `_` and `.`")
+    );
+    assert_eq!(
+        hint("m = 512M\n").as_deref(),
+        Some(
+            "numbers are integers (decimal, 0x hex or 0 octal); quote anything else: m = \"512M\""
+        )
+    );
+    assert_eq!(
+        hint("a = 'x\n").as_deref(),
+        Some("close the string with ' on the same line; strings cannot span lines")
+    );
+    assert_eq!(
+        hint("a = [ 1\n").as_deref(),
+        Some("close the list with `]`")
+    );
+    assert_eq!(
+        hint("a =\n").as_deref(),
+        Some("a value is a \"string\", a number or a [list]: a = \"...\"")
+    );
+}
+
+#[test]
+fn rendered_crlf_warning() {
+    let p = parse_str("dos.cfg", "name = 'x'\r\n");
+    assert_eq!(
+        p.diagnostics.iter().map(Diagnostic::render).collect::<String>(),
+        "dos.cfg:1:11: warning: line ends with CR LF (DOS line endings); xl refuses such files\n  1 | name = 'x'\n    |           ^\n  = hint: convert the file with dos2unix\n"
+    );
+}
