@@ -283,6 +283,10 @@ fn compare_dirs(bin: &Path, dirs: &[&str]) -> (usize, usize) {
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     let accepted = parsed.iter().filter(|p| !p.has_errors()).count();
+    eprintln!(
+        "{dirs:?}: {} files agree, {accepted} accepted by rxl",
+        rels.len()
+    );
     (rels.len(), accepted)
 }
 
@@ -499,6 +503,7 @@ fn random_configs_agree() {
             .collect::<Vec<_>>()
             .join("\n\n")
     );
+    eprintln!("random configs: {CASES} agree, {accepted} accepted by both");
     // Both kinds are well represented, so the comparison means something.
     assert!(accepted > CASES / 5, "only {accepted} accepted");
     assert!(
@@ -577,5 +582,81 @@ fn overrides_match_xl_appending_the_arguments() {
             .join("\n")
     );
     let accepted = ours.iter().filter(|p| !p.has_errors()).count();
+    eprintln!("overrides: {CASES} cases agree, {accepted} accepted by both");
     assert!(accepted > CASES / 2, "only {accepted} accepted");
+}
+
+/// Character soup from xl.cfg's own alphabet: stresses the lexer's corners (numbers running
+/// into words, quotes and escapes, stray characters) far more than token streams do.
+#[test]
+fn character_soup_agrees() {
+    let Some(bin) = cdump() else { return };
+    const CASES: usize = 3000;
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]),
+    );
+    let alphabet = proptest::sample::select(vec![
+        "a", "k", "f", "x", "g", "Z", "_", "-", "0", "7", "=", "+=", "+", ",", "[", "]", ";", "#",
+        "\n", " ", "\t", "'", "\"", "\\", "\\n", "(", ":", ".", "\u{e9}", "a=", " = ", "'v'",
+        "[1,", "],", "0x", "\n#c\n",
+    ]);
+    // Whole statements with characters strewn between and into them.
+    let item = proptest::prop_oneof![
+        2 => piece(),
+        3 => alphabet.prop_map(str::to_string),
+    ];
+    let strategy = proptest::collection::vec(item, 0..12).prop_map(|v| v.concat() + "\n");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let mut texts = Vec::new();
+    while texts.len() < CASES {
+        let tree = strategy
+            .new_tree(&mut runner)
+            .unwrap_or_else(|e| panic!("generating soup: {e}"));
+        let text = tree.current();
+        if !touches_difference(&text) {
+            texts.push(text);
+        }
+    }
+    let mut jobs = Vec::new();
+    let mut parsed = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let path = dir.path().join(format!("s{i}.cfg"));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let p = xlcfg::parse_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        jobs.push((path, candidate_keys(text, &p.settings)));
+        parsed.push(p);
+    }
+    let theirs = run_c(bin, &jobs);
+    let failures: Vec<String> = texts
+        .iter()
+        .zip(&parsed)
+        .zip(&theirs)
+        .filter_map(|((text, ours), theirs)| {
+            check("soup", ours, theirs)
+                .err()
+                .map(|e| format!("input {text:?}\n{e}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {CASES} soups disagree; first ones:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+    // Enough accepted inputs that set something, so values were compared too.
+    let accepted = parsed
+        .iter()
+        .filter(|p| !p.has_errors() && !p.settings.entries.is_empty())
+        .count();
+    eprintln!("character soup: {CASES} inputs agree, {accepted} accepted with settings");
+    assert!(
+        accepted > CASES / 30,
+        "only {accepted} accepted with settings"
+    );
 }
