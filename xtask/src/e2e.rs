@@ -1,6 +1,522 @@
-//! `cargo xtask e2e`: real Xen 4.17 in QEMU (see docs/e2e.md).
+//! `cargo xtask e2e`: real Xen 4.17 in QEMU (TCG) with a Linux dom0 that runs `xl` and
+//! `rxl` side by side (see docs/e2e.md).
+//!
+//! Stages: host tools, Debian packages (downloaded and unpacked into a cache), the rxl
+//! binary, the dom0 initramfs, one QEMU boot, then the host-side checks of each step.
+
+mod compare;
+mod cpio;
+mod elfdeps;
+mod image;
+mod kmod;
+mod markers;
+mod packages;
+mod qemu;
+mod scenario;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+
+use image::{Entry, Image};
+
+/// dom0's init script template.
+const INIT_TEMPLATE: &str = include_str!("../e2e/init.sh");
+/// Shell helpers sourced by init and the scenario.
+const LIB_SH: &str = include_str!("../e2e/lib.sh");
+
+/// Library directories of the dom0 loader (`LD_LIBRARY_PATH` in /init), in search order.
+const LIB_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/xen-4.17/lib/x86_64-linux-gnu",
+];
+
+/// Xen tools copied into dom0 (with their library closure).
+const XEN_PROGRAMS: &[&str] = &[
+    "/usr/lib/xen-4.17/bin/xl",
+    "/usr/lib/xen-4.17/bin/xenstored",
+    "/usr/lib/xen-4.17/bin/xenconsoled",
+    "/usr/lib/xen-4.17/bin/xen-init-dom0",
+    "/usr/lib/xen-4.17/bin/xenconsole",
+    "/usr/lib/xen-4.17/bin/readnotes",
+    "/usr/lib/xen-4.17/bin/lsevtchn",
+    "/usr/lib/xen-4.17/bin/xen-diag",
+    "/usr/bin/xenstore",
+    "/usr/bin/xenstore-read",
+    "/usr/bin/xenstore-write",
+    "/usr/bin/xenstore-ls",
+    "/usr/bin/xenstore-list",
+    "/usr/bin/xenstore-rm",
+    "/usr/bin/xenstore-exists",
+    "/usr/bin/xenstore-watch",
+    "/usr/bin/xenstore-chmod",
+];
+
+/// Where rxl goes in dom0.
+const RXL_PATH: &str = "/usr/local/bin/rxl";
+
+/// Kernel modules dom0 needs (their dependencies are added).
+const MODULES: &[&str] = &[
+    "xen-privcmd",
+    "xenfs",
+    "xen-evtchn",
+    "xen-gntdev",
+    "xen-gntalloc",
+];
+
+/// Options of `cargo xtask e2e`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask e2e",
+    about = "Boot real Xen 4.17 in QEMU with a Linux dom0 and check rxl against xl"
+)]
+struct Options {
+    /// Keep the run directory (image, serial and result logs) after a passing run.
+    #[arg(long)]
+    keep: bool,
+    /// Boot the rig with a dom0 shell on the serial console instead of running the
+    /// scenario (`sh /e2e/scenario.sh` runs it by hand; `rig-exit` ends QEMU).
+    #[arg(long)]
+    shell: bool,
+    /// Hard limit on QEMU's run time in seconds (default 300; 3600 with --shell).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+}
 
 /// Run the end-to-end scenario.
-pub fn run(_args: &[String]) -> anyhow::Result<()> {
-    anyhow::bail!("the e2e rig is not built yet")
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let opts =
+        Options::try_parse_from(std::iter::once("e2e".to_owned()).chain(args.iter().cloned()))
+            .unwrap_or_else(|e| e.exit());
+    let total = Instant::now();
+    let mut times = Timings::default();
+
+    let repo = repo_root()?;
+    let cache = match std::env::var_os("RXL_CACHE") {
+        Some(c) if !c.is_empty() => PathBuf::from(c),
+        _ => repo.join(".cache/e2e"),
+    };
+    let run_dir = cache.join(format!(
+        "run-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    ));
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    say(&format!(
+        "cache {}, run directory {}",
+        cache.display(),
+        run_dir.display()
+    ));
+
+    packages::ensure_tools(packages::HOST_TOOLS).context("host tools")?;
+
+    // Packages.
+    let t = Instant::now();
+    let pkgs = packages::image_packages().context("resolving the dom0 package list")?;
+    let kernel_pkg = pkgs.last().cloned().unwrap_or_default();
+    let release = packages::kernel_release(&kernel_pkg)
+        .with_context(|| format!("kernel package name {kernel_pkg:?}"))?
+        .to_owned();
+    let fetched = packages::fetch(&pkgs, &cache.join("debs")).context("downloading packages")?;
+    times.download = t.elapsed();
+    say(&format!(
+        "{} packages ({} downloaded, kernel {release}) in {:.1}s",
+        fetched.debs.len(),
+        fetched.downloaded,
+        times.download.as_secs_f64()
+    ));
+
+    let t = Instant::now();
+    let root = cache.join("root");
+    let stamp_path = cache.join("root.stamp");
+    let stamp: String = fetched
+        .debs
+        .iter()
+        .filter_map(|d| {
+            d.file_name()
+                .map(|n| n.to_string_lossy().into_owned() + "\n")
+        })
+        .collect();
+    let unpacked = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) && root.is_dir();
+    if !unpacked {
+        let _ = std::fs::remove_file(&stamp_path);
+        packages::unpack(&fetched.debs, &root).context("unpacking packages")?;
+        std::fs::write(&stamp_path, &stamp)
+            .with_context(|| format!("writing {}", stamp_path.display()))?;
+    }
+    let xen_elf = cache.join("xen-4.17.elf");
+    if !unpacked || !xen_elf.is_file() {
+        gunzip(&root.join("boot/xen-4.17-amd64.gz"), &xen_elf)?;
+    }
+    times.unpack = t.elapsed();
+    say(&format!(
+        "unpacked tree {} in {:.1}s",
+        if unpacked { "reused" } else { "rebuilt" },
+        times.unpack.as_secs_f64()
+    ));
+
+    // Binaries built on the host.
+    let t = Instant::now();
+    let rxl = build_rxl(&repo).context("building rxl")?;
+    let hello =
+        scenario::build_hello(&repo, &run_dir.join("hello")).context("building the hello guest")?;
+    times.build = t.elapsed();
+    if hello.is_none() {
+        say("tests/guests/hello/build.sh not found: the hello guest step is left out");
+    }
+
+    // Image.
+    let t = Instant::now();
+    let steps = scenario::steps(hello);
+    let initrd = run_dir.join("dom0.cpio.gz");
+    let (files, data, size) = build_image(&root, &release, &rxl, &steps, opts.shell, &initrd)?;
+    times.image = t.elapsed();
+    say(&format!(
+        "dom0 image: {files} entries, {:.1} MiB of files, {:.1} MiB compressed, in {:.1}s",
+        data as f64 / 1048576.0,
+        size as f64 / 1048576.0,
+        times.image.as_secs_f64()
+    ));
+
+    // Boot.
+    let boot = qemu::Boot {
+        xen: xen_elf,
+        kernel: root.join(format!("boot/vmlinuz-{release}")),
+        initrd,
+        serial_log: run_dir.join("serial.log"),
+        results_log: run_dir.join("results.log"),
+        interactive: opts.shell,
+    };
+    let timeout = opts.timeout.unwrap_or(if opts.shell { 3600 } else { 300 });
+    if opts.shell {
+        say("booting with a dom0 shell on this terminal; `rig-exit` in dom0 ends QEMU");
+    } else {
+        say(&format!("booting Xen in QEMU (timeout {timeout}s)"));
+    }
+    let outcome = qemu::run(&boot, timeout, &run_dir.join("qemu.log"), |t, what| {
+        say(&format!("[{:6.1}s] {what}", t.as_secs_f64()));
+    })?;
+    times.qemu = outcome.elapsed;
+    if opts.shell {
+        say(&format!(
+            "{}; logs in {}",
+            outcome.describe(),
+            run_dir.display()
+        ));
+        return Ok(());
+    }
+
+    // Verdict.
+    let results = read_lossy(&boot.results_log);
+    let console = read_lossy(&boot.serial_log);
+    let mut report = markers::parse(&results);
+    let mut channel = "com2 (results.log)";
+    if !report.ready && report.captures.is_empty() && report.setup_failed.is_none() {
+        // dom0 found no second serial port and wrote to its console instead.
+        report = markers::parse(&console);
+        channel = "the console (serial.log)";
+    }
+    let verdict = judge(&steps, &report, &console);
+    times.boot = outcome.ready_at;
+    times.scenario = match (outcome.ready_at, outcome.done_at) {
+        (Some(r), Some(d)) => d.checked_sub(r),
+        _ => None,
+    };
+    times.total = total.elapsed();
+
+    println!("\n== e2e results (channel: {channel}) ==");
+    for line in &verdict.lines {
+        println!("{line}");
+    }
+    println!("\n== timings ==\n{}", times.render(&outcome));
+    let mut failed = verdict.failed;
+    if !report.done {
+        failed = true;
+        println!("\ndom0 did not finish the scenario: {}", outcome.describe());
+        if let Some(reason) = &report.setup_failed {
+            println!("dom0 setup failed: {reason}");
+        }
+    }
+    for p in &report.problems {
+        println!("result framing: {p}");
+        failed = true;
+    }
+    if failed {
+        println!(
+            "\n== last lines of the serial log ({}) ==",
+            boot.serial_log.display()
+        );
+        for l in last_lines(&console, 40) {
+            println!("  {l}");
+        }
+        if !report.ready {
+            println!("\n== result channel ({}) ==", boot.results_log.display());
+            for l in last_lines(&results, 60) {
+                println!("  {l}");
+            }
+        }
+        bail!(
+            "e2e failed ({}); run directory kept: {}",
+            outcome.describe(),
+            run_dir.display()
+        );
+    }
+    if opts.keep {
+        say(&format!("run directory kept: {}", run_dir.display()));
+    } else {
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("removing {}", run_dir.display()))?;
+    }
+    say(&format!(
+        "all steps passed in {:.1}s",
+        times.total.as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn say(msg: &str) {
+    eprintln!("e2e: {msg}");
+}
+
+fn read_lossy(p: &Path) -> String {
+    std::fs::read(p).map_or_else(
+        |_| String::new(),
+        |b| String::from_utf8_lossy(&b).into_owned(),
+    )
+}
+
+fn last_lines(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// The repository root: the parent of this crate's manifest directory.
+fn repo_root() -> anyhow::Result<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .parent()
+        .context("xtask's manifest directory has no parent")?;
+    if !root.join("Cargo.toml").is_file() {
+        bail!(
+            "{} does not look like the rxl repository root",
+            root.display()
+        );
+    }
+    Ok(root.to_owned())
+}
+
+fn gunzip(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    let f = std::fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let mut dec = flate2::read::GzDecoder::new(std::io::BufReader::new(f));
+    let tmp = dst.with_extension("tmp");
+    let mut out =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    std::io::copy(&mut dec, &mut out)
+        .with_context(|| format!("decompressing {}", src.display()))?;
+    std::fs::rename(&tmp, dst).with_context(|| format!("renaming to {}", dst.display()))?;
+    Ok(())
+}
+
+/// Builds rxl in release mode and returns the path of the binary cargo reports.
+fn build_rxl(repo: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "rxl",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(repo)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo build --release -p rxl")?;
+    if !out.status.success() {
+        bail!("cargo build --release -p rxl failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "rxl")
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .context("cargo build reported no rxl executable")
+}
+
+/// Builds the dom0 initramfs into `out`; returns (entries, file bytes, archive bytes).
+fn build_image(
+    root: &Path,
+    release: &str,
+    rxl: &Path,
+    steps: &[scenario::Step],
+    shell: bool,
+    out: &Path,
+) -> anyhow::Result<(usize, u64, u64)> {
+    let mut img = Image::new();
+    for d in [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/run",
+        "/tmp",
+        "/root",
+        "/etc",
+        "/var/log/xen/console",
+        "/var/lib/xen",
+    ] {
+        img.dir(d)?;
+    }
+    img.add("/tmp", Entry::Dir { perm: 0o1777 })?;
+    img.add(
+        "/dev/console",
+        Entry::CharDev {
+            perm: 0o600,
+            major: 5,
+            minor: 1,
+        },
+    )?;
+    img.add(
+        "/dev/null",
+        Entry::CharDev {
+            perm: 0o666,
+            major: 1,
+            minor: 3,
+        },
+    )?;
+    img.host_file("/bin/busybox", &root.join("bin/busybox"))?;
+
+    // rxl is checked against the image's own libraries: stage it inside the unpacked tree.
+    let staged = root.join(RXL_PATH.trim_start_matches('/'));
+    if let Some(dir) = staged.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::copy(rxl, &staged)
+        .with_context(|| format!("copying {} to {}", rxl.display(), staged.display()))?;
+    let tree = elfdeps::DirTree::new(root);
+    let mut programs: Vec<&str> = XEN_PROGRAMS.to_vec();
+    programs.push(RXL_PATH);
+    let closure = elfdeps::closure(&tree, &programs, LIB_DIRS)
+        .context("resolving the shared libraries of dom0's programs")?;
+    img.closure(&closure, root)?;
+    img.host_file("/etc/xen/xl.conf", &root.join("etc/xen/xl.conf"))?;
+
+    let mod_dir = root.join("lib/modules").join(release);
+    let modules = kmod::ModuleDir::open(&mod_dir)?.load_order(MODULES)?;
+    let mut insmods = String::new();
+    for m in &modules {
+        let path = format!("/lib/modules/{release}/{}", m.rel_path);
+        img.host_file(&path, &mod_dir.join(&m.rel_path))?;
+        let _ = writeln!(
+            insmods,
+            "insmod {path} || setup_failed \"insmod {}\"",
+            m.name
+        );
+    }
+    img.bytes(
+        &format!("/lib/modules/{release}/modules.dep"),
+        0o644,
+        kmod::modules_dep(&modules),
+    )?;
+
+    let init = INIT_TEMPLATE
+        .replace("@LIBDIRS@", &LIB_DIRS.join(":"))
+        .replace("@MODE@", if shell { "shell" } else { "run" })
+        .replace("@MODULES@", &insmods);
+    img.bytes("/init", 0o755, init)?;
+    img.bytes("/e2e/lib.sh", 0o644, LIB_SH)?;
+    img.bytes(
+        "/usr/local/bin/rig-exit",
+        0o755,
+        "#!/bin/sh\n# Ends the QEMU run: rig-exit [VALUE]\n. /e2e/lib.sh\nrig_exit \"${1:-0}\"\n",
+    )?;
+    scenario::install(steps, &mut img)?;
+    let entries = img.len();
+    let (data, size) = img.write_gz(out)?;
+    Ok((entries, data, size))
+}
+
+/// The host-side verdict over all steps.
+struct Verdict {
+    lines: Vec<String>,
+    failed: bool,
+}
+
+fn judge(steps: &[scenario::Step], report: &markers::Report, console: &str) -> Verdict {
+    let mut lines = Vec::new();
+    let mut failed = false;
+    for step in steps {
+        let outcome = scenario::Outcome {
+            step: step.name,
+            report,
+            console,
+        };
+        match (step.check)(&outcome) {
+            Ok(summary) => lines.push(format!("PASS {}: {summary}", step.name)),
+            Err(problems) => {
+                failed = true;
+                lines.push(format!("FAIL {}: {}", step.name, step.about));
+                for p in problems {
+                    lines.push(format!("     - {p}"));
+                }
+                for cap in &step.captures {
+                    let name = format!("{}/{}", step.name, cap.name);
+                    if let Some(c) = report.capture(&name) {
+                        let rc = c.rc.map_or("unfinished".to_owned(), |r| format!("rc={r}"));
+                        lines.push(format!("     --- {name} ({rc}) output:"));
+                        for l in c.lines.iter().take(40) {
+                            lines.push(format!("       | {l}"));
+                        }
+                        if c.lines.len() > 40 {
+                            lines.push(format!("       | ... {} more lines", c.lines.len() - 40));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Verdict { lines, failed }
+}
+
+/// Wall-clock time of each stage.
+#[derive(Debug, Default)]
+struct Timings {
+    download: Duration,
+    unpack: Duration,
+    build: Duration,
+    image: Duration,
+    qemu: Duration,
+    boot: Option<Duration>,
+    scenario: Option<Duration>,
+    total: Duration,
+}
+
+impl Timings {
+    fn render(&self, outcome: &qemu::RunOutcome) -> String {
+        let opt =
+            |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1}s", d.as_secs_f64()));
+        let mut s = format!(
+            "download {:.1}s, unpack {:.1}s, host builds {:.1}s, image {:.1}s\n\
+             qemu {:.1}s (boot to dom0 ready {}, scenario {})\ntotal {:.1}s",
+            self.download.as_secs_f64(),
+            self.unpack.as_secs_f64(),
+            self.build.as_secs_f64(),
+            self.image.as_secs_f64(),
+            self.qemu.as_secs_f64(),
+            opt(self.boot),
+            opt(self.scenario),
+            self.total.as_secs_f64()
+        );
+        let mut prev = self.boot;
+        for (name, at) in &outcome.ends {
+            let took = prev.and_then(|p| at.checked_sub(p));
+            let _ = write!(s, "\n  {name}: {}", opt(took));
+            prev = Some(*at);
+        }
+        s
+    }
 }

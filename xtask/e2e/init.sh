@@ -1,0 +1,77 @@
+#!/bin/busybox sh
+# dom0 /init of the rxl end-to-end rig. `cargo xtask e2e` fills in the @NAME@ fields.
+#
+# Results go to a channel of their own: the second serial port (/dev/ttyS1, a file on the
+# host) when dom0 sees it, else the console. Xen's own lines never reach that port.
+
+/bin/busybox mkdir -p /usr/bin /usr/sbin /sbin
+/bin/busybox --install -s
+export PATH=/usr/lib/xen-4.17/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LD_LIBRARY_PATH=@LIBDIRS@
+export HOME=/root TERM=vt100
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+ln -sf /run /var/run
+mkdir -p /run/xen /run/xenstored /var/log/xen/console /var/lib/xen /var/lib/xenstored
+# Kernel messages stay in dmesg; the console is for the rig's own lines.
+dmesg -n 1
+
+# Open the result channel once as fd 3 (every step inherits it).
+if [ -c /dev/ttyS1 ] && stty -F /dev/ttyS1 raw -echo 115200 2>/dev/null; then
+    exec 3>/dev/ttyS1
+    echo "rxl-e2e: results on /dev/ttyS1"
+else
+    exec 3>/dev/console
+    echo "rxl-e2e: results on the console"
+fi
+
+. /e2e/lib.sh
+
+setup_failed() {
+    echo "@@RXL-SETUP-FAILED $*" >&3
+    echo "--- dmesg (last 40 lines)" >&3
+    dmesg | tail -n 40 >&3
+    echo "@@RXL-SETUP-FAILED $*"
+    if [ "@MODE@" = shell ]; then
+        echo "rxl-e2e: setup failed; dropping to a shell anyway"
+        setsid cttyhack sh
+    fi
+    rig_exit 2
+}
+
+@MODULES@
+
+mkdir -p /proc/xen
+mount -t xenfs xenfs /proc/xen || setup_failed "mount xenfs on /proc/xen"
+
+XENSTORED_ROOTDIR=/var/lib/xenstored xenstored --pid-file /run/xenstore.pid \
+    || setup_failed "xenstored did not start"
+i=0
+until xenstore-read -s / >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ "$i" -gt 30 ] && setup_failed "xenstored did not answer within 30 s"
+    sleep 1
+done
+xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 \
+    || setup_failed "xen-init-dom0: $(tail -n 3 /tmp/xen-init-dom0.log)"
+xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console \
+    || setup_failed "xenconsoled did not start"
+
+echo "@@RXL-READY" >&3
+echo "rxl-e2e: dom0 ready"
+
+if [ "@MODE@" = shell ]; then
+    echo "rxl-e2e: dom0 shell. Scenario: sh /e2e/scenario.sh; leave with: rig-exit"
+    setsid cttyhack sh
+    rig_exit 0
+fi
+
+sh /e2e/scenario.sh
+echo "@@RXL-DONE" >&3
+rig_exit 0
