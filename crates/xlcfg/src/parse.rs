@@ -873,14 +873,14 @@ impl Parser<'_, '_> {
         }
     }
 
-    /// The diagnostic for a lexical error; `value_of` names the key when the error is where
-    /// a value should be.
+    /// The diagnostic for a lexical error; `value_at` is set when the error is where a value
+    /// should be.
     fn lex_error(
         &self,
         e: &LexError,
         text: &str,
         span: Span,
-        value_of: Option<&str>,
+        value_at: Option<ValueAt<'_>>,
     ) -> Diagnostic {
         match e {
             LexError::UnterminatedString => {
@@ -891,19 +891,24 @@ impl Parser<'_, '_> {
             }
             LexError::LoneCr => Diagnostic::error(span, "stray carriage return")
                 .with_hint("lines end with a line feed; convert the file with dos2unix"),
-            LexError::BadWord => match value_of {
-                Some(key) if text.starts_with(|c: char| c.is_ascii_digit()) => {
+            LexError::BadWord => match &value_at {
+                Some(v) if text.starts_with(|c: char| c.is_ascii_digit()) => {
                     let lower = text.to_ascii_lowercase();
+                    let assign = if v.depth == 0 {
+                        format!("{} = ", v.key)
+                    } else {
+                        String::new()
+                    };
                     let hint = if is_number(&lower) {
-                        format!("hex digits must be lowercase: {key} = {lower}")
+                        format!("hex digits must be lowercase: {assign}{lower}")
                     } else {
                         format!(
-                            "numbers are integers (decimal, 0x hex or 0 octal); quote anything else: {key} = \"{text}\""
+                            "numbers are integers (decimal, 0x hex or 0 octal); quote anything else: {assign}\"{text}\""
                         )
                     };
                     Diagnostic::error(span, format!("invalid number `{text}`")).with_hint(hint)
                 }
-                Some(key) => bare_word(span, key, text),
+                Some(v) => self.bare_value(v.tok, v.key, v.depth),
                 None => Diagnostic::error(span, format!("unexpected `{text}`")),
             },
             LexError::Stray { python } => {
@@ -913,14 +918,19 @@ impl Parser<'_, '_> {
                     && text
                         .get(1..)
                         .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_digit()));
-                match value_of {
-                    Some(key) if neg => Diagnostic::error(span, format!("`{text}` is not a value"))
-                        .with_hint(format!(
-                            "negative numbers must be quoted: {key} = \"{text}\""
-                        )),
-                    Some(key) if !python || text.starts_with(['.', '-', '+']) && text.len() > 1 => {
-                        bare_word(span, key, text)
+                let wordish = !python || text.starts_with(['.', '-', '+']) && text.len() > 1;
+                match &value_at {
+                    Some(v) if neg => {
+                        let assign = if v.depth == 0 {
+                            format!("{} = ", v.key)
+                        } else {
+                            String::new()
+                        };
+                        Diagnostic::error(span, format!("`{text}` is not a value")).with_hint(
+                            format!("negative numbers must be quoted: {assign}\"{text}\""),
+                        )
                     }
+                    Some(v) if wordish => self.bare_value(v.tok, v.key, v.depth),
                     _ => {
                         let d = Diagnostic::error(span, format!("unexpected `{shown}`"));
                         if *python {
@@ -936,6 +946,23 @@ impl Parser<'_, '_> {
         }
     }
 
+    /// "Unquoted value" for a word where a value should be; the span and the suggested
+    /// string cover the whole word up to whitespace or a delimiter, not just one token.
+    fn bare_value(&self, tok: &Token, key: &str, depth: usize) -> Diagnostic {
+        let rest = self.lx.text.get(tok.start..).unwrap_or("");
+        let len = rest.find(ends_bare_run).unwrap_or(rest.len());
+        let end = (tok.start + len).max(tok.end);
+        let word = self.lx.text.get(tok.start..end).unwrap_or("");
+        let span = self.lx.span(tok.start, end, tok.line, tok.column);
+        let quoted = word.replace('\\', "\\\\");
+        let hint = if depth == 0 {
+            format!("strings need quotes: {key} = \"{quoted}\"")
+        } else {
+            format!("strings need quotes, in lists too: \"{quoted}\"")
+        };
+        Diagnostic::error(span, format!("unquoted value `{word}`")).with_hint(hint)
+    }
+
     /// A value at nesting `depth` (0: the statement's value).
     fn value(&mut self, key: &str, depth: usize) -> Result<Value, Recover> {
         let t = self.next();
@@ -943,14 +970,18 @@ impl Parser<'_, '_> {
             Tok::Str(_) | Tok::Number => Ok(self.atom(t)),
             Tok::LBracket => self.list(key, t, depth + 1),
             Tok::Ident => {
-                let text = self.text_of(&t).to_string();
-                let d = bare_word(self.span_of(&t), key, &text);
+                let d = self.bare_value(&t, key, depth);
                 self.error(d);
                 Err(Recover::Skip { depth })
             }
             Tok::Error(e) => {
                 let text = self.text_of(&t).to_string();
-                let d = self.lex_error(e, &text, self.span_of(&t), Some(key));
+                let at = Some(ValueAt {
+                    key,
+                    depth,
+                    tok: &t,
+                });
+                let d = self.lex_error(e, &text, self.span_of(&t), at);
                 self.error(d);
                 self.ahead.push_front(t);
                 Err(Recover::Skip { depth })
@@ -1057,9 +1088,19 @@ impl Parser<'_, '_> {
 const PYTHON_HINT: &str = "this looks like Python; xl.cfg is not Python: values are \"strings\", \
                            numbers or [lists], with no expressions";
 
-fn bare_word(span: Span, key: &str, text: &str) -> Diagnostic {
-    Diagnostic::error(span, format!("unquoted value `{text}`"))
-        .with_hint(format!("strings need quotes: {key} = \"{text}\""))
+/// Where a value was expected: for the messages about what was found instead.
+struct ValueAt<'t> {
+    /// The key being assigned.
+    key: &'t str,
+    /// List nesting at that point.
+    depth: usize,
+    /// The offending token.
+    tok: &'t Token,
+}
+
+/// Characters that end an unquoted word in a value, for the "needs quotes" message.
+fn ends_bare_run(c: char) -> bool {
+    c.is_whitespace() || matches!(c, ',' | '[' | ']' | ';' | '#' | '\'' | '"')
 }
 
 /// Whether `s` is a valid key: `[a-z][._0-9a-z]*`.

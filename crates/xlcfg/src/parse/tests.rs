@@ -341,8 +341,22 @@ fn bare_words_get_a_quoting_hint() {
         let d = first_error(text);
         assert_eq!(d.message, format!("unquoted value `{word}`"), "{text}");
     }
-    let d = first_error("disk = [ phy:/dev/vg/x ]\n");
-    assert_eq!(d.message, "unquoted value `phy`");
+    let d = first_error("disk = [ phy:/dev/vg/x, 'b' ]\n");
+    assert_eq!(d.message, "unquoted value `phy:/dev/vg/x`");
+    assert_eq!((d.span.column, d.span.text()), (10, "phy:/dev/vg/x"));
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("strings need quotes, in lists too: \"phy:/dev/vg/x\"")
+    );
+    let d = first_error("d = C:\\x\n");
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("strings need quotes: d = \"C:\\\\x\"")
+    );
+    assert_eq!(
+        first_error("v = [ -1 ]\n").hint.as_deref(),
+        Some("negative numbers must be quoted: \"-1\"")
+    );
 }
 
 #[test]
