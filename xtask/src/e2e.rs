@@ -247,6 +247,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         failed = true;
     }
     if failed {
+        for c in report
+            .captures
+            .iter()
+            .filter(|c| c.name.starts_with(scenario::DIAG))
+        {
+            println!("\n== dom0 {} ==", c.name);
+            for l in &c.lines {
+                println!("  {l}");
+            }
+        }
         println!(
             "\n== last lines of the serial log ({}) ==",
             boot.serial_log.display()
@@ -423,10 +433,7 @@ fn build_image(
         kmod::modules_dep(&modules),
     )?;
 
-    let init = INIT_TEMPLATE
-        .replace("@LIBDIRS@", &LIB_DIRS.join(":"))
-        .replace("@MODE@", if shell { "shell" } else { "run" })
-        .replace("@MODULES@", &insmods);
+    let init = render_init(shell, &insmods);
     img.bytes("/init", 0o755, init)?;
     img.bytes("/e2e/lib.sh", 0o644, LIB_SH)?;
     img.bytes(
@@ -438,6 +445,14 @@ fn build_image(
     let entries = img.len();
     let (data, size) = img.write_gz(out)?;
     Ok((entries, data, size))
+}
+
+/// dom0's /init: the template with the library path, the mode and the module loads.
+fn render_init(shell: bool, insmods: &str) -> String {
+    INIT_TEMPLATE
+        .replace("@LIBDIRS@", &LIB_DIRS.join(":"))
+        .replace("@MODE@", if shell { "shell" } else { "run" })
+        .replace("@MODULES@", insmods)
 }
 
 /// The host-side verdict over all steps.
@@ -463,7 +478,7 @@ fn judge(steps: &[scenario::Step], report: &markers::Report, console: &str) -> V
                 for p in problems {
                     lines.push(format!("     - {p}"));
                 }
-                for cap in &step.captures {
+                for cap in step.captures.iter().filter(|c| c.show_on_failure) {
                     let name = format!("{}/{}", step.name, cap.name);
                     if let Some(c) = report.capture(&name) {
                         let rc = c.rc.map_or("unfinished".to_owned(), |r| format!("rc={r}"));
@@ -518,5 +533,104 @@ impl Timings {
             prev = Some(*at);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `sh -n` (syntax only) over a script.
+    fn sh_syntax_ok(script: &str) -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let p = dir.path().join("s.sh");
+        std::fs::write(&p, script).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&p)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    #[test]
+    fn init_is_fully_rendered_valid_shell() {
+        for shell in [false, true] {
+            let init = render_init(
+                shell,
+                "insmod /lib/modules/x/a.ko || setup_failed \"insmod a\"\n",
+            );
+            assert!(
+                !init.contains("@LIBDIRS@")
+                    && !init.contains("@MODE@")
+                    && !init.contains("@MODULES@")
+            );
+            assert!(init.contains("export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:"));
+            assert!(init.contains("insmod /lib/modules/x/a.ko"));
+            assert_eq!(init.contains("[ \"shell\" = shell ]"), shell);
+            sh_syntax_ok(&init).unwrap();
+        }
+        sh_syntax_ok(LIB_SH).unwrap();
+        assert!(
+            sh_syntax_ok("if then fi").is_err(),
+            "the syntax check itself must work"
+        );
+    }
+
+    #[test]
+    fn generated_scenario_is_valid_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let hello = dir.path().join("hello");
+        std::fs::write(&hello, b"guest").unwrap();
+        let mut img = Image::new();
+        let steps = scenario::steps(Some(hello));
+        scenario::install(&steps, &mut img).unwrap();
+        for step in &steps {
+            for cap in &step.captures {
+                sh_syntax_ok(&cap.script)
+                    .unwrap_or_else(|e| panic!("{}/{}: {e}", step.name, cap.name));
+            }
+        }
+        let Some(Entry::File {
+            data: image::Data::Bytes(b),
+            ..
+        }) = img.get("/e2e/scenario.sh")
+        else {
+            panic!("no generated /e2e/scenario.sh");
+        };
+        let scenario = String::from_utf8_lossy(b);
+        assert!(
+            scenario.contains("rxl_capture hello/xl-create 90"),
+            "{scenario}"
+        );
+        sh_syntax_ok(&scenario).unwrap();
+        assert!(img.get("/e2e/guests/hello.cfg").is_some());
+    }
+
+    #[test]
+    fn the_verdict_lists_problems_and_shows_rxl_output() {
+        let steps = scenario::steps(None);
+        let report = markers::parse(
+            "@@RXL-BEGIN info/xl-info\nxen_version : 4.17.7\n@@RXL-END info/xl-info rc=0\n\
+             @@RXL-BEGIN info/rxl-info\nrxl: no such command\n@@RXL-END info/rxl-info rc=2\n",
+        );
+        let v = judge(&steps, &report, "");
+        assert!(v.failed);
+        let text = v.lines.join("\n");
+        assert!(text.starts_with("FAIL info"), "{text}");
+        assert!(text.contains("| rxl: no such command"), "{text}");
+        // xl's own (reference) output is not repeated in the report.
+        assert!(!text.contains("| xen_version : 4.17.7"), "{text}");
+    }
+
+    #[test]
+    fn last_lines_takes_the_tail() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), ["b", "c"]);
+        assert_eq!(last_lines("a", 5), ["a"]);
+        assert!(last_lines("", 3).is_empty());
     }
 }

@@ -19,6 +19,8 @@ pub struct CaptureSpec {
     pub timeout_s: u32,
     /// A POSIX shell snippet (busybox sh), run with `sh`.
     pub script: String,
+    /// Print the output when the step fails (off for long reference outputs such as xl's).
+    pub show_on_failure: bool,
 }
 
 /// A file a step needs inside the image.
@@ -148,7 +150,34 @@ pub fn install(steps: &[Step], image: &mut Image) -> Result<(), ImageError> {
             }
         }
     }
+    let _ = writeln!(scenario, "\n# {DIAG}: dom0 state for failure reports");
+    for cap in diagnostics() {
+        let path = format!("{STEPS_DIR}/{DIAG}/{}.sh", cap.name);
+        image.bytes(&path, 0o755, cap.script.clone())?;
+        let _ = writeln!(
+            scenario,
+            "rxl_capture {DIAG}/{} {} {path}",
+            cap.name, cap.timeout_s
+        );
+    }
     image.bytes("/e2e/scenario.sh", 0o755, scenario)
+}
+
+/// The pseudo-step whose captures describe dom0 after the steps; shown when a run fails.
+pub const DIAG: &str = "diag";
+
+/// Captures run after every step, for failure reports (not checked).
+fn diagnostics() -> Vec<CaptureSpec> {
+    vec![
+        cap("dmesg", 20, "dmesg | tail -n 60\n"),
+        cap(
+            "guest-consoles",
+            20,
+            "for f in /var/log/xen/console/*.log; do\n    [ -f \"$f\" ] || continue\n    \
+             echo \"== $f\"; tail -n 30 \"$f\"\ndone\ntrue\n",
+        ),
+        cap("ps", 20, "ps\n"),
+    ]
 }
 
 /// The steps of this scenario. `hello` is the built PVH test guest, when there is one.
@@ -165,6 +194,7 @@ fn cap(name: &'static str, timeout_s: u32, script: &str) -> CaptureSpec {
         name,
         timeout_s,
         script: script.to_owned(),
+        show_on_failure: true,
     }
 }
 
@@ -174,12 +204,15 @@ fn info_step() -> Step {
         name: "info",
         about: "rxl info / rxl list (text and --json) agree with xl on this host",
         captures: vec![
-            cap("xl-info", 60, "xl info\n"),
-            cap("rxl-info", 60, "rxl info\n"),
-            cap("rxl-info-json", 60, "rxl info --json\n"),
-            cap("xl-list", 60, "xl list\n"),
-            cap("rxl-list", 60, "rxl list\n"),
-            cap("rxl-list-json", 60, "rxl list --json\n"),
+            CaptureSpec {
+                show_on_failure: false,
+                ..cap("xl-info", 30, "xl info\n")
+            },
+            cap("rxl-info", 30, "rxl info\n"),
+            cap("rxl-info-json", 30, "rxl info --json\n"),
+            cap("xl-list", 30, "xl list\n"),
+            cap("rxl-list", 30, "rxl list\n"),
+            cap("rxl-list-json", 30, "rxl list --json\n"),
         ],
         files: Vec::new(),
         check: Box::new(check_info),
@@ -508,8 +541,11 @@ mod tests {
             panic!("scenario is not generated");
         };
         let text = String::from_utf8_lossy(b);
-        assert!(text.contains("rxl_capture info/xl-info 60 /e2e/steps/info/xl-info.sh"));
-        assert!(text.contains("rxl_capture info/rxl-list-json 60 /e2e/steps/info/rxl-list-json.sh"));
+        assert!(text.contains("rxl_capture info/xl-info 30 /e2e/steps/info/xl-info.sh"));
+        assert!(text.contains("rxl_capture info/rxl-list-json 30 /e2e/steps/info/rxl-list-json.sh"));
         assert!(img.get("/e2e/steps/info/rxl-info.sh").is_some());
+        assert!(text.contains("rxl_capture diag/dmesg 20 /e2e/steps/diag/dmesg.sh"));
+        // Diagnostics come after every step.
+        assert!(text.find("info/rxl-list-json").unwrap() < text.find("diag/dmesg").unwrap());
     }
 }
