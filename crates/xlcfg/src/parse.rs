@@ -790,11 +790,15 @@ impl Parser<'_, '_> {
                     let text = self.text_of(&op_tok).to_string();
                     self.lex_error(e, &text, span, None)
                 } else {
-                    Diagnostic::error(
+                    let d = Diagnostic::error(
                         span,
                         format!("expected `=` or `+=` after key `{key_text}`, found {what}"),
-                    )
-                    .with_hint(format!("assign a value: {key_text} = \"...\""))
+                    );
+                    if PYTHON_WORDS.contains(&key_text.as_str()) {
+                        d.with_hint(PYTHON_HINT)
+                    } else {
+                        d.with_hint(format!("assign a value: {key_text} = \"...\""))
+                    }
                 };
                 self.error(d);
                 self.ahead.push_front(op_tok);
@@ -865,8 +869,14 @@ impl Parser<'_, '_> {
                     Diagnostic::error(span, format!("invalid key `{text}`: keys are lowercase"))
                         .with_hint(format!("write `{lower}`"))
                 } else {
-                    Diagnostic::error(span, format!("invalid key `{text}`"))
-                        .with_hint("a key starts with a-z and holds only a-z, 0-9, `_` and `.`")
+                    let fixed = lower.replace('-', "_");
+                    let rule = "a key starts with a-z and holds only a-z, 0-9, `_` and `.`";
+                    let hint = if is_valid_key(&fixed) {
+                        format!("{rule}: `{fixed}`?")
+                    } else {
+                        rule.to_string()
+                    };
+                    Diagnostic::error(span, format!("invalid key `{text}`")).with_hint(hint)
                 }
             }
             other => self.lex_error(other, text, span, None),
@@ -960,7 +970,12 @@ impl Parser<'_, '_> {
         } else {
             format!("strings need quotes, in lists too: \"{quoted}\"")
         };
-        Diagnostic::error(span, format!("unquoted value `{word}`")).with_hint(hint)
+        let d = Diagnostic::error(span, format!("unquoted value `{word}`"));
+        if word.contains(['(', ')']) {
+            d.with_hint(PYTHON_HINT)
+        } else {
+            d.with_hint(hint)
+        }
     }
 
     /// A value at nesting `depth` (0: the statement's value).
@@ -1087,6 +1102,12 @@ impl Parser<'_, '_> {
 
 const PYTHON_HINT: &str = "this looks like Python; xl.cfg is not Python: values are \"strings\", \
                            numbers or [lists], with no expressions";
+
+/// Python statements that start like a key (`import os`, `if x:`), for the Python hint.
+const PYTHON_WORDS: &[&str] = &[
+    "import", "from", "def", "if", "elif", "else", "for", "while", "return", "print", "try",
+    "except", "with", "class",
+];
 
 /// Where a value was expected: for the messages about what was found instead.
 struct ValueAt<'t> {

@@ -603,7 +603,7 @@ fn hints() {
         Some("assign a value: name = \"...\"")
     );
     assert_eq!(
-        hint("my-key = 1\n").as_deref(),
+        hint("9key = 1\n").as_deref(),
         Some("a key starts with a-z and holds only a-z, 0-9, `_` and `.`")
     );
     assert_eq!(
@@ -632,5 +632,20 @@ fn rendered_crlf_warning() {
     assert_eq!(
         p.diagnostics.iter().map(Diagnostic::render).collect::<String>(),
         "dos.cfg:1:11: warning: line ends with CR LF (DOS line endings); xl refuses such files\n  1 | name = 'x'\n    |           ^\n  = hint: convert the file with dos2unix\n"
+    );
+}
+
+#[test]
+fn more_python_and_key_hints() {
+    assert_eq!(
+        first_error("import os, re\n").hint.as_deref(),
+        Some(PYTHON_HINT)
+    );
+    let d = first_error("arch = os.uname()[4]\n");
+    assert_eq!(d.message, "unquoted value `os.uname()`");
+    assert_eq!(d.hint.as_deref(), Some(PYTHON_HINT));
+    assert_eq!(
+        first_error("install-method = 'x'\n").hint.as_deref(),
+        Some("a key starts with a-z and holds only a-z, 0-9, `_` and `.`: `install_method`?")
     );
 }
