@@ -2,9 +2,11 @@
 //!
 //! - `test [--no-e2e]`: everything CI checks: formatting, clippy, the test suite, and the
 //!   end-to-end run on real Xen in QEMU.
+//! - `demo`: rxl's main job on a simulated host (README).
 //! - `docs`: regenerate the man pages and shell completions under docs/.
 //! - `e2e`: the real-Xen scenario (docs/e2e.md).
 
+mod demo;
 mod docs;
 mod e2e;
 
@@ -20,6 +22,7 @@ fn main() -> anyhow::Result<()> {
     };
     match task.as_str() {
         "test" => test(rest),
+        "demo" => demo::run_demo(),
         "docs" => docs::generate(&repo_root().join("docs")),
         "e2e" => e2e::run(rest),
         _ => usage(),
@@ -27,7 +30,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: cargo xtask <test [--no-e2e] | docs | e2e [OPTIONS]>");
+    eprintln!("usage: cargo xtask <demo | test [--no-e2e] | docs | e2e [OPTIONS]>");
     std::process::exit(2);
 }
 
@@ -37,7 +40,7 @@ pub fn repo_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-fn cargo(args: &[&str]) -> anyhow::Result<()> {
+pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(&cargo)

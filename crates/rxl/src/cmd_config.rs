@@ -20,6 +20,16 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                 print_diagnostics(&errors);
                 return Err(Reported.into());
             }
+            let cfg = &loaded.config;
+            println!(
+                "{}: ok: {} guest \"{}\", {} boot, {} MiB, {} vCPU(s)",
+                args.file.display(),
+                cfg.domain_type.as_str(),
+                cfg.name,
+                cfg.boot.kind(),
+                cfg.memory_mib,
+                cfg.vcpus
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

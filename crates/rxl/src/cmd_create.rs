@@ -100,7 +100,15 @@ fn plan(cfg: &DomainConfig, search: &FirmwareSearch) -> anyhow::Result<BootPlan>
 }
 
 fn report_launch_error(cfg: &DomainConfig, e: &LaunchError) -> anyhow::Error {
-    match image_span(cfg) {
+    // A module's error names its file: point at that module's entry.
+    let text = e.to_string();
+    let module_span = cfg
+        .boot
+        .modules()
+        .iter()
+        .find(|m| text.contains(&*m.path.value.to_string_lossy()))
+        .and_then(|m| m.path.span.clone());
+    match module_span.or_else(|| image_span(cfg)) {
         Some(span) => {
             let what = match e {
                 LaunchError::Boot(_) => "cannot boot this guest",

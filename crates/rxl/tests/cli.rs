@@ -1,0 +1,547 @@
+//! The rxl command line, driven as a user or a script would: exit codes, output contracts,
+//! and whole lifecycles on the simulated host.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A directory with the test guest and configs that name it relatively.
+fn guest_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rxl-cli-guest-{}", std::process::id()));
+        pvh::testguest::build(&dir).expect("build the test guest (needs GNU as and ld)");
+        std::fs::write(dir.join("initrd.img"), b"a small ramdisk\n").expect("write ramdisk");
+        dir
+    })
+}
+
+fn write_cfg(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.cfg"));
+    std::fs::write(&p, body).expect("write cfg");
+    p
+}
+
+fn hello_cfg(name: &str, extra: &str) -> PathBuf {
+    let body = format!(
+        "name = \"{name}\"\ntype = \"pvh\"\nmemory = 32\nvcpus = 2\nkernel = \"hello.elf\"\n\
+         ramdisk = \"initrd.img\"\ncmdline = \"hello world\"\n{extra}"
+    );
+    write_cfg(guest_dir(), name, &body)
+}
+
+fn rxl(args: &[&str]) -> Output {
+    rxl_env(args, &[])
+}
+
+fn rxl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxl"));
+    // Run from somewhere unrelated: paths must resolve against the cfg's directory.
+    cmd.args(args)
+        .current_dir("/")
+        .env_remove("RXL_SIM")
+        .env_remove("RXL_SIM_FAIL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run rxl")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "rxl failed ({}): {}{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+struct Sim {
+    dir: tempfile::TempDir,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim {
+            dir: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    fn path(&self) -> &str {
+        self.dir.path().to_str().expect("utf-8 temp path")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut all = vec!["--sim", self.path()];
+        all.extend_from_slice(args);
+        rxl_env(&all, env)
+    }
+
+    fn domains(&self) -> Vec<Value> {
+        match json(&ok(self.run(&["list", "--json"]))) {
+            Value::Array(items) => items,
+            other => panic!("list --json is not an array: {other}"),
+        }
+    }
+
+    fn domain(&self, name: &str) -> Option<Value> {
+        self.domains().into_iter().find(|d| d["name"] == name)
+    }
+
+    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Sim) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        // Destroy what is left so no monitor outlives the test.
+        if let Ok(Value::Array(items)) =
+            serde_json::from_slice::<Value>(&self.run(&["list", "--json"]).stdout)
+        {
+            for d in items {
+                if d["domid"] != 0 {
+                    let id = d["domid"].to_string();
+                    let _ = self.run(&["destroy", &id]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = rxl(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = rxl(&["create"]);
+    assert_eq!(o.status.code(), Some(2));
+    let help = ok(rxl(&["--help"]));
+    assert!(stdout(&help).contains("Examples:"), "{}", stdout(&help));
+}
+
+#[test]
+fn without_xen_or_sim_commands_say_so() {
+    if Path::new("/dev/xen/privcmd").exists() {
+        return;
+    }
+    for cmd in [&["list"][..], &["info"], &["destroy", "x"]] {
+        let o = rxl(cmd);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains(
+                "no Xen hypervisor here (/dev/xen/privcmd is missing); use --sim DIR for a simulated host"
+            ),
+            "{cmd:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            stderr(&o).lines().count(),
+            1,
+            "one clear line: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn config_parse_json_contract() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write_cfg(
+        dir.path(),
+        "p",
+        "name = 'a'\nmemory = 0x20\nextra = \"x\"\nextra += \" y\"\ndisk = [ 'a', [ 'b', 'c' ] ]\n",
+    );
+    let o = ok(rxl(&[
+        "config",
+        "parse",
+        cfg.to_str().expect("utf-8"),
+        "--json",
+    ]));
+    let v = json(&o);
+    assert_eq!(v["file"], cfg.to_str().expect("utf-8"));
+    assert_eq!(v["settings"]["name"], "a");
+    assert_eq!(v["settings"]["memory"], "0x20");
+    assert_eq!(v["settings"]["extra"], "x y");
+    assert_eq!(v["settings"]["disk"], serde_json::json!(["a", ["b", "c"]]));
+
+    let bad = write_cfg(dir.path(), "bad", "name = 'a\nmemory = = 3\n");
+    let o = rxl(&["config", "parse", bad.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    let errors = v["errors"].as_array().expect("errors array");
+    assert!(errors.len() >= 2, "every syntax error is reported: {v}");
+    assert_eq!(errors[0]["line"], 1);
+    let text = stderr(&o);
+    assert!(text.contains(&format!("{}:1:", bad.display())), "{text}");
+    assert!(text.contains("error:"), "{text}");
+}
+
+#[test]
+fn config_check_exit_codes_and_diagnostics() {
+    let good = hello_cfg("checked", "");
+    ok(rxl(&["config", "check", good.to_str().expect("utf-8")]));
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write_cfg(
+        dir.path(),
+        "mixed",
+        "name = \"m\"\ntype = \"pvh\"\nkernel = \"k\"\nfirmware = \"/x/fw.bin\"\n",
+    );
+    let o = rxl(&["config", "check", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stderr(&o);
+    assert!(text.contains(&format!("{}:4:", cfg.display())), "{text}");
+    assert!(
+        text.contains(&format!("{}:3:", cfg.display())),
+        "both lines named: {text}"
+    );
+
+    let cfg = write_cfg(
+        dir.path(),
+        "uefi",
+        "name = \"u\"\ntype = \"hvm\"\nfirmware = \"uefi\"\n",
+    );
+    let o = rxl(&["config", "check", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stderr(&o);
+    assert!(text.contains(&format!("{}:3:", cfg.display())), "{text}");
+    assert!(text.contains("ovmf"), "hint for uefi: {text}");
+
+    // A missing kernel is found by check, pointing at its line.
+    let cfg = write_cfg(
+        dir.path(),
+        "nokernel",
+        "name = \"n\"\ntype = \"pvh\"\nkernel = \"absent.elf\"\n",
+    );
+    let o = rxl(&["config", "check", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("{}:3:", cfg.display())),
+        "{}",
+        stderr(&o)
+    );
+
+    // Overrides apply after the file.
+    let o = rxl(&["config", "check", good.to_str().expect("utf-8"), "memory=0"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "memory = 0 is refused: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn dry_run_json_contract() {
+    let cfg = hello_cfg("dry", "modules = [ [ \"dry.cfg\", \"with cmdline\" ] ]\n");
+    let o = ok(rxl(&[
+        "create",
+        "-n",
+        cfg.to_str().expect("utf-8"),
+        "--json",
+        "vcpus=1",
+    ]));
+    let v = json(&o);
+    let dir = guest_dir();
+    assert_eq!(v["name"], "dry");
+    assert_eq!(v["type"], "pvh");
+    assert_eq!(v["memory_mib"], 32);
+    assert_eq!(v["maxmem_mib"], 32);
+    assert_eq!(v["vcpus"], 1);
+    assert!(v["uuid"].as_str().is_some_and(|u| u.len() == 36));
+    assert_eq!(v["boot"]["kind"], "kernel");
+    assert_eq!(
+        v["boot"]["kernel"],
+        dir.join("hello.elf").to_str().expect("utf-8")
+    );
+    assert_eq!(v["boot"]["cmdline"], "hello world");
+    let modules = v["boot"]["modules"].as_array().expect("modules");
+    assert_eq!(modules.len(), 2, "ramdisk is module 0: {modules:?}");
+    assert_eq!(
+        modules[0]["path"],
+        dir.join("initrd.img").to_str().expect("utf-8")
+    );
+    assert_eq!(modules[0]["cmdline"], Value::Null);
+    assert_eq!(modules[1]["cmdline"], "with cmdline");
+    for key in [
+        "on_poweroff",
+        "on_reboot",
+        "on_crash",
+        "on_watchdog",
+        "on_soft_reset",
+    ] {
+        assert!(v[key].is_string(), "{key}: {v}");
+    }
+    assert_eq!(v["on_reboot"], "restart");
+    let layout = &v["layout"];
+    assert_eq!(layout["entry"].as_u64(), Some(0x10_0000));
+    assert!(layout["start_info"].as_u64().is_some());
+    assert!(layout["rsdp"].as_u64().is_some());
+    let lmods = layout["modules"].as_array().expect("layout modules");
+    assert_eq!(lmods.len(), 2);
+    assert_eq!(lmods[0]["size"], 16);
+    assert_eq!(
+        lmods[0]["paddr"].as_u64().map(|p| p % 4096),
+        Some(0),
+        "page aligned"
+    );
+    assert!(layout["memmap"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|e| e["type"] == "ram")));
+
+    // The text form is a summary with the memory table.
+    let o = ok(rxl(&["create", "-n", cfg.to_str().expect("utf-8")]));
+    assert!(stdout(&o).contains("start_info"), "{}", stdout(&o));
+}
+
+#[test]
+fn dry_run_points_at_a_bad_kernel() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("notakernel"), b"#!/bin/sh\necho hi\n").expect("write");
+    let cfg = write_cfg(
+        dir.path(),
+        "bad",
+        "name = \"b\"\ntype = \"pvh\"\n\nkernel = \"notakernel\"\n",
+    );
+    let o = rxl(&["create", "-n", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stderr(&o);
+    assert!(
+        text.contains(&format!("{}:4:10: error:", cfg.display())),
+        "{text}"
+    );
+    assert!(text.contains("not an ELF or bzImage"), "{text}");
+}
+
+#[test]
+fn lifecycle_on_the_simulated_host() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("life", "");
+    let o = ok(sim.run(&["create", "--json", cfg.to_str().expect("utf-8")]));
+    let created = json(&o);
+    assert_eq!(created["name"], "life");
+    let id = created["domid"].as_u64().expect("domid");
+    assert!(id > 0);
+
+    let d = sim.domain("life").expect("listed");
+    assert_eq!(d["domid"].as_u64(), Some(id));
+    assert_eq!(d["memory_mib"], 32);
+    assert_eq!(d["vcpus"], 2);
+    assert_eq!(d["uuid"].as_str().map(str::len), Some(36));
+    let dom0 = sim.domain("Domain-0").expect("Domain-0 listed");
+    assert_eq!(dom0["domid"], 0);
+
+    // xl's text table.
+    let text = stdout(&ok(sim.run(&["list"])));
+    assert!(text.starts_with(
+        "Name                                        ID   Mem VCPUs\tState\tTime(s)\n"
+    ));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("life ") && l.contains(&format!(" {id} "))),
+        "{text}"
+    );
+
+    assert_eq!(
+        stdout(&ok(sim.run(&["domid", "life"]))).trim(),
+        id.to_string()
+    );
+    assert_eq!(
+        stdout(&ok(sim.run(&["domname", &id.to_string()]))).trim(),
+        "life"
+    );
+
+    ok(sim.run(&["pause", "life"]));
+    assert_eq!(
+        sim.domain("life").expect("listed")["state"]
+            .as_str()
+            .map(|s| &s[2..3]),
+        Some("p")
+    );
+    ok(sim.run(&["unpause", &id.to_string()]));
+    assert_eq!(
+        sim.domain("life").expect("listed")["state"]
+            .as_str()
+            .map(|s| &s[2..3]),
+        Some("-")
+    );
+
+    // Reboot: the monitor restarts the guest from its stored config, under a new id.
+    ok(sim.run(&["reboot", "-w", "life"]));
+    sim.wait_for("the restarted guest", |s| {
+        s.domain("life")
+            .is_some_and(|d| d["domid"].as_u64() != Some(id))
+    });
+    let restarted = sim.domain("life").expect("restarted");
+    assert_eq!(restarted["memory_mib"], 32);
+
+    // Shutdown -w returns once the guest is gone (on_poweroff = destroy).
+    ok(sim.run(&["shutdown", "-w", "life"]));
+    assert!(sim.domain("life").is_none(), "gone after shutdown -w");
+
+    // A second guest: destroy removes a running one at once.
+    let cfg2 = hello_cfg("life2", "");
+    ok(sim.run(&["create", "-q", cfg2.to_str().expect("utf-8")]));
+    ok(sim.run(&["destroy", "life2"]));
+    assert!(sim.domain("life2").is_none());
+    let o = sim.run(&["destroy", "life2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no domain called"), "{}", stderr(&o));
+}
+
+#[test]
+fn preserve_keeps_a_shut_down_guest() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("kept", "on_poweroff = \"preserve\"\n");
+    ok(sim.run(&["create", cfg.to_str().expect("utf-8")]));
+    ok(sim.run(&["shutdown", "-w", "--timeout", "30", "kept"]));
+    let d = sim.domain("kept").expect("kept after poweroff");
+    assert_eq!(d["state"].as_str().map(|s| &s[3..4]), Some("s"), "{d}");
+}
+
+#[test]
+fn shutdown_wait_times_out_when_the_guest_ignores_it() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("deaf", "");
+    // Paused guests do not react until unpaused.
+    ok(sim.run(&["create", "-p", cfg.to_str().expect("utf-8")]));
+    let o = sim.run(&["shutdown", "-w", "--timeout", "1", "deaf"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("ETIMEDOUT") || stderr(&o).contains("timed out"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sim.domain("deaf").is_some());
+}
+
+#[test]
+fn failed_creates_leave_nothing_through_the_cli() {
+    let cfg = hello_cfg("faulty", "");
+    for spec in [
+        "createdomain",
+        "populate_physmap:2=ENOMEM",
+        "map_foreign:3",
+        "sethvmcontext",
+        "xs_write:20",
+        "xs_introduce",
+        "unpausedomain",
+    ] {
+        let sim = Sim::new();
+        let o = sim.run_env(
+            &["create", cfg.to_str().expect("utf-8")],
+            &[("RXL_SIM_FAIL", spec)],
+        );
+        assert_eq!(o.status.code(), Some(1), "{spec}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("create failed at step"),
+            "{spec}: {}",
+            stderr(&o)
+        );
+        let names: Vec<Value> = sim
+            .domains()
+            .into_iter()
+            .map(|d| d["name"].clone())
+            .collect();
+        assert_eq!(names, vec![Value::from("Domain-0")], "{spec}");
+    }
+}
+
+#[test]
+fn concurrent_creates_of_one_name_admit_one() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("racer", "");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_rxl"))
+                .args([
+                    "--sim",
+                    sim.path(),
+                    "create",
+                    "-e",
+                    "-q",
+                    cfg.to_str().expect("utf-8"),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    let winners = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "exactly one create of the name succeeds");
+    for o in outputs.iter().filter(|o| !o.status.success()) {
+        assert!(stderr(o).contains("already exists"), "{}", stderr(o));
+    }
+    assert_eq!(
+        sim.domains()
+            .iter()
+            .filter(|d| d["name"] == "racer")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn concurrent_creates_of_different_names_all_succeed() {
+    let sim = Sim::new();
+    let cfgs: Vec<PathBuf> = (0..4).map(|i| hello_cfg(&format!("par{i}"), "")).collect();
+    let children: Vec<_> = cfgs
+        .iter()
+        .map(|cfg| {
+            Command::new(env!("CARGO_BIN_EXE_rxl"))
+                .args([
+                    "--sim",
+                    sim.path(),
+                    "create",
+                    "-e",
+                    "-q",
+                    cfg.to_str().expect("utf-8"),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let ids: Vec<u64> = sim
+        .domains()
+        .iter()
+        .filter_map(|d| d["domid"].as_u64())
+        .collect();
+    assert_eq!(ids.len(), 5, "dom0 and four guests: {ids:?}");
+}
