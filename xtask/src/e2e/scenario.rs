@@ -260,32 +260,32 @@ fn check_info(o: &Outcome<'_>) -> Result<String, Vec<String>> {
     }
 }
 
+/// The command line the hello guest is given (and must print back).
+const HELLO_CMDLINE: &str = "rxl-e2e hello";
+
 /// The name the hello guest gets in dom0.
 const HELLO_NAME: &str = "rxl-hello";
 
 /// Step 2: `xl create` of the assembly PVH test guest prints its `RXLTEST` lines.
 fn hello_step(kernel: PathBuf) -> Step {
+    // The guest ends with `cli; hlt`, which Xen takes as a power-off: `preserve` keeps the
+    // shut-down domain listed so dom0 can read its id, and the step destroys it itself.
     let cfg = format!(
         "# PVH test guest of the rxl e2e rig.\nname = \"{HELLO_NAME}\"\ntype = \"pvh\"\n\
-         kernel = \"/e2e/guests/hello\"\ncmdline = \"rxl-e2e hello\"\nmemory = 32\nvcpus = 1\n\
-         on_crash = \"preserve\"\n"
+         kernel = \"/e2e/guests/hello\"\ncmdline = \"{HELLO_CMDLINE}\"\nmemory = 32\nvcpus = 1\n\
+         on_poweroff = \"preserve\"\non_crash = \"preserve\"\n"
     );
-    // Wait until the guest's RXLTEST lines stop growing (two quiet seconds), 30 s at most.
+    // The guest ends its output with "RXLTEST done"; wait for it (30 s at most).
     let script = format!(
         r#"xl create /e2e/guests/hello.cfg || exit 1
 domid=$(xl domid {HELLO_NAME}) || exit 1
 echo "domid=$domid"
-last=-1; quiet=0; i=0
-while [ $i -lt 30 ]; do
-    n=$(xl dmesg | grep -c "(d$domid) .*RXLTEST")
-    if [ "$n" -gt 0 ] && [ "$n" = "$last" ]; then
-        quiet=$((quiet + 1)); [ $quiet -ge 2 ] && break
-    else
-        quiet=0
-    fi
-    last=$n; i=$((i + 1)); sleep 1
+i=0
+until xl dmesg | grep -q "(d$domid) .*RXLTEST done"; do
+    i=$((i + 1))
+    if [ $i -gt 30 ]; then echo "no RXLTEST done after 30 s"; break; fi
+    sleep 1
 done
-echo "rxltest_lines=$n"
 xl dmesg | grep "(d$domid)"
 xl list
 xl destroy {HELLO_NAME}
@@ -330,18 +330,66 @@ fn check_hello(o: &Outcome<'_>) -> Result<String, Vec<String>> {
             excerpt(&guest_lines(o.console, domid))
         )]);
     }
-    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("FAIL")).collect();
-    if !failed.is_empty() {
-        return Err(failed
-            .iter()
-            .map(|l| format!("guest d{domid}: {l}"))
+    let problems = hello_problems(&lines, HELLO_CMDLINE, 1);
+    if !problems.is_empty() {
+        return Err(problems
+            .into_iter()
+            .map(|p| format!("guest d{domid}: {p}"))
             .collect());
     }
     Ok(format!(
-        "d{domid} printed {} RXLTEST lines, last: {}",
+        "d{domid} printed {} RXLTEST lines ({})",
         lines.len(),
-        lines.last().map_or("", String::as_str)
+        lines
+            .iter()
+            .filter(|l| l.contains("memmap_entries=") || l.contains("madt"))
+            .map(|l| l.trim_start_matches("RXLTEST ").to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
+}
+
+/// What is wrong with the hello guest's `RXLTEST` lines (see tests/guests/hello/README.md)
+/// for a guest started with `cmdline` and `vcpus` vCPUs and no modules.
+pub fn hello_problems(lines: &[String], cmdline: &str, vcpus: u32) -> Vec<String> {
+    let mut problems = Vec::new();
+    let has = |want: &str| lines.iter().any(|l| l.trim_end() == want);
+    let value = |key: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("RXLTEST ")?.strip_prefix(key))
+            .map(str::trim_end)
+    };
+    if !has("RXLTEST magic=0x336ec578 version=1") {
+        problems.push(format!(
+            "no \"RXLTEST magic=0x336ec578 version=1\" line (got {:?})",
+            lines.first()
+        ));
+    }
+    if let Some(bad) = lines.iter().find(|l| l.starts_with("RXLTEST error")) {
+        problems.push(bad.clone());
+    }
+    match value("cmdline=") {
+        Some(c) if c == cmdline => {}
+        other => problems.push(format!("cmdline is {other:?}, the config gave {cmdline:?}")),
+    }
+    match value("modules=") {
+        Some("0") => {}
+        other => problems.push(format!("modules={other:?}, expected 0")),
+    }
+    match value("memmap_entries=").and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) if n > 0 => {}
+        other => problems.push(format!("memmap_entries={other:?}, expected at least one")),
+    }
+    let want_madt = format!("RXLTEST madt lapics={vcpus} enabled={vcpus}");
+    if !has(&want_madt) {
+        let got = lines.iter().find(|l| l.contains("madt"));
+        problems.push(format!("expected \"{want_madt}\", got {got:?}"));
+    }
+    if !has("RXLTEST done") {
+        problems.push("no \"RXLTEST done\" line: the guest stopped early".into());
+    }
+    problems
 }
 
 /// The text of every line domain `domid` printed on Xen's console (`(dN) text`, with or
@@ -482,9 +530,57 @@ mod tests {
                 console,
             })
         };
-        assert!(run("(d3) RXLTEST ok\n").unwrap().contains("1 RXLTEST"));
-        assert!(run("(d2) RXLTEST ok\n").is_err());
-        assert!(run("(d3) RXLTEST FAIL memmap\n").is_err());
+        let good = GOOD_HELLO.replace("(dN)", "(d3)");
+        let summary = run(&good).unwrap();
+        assert!(summary.contains("d3 printed 9 RXLTEST lines"), "{summary}");
+        assert!(summary.contains("madt lapics=1 enabled=1"), "{summary}");
+        // Lines of another domain do not count.
+        assert!(run(&GOOD_HELLO.replace("(dN)", "(d2)")).is_err());
+        // A guest that stopped early is caught.
+        let short = good.replace("(d3) [   13.0] RXLTEST done\n", "");
+        let err = run(&short).unwrap_err();
+        assert!(err.iter().any(|e| e.contains("stopped early")), "{err:?}");
+    }
+
+    /// A hello guest's console lines as Xen prints them (one with a timestamp).
+    const GOOD_HELLO: &str = "(XEN) [   12.0] d3v0 started\n\
+        (dN) RXLTEST magic=0x336ec578 version=1\n\
+        (dN) RXLTEST flags=0x00000000\n\
+        (dN) RXLTEST cmdline=rxl-e2e hello\n\
+        (dN) RXLTEST modules=0\n\
+        (dN) RXLTEST memmap_entries=2\n\
+        (dN) RXLTEST memmap 0 addr=0x0000000000000000 size=0x0000000002000000 type=1\n\
+        (dN) RXLTEST rsdp=0x00000000fc000000 sig=RSD PTR \n\
+        (dN) RXLTEST madt lapics=1 enabled=1\n\
+        (d3) [   13.0] RXLTEST done\n";
+
+    #[test]
+    fn hello_problems_are_specific() {
+        let lines = |text: &str| -> Vec<String> {
+            guest_lines(&text.replace("(dN)", "(d3)"), 3)
+                .into_iter()
+                .filter(|l| l.starts_with("RXLTEST"))
+                .collect()
+        };
+        let good = lines(GOOD_HELLO);
+        assert!(hello_problems(&good, "rxl-e2e hello", 1).is_empty());
+        let p = hello_problems(&good, "other", 2);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains("cmdline") && p[1].contains("lapics=2"),
+            "{p:?}"
+        );
+        let bad = lines(
+            &GOOD_HELLO
+                .replace("magic=0x336ec578", "magic=0x00000000")
+                .replace(
+                    "RXLTEST flags",
+                    "RXLTEST error bad magic\n(dN) RXLTEST flags",
+                ),
+        );
+        let p = hello_problems(&bad, "rxl-e2e hello", 1);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[1].contains("error bad magic"), "{p:?}");
     }
 
     #[test]
