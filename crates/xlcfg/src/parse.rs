@@ -15,7 +15,7 @@
 //! becomes a [`Diagnostic`]; after an error the parser skips to the next statement and goes
 //! on, so one run reports every broken statement.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -133,6 +133,16 @@ pub fn apply_overrides(settings: &mut Settings, args: &[String]) -> Vec<Diagnost
     parse_into(&source, settings, &[], true)
 }
 
+/// Each key's position in `settings.entries` (the first, should a caller have built
+/// duplicates).
+fn index_of(settings: &Settings) -> HashMap<String, usize> {
+    let mut index = HashMap::with_capacity(settings.entries.len());
+    for (i, s) in settings.entries.iter().enumerate() {
+        index.entry(s.key.clone()).or_insert(i);
+    }
+    index
+}
+
 /// Decode `bytes` as UTF-8, replacing invalid sequences with U+FFFD; also returns the byte
 /// offsets (in the decoded text) of the replacement characters.
 fn decode_lossy(bytes: &[u8]) -> (String, Vec<usize>) {
@@ -160,6 +170,7 @@ fn parse_into(
         diags: Vec::new(),
         errors: 0,
         lenient_bare_words,
+        index: index_of(settings),
         settings,
     };
     parser.run();
@@ -632,6 +643,8 @@ struct Parser<'a, 's> {
     errors: usize,
     lenient_bare_words: bool,
     settings: &'s mut Settings,
+    /// Key to position in `settings.entries`.
+    index: HashMap<String, usize>,
 }
 
 /// How a token is named in messages.
@@ -846,7 +859,14 @@ impl Parser<'_, '_> {
             }
         }
 
-        if let Err(d) = store(self.settings, key_text, key_span, op, value) {
+        if let Err(d) = store(
+            self.settings,
+            &mut self.index,
+            key_text,
+            key_span,
+            op,
+            value,
+        ) {
             self.error(*d);
         }
         Ok(())
@@ -1138,14 +1158,22 @@ fn is_number(s: &str) -> bool {
 
 /// Apply one assignment to `settings`: `=` replaces (last wins), `+=` concatenates strings
 /// or appends lists, or stores when the key has no value yet.
+///
+/// `index` maps each key of `settings` to its entry, so a store costs O(1), not O(keys).
 fn store(
     settings: &mut Settings,
+    index: &mut HashMap<String, usize>,
     key: String,
     key_span: Span,
     op: Op,
     value: Value,
 ) -> Result<(), Box<Diagnostic>> {
-    let Some(existing) = settings.entries.iter_mut().find(|s| s.key == key) else {
+    let existing = index
+        .get(&key)
+        .copied()
+        .and_then(|i| settings.entries.get_mut(i));
+    let Some(existing) = existing else {
+        index.insert(key.clone(), settings.entries.len());
         settings.entries.push(Setting {
             key,
             key_span,
