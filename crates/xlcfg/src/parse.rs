@@ -1196,7 +1196,8 @@ fn store(
             ValueKind::String(a) | ValueKind::Number(a),
             ValueKind::String(b) | ValueKind::Number(b),
         ) => {
-            let joined = format!("{a}{b}");
+            let mut joined = std::mem::take(a);
+            joined.push_str(&b);
             old.kind = ValueKind::String(joined);
             Ok(())
         }
