@@ -18,9 +18,9 @@ use xen_host::{
 };
 use xlcfg::model::DomainConfig;
 
-use crate::domains;
 use crate::lock::HostLock;
 use crate::memory::{self, FrameRange};
+use crate::names::NameIndex;
 use crate::state::StateDir;
 use crate::xs_layout::{self, Built, Identity};
 
@@ -207,6 +207,8 @@ struct Undo<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     hv: &'a H,
     xs: &'a S,
     state: StateDir,
+    names: NameIndex,
+    name: String,
     uuid: String,
     dom: Option<DomId>,
     introduced: bool,
@@ -230,6 +232,7 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Drop for Undo<'_, H, S> {
             tracing::error!("cleanup: removing xenstore nodes of domain {dom} failed: {e}");
         }
         let _ = self.state.remove(dom);
+        self.names.remove(&self.name, dom);
     }
 }
 
@@ -293,10 +296,13 @@ where
     }
     timer.done(Step::CheckHost);
 
+    let names = NameIndex::new(&opts.state_dir);
     let mut undo = Undo {
         hv,
         xs,
         state: state.clone(),
+        names: names.clone(),
+        name: cfg.name.clone(),
         uuid: uuid.clone(),
         dom: None,
         introduced: false,
@@ -307,7 +313,7 @@ where
     let dom = {
         let _lock = HostLock::acquire(&opts.state_dir, "create")
             .map_err(|e| CreateError::msg(Step::ReserveName, e.to_string()))?;
-        if let Some(other) = domains::find_by_name(hv, xs, &cfg.name).at(Step::ReserveName)? {
+        if let Some(other) = names.find(hv, xs, &cfg.name).at(Step::ReserveName)? {
             return Err(CreateError::msg(
                 Step::ReserveName,
                 format!(
@@ -346,6 +352,9 @@ where
             perms: None,
         });
         xs_layout::apply(xs, &nodes).at(Step::XenstoreSkeleton)?;
+        names
+            .insert(&cfg.name, dom)
+            .map_err(|e| CreateError::msg(Step::XenstoreSkeleton, format!("name index: {e}")))?;
         timer.done(Step::XenstoreSkeleton);
         dom
     };

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod memory;
 pub mod monitor;
+pub mod names;
 pub mod state;
 pub mod xs_layout;
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use xen_host::{DomId, DomainInfo, Errno, Error, Hypervisor, Result, ShutdownReason, Store, TxId};
 
 use crate::domains::uuid_string;
+use crate::names::NameIndex;
 use crate::state::StateDir;
 use crate::xs_layout::{self, dom_path};
 
@@ -159,6 +160,7 @@ where
         return Err(Error::other("destroy", "refusing to destroy Domain-0"));
     }
     let info = hv.domain_info(dom)?;
+    let name = crate::domains::name_of(xs, dom)?;
     let uuid = match &info {
         Some(i) => Some(uuid_string(&i.handle)),
         None => xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom)))?
@@ -176,6 +178,9 @@ where
     } else {
         xs.rm(TxId::NONE, &dom_path(dom))?;
         xs.rm(TxId::NONE, &xs_layout::libxl_path(dom))?;
+    }
+    if let Some(name) = name {
+        NameIndex::new(state.path()).remove(&name, dom);
     }
     state
         .remove(dom)

@@ -63,6 +63,11 @@ fn snapshot(host: &SimHost, state: &Path) -> Vec<String> {
             }
         }
     }
+    if let Ok(entries) = std::fs::read_dir(state.join("names")) {
+        for e in entries.flatten() {
+            out.push(format!("name index {}", e.file_name().to_string_lossy()));
+        }
+    }
     out
 }
 
