@@ -112,19 +112,25 @@ fn info_json(v: &VersionInfo, p: &PhysInfo) -> serde_json::Value {
 
 /// `rxl list`.
 pub fn list(host: &Backend, args: &ListArgs) -> anyhow::Result<ExitCode> {
-    let mut rows = domains::list(host.hv(), host.xs())?;
+    let mut rows = domains::list(host.hv(), host.xs())?
+        .into_iter()
+        .map(|r| {
+            let incomplete = toolstack::create::is_incomplete(host.xs(), r.info.domid)?;
+            Ok((r, incomplete))
+        })
+        .collect::<Result<Vec<(DomainRow, bool)>, xen_host::Error>>()?;
     if !args.domains.is_empty() {
         let mut wanted = Vec::new();
         for spec in &args.domains {
             wanted.push(domains::resolve(host.hv(), host.xs(), spec)?);
         }
-        rows.retain(|r| wanted.contains(&r.info.domid));
+        rows.retain(|(r, _)| wanted.contains(&r.info.domid));
     }
     if args.json || args.long {
         let items: Vec<serde_json::Value> = rows
             .iter()
-            .map(|r| {
-                let mut v = row_json(r);
+            .map(|(r, incomplete)| {
+                let mut v = row_json(r, *incomplete);
                 if args.long {
                     if let Some(cfg) = host.stored_config(r.info.domid) {
                         v["config"] = cfg;
@@ -140,7 +146,7 @@ pub fn list(host: &Backend, args: &ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn row_json(r: &DomainRow) -> serde_json::Value {
+fn row_json(r: &DomainRow, incomplete: bool) -> serde_json::Value {
     json!({
         "domid": r.info.domid.0,
         "name": r.name,
@@ -151,23 +157,28 @@ fn row_json(r: &DomainRow) -> serde_json::Value {
         "state": r.info.state_letters(),
         "shutdown_reason": r.info.shutdown_reason(),
         "cpu_time_s": (r.cpu_time_s() * 10.0).round() / 10.0,
-        "incomplete": r.name.is_none(),
+        "incomplete": incomplete,
     })
 }
 
-/// xl list's table.
-pub fn list_text(rows: &[DomainRow], verbose: bool) -> String {
+/// xl list's table. A create that never finished shows "(incomplete)" after the name.
+pub fn list_text(rows: &[(DomainRow, bool)], verbose: bool) -> String {
     let mut out =
         String::from("Name                                        ID   Mem VCPUs\tState\tTime(s)");
     if verbose {
         out.push_str("   UUID                            Reason-Code\tSecurity Label");
     }
     out.push('\n');
-    for r in rows {
+    for (r, incomplete) in rows {
+        let name = if *incomplete {
+            format!("{} (incomplete)", r.display_name())
+        } else {
+            r.display_name().to_string()
+        };
         let _ = write!(
             out,
             "{:<40} {:>5} {:>5} {:>5}     {}  {:>8.1}",
-            r.display_name(),
+            name,
             r.info.domid.0,
             r.memory_mib(),
             r.info.nr_online_vcpus,

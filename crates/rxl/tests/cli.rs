@@ -545,3 +545,28 @@ fn concurrent_creates_of_different_names_all_succeed() {
         .collect();
     assert_eq!(ids.len(), 5, "dom0 and four guests: {ids:?}");
 }
+
+#[test]
+fn an_interrupted_create_is_listed_as_incomplete_and_destroyable() {
+    use xen_host::Store as _;
+    let sim = Sim::new();
+    let cfg = hello_cfg("halfway", "");
+    let o = ok(sim.run(&["create", "-e", "--json", cfg.to_str().expect("utf-8")]));
+    let id = json(&o)["domid"].as_u64().expect("domid");
+    // What a create killed between its first and last step leaves: the in-progress marker
+    // with the pid of a process that no longer exists.
+    let host = sim::SimHost::open(sim.dir.path()).expect("open sim");
+    let marker = format!("/libxl/{id}/rxl-creating");
+    host.write(xen_host::TxId::NONE, &marker, b"2147483646")
+        .expect("write marker");
+
+    let d = sim.domain("halfway").expect("listed");
+    assert_eq!(d["incomplete"], true, "{d}");
+    let text = stdout(&ok(sim.run(&["list"])));
+    assert!(text.contains("halfway (incomplete)"), "{text}");
+
+    ok(sim.run(&["destroy", &id.to_string()]));
+    assert!(sim.domain("halfway").is_none());
+    let left = host.xs_dump(&format!("/libxl/{id}")).expect("dump");
+    assert!(left.is_empty(), "{left:?}");
+}
