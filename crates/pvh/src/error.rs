@@ -102,7 +102,7 @@ pub enum Error {
     /// The guest memory is too small for what must be loaded into it.
     #[error(
         "guest memory too small: {what}: the boot data ends at {need:#x} but RAM below the \
-         MMIO hole ends at {have:#x} (maxmem = {memory_mib} MiB); give the guest more than \
+         MMIO hole ends at {have:#x} (maxmem = {memory_mib} MiB); give the guest at least \
          {need_mib} MiB"
     )]
     TooSmall {
