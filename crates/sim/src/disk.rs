@@ -27,25 +27,65 @@ pub(crate) fn io_err(path: &Path, source: io::Error) -> SimError {
     }
 }
 
-/// Replace `path` with `data` atomically: write a temporary file next to it, then rename.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SimError> {
+fn side_path(path: &Path, suffix: &str) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    f.write_all(data).map_err(|e| io_err(&tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+    path.with_file_name(format!(".{name}.{suffix}"))
 }
 
-/// Read a file; `None` when it does not exist.
-pub(crate) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, SimError> {
+fn remove_if_present(path: &Path) -> Result<(), SimError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+/// Replace `path` with `data` so that no reader ever sees a partial file: write
+/// `.NAME.new`, rename it to `.NAME.ready` (now known complete), remove the old file,
+/// rename `.NAME.ready` into place. Readers fall back to `.NAME.ready` when the file is
+/// missing, which only happens if a process died between the last two steps.
+///
+/// The old file is removed rather than renamed over because ext4 flushes a file's data
+/// when a rename replaces another file, which costs milliseconds per write.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SimError> {
+    let new = side_path(path, "new");
+    let ready = side_path(path, "ready");
+    let mut f = File::create(&new).map_err(|e| io_err(&new, e))?;
+    f.write_all(data).map_err(|e| io_err(&new, e))?;
+    drop(f);
+    fs::rename(&new, &ready).map_err(|e| io_err(&ready, e))?;
+    remove_if_present(path)?;
+    fs::rename(&ready, path).map_err(|e| io_err(path, e))
+}
+
+/// Remove a file written by [`write_atomic`] (nothing to do when absent).
+pub(crate) fn remove_atomic(path: &Path) -> Result<(), SimError> {
+    remove_if_present(path)?;
+    remove_if_present(&side_path(path, "ready"))?;
+    remove_if_present(&side_path(path, "new"))
+}
+
+/// Whether a file written by [`write_atomic`] exists.
+pub(crate) fn exists_atomic(path: &Path) -> bool {
+    path.exists() || side_path(path, "ready").exists()
+}
+
+fn read_plain(path: &Path) -> Result<Option<Vec<u8>>, SimError> {
     match fs::read(path) {
         Ok(d) => Ok(Some(d)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(path, e)),
+    }
+}
+
+/// Read a file written by [`write_atomic`]; `None` when it does not exist.
+pub(crate) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, SimError> {
+    match read_plain(path)? {
+        Some(d) => Ok(Some(d)),
+        None => read_plain(&side_path(path, "ready")),
     }
 }
 
@@ -79,6 +119,15 @@ pub(crate) struct HostLock {
 impl HostLock {
     /// Block until this process holds the host lock.
     pub(crate) fn acquire(dir: &Path) -> Result<HostLock, SimError> {
+        Self::take(dir, FlockArg::LockExclusive)
+    }
+
+    /// Block until this process shares the host lock with other readers.
+    pub(crate) fn acquire_shared(dir: &Path) -> Result<HostLock, SimError> {
+        Self::take(dir, FlockArg::LockShared)
+    }
+
+    fn take(dir: &Path, mode: FlockArg) -> Result<HostLock, SimError> {
         let path = dir.join("lock");
         let file = OpenOptions::new()
             .read(true)
@@ -87,7 +136,7 @@ impl HostLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| io_err(&path, e))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
+        let lock = Flock::lock(file, mode)
             .map_err(|(_, errno)| io_err(&path, io::Error::from_raw_os_error(errno as i32)))?;
         Ok(HostLock { _lock: lock })
     }
@@ -269,12 +318,7 @@ pub(crate) fn store_dom(dir: &Path, dom: &DomRecord) -> Result<(), SimError> {
 
 /// Remove a domain record.
 pub(crate) fn remove_dom(dir: &Path, domid: u16) -> Result<(), SimError> {
-    let path = dom_path(dir, domid);
-    match fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(&path, e)),
-    }
+    remove_atomic(&dom_path(dir, domid))
 }
 
 /// The ids of every domain record, sorted.
@@ -285,7 +329,11 @@ pub(crate) fn dom_ids(dir: &Path) -> Result<Vec<u16>, SimError> {
         let entry = entry.map_err(|e| io_err(&path, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if let Some(id) = name
+        let base = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".ready"))
+            .unwrap_or(&name);
+        if let Some(id) = base
             .strip_suffix(".json")
             .and_then(|s| s.parse::<u16>().ok())
         {
@@ -293,6 +341,7 @@ pub(crate) fn dom_ids(dir: &Path) -> Result<Vec<u16>, SimError> {
         }
     }
     ids.sort_unstable();
+    ids.dedup();
     Ok(ids)
 }
 
@@ -357,12 +406,7 @@ pub(crate) fn append_changes(dir: &Path, changes: &[Change]) -> Result<(), SimEr
             .map_err(|e| io_err(&path, e))?;
         f.write_all(text.as_bytes()).map_err(|e| io_err(&path, e))?;
         if let Some(old) = segment.checked_sub(LOG_KEEP_SEGMENTS) {
-            let old_path = segment_path(dir, old);
-            match fs::remove_file(&old_path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&old_path, e)),
-            }
+            remove_if_present(&segment_path(dir, old))?;
         }
     }
     Ok(())
@@ -378,7 +422,7 @@ pub(crate) fn read_changes(dir: &Path, after: u64, upto: u64) -> Result<Vec<Chan
     let last = upto / LOG_SEGMENT_LEN;
     for segment in first..=last {
         let path = segment_path(dir, segment);
-        let Some(data) = read_opt(&path)? else {
+        let Some(data) = read_plain(&path)? else {
             continue;
         };
         let text = String::from_utf8_lossy(&data);
@@ -439,6 +483,44 @@ mod tests {
             ignore_shutdown: false,
             pending: None,
         }
+    }
+
+    #[test]
+    fn atomic_files_survive_a_death_between_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("3.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(read_opt(&p).unwrap().unwrap(), b"two");
+        // Died after removing the old file, before the last rename.
+        fs::write(side_path(&p, "ready"), b"three").unwrap();
+        fs::remove_file(&p).unwrap();
+        assert!(exists_atomic(&p));
+        assert_eq!(read_opt(&p).unwrap().unwrap(), b"three");
+        assert_eq!(dom_ids_in(dir.path()), vec![3]);
+        // Died while writing: the partial file is ignored.
+        fs::write(side_path(&p, "new"), b"partial").unwrap();
+        assert_eq!(read_opt(&p).unwrap().unwrap(), b"three");
+        write_atomic(&p, b"four").unwrap();
+        assert_eq!(read_opt(&p).unwrap().unwrap(), b"four");
+        remove_atomic(&p).unwrap();
+        assert!(!exists_atomic(&p));
+        assert_eq!(read_opt(&p).unwrap(), None);
+        assert_eq!(dom_ids_in(dir.path()), Vec::<u16>::new());
+    }
+
+    fn dom_ids_in(dir: &Path) -> Vec<u16> {
+        let d = dir.join("domains");
+        fs::create_dir_all(&d).unwrap();
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_file() {
+                fs::copy(e.path(), d.join(e.file_name())).unwrap();
+            }
+        }
+        let ids = dom_ids(dir).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+        ids
     }
 
     #[test]

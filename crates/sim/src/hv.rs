@@ -341,7 +341,7 @@ impl Hypervisor for SimHost {
                 if id == rover {
                     break None;
                 }
-                if !disk::dom_path(w.dir, id).exists() {
+                if !disk::exists_atomic(&disk::dom_path(w.dir, id)) {
                     break Some(id);
                 }
                 if rover == 0 && id == DomId::FIRST_RESERVED - 1 {

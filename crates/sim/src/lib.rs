@@ -606,7 +606,9 @@ impl SimHost {
         op: &str,
         f: impl FnOnce(&DomRecord) -> T,
     ) -> xen_host::Result<T> {
-        match disk::load_dom(&self.dir, dom.0) {
+        let found =
+            HostLock::acquire_shared(&self.dir).and_then(|_lock| disk::load_dom(&self.dir, dom.0));
+        match found {
             Ok(Some(d)) => Ok(f(&d)),
             Ok(None) => Err(esrch(dom).into_host(op)),
             Err(e) => Err(e.into_host(op)),
@@ -615,7 +617,8 @@ impl SimHost {
 
     /// The ids of every domain, Domain-0 included, in order.
     pub fn domain_ids(&self) -> xen_host::Result<Vec<DomId>> {
-        disk::dom_ids(&self.dir)
+        HostLock::acquire_shared(&self.dir)
+            .and_then(|_lock| disk::dom_ids(&self.dir))
             .map(|ids| ids.into_iter().map(DomId).collect())
             .map_err(|e| e.into_host("domain_ids"))
     }

@@ -51,7 +51,8 @@ impl SimHost {
         }
     }
 
-    /// Queue the events the change log holds for this handle's watches.
+    /// Queue the events the change log holds for this handle's watches (the caller holds
+    /// the host lock).
     fn poll_watches(&self, inner: &mut Inner) -> Result<(), SimError> {
         if inner.watches.is_empty() {
             return Ok(());
@@ -257,8 +258,11 @@ impl Store for SimHost {
                 if let Some(e) = inner.pending.pop_front() {
                     return Ok(Some(e));
                 }
-                self.poll_watches(&mut inner)
-                    .map_err(|e| e.into_host("xs_watch_event"))?;
+                if !inner.watches.is_empty() {
+                    crate::disk::HostLock::acquire_shared(&self.dir)
+                        .and_then(|_lock| self.poll_watches(&mut inner))
+                        .map_err(|e| e.into_host("xs_watch_event"))?;
+                }
                 if let Some(e) = inner.pending.pop_front() {
                     return Ok(Some(e));
                 }

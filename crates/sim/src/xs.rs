@@ -199,7 +199,7 @@ pub(crate) fn disk_children(dir: &Path, path: &str) -> Result<Vec<String>, SimEr
         if name.starts_with('.') {
             continue;
         }
-        if entry.path().join(".node").exists() {
+        if crate::disk::exists_atomic(&entry.path().join(".node")) {
             names.push(name);
         }
     }

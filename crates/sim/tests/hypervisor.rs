@@ -421,3 +421,34 @@ fn hypercalls_are_counted_per_call() {
     h.domain_info(d).unwrap();
     assert_eq!(h.hypercall_count() - before, 3);
 }
+
+#[test]
+fn destroy_relinquishes_in_rounds_and_a_dying_domain_is_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    // The second destroydomain round fails, leaving the domain dying.
+    let h = host(dir.path(), 4096)
+        .with_faults("destroydomain:2=EIO")
+        .unwrap();
+    let d = domain(&h, 1024);
+    assert_eq!(h.populate_physmap(d, 18, &[Gfn(0)]).unwrap(), 1);
+    h.alloc_unbound(d, DomId::DOM0).unwrap();
+    let before = h.hypercall_count();
+    assert_eq!(h.destroy(d).unwrap_err().errno(), Some(Errno::EIO));
+    let info = h.domain_info(d).unwrap().unwrap();
+    assert!(info.dying);
+    assert_eq!(info.state_letters(), "--p--d", "never unpaused");
+    assert_eq!(info.tot_pages, GIB_PAGES - 65536, "one round done");
+    assert_eq!(h.evtchn_count(d).unwrap(), 0, "channels go first");
+    assert_eq!(
+        h.populate_physmap(d, 0, &[Gfn(GIB_PAGES)])
+            .unwrap_err()
+            .errno(),
+        Some(Errno::EINVAL)
+    );
+    // Its id stays taken while it is dying.
+    assert_ne!(h.create_domain(&pvh(1)).unwrap(), d);
+    h.destroy(d).unwrap();
+    assert!(h.domain_info(d).unwrap().is_none());
+    assert!(h.hypercall_count() - before >= 5, "one call per round");
+    assert_eq!(h.physinfo().unwrap().free_pages, (4096 - 1024) * 256);
+}
