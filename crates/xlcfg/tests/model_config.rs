@@ -144,3 +144,45 @@ fn check_files_after_parse_file() {
         "{r}"
     );
 }
+
+#[test]
+fn check_files_covers_disk_images_but_not_devices() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("k"), b"k").unwrap_or_else(|e| panic!("{e}"));
+    let text = "name = \"g\"\ntype = \"pvh\"\nkernel = \"k\"\ndisk = [ \"gone.img,raw,xvda\", \"phy:/dev/nonexistent-vg/x,xvdb\" ]\n";
+    let parsed = parse_str("g.cfg", text);
+    let b = build(&parsed.settings, dir.path()).unwrap_or_else(|d| panic!("{}", render(&d)));
+    let d = check_files(&b.config);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert_eq!(
+        d[0].message,
+        format!(
+            "disk image {} does not exist",
+            dir.path().join("gone.img").display()
+        )
+    );
+    assert_eq!((d[0].span.line, d[0].span.column), (4, 11));
+}
+
+#[test]
+fn ignored_boot_keys_warn() {
+    let parsed = parse_str(
+        "g.cfg",
+        "name = \"g\"\ntype = \"hvm\"\nbootloader = \"pygrub\"\n",
+    );
+    let b = build(&parsed.settings, Path::new("/")).unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert_eq!(b.config.boot.kind(), "firmware");
+    assert_eq!(
+        b.warnings[0].message,
+        "`bootloader` is ignored for type = \"hvm\" (as xl does)"
+    );
+    let parsed = parse_str(
+        "g.cfg",
+        "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\nbootloader_args = [ \"-q\" ]\n",
+    );
+    let b = build(&parsed.settings, Path::new("/")).unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert_eq!(
+        b.warnings[0].message,
+        "`bootloader_args` is ignored: no bootloader is set"
+    );
+}
