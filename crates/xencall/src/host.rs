@@ -164,12 +164,15 @@ impl<B: Backend> Host<B> {
             misc::EXTRAVERSION_LEN,
             "extraversion",
         )?;
+        // Xen ends the capability list with a space; the list is what matters.
         let capabilities = xen_version_text(
             &b,
             misc::xenver::CAPABILITIES,
             misc::CAPABILITIES_LEN,
             "capabilities",
-        )?;
+        )?
+        .trim_end()
+        .to_string();
         let dom_cands = XenAbi::domctl_candidates(major, minor);
         let domctl = run_probe(&dom_cands, "domctl", major, minor, |v| {
             answer(getdomaininfo_raw(&b, v, 0).map(|_| ()))

@@ -379,7 +379,9 @@ impl Backend for Fake {
             }
             (hc::XEN_VERSION, Some(3)) => {
                 assert_eq!(arg.len(), 1024);
+                // Real Xen 4.17 ends the list with a space.
                 arg[..CAPS.len()].copy_from_slice(CAPS.as_bytes());
+                arg[CAPS.len()] = b' ';
                 Ok(0)
             }
             (hc::DOMCTL, None) => self.domctl(arg, regions),
