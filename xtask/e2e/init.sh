@@ -19,8 +19,9 @@ mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 ln -sf /run /var/run
 mkdir -p /run/xen /run/xenstored /var/log/xen/console /var/lib/xen /var/lib/xenstored
-# Kernel messages stay in dmesg; the console is for the rig's own lines.
-dmesg -n 1
+# Below error level, kernel messages stay in dmesg; errors, oopses and panics still reach
+# the console (and so the serial log).
+dmesg -n 4
 
 # Open the result channel once as fd 3 (every step inherits it).
 if [ -c /dev/ttyS1 ] && stty -F /dev/ttyS1 raw -echo 115200 2>/dev/null; then

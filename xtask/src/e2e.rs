@@ -56,6 +56,10 @@ const XEN_PROGRAMS: &[&str] = &[
     "/usr/bin/xenstore-chmod",
 ];
 
+/// Libraries loaded with dlopen, which no DT_NEEDED names: glibc opens libgcc_s for
+/// pthread_cancel and xl aborts at exit without it.
+const DLOPENED: &[&str] = &["/lib/x86_64-linux-gnu/libgcc_s.so.1"];
+
 /// Where rxl goes in dom0.
 const RXL_PATH: &str = "/usr/local/bin/rxl";
 
@@ -405,10 +409,18 @@ fn build_image(
     if let Some(dir) = staged.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::copy(rxl, &staged)
-        .with_context(|| format!("copying {} to {}", rxl.display(), staged.display()))?;
+    // Without its debug sections: a fraction of the size, and TCG unpacks every byte at boot.
+    packages::run(
+        std::process::Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&staged)
+            .arg(rxl),
+    )
+    .context("stripping rxl for the image")?;
     let tree = elfdeps::DirTree::new(root);
     let mut programs: Vec<&str> = XEN_PROGRAMS.to_vec();
+    programs.extend_from_slice(DLOPENED);
     programs.push(RXL_PATH);
     let closure = elfdeps::closure(&tree, &programs, LIB_DIRS)
         .context("resolving the shared libraries of dom0's programs")?;

@@ -109,6 +109,10 @@ pub const HOST_TOOLS: &[Tool] = &[
         program: "ld",
         package: "binutils",
     },
+    Tool {
+        program: "strip",
+        package: "binutils",
+    },
 ];
 
 /// Whether `program` is an executable file on PATH.

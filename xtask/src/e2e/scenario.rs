@@ -176,7 +176,8 @@ fn diagnostics() -> Vec<CaptureSpec> {
             "for f in /var/log/xen/console/*.log; do\n    [ -f \"$f\" ] || continue\n    \
              echo \"== $f\"; tail -n 30 \"$f\"\ndone\ntrue\n",
         ),
-        cap("ps", 20, "ps\n"),
+        // User processes only (kernel threads are shown in brackets).
+        cap("ps", 20, "ps | grep -v ' \\[[^]]*\\]$'\n"),
     ]
 }
 
