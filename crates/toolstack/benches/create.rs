@@ -1,0 +1,52 @@
+//! Wall time of rxl's create and list on the simulated host (`sim::SimHost`, a state
+//! directory on the local file system):
+//! - create of 32 MiB, 1 GiB and 16 GiB guests on a fresh host;
+//! - create of a 32 MiB guest with 1, 100 and 1000 domains already present;
+//! - `domains::list` with 1, 100 and 1000 domains present.
+//!
+//! Each create sample is one `toolstack::launch` (plan and create); the domain is destroyed
+//! after the sample is measured, so the host never fills. The hypercall counts, per-step
+//! times and peak memory of the same creates are printed by the `footprint` bench.
+
+mod common;
+
+use common::{config, Bed, Guest, EXISTING, HOST_MIB, SIZES_MIB};
+use divan::Bencher;
+
+fn main() {
+    divan::main();
+}
+
+/// Plan and create a guest of the given size (MiB), then destroy it outside the timing.
+#[divan::bench(args = SIZES_MIB, sample_size = 1, sample_count = 20)]
+fn create_by_size(bencher: Bencher<'_, '_>, memory_mib: u64) {
+    let bed = Bed::new(HOST_MIB).expect("fresh simulated host");
+    let cfg = config("sized", memory_mib).expect("guest config");
+    bencher.bench_local(|| Guest {
+        bed: &bed,
+        created: bed.create(&cfg).expect("create"),
+    });
+}
+
+/// Plan and create a 32 MiB guest on a host already holding `existing` domains.
+#[divan::bench(args = EXISTING, sample_size = 1, sample_count = 20)]
+fn create_with_existing(bencher: Bencher<'_, '_>, existing: usize) {
+    let bed = Bed::with_domains(existing).expect("host with domains");
+    let cfg = config("newcomer", 32).expect("guest config");
+    bencher.bench_local(|| Guest {
+        bed: &bed,
+        created: bed.create(&cfg).expect("create"),
+    });
+}
+
+/// `domains::list` (Xen's domain list and each domain's xenstore name) with `existing`
+/// domains besides Domain-0.
+#[divan::bench(args = EXISTING, sample_count = 20)]
+fn list(bencher: Bencher<'_, '_>, existing: usize) {
+    let bed = Bed::with_domains(existing).expect("host with domains");
+    bencher.bench_local(|| {
+        let rows = toolstack::domains::list(&bed.host, &bed.host).expect("list");
+        assert_eq!(rows.len(), existing + 1, "Domain-0 and the fillers");
+        rows
+    });
+}
