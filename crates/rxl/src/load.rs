@@ -2,12 +2,11 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use xlcfg::model::DomainConfig;
 use xlcfg::parse::Parsed;
-use xlcfg::{Diagnostic, Source};
+use xlcfg::Diagnostic;
 
 use crate::report::{print_diagnostics, Reported};
 
@@ -25,14 +24,11 @@ pub struct Input {
 pub fn read(file: &Path) -> anyhow::Result<Input> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     if file == Path::new("-") {
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .context("cannot read the config from stdin")?;
-        let parsed = xlcfg::parse::parse_source(Arc::new(Source {
-            name: "<stdin>".into(),
-            text,
-        }));
+        let parsed = xlcfg::parse::parse_bytes("<stdin>", &bytes);
         return Ok(Input {
             display: "<stdin>".into(),
             base_dir: cwd,

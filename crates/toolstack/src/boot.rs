@@ -81,6 +81,7 @@ fn firmware_image(fw: &Firmware, search: &FirmwareSearch) -> Result<PathBuf, Boo
     match fw {
         Firmware::Path(p) => Ok(p.clone()),
         Firmware::Ovmf => Ok(pvh::resolve_firmware(FirmwareName::Ovmf, search)?),
+        Firmware::Pvgrub => Ok(pvh::resolve_firmware(FirmwareName::Pvgrub, search)?),
         Firmware::Seabios => Err(BootError::HvmFirmware("seabios")),
         Firmware::Rombios => Err(BootError::HvmFirmware("rombios")),
         Firmware::Pvgrub32 => Err(BootError::PvFirmware("pvgrub32")),

@@ -36,13 +36,18 @@ pub enum Firmware {
     Pvgrub32,
     /// PV-GRUB for 64-bit PV guests (`<XEN_FIRMWARE_DIR>/pvgrub64.bin`).
     Pvgrub64,
+    /// GRUB 2 built for PVH (Debian's grub-xen-host: `grub-i386-xen_pvh.bin`), PVH only;
+    /// the boot planner finds the file on its firmware search path.
+    Pvgrub,
     /// An image given by path, absolute. For PV and PVH it is loaded the way a kernel is.
     Path(PathBuf),
 }
 
 impl Firmware {
     /// The named firmwares, as xl.cfg spells them.
-    pub const NAMES: [&'static str; 5] = ["ovmf", "seabios", "rombios", "pvgrub32", "pvgrub64"];
+    pub const NAMES: [&'static str; 6] = [
+        "ovmf", "seabios", "rombios", "pvgrub", "pvgrub32", "pvgrub64",
+    ];
 
     /// The firmware called `name` (exact spelling).
     pub fn from_name(name: &str) -> Option<Firmware> {
@@ -52,6 +57,7 @@ impl Firmware {
             "rombios" => Firmware::Rombios,
             "pvgrub32" => Firmware::Pvgrub32,
             "pvgrub64" => Firmware::Pvgrub64,
+            "pvgrub" => Firmware::Pvgrub,
             _ => return None,
         })
     }
@@ -64,19 +70,21 @@ impl Firmware {
             Firmware::Rombios => "rombios",
             Firmware::Pvgrub32 => "pvgrub32",
             Firmware::Pvgrub64 => "pvgrub64",
+            Firmware::Pvgrub => "pvgrub",
             Firmware::Path(_) => return None,
         })
     }
 
     /// The image a PV or PVH guest loads as its kernel: the path, or
-    /// `<firmware_dir>/pvgrubNN.bin`. `None` for the HVM firmwares, which hvmloader loads.
+    /// `<firmware_dir>/pvgrubNN.bin`. `None` for the HVM firmwares, which hvmloader loads,
+    /// and for the PVH ones (`pvgrub`, `ovmf`), which the boot planner looks up.
     pub fn image_path(&self, firmware_dir: &std::path::Path) -> Option<PathBuf> {
         match self {
             Firmware::Path(p) => Some(p.clone()),
             Firmware::Pvgrub32 | Firmware::Pvgrub64 => {
                 self.name().map(|n| firmware_dir.join(format!("{n}.bin")))
             }
-            Firmware::Ovmf | Firmware::Seabios | Firmware::Rombios => None,
+            Firmware::Ovmf | Firmware::Seabios | Firmware::Rombios | Firmware::Pvgrub => None,
         }
     }
 
@@ -90,6 +98,7 @@ impl Firmware {
             Firmware::Seabios | Firmware::Rombios => ty == DomainType::Hvm,
             Firmware::Ovmf => ty != DomainType::Pv,
             Firmware::Pvgrub32 | Firmware::Pvgrub64 => ty == DomainType::Pv,
+            Firmware::Pvgrub => ty == DomainType::Pvh,
             Firmware::Path(_) => true,
         }
     }
@@ -661,13 +670,6 @@ fn parse_firmware(
             )
             .with_hint("use ovmf"),
             "" => Diagnostic::error(span.clone(), "`firmware` is empty"),
-            "pvgrub" => Diagnostic::error(
-                span.clone(),
-                "firmware = \"pvgrub\" (GRUB built for PVH) is not available by name yet",
-            )
-            .with_hint(
-                "give the image by path: firmware = \"/usr/lib/grub-xen/grub-i386-xen_pvh.bin\"",
-            ),
             _ => {
                 let d = Diagnostic::error(
                     span.clone(),
@@ -693,13 +695,21 @@ fn parse_firmware(
                 "type = \"hvm\" or \"pvh\"",
                 "a PV guest boots a kernel or PV-GRUB: firmware = \"pvgrub64\"",
             ),
+            (Firmware::Pvgrub, DomainType::Pv) => (
+                "type = \"pvh\"",
+                "a PV guest boots PV-GRUB: firmware = \"pvgrub64\"",
+            ),
+            (Firmware::Pvgrub, _) => (
+                "type = \"pvh\"",
+                "an HVM guest boots its BIOS: firmware = \"seabios\"",
+            ),
             (Firmware::Seabios | Firmware::Rombios, _) => (
                 "type = \"hvm\"",
                 "a PVH guest boots a kernel directly (kernel = \"/boot/vmlinuz\") or firmware = \"ovmf\"",
             ),
             (_, DomainType::Pvh) => (
                 "type = \"pv\"",
-                "PV-GRUB is a PV kernel; for a PVH guest give a PVH GRUB by path: firmware = \"/usr/lib/grub-xen/grub-i386-xen_pvh.bin\"",
+                "PV-GRUB is a PV kernel; for a PVH guest use firmware = \"pvgrub\" (GRUB built for PVH, grub-i386-xen_pvh.bin)",
             ),
             _ => (
                 "type = \"pv\"",

@@ -517,13 +517,15 @@ fn firmware_names_paths_and_the_type_matrix() {
         .hint
         .as_deref()
         .unwrap_or("")
-        .contains("grub-i386-xen_pvh.bin"));
-    let e = one_err(&format!("{pvh}firmware = \"pvgrub\"\n"));
-    assert!(
-        e.message.contains("not available by name yet"),
-        "{}",
-        e.message
-    );
+        .contains("firmware = \"pvgrub\""));
+    // GRUB built for PVH boots PVH guests only.
+    let b = ok(&format!("{pvh}firmware = \"pvgrub\"\n"));
+    assert!(matches!(
+        &b.config.boot,
+        Boot::Firmware { firmware, .. } if firmware.value == Firmware::Pvgrub
+    ));
+    let e = one_err(&format!("{hvm}firmware = \"pvgrub\"\n"));
+    assert!(e.message.contains("needs type = \"pvh\""), "{}", e.message);
 
     let e = one_err(&format!("{pvh}firmware = \"bios\"\n"));
     assert_eq!(e.message, "firmware = \"bios\" is refused: name the BIOS");
@@ -533,7 +535,7 @@ fn firmware_names_paths_and_the_type_matrix() {
     let e = one_err(&format!("{pvh}firmware = \"grub\"\n"));
     assert_eq!(
         e.message,
-        "unknown firmware \"grub\": expected ovmf, seabios, rombios, pvgrub32, pvgrub64 or a path"
+        "unknown firmware \"grub\": expected ovmf, seabios, rombios, pvgrub, pvgrub32, pvgrub64 or a path"
     );
     assert_eq!(
         e.hint.as_deref(),
