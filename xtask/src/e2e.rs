@@ -86,6 +86,10 @@ struct Options {
     /// scenario (`sh /e2e/scenario.sh` runs it by hand; `rig-exit` ends QEMU).
     #[arg(long)]
     shell: bool,
+    /// Put this rxl binary into dom0 instead of building one with
+    /// `cargo build --release -p rxl`.
+    #[arg(long, value_name = "PATH")]
+    rxl: Option<PathBuf>,
     /// Hard limit on QEMU's run time in seconds (default 300; 3600 with --shell).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
@@ -166,7 +170,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     // Binaries built on the host.
     let t = Instant::now();
-    let rxl = build_rxl(&repo).context("building rxl")?;
+    let rxl = match &opts.rxl {
+        Some(p) if p.is_file() => p.clone(),
+        Some(p) => bail!("--rxl {}: no such file", p.display()),
+        None => build_rxl(&repo).context("building rxl")?,
+    };
     let hello =
         scenario::build_hello(&repo, &run_dir.join("hello")).context("building the hello guest")?;
     times.build = t.elapsed();

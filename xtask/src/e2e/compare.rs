@@ -183,11 +183,9 @@ pub fn info_json(xl: &BTreeMap<String, String>, json: &str, diff: &mut Diff) {
     }
 }
 
-fn find_dom0(rows: &[ListRow]) -> Option<&ListRow> {
-    rows.iter().find(|r| r.id == 0)
-}
-
-/// Compares the Domain-0 rows of `xl list` and `rxl list` (name, id, Mem, VCPUs, state).
+/// Compares the rows of `xl list` and `rxl list` by domain id: the same set of ids, and for
+/// each the same name, Mem, VCPUs and State (CPU time moves and is not compared). The
+/// Domain-0 row must be there.
 pub fn list_text(xl: &str, rxl: &str, diff: &mut Diff) {
     let xl_rows = match parse_list(xl) {
         Ok(r) => r,
@@ -197,47 +195,56 @@ pub fn list_text(xl: &str, rxl: &str, diff: &mut Diff) {
         Ok(r) => r,
         Err(e) => return diff.push(format!("rxl list output: {e}")),
     };
-    let (Some(a), Some(b)) = (find_dom0(&xl_rows), find_dom0(&rxl_rows)) else {
-        return diff.push("xl list or rxl list has no row with ID 0".into());
-    };
-    if a.name != b.name {
-        diff.push(format!(
-            "rxl list dom0 name {:?}, xl list {:?}",
-            b.name, a.name
-        ));
+    if !rxl_rows.iter().any(|r| r.id == 0) {
+        diff.push("rxl list has no Domain-0 row (ID 0)".into());
     }
-    if a.mem != b.mem {
-        diff.push(format!("rxl list dom0 Mem {}, xl list {}", b.mem, a.mem));
+    for a in &xl_rows {
+        let Some(b) = rxl_rows.iter().find(|r| r.id == a.id) else {
+            diff.push(format!(
+                "rxl list has no row for domain {} ({})",
+                a.id, a.name
+            ));
+            continue;
+        };
+        let who = format!("domain {}", a.id);
+        if a.name != b.name {
+            diff.push(format!(
+                "rxl list {who} name {:?}, xl list {:?}",
+                b.name, a.name
+            ));
+        }
+        if a.mem != b.mem {
+            diff.push(format!("rxl list {who} Mem {}, xl list {}", b.mem, a.mem));
+        }
+        if a.vcpus != b.vcpus {
+            diff.push(format!(
+                "rxl list {who} VCPUs {}, xl list {}",
+                b.vcpus, a.vcpus
+            ));
+        }
+        if a.state != b.state {
+            diff.push(format!(
+                "rxl list {who} State {:?}, xl list {:?}",
+                b.state, a.state
+            ));
+        }
     }
-    if a.vcpus != b.vcpus {
-        diff.push(format!(
-            "rxl list dom0 VCPUs {}, xl list {}",
-            b.vcpus, a.vcpus
-        ));
-    }
-    if a.state != b.state {
-        diff.push(format!(
-            "rxl list dom0 State {:?}, xl list {:?}",
-            b.state, a.state
-        ));
-    }
-    if xl_rows.len() != rxl_rows.len() {
-        diff.push(format!(
-            "rxl list has {} rows, xl list {}",
-            rxl_rows.len(),
-            xl_rows.len()
-        ));
+    for b in &rxl_rows {
+        if !xl_rows.iter().any(|a| a.id == b.id) {
+            diff.push(format!(
+                "rxl list shows domain {} ({}), xl list does not",
+                b.id, b.name
+            ));
+        }
     }
 }
 
-/// Compares `rxl list --json` against the Domain-0 row of `xl list`.
+/// Compares `rxl list --json` against `xl list`: one object per xl row (matched by domid)
+/// with xl's name, memory_mib, vcpus and state, plus a uuid and a numeric cpu_time_s.
 pub fn list_json(xl: &str, json: &str, diff: &mut Diff) {
     let rows = match parse_list(xl) {
         Ok(r) => r,
         Err(e) => return diff.push(format!("xl list output: {e}")),
-    };
-    let Some(want) = find_dom0(&rows) else {
-        return diff.push("xl list has no row with ID 0".into());
     };
     let value: Value = match serde_json::from_str(json) {
         Ok(v) => v,
@@ -253,33 +260,44 @@ pub fn list_json(xl: &str, json: &str, diff: &mut Diff) {
             rows.len()
         ));
     }
-    let Some(dom0) = items
+    if !items
         .iter()
-        .find(|d| d.get("domid").and_then(Value::as_u64) == Some(0))
-    else {
-        return diff.push("rxl list --json has no object with domid 0".into());
-    };
-    for key in ["uuid", "cpu_time_s"] {
-        if dom0.get(key).is_none() {
-            diff.push(format!("rxl list --json dom0 has no {key}"));
+        .any(|d| d.get("domid").and_then(Value::as_u64) == Some(0))
+    {
+        diff.push("rxl list --json has no object with domid 0".into());
+    }
+    for want in &rows {
+        let Some(dom) = items
+            .iter()
+            .find(|d| d.get("domid").and_then(Value::as_u64) == Some(u64::from(want.id)))
+        else {
+            diff.push(format!(
+                "rxl list --json has no object with domid {} ({})",
+                want.id, want.name
+            ));
+            continue;
+        };
+        let who = format!("domid {}", want.id);
+        if !dom.get("uuid").is_some_and(Value::is_string) {
+            diff.push(format!("rxl list --json {who} has no uuid string"));
         }
-    }
-    if dom0.get("cpu_time_s").is_some_and(|v| !v.is_number()) {
-        diff.push("rxl list --json dom0 cpu_time_s is not a number".into());
-    }
-    let checks: [(&str, Value); 4] = [
-        ("name", Value::from(want.name.clone())),
-        ("memory_mib", Value::from(want.mem)),
-        ("vcpus", Value::from(want.vcpus)),
-        ("state", Value::from(want.state.clone())),
-    ];
-    for (key, expect) in checks {
-        match dom0.get(key) {
-            Some(v) if *v == expect => {}
-            Some(v) => diff.push(format!(
-                "rxl list --json dom0 {key} = {v}, xl list says {expect}"
-            )),
-            None => diff.push(format!("rxl list --json dom0 has no {key}")),
+        if !dom.get("cpu_time_s").is_some_and(Value::is_number) {
+            diff.push(format!("rxl list --json {who} has no numeric cpu_time_s"));
+        }
+        let checks: [(&str, Value); 4] = [
+            ("name", Value::from(want.name.clone())),
+            ("memory_mib", Value::from(want.mem)),
+            ("vcpus", Value::from(want.vcpus)),
+            ("state", Value::from(want.state.clone())),
+        ];
+        for (key, expect) in checks {
+            match dom.get(key) {
+                Some(v) if *v == expect => {}
+                Some(v) => diff.push(format!(
+                    "rxl list --json {who} {key} = {v}, xl list says {expect}"
+                )),
+                None => diff.push(format!("rxl list --json {who} has no {key}")),
+            }
         }
     }
 }
@@ -408,6 +426,32 @@ xen_commandline        : console=com1 com1=115200,8n1
         let rxl = format!("{LIST_HEADER}\nDomain-0  0  1023  1  -b----  5.0\n");
         list_text(&xl, &rxl, &mut diff);
         assert_eq!(diff.problems.len(), 2, "{:?}", diff.problems);
+        // Guests are matched by id; missing and extra rows are both reported.
+        let xl2 = format!(
+            "{xl}rxl-hello                                    1    32     1     ---s--       0.1\n"
+        );
+        let mut diff = Diff::default();
+        list_text(&xl2, &xl2, &mut diff);
+        assert!(diff.problems.is_empty(), "{:?}", diff.problems);
+        list_text(&xl2, &xl, &mut diff);
+        assert_eq!(
+            diff.problems,
+            ["rxl list has no row for domain 1 (rxl-hello)"]
+        );
+        let mut diff = Diff::default();
+        list_text(&xl, &xl2, &mut diff);
+        assert_eq!(
+            diff.problems,
+            ["rxl list shows domain 1 (rxl-hello), xl list does not"]
+        );
+        let mut diff = Diff::default();
+        list_text(&xl2, &xl2.replace("---s--", "-b----"), &mut diff);
+        assert_eq!(diff.problems.len(), 1, "{:?}", diff.problems);
+        assert!(
+            diff.problems[0].contains("domain 1 State"),
+            "{:?}",
+            diff.problems
+        );
         let mut diff = Diff::default();
         list_text(&xl, "Name ID Mem\n", &mut diff);
         assert_eq!(diff.problems.len(), 1);
@@ -432,5 +476,23 @@ xen_commandline        : console=com1 com1=115200,8n1
         let mut diff = Diff::default();
         list_json(&xl, "{}", &mut diff);
         assert_eq!(diff.problems.len(), 1);
+        // A guest row of xl list needs its own object.
+        let xl2 = format!("{xl}rxl-hello  1  32  1  ---s--  0.1\n");
+        let mut diff = Diff::default();
+        list_json(&xl2, &good.to_string(), &mut diff);
+        assert_eq!(diff.problems.len(), 2, "{:?}", diff.problems);
+        assert!(
+            diff.problems[1].contains("no object with domid 1"),
+            "{:?}",
+            diff.problems
+        );
+        let mut both = good.clone();
+        both.as_array_mut().unwrap().push(serde_json::json!({
+            "domid": 1, "name": "rxl-hello", "uuid": "5c0f3a4e-0000-4000-8000-000000000001",
+            "memory_mib": 32, "vcpus": 1, "state": "---s--", "cpu_time_s": 0.1
+        }));
+        let mut diff = Diff::default();
+        list_json(&xl2, &both.to_string(), &mut diff);
+        assert!(diff.problems.is_empty(), "{:?}", diff.problems);
     }
 }

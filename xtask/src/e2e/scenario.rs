@@ -186,6 +186,7 @@ pub fn steps(hello: Option<PathBuf>) -> Vec<Step> {
     let mut steps = vec![info_step()];
     if let Some(h) = hello {
         steps.push(hello_step(h));
+        steps.push(guest_list_step());
     }
     steps
 }
@@ -288,8 +289,6 @@ until xl dmesg | grep -q "(d$domid) .*RXLTEST done"; do
     sleep 1
 done
 xl dmesg | grep "(d$domid)"
-xl list
-xl destroy {HELLO_NAME}
 "#
     );
     Step {
@@ -348,6 +347,62 @@ fn check_hello(o: &Outcome<'_>) -> Result<String, Vec<String>> {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+/// Step 3: with the (shut down, preserved) hello guest present, `rxl list` still agrees
+/// with `xl list`, guest row included; then the guest is destroyed.
+fn guest_list_step() -> Step {
+    Step {
+        name: "guest-list",
+        about: "rxl list (text and --json) agrees with xl list with a guest present",
+        captures: vec![
+            cap("xl-list", 30, "xl list\n"),
+            cap("rxl-list", 30, "rxl list\n"),
+            cap("rxl-list-json", 30, "rxl list --json\n"),
+            cap("xl-destroy", 30, &format!("xl destroy {HELLO_NAME}\n")),
+        ],
+        files: Vec::new(),
+        check: Box::new(check_guest_list),
+    }
+}
+
+fn check_guest_list(o: &Outcome<'_>) -> Result<String, Vec<String>> {
+    let xl_list = o
+        .succeeded("xl-list")
+        .map_err(|e| vec![format!("reference: {e}")])?;
+    let rows = compare::parse_list(&xl_list.text())
+        .map_err(|e| vec![format!("reference: xl list output: {e}")])?;
+    let Some(guest) = rows.iter().find(|r| r.name == HELLO_NAME) else {
+        return Err(vec![format!(
+            "reference: xl list shows no {HELLO_NAME} (the hello step left no guest): {}",
+            excerpt(&xl_list.lines)
+        )]);
+    };
+    let mut problems = Vec::new();
+    let mut diff = Diff::default();
+    match o.succeeded("rxl-list") {
+        Ok(c) => compare::list_text(&xl_list.text(), &c.text(), &mut diff),
+        Err(e) => problems.push(e),
+    }
+    match o.succeeded("rxl-list-json") {
+        Ok(c) => compare::list_json(&xl_list.text(), &c.text(), &mut diff),
+        Err(e) => problems.push(e),
+    }
+    if let Err(e) = o.succeeded("xl-destroy") {
+        problems.push(e);
+    }
+    problems.extend(diff.problems);
+    if problems.is_empty() {
+        Ok(format!(
+            "{} rows identical, {HELLO_NAME} (id {}, {} MiB, state {}) included",
+            rows.len(),
+            guest.id,
+            guest.mem,
+            guest.state
+        ))
+    } else {
+        Err(problems)
+    }
 }
 
 /// What is wrong with the hello guest's `RXLTEST` lines (see tests/guests/hello/README.md)
@@ -582,6 +637,44 @@ mod tests {
         let p = hello_problems(&bad, "rxl-e2e hello", 1);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[1].contains("error bad magic"), "{p:?}");
+    }
+
+    #[test]
+    fn guest_list_check_needs_the_guest_row_in_rxl_list() {
+        let xl = format!(
+            "{}\nDomain-0 0 1024 1 r----- 3.0\nrxl-hello 1 32 1 ---s-- 0.1\n",
+            compare::LIST_HEADER
+        );
+        let dom0_only = format!("{}\nDomain-0 0 1024 1 r----- 3.1\n", compare::LIST_HEADER);
+        let json = r#"[{"domid":0,"name":"Domain-0","uuid":"u","memory_mib":1024,"vcpus":1,
+            "state":"r-----","cpu_time_s":3.1},{"domid":1,"name":"rxl-hello","uuid":"v",
+            "memory_mib":32,"vcpus":1,"state":"---s--","cpu_time_s":0.1}]"#;
+        let results = |rxl_list: &str| {
+            format!(
+                "@@RXL-BEGIN guest-list/xl-list\n{xl}@@RXL-END guest-list/xl-list rc=0\n\
+                 @@RXL-BEGIN guest-list/rxl-list\n{rxl_list}@@RXL-END guest-list/rxl-list rc=0\n\
+                 @@RXL-BEGIN guest-list/rxl-list-json\n{json}\n@@RXL-END guest-list/rxl-list-json rc=0\n\
+                 @@RXL-BEGIN guest-list/xl-destroy\n@@RXL-END guest-list/xl-destroy rc=0\n"
+            )
+        };
+        let check = |text: String| {
+            let report = markers::parse(&text);
+            check_guest_list(&Outcome {
+                step: "guest-list",
+                report: &report,
+                console: "",
+            })
+        };
+        let ok = check(results(&xl)).unwrap();
+        assert!(
+            ok.contains("rxl-hello (id 1, 32 MiB, state ---s--)"),
+            "{ok}"
+        );
+        let err = check(results(&dom0_only)).unwrap_err();
+        assert_eq!(err, ["rxl list has no row for domain 1 (rxl-hello)"]);
+        // Without the guest in xl list the step's premise is gone.
+        let err = check(results(&xl).replacen("rxl-hello 1 32", "other 1 32", 1)).unwrap_err();
+        assert!(err[0].starts_with("reference:"), "{err:?}");
     }
 
     #[test]
