@@ -362,3 +362,38 @@ fn boots_under_qemu() {
     assert!(lines.contains(&"RXLTEST madt lapics=3 enabled=3"), "{text}");
     assert_eq!(lines.last(), Some(&"RXLTEST done"), "{text}");
 }
+
+/// What the guest will print under Xen for a plan, for the end-to-end scenario to compare.
+#[test]
+fn expected_guest_output_for_a_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ramdisk, _, mods) = modules(dir.path());
+    let plan = pvh::plan(&request(mods)).unwrap();
+    let lines = pvh::testguest::expected_output(&plan).unwrap();
+    assert_eq!(lines[0], "RXLTEST magic=0x336ec578 version=1");
+    assert_eq!(lines[2], "RXLTEST cmdline=console=hvc0 rxl=1");
+    assert_eq!(lines[3], "RXLTEST modules=2");
+    assert_eq!(
+        lines[4],
+        format!(
+            "RXLTEST module 0 paddr=0x{:016x} size=0x0000000000002710 sum=0x{:08x} cmdline=(none)",
+            plan.modules[0].paddr,
+            pvh::testguest::fnv1a32(&ramdisk)
+        )
+    );
+    assert!(lines[5].ends_with("size=0x0000000000000003 sum=0x1a47e90b cmdline=mod one"));
+    assert_eq!(
+        lines[6],
+        format!("RXLTEST memmap_entries={}", plan.memmap.len())
+    );
+    assert_eq!(
+        lines[7],
+        "RXLTEST memmap 0 addr=0x0000000000000000 size=0x00000000000ff000 type=1"
+    );
+    assert_eq!(
+        lines[lines.len() - 3],
+        "RXLTEST rsdp=0x00000000000fffdc sig=RSD PTR "
+    );
+    assert_eq!(lines[lines.len() - 2], "RXLTEST madt lapics=4 enabled=2");
+    assert_eq!(lines.last().unwrap(), "RXLTEST done");
+}
