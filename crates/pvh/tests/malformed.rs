@@ -352,3 +352,38 @@ proptest! {
         }
     }
 }
+
+/// A plan for fixed synthetic inputs (no toolchain involved), snapshotted in full.
+#[test]
+fn synthetic_plan_snapshot() {
+    let notes = [
+        phys32(0x200040),
+        note(b"Xen\0", 17, &(1u32 << 15).to_le_bytes()), // linux_rsdp_unrestricted
+    ]
+    .concat();
+    let img = probe(&elf32(
+        0x200040,
+        &[seg(0x200000, 0x300, 0x1000), seg(0x201000, 0x80, 0x80)],
+        &notes,
+    ))
+    .unwrap();
+    let m = |name: &str, len: usize, c: Option<&str>| ModuleInput {
+        name: name.into(),
+        data: Payload::bytes(vec![0x42; len]),
+        cmdline: c.map(str::to_string),
+    };
+    let plan = pvh::plan_image(
+        &img,
+        Some("root=/dev/xvda1 console=hvc0"),
+        vec![m("initrd", 0x1801, None), m("extra", 10, Some("opt=1"))],
+        GuestSize {
+            memory_mib: 5000,
+            maxmem_mib: 5000,
+            vcpus: 3,
+            maxvcpus: 4,
+        },
+    )
+    .unwrap();
+    insta::assert_json_snapshot!("synthetic_layout", plan.layout_json());
+    insta::assert_snapshot!("synthetic_table", plan.layout_table());
+}
