@@ -226,14 +226,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     // Verdict.
     let results = read_lossy(&boot.results_log);
     let console = read_lossy(&boot.serial_log);
-    let mut report = markers::parse(&results);
-    let mut channel = "com2 (results.log)";
-    if !report.ready && report.captures.is_empty() && report.setup_failed.is_none() {
-        // dom0 found no second serial port and wrote to its console instead.
-        report = markers::parse(&console);
-        channel = "the console (serial.log)";
-    }
-    let verdict = judge(&steps, &report, &console);
+    let (report, channel) = pick_channel(&results, &console);
+    let verdict = if report.ready || !report.captures.is_empty() {
+        judge(&steps, &report, &console)
+    } else {
+        Verdict {
+            lines: vec!["no step ran: dom0 never reported ready".into()],
+            failed: true,
+        }
+    };
     times.boot = outcome.ready_at;
     times.scenario = match (outcome.ready_at, outcome.done_at) {
         (Some(r), Some(d)) => d.checked_sub(r),
@@ -475,6 +476,22 @@ fn render_init(shell: bool, insmods: &str) -> String {
         .replace("@MODULES@", insmods)
 }
 
+/// Parses the result channel: com2's file, or the console when dom0 had no second serial
+/// port and framed its results there. Returns the report and the channel's name.
+fn pick_channel(results: &str, console: &str) -> (markers::Report, &'static str) {
+    let report = markers::parse(results);
+    let empty = |r: &markers::Report| !r.ready && r.captures.is_empty() && r.setup_failed.is_none();
+    if !empty(&report) {
+        return (report, "com2 (results.log)");
+    }
+    let on_console = markers::parse(console);
+    if empty(&on_console) {
+        (report, "none: dom0 reported nothing")
+    } else {
+        (on_console, "the console (serial.log)")
+    }
+}
+
 /// The host-side verdict over all steps.
 struct Verdict {
     lines: Vec<String>,
@@ -645,6 +662,19 @@ mod tests {
         assert!(text.contains("| rxl: no such command"), "{text}");
         // xl's own (reference) output is not repeated in the report.
         assert!(!text.contains("| xen_version : 4.17.7"), "{text}");
+    }
+
+    #[test]
+    fn the_result_channel_falls_back_to_the_console_only_with_markers() {
+        let framed = "@@RXL-READY\n@@RXL-BEGIN a/b\nx\n@@RXL-END a/b rc=0\n";
+        let (r, ch) = pick_channel(framed, "(XEN) noise\n");
+        assert!(ch.starts_with("com2") && r.ready);
+        let (r, ch) = pick_channel("", &format!("(XEN) boot\n{framed}"));
+        assert!(ch.contains("console") && r.capture("a/b").is_some());
+        let (r, ch) = pick_channel("", "(XEN) boot\n");
+        assert!(ch.starts_with("none") && !r.ready);
+        let (r, ch) = pick_channel("@@RXL-SETUP-FAILED xenstored\n", framed);
+        assert!(ch.starts_with("com2") && r.setup_failed.is_some());
     }
 
     #[test]
