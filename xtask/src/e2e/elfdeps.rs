@@ -566,6 +566,24 @@ mod tests {
     }
 
     #[test]
+    fn resolves_a_real_program_against_the_host_root() {
+        // The test binary itself, seen through a tree rooted at the host's "/": every library
+        // must resolve and every needed glibc version must be defined by the libc found.
+        let exe = std::env::current_exe().unwrap();
+        let exe = exe.to_str().unwrap();
+        let tree = DirTree::new("/");
+        let c = closure(&tree, &[exe], DIRS).unwrap();
+        let libc = &c.resolved[exe]["libc.so.6"];
+        assert!(c.files.contains(libc), "{c:?}");
+        let info = tree.elf(libc).unwrap();
+        assert!(info.verdef.contains("GLIBC_2.2.5"), "{:?}", info.verdef);
+        assert!(
+            c.files.iter().any(|f| f.contains("ld-linux-x86-64")),
+            "{c:?}"
+        );
+    }
+
+    #[test]
     fn rejects_non_elf() {
         assert!(matches!(
             ElfInfo::parse("x", b"#!/bin/sh\n"),
