@@ -64,8 +64,7 @@ fn payload() -> &'static (Vec<u8>, PathBuf) {
         let file = std::fs::read(vmlinuz()).unwrap();
         let bytes =
             file[payload_offset as usize..(payload_offset + payload_length) as usize].to_vec();
-        let path =
-            std::env::temp_dir().join(format!("pvh-bench-payload-{}.xz", std::process::id()));
+        let path = std::env::temp_dir().join("pvh-bench-payload.xz");
         std::fs::write(&path, &bytes).unwrap();
         (bytes, path)
     })
@@ -113,4 +112,68 @@ fn liblzma_decode_only() -> usize {
     )
     .unwrap()
     .len()
+}
+
+/// The decompressed kernel, recompressed with gzip -6 and zstd -19 (the other common kernel
+/// formats), for the decoder comparisons below.
+fn recompressed() -> &'static (PathBuf, PathBuf) {
+    static P: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    P.get_or_init(|| {
+        let img = pvh::probe_file(vmlinuz(), &ProbeOptions::default()).unwrap();
+        let dir = std::env::temp_dir().join("pvh-bench");
+        std::fs::create_dir_all(&dir).unwrap();
+        let raw = dir.join("vmlinux");
+        std::fs::write(&raw, img.elf.as_slice()).unwrap();
+        for (tool, args) in [
+            ("gzip", &["-6", "-k", "-f"][..]),
+            ("zstd", &["-19", "-q", "-f"][..]),
+        ] {
+            let st = Command::new(tool).args(args).arg(&raw).status().unwrap();
+            assert!(st.success(), "{tool}");
+        }
+        (dir.join("vmlinux.gz"), dir.join("vmlinux.zst"))
+    })
+}
+
+fn ours(path: &Path, format: pvh::Compression) -> usize {
+    let f = std::fs::File::open(path).unwrap();
+    let len = f.metadata().unwrap().len();
+    let r = std::io::BufReader::with_capacity(1 << 16, f);
+    pvh::decompress::decompress(format, r, len, Some(70 << 20), 1 << 30, "b")
+        .unwrap()
+        .len()
+}
+
+fn cli(tool: &str, path: &Path) {
+    let st = Command::new(tool)
+        .arg("-dc")
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// gzip through flate2 + zlib-rs.
+#[divan::bench(sample_count = 5)]
+fn gzip_flate2_zlib_rs() -> usize {
+    ours(&recompressed().0, pvh::Compression::Gzip)
+}
+
+/// `gzip -dc` on the same file.
+#[divan::bench(sample_count = 5)]
+fn gzip_dc_reference() {
+    cli("gzip", &recompressed().0)
+}
+
+/// zstd through libzstd.
+#[divan::bench(sample_count = 5)]
+fn zstd_libzstd() -> usize {
+    ours(&recompressed().1, pvh::Compression::Zstd)
+}
+
+/// `zstd -dc` on the same file.
+#[divan::bench(sample_count = 5)]
+fn zstd_dc_reference() {
+    cli("zstd", &recompressed().1)
 }
