@@ -174,10 +174,39 @@ impl HostState {
         })
     }
 
+    /// Write the state. The first write creates the file with [`write_atomic`]; later
+    /// ones overwrite it in place with one write of [`STATE_RECORD_LEN`] bytes (the JSON
+    /// padded with spaces), which no reader can see half done because every reader holds
+    /// the host lock, and which a dying process cannot leave half done because a write
+    /// within one page is copied whole. This saves the create, unlink and two renames
+    /// per operation that dominate its cost on ext4.
     pub(crate) fn store(&self, dir: &Path) -> Result<(), SimError> {
-        write_json(&Self::path(dir), self)
+        let path = Self::path(dir);
+        let mut data = serde_json::to_vec(self).map_err(|e| SimError::Corrupt {
+            path: path.clone(),
+            message: format!("cannot serialize: {e}"),
+        })?;
+        if data.len() >= STATE_RECORD_LEN {
+            return Err(SimError::Corrupt {
+                path,
+                message: format!("state record of {} bytes is too long", data.len()),
+            });
+        }
+        data.resize(STATE_RECORD_LEN - 1, b' ');
+        data.push(b'\n');
+        match OpenOptions::new().write(true).open(&path) {
+            Ok(f) => {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(&data, 0).map_err(|e| io_err(&path, e))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => write_atomic(&path, &data),
+            Err(e) => Err(io_err(&path, e)),
+        }
     }
 }
+
+/// Size of the state record on disk.
+pub(crate) const STATE_RECORD_LEN: usize = 512;
 
 /// One saved HVM context record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -521,6 +550,26 @@ mod tests {
         let ids = dom_ids(dir).unwrap();
         fs::remove_dir_all(&d).unwrap();
         ids
+    }
+
+    #[test]
+    fn state_record_is_fixed_size_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = HostState {
+            seq: u64::MAX,
+            xs_gen: u64::MAX,
+            rover: u16::MAX,
+            used_pages: u64::MAX,
+            outstanding_pages: u64::MAX,
+            next_instance: u64::MAX,
+        };
+        st.store(dir.path()).unwrap();
+        assert_eq!(HostState::load(dir.path()).unwrap(), st);
+        st = HostState::default();
+        st.store(dir.path()).unwrap();
+        assert_eq!(HostState::load(dir.path()).unwrap(), st);
+        let len = fs::metadata(HostState::path(dir.path())).unwrap().len();
+        assert_eq!(len, STATE_RECORD_LEN as u64);
     }
 
     #[test]
