@@ -58,7 +58,7 @@ impl Default for ProbeOptions {
 }
 
 /// A probed boot image: the ELF bytes (decompressed once, shared) and what they hold.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KernelImage {
     /// The file, for messages.
     pub path: String,
@@ -68,6 +68,17 @@ pub struct KernelImage {
     pub elf: Arc<Vec<u8>>,
     /// The parsed ELF.
     pub info: ElfInfo,
+}
+
+impl std::fmt::Debug for KernelImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelImage")
+            .field("path", &self.path)
+            .field("container", &self.container)
+            .field("elf_len", &self.elf.len())
+            .field("info", &self.info)
+            .finish()
+    }
 }
 
 impl KernelImage {

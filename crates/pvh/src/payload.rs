@@ -14,7 +14,7 @@ use crate::error::Error;
 /// Kernel segments are slices of the one decompressed image (shared, never copied); ACPI
 /// tables, start_info and the identity page table are small owned buffers; modules stay in
 /// their files until the toolstack copies them, in bounded chunks.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Payload {
     /// `buf[start..start + len]`.
     Shared {
@@ -34,6 +34,26 @@ pub enum Payload {
         /// Length.
         len: u64,
     },
+}
+
+impl std::fmt::Debug for Payload {
+    /// Shows where the bytes come from, never the bytes (a kernel is tens of megabytes).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::Shared { buf, start, len } => f
+                .debug_struct("Shared")
+                .field("buf_len", &buf.len())
+                .field("start", start)
+                .field("len", len)
+                .finish(),
+            Payload::File { path, offset, len } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("offset", offset)
+                .field("len", len)
+                .finish(),
+        }
+    }
 }
 
 impl Payload {
@@ -189,6 +209,13 @@ impl<'a> Iterator for Chunks<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_dumps_the_bytes() {
+        let p = Payload::bytes(vec![0xab; 100_000]);
+        let s = format!("{p:?}");
+        assert_eq!(s, "Shared { buf_len: 100000, start: 0, len: 100000 }");
+    }
 
     #[test]
     fn shared_and_file_payloads_agree() {
