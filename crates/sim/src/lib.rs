@@ -27,11 +27,19 @@
 //! ```
 //!
 //! An operation takes the lock, reads only the files it concerns (the state file, one
-//! domain file, the nodes on one path), applies its change by writing a temporary file and
-//! renaming it over the old one, appends to the change log, rewrites the state file and
-//! releases the lock. Its cost does not depend on the number of domains; only listing
-//! domains reads every domain file. Files are not fsync'ed: the state survives any
-//! process dying at any point, not a host power failure.
+//! domain file, the nodes on one path), applies its change, appends to the change log,
+//! rewrites the state file and releases the lock. Its cost does not depend on the number
+//! of domains; only listing domains reads every domain file. Readers (`list`, watch
+//! polling, the inspection helpers) take the lock shared.
+//!
+//! Domain and node files are replaced without a reader ever seeing a partial file:
+//! the new contents go to `.NAME.new`, which is renamed to `.NAME.ready`, the old file is
+//! removed and `.NAME.ready` renamed into place; a reader finding no file falls back to
+//! `.NAME.ready`, which only exists if a process died between those last two steps. (The
+//! old file is removed instead of renamed over because ext4 flushes data when a rename
+//! replaces a file, which costs milliseconds.) `state.json` is a fixed 512-byte record
+//! overwritten with one write. Files are not fsync'ed: the state survives any process
+//! dying at any point, not a host power failure.
 //!
 //! # What lives only in memory
 //!
