@@ -447,7 +447,7 @@ pub(crate) fn read_changes(dir: &Path, after: u64, upto: u64) -> Result<Vec<Chan
     if upto <= after {
         return Ok(out);
     }
-    let first = (after + 1) / LOG_SEGMENT_LEN;
+    let first = after.saturating_add(1) / LOG_SEGMENT_LEN;
     let last = upto / LOG_SEGMENT_LEN;
     for segment in first..=last {
         let path = segment_path(dir, segment);

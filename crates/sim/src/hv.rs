@@ -268,7 +268,7 @@ impl Hypervisor for SimHost {
                 threads_per_core: 1,
                 cores_per_socket: cfg.nr_cpus,
                 nr_cpus: cfg.nr_cpus,
-                max_cpu_id: cfg.nr_cpus - 1,
+                max_cpu_id: cfg.nr_cpus.saturating_sub(1),
                 nr_nodes: 1,
                 max_node_id: 0,
                 cpu_khz: cfg.cpu_khz,
@@ -740,13 +740,13 @@ impl Hypervisor for SimHost {
             let mut d = load_alive(w, resolve(dom))?;
             let limit = u64::from(d.max_grant_frames) * u64::from(GRANTS_PER_FRAME);
             let end = u64::from(first_ref) + entries.len() as u64;
-            if end > limit {
+            if end > limit.min(u64::from(u32::MAX)) {
                 return Err(einval(format!(
                     "grant refs {first_ref}..{end} beyond the {limit} entries of domain {dom}'s table"
                 )));
             }
-            for (i, e) in entries.iter().enumerate() {
-                d.grants.insert(first_ref + i as u32, *e);
+            for (gref, e) in (first_ref..).zip(entries) {
+                d.grants.insert(gref, *e);
             }
             disk::store_dom(w.dir, &d)
         })

@@ -429,6 +429,10 @@ impl SimHost {
         let _lock = HostLock::acquire(dir)?;
         let host_path = dir.join("host.json");
         if let Some(cfg) = disk::read_json::<HostConfig>(&host_path)? {
+            cfg.validate().map_err(|e| SimError::Corrupt {
+                path: host_path.clone(),
+                message: e.to_string(),
+            })?;
             if wanted.is_some() {
                 return Err(SimError::Config(format!(
                     "{} already holds a simulated host (use SimHost::open)",
