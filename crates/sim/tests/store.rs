@@ -345,7 +345,7 @@ fn child_process_helper() {
     let Ok(dir) = std::env::var("SIM_CHILD_DIR") else {
         return;
     };
-    let h = SimHost::open(std::path::Path::new(&dir)).unwrap();
+    let h = SimHost::open(std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{e}"));
     if std::env::var("RXL_SIM_FAIL").is_ok() {
         let e = h.create_domain(&common::pvh(1)).unwrap_err();
         h.write(T, "/child/fault", e.to_string().as_bytes())
@@ -456,4 +456,23 @@ fn environment_sizes_a_new_host() {
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("RXL_SIM_MEM_MIB=`lots`"), "{text}");
+
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "--ignored",
+            "child_process_helper",
+            "--test-threads=1",
+        ])
+        .env("SIM_CHILD_DIR", dir.path())
+        .env("RXL_SIM_FAIL", "xs_write:x=ENOMEM")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("RXL_SIM_FAIL `xs_write:x=ENOMEM`") && text.contains("call number"),
+        "{text}"
+    );
 }
