@@ -413,12 +413,9 @@ fn build_image(
     )?;
     img.host_file("/bin/busybox", &root.join("bin/busybox"))?;
 
-    // rxl is checked against the image's own libraries: stage it inside the unpacked tree.
-    let staged = root.join(RXL_PATH.trim_start_matches('/'));
-    if let Some(dir) = staged.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     // Without its debug sections: a fraction of the size, and TCG unpacks every byte at boot.
+    // The copy lives in the run directory, so concurrent runs never share it.
+    let staged = out.with_file_name("rxl");
     packages::run(
         std::process::Command::new("strip")
             .arg("--strip-debug")
@@ -427,13 +424,17 @@ fn build_image(
             .arg(rxl),
     )
     .context("stripping rxl for the image")?;
-    let tree = elfdeps::DirTree::new(root);
+    // rxl is checked against the image's own libraries, as if it were in the tree.
+    let base = elfdeps::DirTree::new(root);
+    let tree = elfdeps::Overlay::new(&base, &[(RXL_PATH, staged.clone())]);
     let mut programs: Vec<&str> = XEN_PROGRAMS.to_vec();
     programs.extend_from_slice(DLOPENED);
     programs.push(RXL_PATH);
-    let closure = elfdeps::closure(&tree, &programs, LIB_DIRS)
+    let mut closure = elfdeps::closure(&tree, &programs, LIB_DIRS)
         .context("resolving the shared libraries of dom0's programs")?;
+    closure.files.remove(RXL_PATH);
     img.closure(&closure, root)?;
+    img.host_file(RXL_PATH, &staged)?;
     img.host_file("/etc/xen/xl.conf", &root.join("etc/xen/xl.conf"))?;
 
     let mod_dir = root.join("lib/modules").join(release);

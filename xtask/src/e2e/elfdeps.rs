@@ -254,6 +254,52 @@ impl Tree for DirTree {
     }
 }
 
+/// A tree with extra files laid over it: each extra in-root path is a host file outside
+/// the tree (such as a freshly built program), everything else comes from `base`.
+#[derive(Debug)]
+pub struct Overlay<'a, T: Tree> {
+    base: &'a T,
+    extra: BTreeMap<String, PathBuf>,
+}
+
+impl<'a, T: Tree> Overlay<'a, T> {
+    /// `base` with the `(in-root path, host path)` files of `extra` added.
+    pub fn new(base: &'a T, extra: &[(&str, PathBuf)]) -> Self {
+        Self {
+            base,
+            extra: extra
+                .iter()
+                .map(|(p, h)| ((*p).to_owned(), h.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl<T: Tree> Tree for Overlay<'_, T> {
+    fn resolve(&self, path: &str) -> Result<Option<Resolved>, DepsError> {
+        if self.extra.contains_key(path) {
+            return Ok(Some(Resolved {
+                links: Vec::new(),
+                file: path.to_owned(),
+            }));
+        }
+        self.base.resolve(path)
+    }
+
+    fn elf(&self, path: &str) -> Result<ElfInfo, DepsError> {
+        match self.extra.get(path) {
+            Some(host) => {
+                let bytes = std::fs::read(host).map_err(|source| DepsError::Read {
+                    path: host.clone(),
+                    source,
+                })?;
+                ElfInfo::parse(path, &bytes)
+            }
+            None => self.base.elf(path),
+        }
+    }
+}
+
 /// Everything a set of programs needs from a root: files to copy and symlinks to recreate.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Closure {
@@ -581,6 +627,18 @@ mod tests {
             c.files.iter().any(|f| f.contains("ld-linux-x86-64")),
             "{c:?}"
         );
+    }
+
+    #[test]
+    fn overlay_adds_a_host_program_to_a_tree() {
+        let exe = std::env::current_exe().unwrap();
+        let host_root = DirTree::new("/");
+        let tree = Overlay::new(&host_root, &[("/usr/local/bin/prog", exe)]);
+        let c = closure(&tree, &["/usr/local/bin/prog"], DIRS).unwrap();
+        assert!(c.files.contains("/usr/local/bin/prog"));
+        assert!(c.resolved["/usr/local/bin/prog"].contains_key("libc.so.6"));
+        // Paths not laid over come from the base tree.
+        assert_eq!(tree.resolve("/no/such/file").unwrap(), None);
     }
 
     #[test]
