@@ -15,8 +15,9 @@ use crate::SimError;
 
 /// Change log entries per segment file.
 pub(crate) const LOG_SEGMENT_LEN: u64 = 1024;
-/// Segments kept; older ones are deleted, so a watcher more than
-/// `LOG_SEGMENT_LEN * LOG_KEEP_SEGMENTS` changes behind loses events.
+/// Segments kept; older ones are deleted. A watcher more than
+/// `LOG_SEGMENT_LEN * LOG_KEEP_SEGMENTS` changes behind gets each of its watches fired
+/// once instead of the events it missed.
 pub(crate) const LOG_KEEP_SEGMENTS: u64 = 8;
 
 /// Wrap an I/O error with the path it concerns.
@@ -441,9 +442,18 @@ pub(crate) fn append_changes(dir: &Path, changes: &[Change]) -> Result<(), SimEr
     Ok(())
 }
 
-/// The changes with `after < seq <= upto`, as far as the log still holds them.
-pub(crate) fn read_changes(dir: &Path, after: u64, upto: u64) -> Result<Vec<Change>, SimError> {
-    let mut out = Vec::new();
+/// Changes read back from the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// The entries with `after < seq <= upto` the log still holds, in order.
+    pub entries: Vec<Change>,
+    /// Some entries of the range were already deleted.
+    pub lost: bool,
+}
+
+/// The changes with `after < seq <= upto`.
+pub(crate) fn read_changes(dir: &Path, after: u64, upto: u64) -> Result<Changes, SimError> {
+    let mut out = Changes::default();
     if upto <= after {
         return Ok(out);
     }
@@ -452,6 +462,7 @@ pub(crate) fn read_changes(dir: &Path, after: u64, upto: u64) -> Result<Vec<Chan
     for segment in first..=last {
         let path = segment_path(dir, segment);
         let Some(data) = read_plain(&path)? else {
+            out.lost = true;
             continue;
         };
         let text = String::from_utf8_lossy(&data);
@@ -465,7 +476,7 @@ pub(crate) fn read_changes(dir: &Path, after: u64, upto: u64) -> Result<Vec<Chan
                 continue;
             };
             if seq > after && seq <= upto {
-                out.push(Change {
+                out.entries.push(Change {
                     seq,
                     kind,
                     path: p.to_string(),
@@ -604,7 +615,9 @@ mod tests {
             })
             .collect();
         append_changes(dir.path(), &changes).unwrap();
-        let got = read_changes(dir.path(), LOG_SEGMENT_LEN - 2, LOG_SEGMENT_LEN + 1).unwrap();
+        let got = read_changes(dir.path(), LOG_SEGMENT_LEN - 2, LOG_SEGMENT_LEN + 1)
+            .unwrap()
+            .entries;
         let seqs: Vec<u64> = got.iter().map(|c| c.seq).collect();
         assert_eq!(
             seqs,
@@ -628,6 +641,9 @@ mod tests {
         }
         assert!(!segment_path(dir.path(), 0).exists());
         assert!(segment_path(dir.path(), 1).exists());
-        assert_eq!(read_changes(dir.path(), 0, 2).unwrap(), vec![]);
+        let got = read_changes(dir.path(), 0, 2).unwrap();
+        assert!(got.lost && got.entries.is_empty());
+        let got = read_changes(dir.path(), LOG_SEGMENT_LEN, LOG_SEGMENT_LEN + 1).unwrap();
+        assert!(!got.lost && got.entries.len() == 1);
     }
 }

@@ -23,6 +23,7 @@
 //!                          holds the generation, permissions and value
 //! DIR/log/<segment>.log    the change log: `SEQ KIND PATH` lines, 1024 per segment,
 //!                          the last 8 segments kept; watchers in every process poll it
+//!                          (one that fell further behind has each watch fired once)
 //! DIR/trash/               removed subtrees, renamed here before deletion
 //! ```
 //!

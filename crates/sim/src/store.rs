@@ -62,8 +62,21 @@ impl SimHost {
             return Ok(());
         }
         let changes = disk::read_changes(&self.dir, inner.cursor, state.seq)?;
+        if changes.lost {
+            // This handle fell so far behind that the log no longer holds what it
+            // missed: fire every watch once, so the caller looks again.
+            let all: Vec<WatchEvent> = inner
+                .watches
+                .iter()
+                .map(|w| WatchEvent {
+                    path: w.given.clone(),
+                    token: w.token.clone(),
+                })
+                .collect();
+            inner.pending.extend(all);
+        }
         let home = format!("/local/domain/{}/", self.caller.0);
-        for change in &changes {
+        for change in &changes.entries {
             for watch in &inner.watches {
                 if let Some(path) = xs::watch_fires(change, &watch.abs) {
                     let path = if !watch.given.starts_with('/') && !watch.given.starts_with('@') {

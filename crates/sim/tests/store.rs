@@ -476,3 +476,23 @@ fn environment_sizes_a_new_host() {
         "{text}"
     );
 }
+
+#[test]
+fn a_watcher_that_falls_behind_the_log_is_told_to_look_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), 4096);
+    let writer = SimHost::open(dir.path()).unwrap();
+    h.watch("/far", "f").unwrap();
+    assert_eq!(h.next_watch_event(NOW).unwrap(), Some(ev("/far", "f")));
+    // More changes than the log keeps (8 segments of 1024).
+    for i in 0..(9 * 1024) {
+        writer.write(T, "/noise", i.to_string().as_bytes()).unwrap();
+    }
+    writer.write(T, "/far/x", b"1").unwrap();
+    assert_eq!(h.next_watch_event(WAIT).unwrap(), Some(ev("/far", "f")));
+    assert_eq!(h.next_watch_event(WAIT).unwrap(), Some(ev("/far/x", "f")));
+    assert_eq!(
+        h.next_watch_event(Some(Duration::from_millis(20))).unwrap(),
+        None
+    );
+}
