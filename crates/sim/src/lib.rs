@@ -49,6 +49,15 @@
 //! [`SimHost`] value. Another process sees the page accounting and which frames are
 //! populated, but reads zeros from pages this process wrote.
 //!
+//! # Acting as a guest
+//!
+//! A handle's xenstore requests come from Domain-0, which may do anything.
+//! [`SimHost::with_caller`] makes them come from another domain, so node permissions
+//! apply (the first entry names the owner and everyone's default access) and relative
+//! paths resolve under that domain's home. Watch events are delivered without a
+//! permission check. [`SimHost::guest_event`] makes a guest power off, reboot, crash,
+//! trip its watchdog, or ignore `control/shutdown`.
+//!
 //! # Fault injection
 //!
 //! `RXL_SIM_FAIL=OP[:N][=ERRNO],...` (read by [`SimHost::open`]) or
@@ -77,6 +86,7 @@ use xen_host::{DomId, E820Entry, Errno, GrantEntryV1, ShutdownReason, VersionInf
 use crate::disk::{Change, ChangeKind, DomRecord, HostLock, HostState, PendingShutdown};
 use crate::fault::Faults;
 pub use crate::fault::FAIL_OPS;
+pub use crate::hv::MAP_BATCH_PAGES;
 
 /// Pages per MiB.
 const PAGES_PER_MIB: u64 = 256;
