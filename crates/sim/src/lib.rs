@@ -58,6 +58,18 @@
 //! permission check. [`SimHost::guest_event`] makes a guest power off, reboot, crash,
 //! trip its watchdog, or ignore `control/shutdown`.
 //!
+//! # Where it differs from Xen and xenstored
+//!
+//! - `@releaseDomain` fires when any domain shuts down, when its destruction starts and
+//!   when it is gone, introduced or not (xenstored fires only for introduced domains);
+//!   watchers re-read the domain list anyway.
+//! - populate_physmap stops at an extent that overlaps populated frames.
+//! - destroydomain relinquishes 256 MiB per round (one hypercall each); between rounds
+//!   other processes see the domain dying.
+//! - Domain-0 cannot be paused, destroyed or shut down.
+//! - A running guest is "booting" (state `r`, one vCPU busy) for its first 2 s of run
+//!   time, then idle (`b`, 0.5 % of each online vCPU).
+//!
 //! # Fault injection
 //!
 //! `RXL_SIM_FAIL=OP[:N][=ERRNO],...` (read by [`SimHost::open`]) or
