@@ -11,10 +11,34 @@
 mod common;
 
 use common::{config, Bed, Guest, EXISTING, HOST_MIB, SIZES_MIB};
+use std::sync::Mutex;
+
 use divan::Bencher;
+
+/// Hosts holding domains, built once (1000 creates take a while) and shared by the
+/// benches that need them; their directories are removed when the benches are done.
+static POPULATED: Mutex<Vec<(usize, &'static Bed)>> = Mutex::new(Vec::new());
 
 fn main() {
     divan::main();
+    let beds = POPULATED.lock().unwrap_or_else(|e| e.into_inner());
+    for (_, bed) in beds.iter() {
+        let _ = std::fs::remove_dir_all(bed.dir.path());
+    }
+}
+
+/// The shared host holding `existing` domains besides Domain-0 (each bench leaves it as
+/// it found it).
+fn populated(existing: usize) -> &'static Bed {
+    let mut beds = POPULATED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, bed)) = beds.iter().find(|(n, _)| *n == existing) {
+        return bed;
+    }
+    let bed: &'static Bed = Box::leak(Box::new(
+        Bed::with_domains(existing).expect("host with domains"),
+    ));
+    beds.push((existing, bed));
+    bed
 }
 
 /// Plan and create a guest of the given size (MiB), then destroy it outside the timing.
@@ -31,10 +55,10 @@ fn create_by_size(bencher: Bencher<'_, '_>, memory_mib: u64) {
 /// Plan and create a 32 MiB guest on a host already holding `existing` domains.
 #[divan::bench(args = EXISTING, sample_size = 1, sample_count = 20)]
 fn create_with_existing(bencher: Bencher<'_, '_>, existing: usize) {
-    let bed = Bed::with_domains(existing).expect("host with domains");
+    let bed = populated(existing);
     let cfg = config("newcomer", 32).expect("guest config");
     bencher.bench_local(|| Guest {
-        bed: &bed,
+        bed,
         created: bed.create(&cfg).expect("create"),
     });
 }
@@ -43,7 +67,7 @@ fn create_with_existing(bencher: Bencher<'_, '_>, existing: usize) {
 /// domains besides Domain-0.
 #[divan::bench(args = EXISTING, sample_count = 20)]
 fn list(bencher: Bencher<'_, '_>, existing: usize) {
-    let bed = Bed::with_domains(existing).expect("host with domains");
+    let bed = populated(existing);
     bencher.bench_local(|| {
         let rows = toolstack::domains::list(&bed.host, &bed.host).expect("list");
         assert_eq!(rows.len(), existing + 1, "Domain-0 and the fillers");

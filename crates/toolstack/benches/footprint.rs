@@ -154,6 +154,8 @@ struct Column {
     medians: BTreeMap<usize, (String, u64)>,
     /// Hypercalls of the last create.
     calls: u64,
+    /// Median us of `Hypervisor::list_domains` alone on the same host.
+    list_domains_us: u64,
 }
 
 /// Median time per step of a 32 MiB create, for each number of domains present.
@@ -184,10 +186,22 @@ fn by_existing(existing: &[usize]) -> Result<(), SetupError> {
                 (i, (name, mid))
             })
             .collect();
+        let mut list_us: Vec<u64> = Vec::new();
+        for _ in 0..RUNS {
+            let t = std::time::Instant::now();
+            let infos = xen_host::Hypervisor::list_domains(&bed.host)
+                .map_err(|e| format!("list_domains: {e}"))?;
+            list_us.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+            if infos.len() != n + 1 {
+                return Err(format!("{} domains listed, {} present", infos.len(), n + 1));
+            }
+        }
+        list_us.sort_unstable();
         columns.push(Column {
             existing: n,
             medians,
             calls,
+            list_domains_us: list_us.get(list_us.len() / 2).copied().unwrap_or(0),
         });
     }
     println!("## median us per step of a 32 MiB create, by domains already present ({RUNS} runs)");
@@ -224,6 +238,14 @@ fn by_existing(existing: &[usize]) -> Result<(), SetupError> {
     println!("| total (sum of medians) | {} |", totals.join(" | "));
     let calls: Vec<String> = columns.iter().map(|c| c.calls.to_string()).collect();
     println!("| hypercalls | {} |", calls.join(" | "));
+    let lists: Vec<String> = columns
+        .iter()
+        .map(|c| c.list_domains_us.to_string())
+        .collect();
+    println!(
+        "| list_domains alone (not a step) | {} |",
+        lists.join(" | ")
+    );
     println!();
     Ok(())
 }
