@@ -12,7 +12,9 @@ use anyhow::{bail, Context as _};
 use crate::{cargo, repo_root};
 
 fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }
 
 fn run(rxl: &Path, args: &[&str]) -> anyhow::Result<()> {

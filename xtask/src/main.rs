@@ -57,7 +57,14 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
 fn test(args: &[String]) -> anyhow::Result<()> {
     let no_e2e = args.iter().any(|a| a == "--no-e2e");
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     docs::check(&repo_root().join("docs"))?;
     cargo(&["test", "--workspace", "--no-fail-fast"])?;
     if !no_e2e {
