@@ -55,6 +55,7 @@ fn plan_is_right_byte_by_byte() {
     assert!(p_memsz > p_filesz, "the guest has a bss");
     let e_entry = u32::from_le_bytes(file[24..28].try_into().unwrap()) as u64;
     assert_eq!(plan.entry, e_entry);
+    assert_eq!(plan.entry, common::readelf_phys32_entry(&hello_elf()));
     assert_eq!(plan.kernel.len(), 1);
     assert_eq!(
         (
