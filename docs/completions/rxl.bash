@@ -331,7 +331,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__domid)
-            opts="-h --sim --help"
+            opts="-h --json --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,7 +349,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__domname)
-            opts="-h --sim --help"
+            opts="-h --json --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -26,7 +26,7 @@ end
 
 complete -c rxl -n "__fish_rxl_needs_command" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace). Give it before the command, as with xl: `rxl -vv create guest.cfg`'
-complete -c rxl -n "__fish_rxl_needs_command" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_needs_command" -s V -l version -d 'Print version'
 complete -c rxl -n "__fish_rxl_needs_command" -f -a "config" -d 'Read and check xl.cfg files'
 complete -c rxl -n "__fish_rxl_needs_command" -f -a "create" -d 'Create a domain from a config file (as xl create)'
@@ -43,15 +43,15 @@ complete -c rxl -n "__fish_rxl_needs_command" -f -a "domid" -d 'Print the id of 
 complete -c rxl -n "__fish_rxl_needs_command" -f -a "domname" -d 'Print the name of the domain with id ID'
 complete -c rxl -n "__fish_rxl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and not __fish_seen_subcommand_from parse check help" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand config; and not __fish_seen_subcommand_from parse check help" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand config; and not __fish_seen_subcommand_from parse check help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and not __fish_seen_subcommand_from parse check help" -f -a "parse" -d 'Print the raw settings of a config file (after `+=` and last-wins)'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and not __fish_seen_subcommand_from parse check help" -f -a "check" -d 'Validate a config file fully. Exit 0 when valid (warnings allowed), 1 when not'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and not __fish_seen_subcommand_from parse check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from parse" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from parse" -l json -d 'Print JSON: {"file": ..., "settings": {...}} or {"file": ..., "errors": [...]}'
-complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from parse" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from parse" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from check" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "parse" -d 'Print the raw settings of a config file (after `+=` and last-wins)'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate a config file fully. Exit 0 when valid (warnings allowed), 1 when not'
 complete -c rxl -n "__fish_rxl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -63,42 +63,44 @@ complete -c rxl -n "__fish_rxl_using_subcommand create" -s F -l foreground -d 'R
 complete -c rxl -n "__fish_rxl_using_subcommand create" -s e -l no-monitor -d 'Start no monitor: nothing applies on_poweroff/on_reboot/on_crash'
 complete -c rxl -n "__fish_rxl_using_subcommand create" -s q -l quiet -d 'Quiet: no warnings, only errors and the result'
 complete -c rxl -n "__fish_rxl_using_subcommand create" -l json -d 'Print JSON: the dry run\'s domain and layout, or {"domid": N, "name": "..."}'
-complete -c rxl -n "__fish_rxl_using_subcommand create" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand destroy" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand destroy" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand destroy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -l timeout -d 'With -w: give up after this many seconds (exit 1)' -r
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s w -l wait -d 'Wait until each domain has shut down and is gone (or is kept by its on_* action)'
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s a -l all -d 'Every domain except Domain-0'
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s F -l force -d 'If the guest does not react to the request within a few seconds, shut it down from the hypervisor instead (SCHEDOP_remote_shutdown)'
-complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -l timeout -d 'With -w: give up after this many seconds (exit 1)' -r
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -s w -l wait -d 'Wait until each domain has shut down and is gone (or is kept by its on_* action)'
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -s a -l all -d 'Every domain except Domain-0'
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -s F -l force -d 'If the guest does not react to the request within a few seconds, shut it down from the hypervisor instead (SCHEDOP_remote_shutdown)'
-complete -c rxl -n "__fish_rxl_using_subcommand reboot" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand reboot" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand pause" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand pause" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand pause" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand unpause" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand unpause" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand unpause" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand console" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand console" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand console" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand __monitor" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand __monitor" -l foreground -d 'Stay in the foreground, logging to stderr'
-complete -c rxl -n "__fish_rxl_using_subcommand __monitor" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand __monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand info" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand info" -l json -d 'Print JSON'
-complete -c rxl -n "__fish_rxl_using_subcommand info" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand list" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand list" -s l -l long -d 'Print JSON with each domain\'s stored config'
 complete -c rxl -n "__fish_rxl_using_subcommand list" -l json -d 'Print JSON: an array of {domid, name, uuid, memory_mib, vcpus, state, cpu_time_s, ...}'
 complete -c rxl -n "__fish_rxl_using_subcommand list" -s v -l verbose-columns -d 'Add the UUID, shutdown reason code and security label columns'
-complete -c rxl -n "__fish_rxl_using_subcommand list" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand domid" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand domid" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand domid" -l json -d 'Print JSON: {"domid": N, "name": "..."}'
+complete -c rxl -n "__fish_rxl_using_subcommand domid" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand domname" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand domname" -s h -l help -d 'Print help'
+complete -c rxl -n "__fish_rxl_using_subcommand domname" -l json -d 'Print JSON: {"domid": N, "name": "..."}'
+complete -c rxl -n "__fish_rxl_using_subcommand domname" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand help; and not __fish_seen_subcommand_from config create destroy shutdown reboot pause unpause console __monitor info list domid domname help" -f -a "config" -d 'Read and check xl.cfg files'
 complete -c rxl -n "__fish_rxl_using_subcommand help; and not __fish_seen_subcommand_from config create destroy shutdown reboot pause unpause console __monitor info list domid domname help" -f -a "create" -d 'Create a domain from a config file (as xl create)'
 complete -c rxl -n "__fish_rxl_using_subcommand help; and not __fish_seen_subcommand_from config create destroy shutdown reboot pause unpause console __monitor info list domid domname help" -f -a "destroy" -d 'Destroy a domain at once'

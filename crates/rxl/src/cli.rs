@@ -13,6 +13,20 @@ Examples:
   rxl --sim /tmp/host create guest.cfg    the same on a simulated host (no Xen needed)
   rxl shutdown -w guest                   ask a guest to power off and wait until it is gone";
 
+/// The long help of `--sim`: the simulated host's knobs and every fault-injection name.
+fn sim_help() -> String {
+    format!(
+        "Use a simulated Xen host whose state lives in DIR instead of real Xen. Separate rxl \
+         runs with the same DIR see one host (domains, memory, xenstore, monitors).\n\n\
+         The host is created on first use: RXL_SIM_MEM_MIB (default 16384) and RXL_SIM_CPUS \
+         (default 4) size it.\n\n\
+         Fault injection: RXL_SIM_FAIL=OP[:N][=ERRNO][,OP[:N][=ERRNO]...] makes the N-th call \
+         (default the first) of operation OP in this rxl process fail with ERRNO (a name such \
+         as ENOMEM, or a number; default EINVAL). OP is one of: {}.",
+        sim::FAIL_OPS.join(", ")
+    )
+}
+
 /// rxl: a Xen toolstack for PVH guests.
 #[derive(Debug, Parser)]
 #[command(name = "rxl", version, about, long_about = None, after_help = EXAMPLES)]
@@ -23,7 +37,7 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Use a simulated Xen host whose state lives in DIR instead of real Xen.
-    #[arg(long, global = true, value_name = "DIR", env = "RXL_SIM")]
+    #[arg(long, global = true, value_name = "DIR", env = "RXL_SIM", long_help = sim_help())]
     pub sim: Option<PathBuf>,
 
     /// The command.
@@ -84,11 +98,17 @@ pub enum Command {
     Domid {
         /// The domain's name.
         name: String,
+        /// Print JSON: {"domid": N, "name": "..."}.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the name of the domain with id ID.
     Domname {
         /// The domain's id.
         id: u16,
+        /// Print JSON: {"domid": N, "name": "..."}.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -199,11 +199,20 @@ pub fn list_text(rows: &[(DomainRow, bool)], verbose: bool) -> String {
     out
 }
 
+/// Print a domain's id and name as JSON, or just the one asked for.
+fn print_id_name(id: xen_host::DomId, name: &str, json: bool, text: &str) {
+    if json {
+        print_json(&json!({"domid": id.0, "name": name}));
+    } else {
+        println!("{text}");
+    }
+}
+
 /// `rxl domid NAME`.
-pub fn domid(host: &Backend, name: &str) -> anyhow::Result<ExitCode> {
+pub fn domid(host: &Backend, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     match domains::find_by_name(host.hv(), host.xs(), name)? {
         Some(id) => {
-            println!("{id}");
+            print_id_name(id, name, json, &id.to_string());
             Ok(ExitCode::SUCCESS)
         }
         None => anyhow::bail!("no domain called {name:?}"),
@@ -211,14 +220,14 @@ pub fn domid(host: &Backend, name: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// `rxl domname ID`.
-pub fn domname(host: &Backend, id: u16) -> anyhow::Result<ExitCode> {
+pub fn domname(host: &Backend, id: u16, json: bool) -> anyhow::Result<ExitCode> {
     let dom = xen_host::DomId(id);
     if host.hv().domain_info(dom)?.is_none() {
         anyhow::bail!("no domain with id {id}");
     }
     match domains::name_of(host.xs(), dom)? {
         Some(name) => {
-            println!("{name}");
+            print_id_name(dom, &name, json, &name);
             Ok(ExitCode::SUCCESS)
         }
         None => anyhow::bail!("domain {id} has no name in xenstore (an interrupted create?)"),

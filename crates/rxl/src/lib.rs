@@ -69,8 +69,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Info { json } => cmd_host::info(&host()?, json),
         Command::List(args) => cmd_host::list(&host()?, &args),
-        Command::Domid { name } => cmd_host::domid(&host()?, &name),
-        Command::Domname { id } => cmd_host::domname(&host()?, id),
+        Command::Domid { name, json } => cmd_host::domid(&host()?, &name, json),
+        Command::Domname { id, json } => cmd_host::domname(&host()?, id, json),
     }
 }
 

@@ -143,6 +143,10 @@ fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let help = ok(rxl(&["--help"]));
     assert!(stdout(&help).contains("Examples:"), "{}", stdout(&help));
+    // --sim documents every fault-injection operation.
+    for op in sim::FAIL_OPS {
+        assert!(stdout(&help).contains(op), "--help does not name {op}");
+    }
 }
 
 #[test]
@@ -394,12 +398,12 @@ fn lifecycle_on_the_simulated_host() {
 
     // Reboot: the monitor restarts the guest from its stored config, under a new id.
     ok(sim.run(&["reboot", "-w", "life"]));
+    // The new domain is listed from its first step on; wait until it is fully built.
     sim.wait_for("the restarted guest", |s| {
-        s.domain("life")
-            .is_some_and(|d| d["domid"].as_u64() != Some(id))
+        s.domain("life").is_some_and(|d| {
+            d["domid"].as_u64() != Some(id) && d["memory_mib"] == 32 && d["state"] != "--p---"
+        })
     });
-    let restarted = sim.domain("life").expect("restarted");
-    assert_eq!(restarted["memory_mib"], 32);
 
     // Shutdown -w returns once the guest is gone (on_poweroff = destroy).
     ok(sim.run(&["shutdown", "-w", "life"]));

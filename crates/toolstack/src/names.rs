@@ -6,12 +6,13 @@
 //! `<state dir>/names/`, holding the domain id, written under the host lock when a create
 //! reserves the name and removed on destroy. A check then costs:
 //! - one index lookup, confirmed against Xen and xenstore (a stale entry is dropped);
-//! - one `getdomaininfolist` pass, and a xenstore read only for the domains rxl has no
-//!   record of (Domain-0, domains other toolstacks made), so those names are seen too.
+//! - one xenstore `directory` of `/local/domain`, and a name read only for the domains rxl
+//!   has no record of (Domain-0, domains other toolstacks made), so those names are seen
+//!   too. A domain without a xenstore directory has no name to collide with.
 
 use std::path::{Path, PathBuf};
 
-use xen_host::{DomId, Hypervisor, Result, Store};
+use xen_host::{DomId, Hypervisor, Result, Store, TxId};
 
 use crate::domains::name_of;
 use crate::state::StateDir;
@@ -79,12 +80,17 @@ impl NameIndex {
             // The domain is gone or renamed: the entry is stale.
             let _ = std::fs::remove_file(self.entry(name));
         }
-        for info in hv.list_domains()? {
-            let dom = info.domid;
+        let ids = xs
+            .directory(TxId::NONE, "/local/domain")?
+            .unwrap_or_default();
+        for id in ids {
+            let Ok(dom) = id.parse::<u16>().map(DomId) else {
+                continue;
+            };
             if self.records.record_path(dom).exists() {
                 continue;
             }
-            if name_of(xs, dom)?.as_deref() == Some(name) {
+            if name_of(xs, dom)?.as_deref() == Some(name) && hv.domain_info(dom)?.is_some() {
                 return Ok(Some(dom));
             }
         }
