@@ -477,27 +477,28 @@ fn failed_creates_leave_nothing_through_the_cli() {
     }
 }
 
+/// Start `rxl create -e -q CFG` on `sim` without waiting for it.
+fn spawn_create(sim: &Sim, cfg: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_rxl"))
+        .args([
+            "--sim",
+            sim.path(),
+            "create",
+            "-e",
+            "-q",
+            cfg.to_str().expect("utf-8"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 #[test]
 fn concurrent_creates_of_one_name_admit_one() {
     let sim = Sim::new();
     let cfg = hello_cfg("racer", "");
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_rxl"))
-                .args([
-                    "--sim",
-                    sim.path(),
-                    "create",
-                    "-e",
-                    "-q",
-                    cfg.to_str().expect("utf-8"),
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
+    let children: Vec<_> = (0..4).map(|_| spawn_create(&sim, &cfg)).collect();
     let outputs: Vec<Output> = children
         .into_iter()
         .map(|c| c.wait_with_output().expect("wait"))
@@ -520,24 +521,7 @@ fn concurrent_creates_of_one_name_admit_one() {
 fn concurrent_creates_of_different_names_all_succeed() {
     let sim = Sim::new();
     let cfgs: Vec<PathBuf> = (0..4).map(|i| hello_cfg(&format!("par{i}"), "")).collect();
-    let children: Vec<_> = cfgs
-        .iter()
-        .map(|cfg| {
-            Command::new(env!("CARGO_BIN_EXE_rxl"))
-                .args([
-                    "--sim",
-                    sim.path(),
-                    "create",
-                    "-e",
-                    "-q",
-                    cfg.to_str().expect("utf-8"),
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
+    let children: Vec<_> = cfgs.iter().map(|cfg| spawn_create(&sim, cfg)).collect();
     for c in children {
         let o = c.wait_with_output().expect("wait");
         assert!(o.status.success(), "{}", stderr(&o));

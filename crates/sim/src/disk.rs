@@ -229,7 +229,7 @@ pub(crate) enum PendingShutdown {
 }
 
 /// A domain as the hypervisor and xenstored know it (`DIR/domains/<id>.json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DomRecord {
     pub domid: u16,
     pub instance: u64,
@@ -503,25 +503,7 @@ mod tests {
             max_evtchn_port: 1023,
             max_grant_frames: 64,
             pause_count: 1,
-            started: false,
-            shutdown_code: None,
-            dying: false,
-            tot_pages: 0,
-            max_pages: 0,
-            outstanding_pages: 0,
-            paging_pool_pages: 0,
-            run_ns: 0,
-            run_since_ns: None,
-            evtchns: BTreeMap::new(),
-            hvm_params: BTreeMap::new(),
-            hvm_records: Vec::new(),
-            memory_map: Vec::new(),
-            tsc_mode: None,
-            grants: BTreeMap::new(),
-            populated: Vec::new(),
-            introduced: None,
-            ignore_shutdown: false,
-            pending: None,
+            ..DomRecord::default()
         }
     }
 

@@ -1,7 +1,5 @@
 //! The simulated hypervisor: `xen_host::Hypervisor` for [`SimHost`].
 
-use std::collections::BTreeMap;
-
 use xen_host::{
     cdf, CreateDomain, DomId, DomainInfo, E820Entry, Errno, Gfn, GrantEntryV1, HostCaps,
     Hypervisor, PhysInfo, ShutdownReason, VersionInfo, PAGE_SHIFT, PAGE_SIZE,
@@ -365,25 +363,7 @@ impl Hypervisor for SimHost {
                 max_evtchn_port: cfg.max_evtchn_port,
                 max_grant_frames,
                 pause_count: 1,
-                started: false,
-                shutdown_code: None,
-                dying: false,
-                tot_pages: 0,
-                max_pages: 0,
-                outstanding_pages: 0,
-                paging_pool_pages: 0,
-                run_ns: 0,
-                run_since_ns: None,
-                evtchns: BTreeMap::new(),
-                hvm_params: BTreeMap::new(),
-                hvm_records: Vec::new(),
-                memory_map: Vec::new(),
-                tsc_mode: None,
-                grants: BTreeMap::new(),
-                populated: Vec::new(),
-                introduced: None,
-                ignore_shutdown: false,
-                pending: None,
+                ..DomRecord::default()
             };
             disk::store_dom(w.dir, &d)?;
             Ok(DomId(id))
