@@ -99,6 +99,21 @@ impl StateDir {
             .map_err(|source| StateError::Format { path, source })
     }
 
+    /// Every domain that has a record, from one read of the directory.
+    pub fn domains(&self) -> std::collections::BTreeSet<DomId> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Default::default();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let id = name.to_str()?.strip_suffix(".json")?.parse::<u16>().ok()?;
+                Some(DomId(id))
+            })
+            .collect()
+    }
+
     /// Remove the record of `dom` (no error if there is none).
     pub fn remove(&self, dom: DomId) -> Result<(), StateError> {
         let path = self.record_path(dom);
@@ -130,6 +145,10 @@ mod tests {
             state.load::<Vec<u32>>(DomId(4)),
             Err(StateError::Format { .. })
         ));
+        assert_eq!(
+            state.domains().into_iter().collect::<Vec<_>>(),
+            vec![DomId(3), DomId(4)]
+        );
         state.remove(DomId(3))?;
         state.remove(DomId(3))?;
         assert_eq!(state.load::<Vec<u32>>(DomId(3))?, None);
