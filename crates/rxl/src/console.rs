@@ -16,21 +16,32 @@ use crate::backend::Backend;
 /// Ctrl-].
 const ESCAPE: u8 = 0x1d;
 
-/// Where xenconsoled published the guest's pty.
+/// How long attach waits for xenconsoled to publish the pty of a domain just created.
+const TTY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where xenconsoled published the guest's pty, waiting a little for a new domain.
 pub fn tty_path(host: &Backend, dom: DomId) -> anyhow::Result<String> {
     let node = format!("/local/domain/{dom}/console/tty");
-    let tty = xen_host::read_string(host.xs(), TxId::NONE, &node)?.unwrap_or_default();
+    let deadline = std::time::Instant::now() + TTY_WAIT;
+    let mut tty = String::new();
+    while std::time::Instant::now() < deadline {
+        tty = xen_host::read_string(host.xs(), TxId::NONE, &node)?.unwrap_or_default();
+        if !tty.is_empty() || host.hv().domain_info(dom)?.is_none() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     if tty.is_empty() {
-        bail!(
-            "domain {dom} has no console pty yet ({node} is empty): is xenconsoled running? \
-             (a simulated host has no consoles)"
-        );
+        bail!("domain {dom} has no console pty ({node} is empty): is xenconsoled running?");
     }
     Ok(tty)
 }
 
 /// Attach the terminal to the guest's console until Ctrl-] or the pty closes.
 pub fn attach(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
+    if matches!(host, Backend::Sim { .. }) {
+        bail!("domain {dom} has no console: a simulated host runs no xenconsoled");
+    }
     let tty = tty_path(host, dom)?;
     let mut pty = OpenOptions::new()
         .read(true)
