@@ -70,9 +70,7 @@ mod tests {
 
     #[test]
     fn excludes_other_holders() {
-        let dir = tempfile::tempdir()
-            .map_err(|e| e.to_string())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().expect("temp dir");
         let inside = Arc::new(AtomicUsize::new(0));
         let max_inside = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..4)
@@ -81,8 +79,7 @@ mod tests {
                     (dir.path().to_path_buf(), inside.clone(), max_inside.clone());
                 std::thread::spawn(move || {
                     for _ in 0..20 {
-                        let _l =
-                            HostLock::acquire(&dir, "create").unwrap_or_else(|e| panic!("{e}"));
+                        let _l = HostLock::acquire(&dir, "create").expect("lock");
                         let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                         max_inside.fetch_max(now, Ordering::SeqCst);
                         std::thread::yield_now();
