@@ -20,3 +20,49 @@ rxl_capture() {
     awk 1 /tmp/capture.out >&3
     echo "@@RXL-END $1 rc=$rc" >&3
 }
+
+# now_ms: milliseconds since boot (from /proc/uptime, 10 ms resolution).
+now_ms() {
+    read -r up _ </proc/uptime
+    echo $(( ${up%.*} * 1000 + 1${up#*.} * 10 - 1000 ))
+}
+
+# console_count NAME TEXT: how many lines of NAME's console log (xenconsoled) contain TEXT.
+console_count() {
+    _cc_f=/var/log/xen/console/guest-$1.log
+    if [ -f "$_cc_f" ]; then grep -a -c -F "$2" "$_cc_f"; else echo 0; fi
+}
+
+# dom_state NAME: the State column of NAME's `xl list` row, "gone" when xl lists no such
+# domain, or "unknown" when xl list itself failed.
+dom_state() {
+    if ! _ds_out=$(xl list 2>/dev/null) || [ -z "$_ds_out" ]; then
+        echo unknown
+        return
+    fi
+    _ds_s=$(echo "$_ds_out" | awk -v n="$1" '$1 == n { print $5 }')
+    echo "${_ds_s:-gone}"
+}
+
+# wait_console NAME TEXT COUNT SECS: waits until at least COUNT lines of NAME's console log
+# contain TEXT (0), the domain is gone or crashed (2), or SECS seconds pass (1).
+# (Shell functions share the caller's variables: these use names of their own.)
+wait_console() {
+    _wc_i=0
+    _wc_gone=0
+    while [ "$(console_count "$1" "$2")" -lt "$3" ]; do
+        # xl list costs dom0 more than grep: look at the state once a second.
+        # "gone" counts only when two looks a second apart agree.
+        if [ $((_wc_i % 5)) = 0 ]; then
+            case $(dom_state "$1") in
+                gone) [ "$_wc_gone" = 1 ] && return 2; _wc_gone=1 ;;
+                *c*) return 2 ;;
+                *) _wc_gone=0 ;;
+            esac
+        fi
+        _wc_i=$((_wc_i + 1))
+        [ "$_wc_i" -gt $(($4 * 5)) ] && return 1
+        sleep 0.2
+    done
+    return 0
+}

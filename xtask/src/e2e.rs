@@ -90,7 +90,7 @@ struct Options {
     /// `cargo build --release -p rxl`.
     #[arg(long, value_name = "PATH")]
     rxl: Option<PathBuf>,
-    /// Hard limit on QEMU's run time in seconds (default 300; 3600 with --shell).
+    /// Hard limit on QEMU's run time in seconds (default 1500; 3600 with --shell).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
 }
@@ -184,7 +184,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     // Image.
     let t = Instant::now();
-    let steps = scenario::steps(hello);
+    let linux = scenario::build_linux(&root, &release, &run_dir.join("linux"))
+        .context("building the Linux guest's initramfs")?;
+    if linux.is_none() {
+        say("no kernel or busybox in the unpacked tree: the Linux guest step is left out");
+    }
+    let steps = scenario::steps_for(&scenario::Inputs {
+        hello,
+        linux,
+        pvgrub: Some(root.join(scenario::PVGRUB_PATH.trim_start_matches('/')))
+            .filter(|p| p.is_file()),
+        benchmarks_doc: Some(repo.join("docs/benchmarks.md")),
+    });
     let initrd = run_dir.join("dom0.cpio.gz");
     let (files, data, size) = build_image(&root, &release, &rxl, &steps, opts.shell, &initrd)?;
     times.image = t.elapsed();
@@ -204,7 +215,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         results_log: run_dir.join("results.log"),
         interactive: opts.shell,
     };
-    let timeout = opts.timeout.unwrap_or(if opts.shell { 3600 } else { 300 });
+    let timeout = opts.timeout.unwrap_or(if opts.shell { 3600 } else { 1500 });
     if opts.shell {
         say("booting with a dom0 shell on this terminal; `rig-exit` in dom0 ends QEMU");
     } else {

@@ -220,6 +220,8 @@ pub const DOM0_PACKAGES: &[&str] = &[
     "libncurses6",
     "libtinfo6",
     "busybox-static",
+    // GRUB built for Xen PVH (firmware = "pvgrub"); only its image is used.
+    "grub-xen-host",
 ];
 
 /// Picks the kernel image package out of `apt-cache depends linux-image-amd64` output.

@@ -6,6 +6,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+mod guests;
+
+pub use guests::{build_linux, Inputs, PVGRUB_PATH};
+
 use super::compare::{self, Diff};
 use super::image::{Image, ImageError};
 use super::markers::{Capture, Report};
@@ -39,6 +43,13 @@ pub enum StepFile {
         path: String,
         /// Contents.
         text: String,
+    },
+    /// Generated binary contents.
+    Bytes {
+        /// In-image path.
+        path: String,
+        /// Contents.
+        data: Vec<u8>,
     },
 }
 
@@ -147,6 +158,7 @@ pub fn install(steps: &[Step], image: &mut Image) -> Result<(), ImageError> {
             match file {
                 StepFile::Host { path, host } => image.host_file(path, host)?,
                 StepFile::Text { path, text } => image.bytes(path, 0o644, text.clone())?,
+                StepFile::Bytes { path, data } => image.bytes(path, 0o644, data.clone())?,
             }
         }
     }
@@ -181,12 +193,37 @@ fn diagnostics() -> Vec<CaptureSpec> {
     ]
 }
 
-/// The steps of this scenario. `hello` is the built PVH test guest, when there is one.
+/// The steps of this scenario with only the PVH test guest (when there is one) as input.
+#[cfg(test)]
 pub fn steps(hello: Option<PathBuf>) -> Vec<Step> {
+    steps_for(&Inputs {
+        hello,
+        ..Inputs::default()
+    })
+}
+
+/// The steps of this scenario; a step whose input the host could not provide is left out.
+pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
     let mut steps = vec![info_step()];
-    if let Some(h) = hello {
-        steps.push(hello_step(h));
+    if let Some(h) = &inputs.hello {
+        steps.push(hello_step(h.clone()));
         steps.push(guest_list_step());
+        steps.push(guests::rxl_hello_step(h.clone()));
+    }
+    if let Some(l) = &inputs.linux {
+        steps.push(guests::linux_step(l));
+    }
+    if let Some(h) = &inputs.hello {
+        steps.push(guests::failures_step(h, inputs.linux.as_ref()));
+    }
+    if let Some(g) = &inputs.pvgrub {
+        steps.push(guests::pvgrub_step(g));
+    }
+    if inputs.hello.is_some() {
+        steps.push(guests::side_by_side_step(
+            inputs.linux.is_some(),
+            inputs.benchmarks_doc.clone(),
+        ));
     }
     steps
 }
