@@ -361,12 +361,10 @@ pub fn parse_area(
                 ),
             )
         };
-        let desc_at = pad(namesz)
-            .and_then(|n| name_at.checked_add(n))
-            .ok_or_else(bad)?;
-        let next = pad(descsz)
-            .and_then(|n| desc_at.checked_add(n))
-            .ok_or_else(bad)?;
+        // Alignment applies to offsets within the (aligned) note area, not to the sizes:
+        // with 8-byte notes a 4-byte name ends at 16, where the descriptor starts.
+        let desc_at = name_at.checked_add(namesz).and_then(pad).ok_or_else(bad)?;
+        let next = desc_at.checked_add(descsz).and_then(pad).ok_or_else(bad)?;
         let name = area.get(name_at..name_at + namesz).ok_or_else(bad)?;
         let desc = area.get(desc_at..desc_at + descsz).ok_or_else(bad)?;
         if name == b"Xen\0" || name == b"Xen" {
@@ -381,6 +379,27 @@ pub fn parse_area(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eight_byte_aligned_notes_place_the_descriptor_after_the_name() {
+        // A GNU property note as in an 8-byte aligned PT_NOTE: header 12, "GNU\0" 4, so
+        // the descriptor starts at 16 (not at 12 + pad8(4) = 20), then a Xen note.
+        let mut area = Vec::new();
+        area.extend_from_slice(&4u32.to_le_bytes());
+        area.extend_from_slice(&16u32.to_le_bytes());
+        area.extend_from_slice(&5u32.to_le_bytes());
+        area.extend_from_slice(b"GNU\0");
+        area.extend_from_slice(&[0xaa; 16]);
+        area.extend_from_slice(&4u32.to_le_bytes());
+        area.extend_from_slice(&8u32.to_le_bytes());
+        area.extend_from_slice(&18u32.to_le_bytes());
+        area.extend_from_slice(b"Xen\0");
+        area.extend_from_slice(&0x10_0000u64.to_le_bytes());
+        assert_eq!(area.len(), 56);
+        let mut out = Vec::new();
+        parse_area("k", &area, 8, 8, &mut out).expect("valid 8-byte aligned notes");
+        assert_eq!(out.len(), 1, "{out:?}");
+    }
 
     fn note(name: &[u8], ty: u32, desc: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();

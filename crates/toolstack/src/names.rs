@@ -73,8 +73,11 @@ impl NameIndex {
         H: Hypervisor + ?Sized,
         S: Store + ?Sized,
     {
+        // A dying domain (being destroyed) no longer holds its name.
+        let alive =
+            |dom: DomId| -> Result<bool> { Ok(hv.domain_info(dom)?.is_some_and(|i| !i.dying)) };
         if let Some(dom) = self.lookup(name) {
-            if hv.domain_info(dom)?.is_some() && name_of(xs, dom)?.as_deref() == Some(name) {
+            if alive(dom)? && name_of(xs, dom)?.as_deref() == Some(name) {
                 return Ok(Some(dom));
             }
             // The domain is gone or renamed: the entry is stale.
@@ -90,7 +93,7 @@ impl NameIndex {
             if self.records.record_path(dom).exists() {
                 continue;
             }
-            if name_of(xs, dom)?.as_deref() == Some(name) && hv.domain_info(dom)?.is_some() {
+            if name_of(xs, dom)?.as_deref() == Some(name) && alive(dom)? {
                 return Ok(Some(dom));
             }
         }

@@ -918,14 +918,12 @@ fn ids(text: &str) -> Vec<u32> {
 fn check_failures(o: &Outcome<'_>) -> Result<String, Vec<String>> {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
-    // (capture, text the error must contain, whether a note error may stand in for it)
-    for (name, needle, note_error_ok) in [
-        ("big", None, false),
-        // busybox has GNU notes in an 8-byte aligned PT_NOTE segment; rxl's note reader
-        // currently rejects that segment ("bad Xen ELF note") before it can say that the
-        // PVH entry note is missing. Still refused, with no domain; the summary says so.
-        ("no-pvh-note", Some("PHYS32_ENTRY"), true),
-        ("no-notes", Some("PHYS32_ENTRY"), false),
+    // (capture, text the error must contain)
+    for (name, needle) in [
+        ("big", None),
+        // busybox: GNU notes in an 8-byte aligned PT_NOTE segment, no Xen notes.
+        ("no-pvh-note", Some("PHYS32_ENTRY")),
+        ("no-notes", Some("PHYS32_ENTRY")),
     ] {
         let c = match o.capture(name) {
             Ok(c) => c,
@@ -943,11 +941,7 @@ fn check_failures(o: &Outcome<'_>) -> Result<String, Vec<String>> {
             ));
         }
         if let Some(n) = needle {
-            if !out.contains(n) && note_error_ok && out.contains("ELF note") {
-                notes.push(format!(
-                    "{name}: KNOWN rxl issue: the error names a bad ELF note, not {n}"
-                ));
-            } else if !out.contains(n) {
+            if !out.contains(n) {
                 problems.push(format!(
                     "{name}: the error does not name {n}: {}",
                     out.trim()
@@ -1580,7 +1574,7 @@ mod tests {
             format!(
                 "@@RXL-BEGIN failures/big\nrxl: not enough memory\n== before\n{list}== after\n\
                  {after}@@RXL-END failures/big rc={big_rc}\n\
-                 @@RXL-BEGIN failures/no-pvh-note\nrxl: bad Xen ELF note\n== before\n{list}\
+                 @@RXL-BEGIN failures/no-pvh-note\nrxl: this kernel has no XEN_ELFNOTE_PHYS32_ENTRY\n== before\n{list}\
                  == after\n{list}@@RXL-END failures/no-pvh-note rc=1\n\
                  @@RXL-BEGIN failures/no-notes\nrxl: no PHYS32_ENTRY note\n== before\n{list}\
                  == after\n{list}@@RXL-END failures/no-notes rc=1\n"
@@ -1596,7 +1590,7 @@ mod tests {
         };
         let ok = check(results(1, &list)).unwrap();
         assert!(ok.contains("no-notes: exit 1"), "{ok}");
-        assert!(ok.contains("no-pvh-note: KNOWN rxl issue"), "{ok}");
+        assert!(ok.contains("no-pvh-note: exit 1"), "{ok}");
         let err = check(results(0, &grown)).unwrap_err();
         assert_eq!(err.len(), 2, "{err:?}");
         assert!(err[1].contains("[0, 5]"), "{err:?}");
