@@ -1122,9 +1122,9 @@ fn check_pvgrub(o: &Outcome<'_>) -> Result<String, Vec<String>> {
 
 /// Runs of each tool with the hello guest whose medians make the table.
 const HELLO_RUNS: u32 = 5;
-/// Runs of each tool with the Linux guest: fewer, since each boot takes half a minute or
-/// more under TCG and the whole rig must stay within its CI budget.
-const LINUX_RUNS: u32 = 3;
+/// Runs of each tool with the Linux guest (each boot takes half a minute or more under
+/// TCG; five keeps the whole rig well within its CI budget).
+const LINUX_RUNS: u32 = 5;
 
 /// How many timed runs each tool gets with `guest`.
 fn runs_of(guest: &str) -> u32 {
