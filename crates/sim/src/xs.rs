@@ -2,7 +2,9 @@
 //!
 //! Every node is a directory under `DIR/xs` named by its path components, holding a
 //! `.node` file: the node's generation, its permissions and its value. xenstore names
-//! never contain `.`, so `.node` cannot clash with a child.
+//! never contain `.`, so `.node` (and the hidden staging directories of [`write`]) cannot
+//! clash with a child. A node's directory appears, by one rename, only once its `.node`
+//! file is written, so listing a node's children is one read of its directory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -193,14 +195,16 @@ pub(crate) fn disk_children(dir: &Path, path: &str) -> Result<Vec<String>, SimEr
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
         Err(e) => return Err(io_err(&d, e)),
     };
+    // Every entry not starting with `.` is a complete child node (see [`write`]), so the
+    // listing reads the directory once and looks at no child.
     for entry in entries {
         let entry = entry.map_err(|e| io_err(&d, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
             continue;
-        }
-        if crate::disk::exists_atomic(&entry.path().join(".node")) {
-            names.push(name);
+        };
+        if !name.starts_with('.') {
+            names.push(name.to_owned());
         }
     }
     names.sort_unstable();
@@ -288,13 +292,25 @@ pub(crate) fn write(
         .get(anc_path.len()..)
         .unwrap_or_default()
         .trim_start_matches('/');
-    let mut cur = anc_path.clone();
     let comps: Vec<&str> = rest.split('/').collect();
+    let Some(first) = comps.first() else {
+        return Err(einval(format!("`{path}` names no new node")));
+    };
+    // The new nodes are built in a hidden staging directory beside the first of them and
+    // renamed into place in one step, so a node's directory is only ever seen complete,
+    // with its `.node` file: a listing needs no check per child.
+    let anc_dir = node_dir(w.dir, &anc_path);
+    let stage = anc_dir.join(format!(".new-{gen}"));
+    if stage.exists() {
+        fs::remove_dir_all(&stage).map_err(|e| io_err(&stage, e))?;
+    }
     let last = comps.len().saturating_sub(1);
+    let mut d = stage.clone();
     for (i, comp) in comps.iter().enumerate() {
-        cur = child_path(&cur, comp);
-        let d = node_dir(w.dir, &cur);
-        fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
+        if i > 0 {
+            d.push(comp);
+        }
+        fs::create_dir(&d).map_err(|e| io_err(&d, e))?;
         let node = Node {
             gen,
             perms: perms.clone(),
@@ -304,8 +320,16 @@ pub(crate) fn write(
                 Vec::new()
             },
         };
-        write_node(w.dir, &cur, &node)?;
+        let file = d.join(".node");
+        fs::write(&file, encode(&node)).map_err(|e| io_err(&file, e))?;
     }
+    let target = node_dir(w.dir, &child_path(&anc_path, first));
+    // A directory without a node there is what a process that died mid-write with an
+    // older layout left: it holds no node.
+    if target.exists() {
+        fs::remove_dir_all(&target).map_err(|e| io_err(&target, e))?;
+    }
+    fs::rename(&stage, &target).map_err(|e| io_err(&target, e))?;
     anc.gen = gen;
     write_node(w.dir, &anc_path, &anc)?;
     w.log(ChangeKind::Write, path);

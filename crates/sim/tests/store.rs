@@ -67,6 +67,49 @@ fn tree_semantics() {
     assert_eq!(h.get_domain_path(DomId(7)).unwrap(), "/local/domain/7");
 }
 
+/// New nodes appear on disk in one rename, so a listing shows only complete nodes without
+/// looking at each child: hidden staging directories are never listed, and a node-less
+/// directory a died writer left where a new node goes is replaced by the node.
+#[test]
+fn listings_show_complete_nodes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), 4096);
+    h.write(T, "/local/domain/3/name", b"three").unwrap();
+    let parent = dir.path().join("xs/local/domain");
+    std::fs::create_dir_all(parent.join(".new-999/name")).unwrap();
+    std::fs::create_dir_all(parent.join("8/junk")).unwrap();
+    let before = h.directory(T, "/local/domain").unwrap().unwrap();
+    assert!(before.contains(&"3".to_string()), "{before:?}");
+    assert!(!before.iter().any(|c| c.starts_with('.')), "{before:?}");
+    h.write(T, "/local/domain/8/name", b"eight").unwrap();
+    assert_eq!(
+        h.directory(T, "/local/domain/8").unwrap().unwrap(),
+        vec!["name"],
+        "the leftover's contents are gone"
+    );
+    assert_eq!(
+        h.read(T, "/local/domain/8/name").unwrap().unwrap(),
+        b"eight"
+    );
+    h.write(T, "/local/domain/9/a/b/c", b"deep").unwrap();
+    assert_eq!(h.read(T, "/local/domain/9/a/b").unwrap().unwrap(), b"");
+    assert_eq!(
+        h.read(T, "/local/domain/9/a/b/c").unwrap().unwrap(),
+        b"deep"
+    );
+    let after = h.directory(T, "/local/domain").unwrap().unwrap();
+    for id in ["3", "8", "9"] {
+        assert!(after.contains(&id.to_string()), "{id} in {after:?}");
+    }
+    let staged: Vec<String> = std::fs::read_dir(&parent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".new-") && n != ".new-999")
+        .collect();
+    assert_eq!(staged, Vec::<String>::new(), "no staging directory is left");
+}
+
 #[test]
 fn permissions_follow_xenstored() {
     let dir = tempfile::tempdir().unwrap();
