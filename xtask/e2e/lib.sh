@@ -11,14 +11,23 @@ rig_exit() {
 
 # rxl_capture NAME SECS SCRIPT: runs SCRIPT with sh (stdout and stderr together, no stdin,
 # at most SECS seconds) and frames its output and exit status on the result channel.
+# The output goes to a file first (a daemon a snippet starts may keep its stdout open);
+# SCRIPT gets the result channel as fd 4 for `note`.
 rxl_capture() {
     echo "@@RXL-BEGIN $1" >&3
     echo "rxl-e2e: step $1"
-    timeout "$2" sh "$3" >/tmp/capture.out 2>&1 </dev/null 3>&-
+    timeout "$2" sh "$3" >/tmp/capture.out 2>&1 </dev/null 4>&3 3>&-
     rc=$?
     # awk adds the final newline a command may leave out, so END starts its own line.
     awk 1 /tmp/capture.out >&3
     echo "@@RXL-END $1 rc=$rc" >&3
+}
+
+# note TEXT: a progress line on the result channel while a capture runs (fd 4, which
+# rxl_capture opens; silently nothing elsewhere). The host sees that dom0 is alive, and a
+# capture that never ends still shows how far it got.
+note() {
+    { echo "@@RXL-NOTE $*" >&4; } 2>/dev/null
 }
 
 # now_ms: milliseconds since boot (from /proc/uptime, 10 ms resolution).

@@ -93,6 +93,10 @@ struct Options {
     /// Hard limit on QEMU's run time in seconds (default 1500; 3600 with --shell).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
+    /// Test the rig's recovery: in the first boot, make dom0 crash (`crash:STEP`, a kernel
+    /// panic through sysrq) or hang silently (`hang:STEP`) at the start of STEP.
+    #[arg(long, value_name = "crash:STEP|hang:STEP")]
+    inject: Option<String>,
 }
 
 /// Run the end-to-end scenario.
@@ -196,6 +200,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .filter(|p| p.is_file()),
         benchmarks_doc: Some(repo.join("docs/benchmarks.md")),
     });
+    let mut steps = steps;
+    if let Some(spec) = &opts.inject {
+        scenario::inject(&mut steps, spec).map_err(|e| anyhow::anyhow!("--inject {spec}: {e}"))?;
+        say(&format!("--inject {spec}: only in the first boot"));
+    }
     let initrd = run_dir.join("dom0.cpio.gz");
     let (files, data, size) = build_image(&root, &release, &rxl, &steps, opts.shell, &initrd)?;
     times.image = t.elapsed();
@@ -206,97 +215,168 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         times.image.as_secs_f64()
     ));
 
-    // Boot.
-    let boot = qemu::Boot {
-        xen: xen_elf,
-        kernel: root.join(format!("boot/vmlinuz-{release}")),
-        initrd,
-        serial_log: run_dir.join("serial.log"),
-        results_log: run_dir.join("results.log"),
-        interactive: opts.shell,
-    };
+    // Boot; when dom0 hangs or dies during a step, boot again from that step (each step
+    // gets at most one fresh boot, and a run at most MAX_BOOTS boots).
     let timeout = opts.timeout.unwrap_or(if opts.shell { 3600 } else { 1500 });
-    if opts.shell {
-        say("booting with a dom0 shell on this terminal; `rig-exit` in dom0 ends QEMU");
-    } else {
-        say(&format!("booting Xen in QEMU (timeout {timeout}s)"));
-    }
-    let outcome = qemu::run(&boot, timeout, &run_dir.join("qemu.log"), |t, what| {
-        say(&format!("[{:6.1}s] {what}", t.as_secs_f64()));
-    })?;
-    times.qemu = outcome.elapsed;
-    if opts.shell {
-        say(&format!(
-            "{}; logs in {}",
-            outcome.describe(),
-            run_dir.display()
-        ));
-        return Ok(());
+    let mut boots: Vec<BootRun> = Vec::new();
+    let mut from = 0usize;
+    loop {
+        let n = boots.len() + 1;
+        let file = |stem: &str, ext: &str| {
+            run_dir.join(if n == 1 {
+                format!("{stem}.{ext}")
+            } else {
+                format!("{stem}-{n}.{ext}")
+            })
+        };
+        let boot = qemu::Boot {
+            xen: xen_elf.clone(),
+            kernel: root.join(format!("boot/vmlinuz-{release}")),
+            initrd: initrd.clone(),
+            serial_log: file("serial", "log"),
+            results_log: file("results", "log"),
+            interactive: opts.shell,
+            dom0_extra: if from > 0 {
+                format!("{}={from}", scenario::FROM_ARG)
+            } else {
+                String::new()
+            },
+        };
+        if opts.shell {
+            say("booting with a dom0 shell on this terminal; `rig-exit` in dom0 ends QEMU");
+        } else if from == 0 {
+            say(&format!("booting Xen in QEMU (timeout {timeout}s)"));
+        } else {
+            say(&format!(
+                "booting Xen in QEMU again (boot {n}, timeout {timeout}s), starting at step {}",
+                steps[from].name
+            ));
+        }
+        let outcome = qemu::run(
+            &boot,
+            timeout,
+            &file("qemu", "log"),
+            |name| scenario::silence_limit(&steps, name),
+            |t, what| say(&format!("[{:6.1}s] {what}", t.as_secs_f64())),
+        )?;
+        times.qemu += outcome.elapsed;
+        if opts.shell {
+            say(&format!(
+                "{}; logs in {}",
+                outcome.describe(),
+                run_dir.display()
+            ));
+            return Ok(());
+        }
+        let results = read_lossy(&boot.results_log);
+        let console = read_lossy(&boot.serial_log);
+        let (report, channel) = pick_channel(&results, &console);
+        let next = if report.done || !report.ready {
+            None
+        } else {
+            scenario::resume_point(&steps, &report, from)
+        };
+        boots.push(BootRun {
+            from,
+            boot,
+            outcome,
+            report,
+            channel,
+            console,
+            results,
+            stopped_at: next,
+        });
+        match next {
+            Some(at)
+                if boots.len() < MAX_BOOTS
+                    && !boots[..boots.len() - 1]
+                        .iter()
+                        .any(|b| b.stopped_at == Some(at)) =>
+            {
+                say(&format!(
+                    "dom0 stopped before the end ({}): booting again from step {}",
+                    boots.last().map_or(String::new(), |b| b.outcome.describe()),
+                    steps[at].name
+                ));
+                from = at;
+            }
+            _ => break,
+        }
     }
 
-    // Verdict.
-    let results = read_lossy(&boot.results_log);
-    let console = read_lossy(&boot.serial_log);
-    let (report, channel) = pick_channel(&results, &console);
-    let verdict = if report.ready || !report.captures.is_empty() {
-        judge(&steps, &report, &console)
-    } else {
-        Verdict {
-            lines: vec!["no step ran: dom0 never reported ready".into()],
-            failed: true,
+    // Verdict: each step is judged on the last boot that ran it.
+    let mut verdict = Verdict {
+        lines: Vec::new(),
+        failed: false,
+    };
+    for (idx, step) in steps.iter().enumerate() {
+        let Some(b) = boots.iter().rev().find(|b| b.from <= idx) else {
+            continue;
+        };
+        if b.report.ready || !b.report.captures.is_empty() {
+            judge_step(step, &b.report, &b.console, &mut verdict);
+        } else {
+            verdict.failed = true;
+            verdict.lines.push(format!(
+                "FAIL {}: no step ran: dom0 never reported ready",
+                step.name
+            ));
         }
-    };
-    times.boot = outcome.ready_at;
-    times.scenario = match (outcome.ready_at, outcome.done_at) {
-        (Some(r), Some(d)) => d.checked_sub(r),
-        _ => None,
-    };
+    }
+    for (i, b) in boots.iter().enumerate().skip(1) {
+        let prev = &boots[i - 1];
+        verdict.lines.push(format!(
+            "NOTE boot {} stopped during step {} ({}); steps from {} on ran again in boot {}",
+            i,
+            steps[b.from].name,
+            prev.outcome.describe(),
+            steps[b.from].name,
+            i + 1
+        ));
+    }
+    times.boot = boots.first().and_then(|b| b.outcome.ready_at);
+    times.scenario = boots
+        .iter()
+        .map(|b| match (b.outcome.ready_at, b.outcome.done_at) {
+            (Some(r), Some(d)) => d.checked_sub(r),
+            (Some(r), None) => b.outcome.elapsed.checked_sub(r),
+            _ => None,
+        })
+        .sum::<Option<Duration>>();
     times.total = total.elapsed();
 
-    println!("\n== e2e results (channel: {channel}) ==");
+    let last = boots.last().context("no boot ran")?;
+    let channels: Vec<&str> = boots.iter().map(|b| b.channel).collect();
+    println!("\n== e2e results (channel: {}) ==", channels.join("; "));
     for line in &verdict.lines {
         println!("{line}");
     }
-    println!("\n== timings ==\n{}", times.render(&outcome));
+    let outcomes: Vec<&qemu::RunOutcome> = boots.iter().map(|b| &b.outcome).collect();
+    println!("\n== timings ==\n{}", times.render(&outcomes));
     let mut failed = verdict.failed;
-    if !report.done {
+    if !last.report.done {
         failed = true;
-        println!("\ndom0 did not finish the scenario: {}", outcome.describe());
-        if let Some(reason) = &report.setup_failed {
+        println!(
+            "\ndom0 did not finish the scenario: {}",
+            last.outcome.describe()
+        );
+        if let Some(reason) = &last.report.setup_failed {
             println!("dom0 setup failed: {reason}");
         }
     }
-    for p in &report.problems {
-        println!("result framing: {p}");
-        failed = true;
+    for b in &boots {
+        for p in &b.report.problems {
+            println!("result framing: {p}");
+            failed = true;
+        }
     }
     if failed {
-        for c in report
-            .captures
-            .iter()
-            .filter(|c| c.name.starts_with(scenario::DIAG))
-        {
-            println!("\n== dom0 {} ==", c.name);
-            for l in &c.lines {
-                println!("  {l}");
-            }
-        }
-        println!(
-            "\n== last lines of the serial log ({}) ==",
-            boot.serial_log.display()
-        );
-        for l in last_lines(&console, 40) {
-            println!("  {l}");
-        }
-        if !report.ready {
-            println!("\n== result channel ({}) ==", boot.results_log.display());
-            for l in last_lines(&results, 60) {
-                println!("  {l}");
-            }
+        for (i, b) in boots.iter().enumerate() {
+            print_failure_details(i + 1, b);
         }
         bail!(
             "e2e failed ({}); run directory kept: {}",
-            outcome.describe(),
+            last.outcome.describe(),
             run_dir.display()
         );
     }
@@ -510,40 +590,96 @@ struct Verdict {
     failed: bool,
 }
 
-fn judge(steps: &[scenario::Step], report: &markers::Report, console: &str) -> Verdict {
-    let mut lines = Vec::new();
-    let mut failed = false;
-    for step in steps {
-        let outcome = scenario::Outcome {
-            step: step.name,
-            report,
-            console,
-        };
-        match (step.check)(&outcome) {
-            Ok(summary) => lines.push(format!("PASS {}: {summary}", step.name)),
-            Err(problems) => {
-                failed = true;
-                lines.push(format!("FAIL {}: {}", step.name, step.about));
-                for p in problems {
-                    lines.push(format!("     - {p}"));
-                }
-                for cap in step.captures.iter().filter(|c| c.show_on_failure) {
-                    let name = format!("{}/{}", step.name, cap.name);
-                    if let Some(c) = report.capture(&name) {
-                        let rc = c.rc.map_or("unfinished".to_owned(), |r| format!("rc={r}"));
-                        lines.push(format!("     --- {name} ({rc}) output:"));
-                        for l in c.lines.iter().take(40) {
-                            lines.push(format!("       | {l}"));
-                        }
-                        if c.lines.len() > 40 {
-                            lines.push(format!("       | ... {} more lines", c.lines.len() - 40));
-                        }
+/// Judges one step on the report of the boot that ran it, adding to `v`.
+fn judge_step(step: &scenario::Step, report: &markers::Report, console: &str, v: &mut Verdict) {
+    let outcome = scenario::Outcome {
+        step: step.name,
+        report,
+        console,
+    };
+    match (step.check)(&outcome) {
+        Ok(summary) => v.lines.push(format!("PASS {}: {summary}", step.name)),
+        Err(problems) => {
+            v.failed = true;
+            v.lines.push(format!("FAIL {}: {}", step.name, step.about));
+            for p in problems {
+                v.lines.push(format!("     - {p}"));
+            }
+            for cap in &step.captures {
+                let name = format!("{}/{}", step.name, cap.name);
+                let Some(c) = report.capture(&name) else {
+                    continue;
+                };
+                // An unfinished capture's notes say how far it got.
+                if c.rc.is_none() {
+                    for n in &c.notes {
+                        v.lines.push(format!("     note {name}: {n}"));
                     }
+                }
+                if !cap.show_on_failure {
+                    continue;
+                }
+                let rc = c.rc.map_or("unfinished".to_owned(), |r| format!("rc={r}"));
+                v.lines.push(format!("     --- {name} ({rc}) output:"));
+                for l in c.lines.iter().take(40) {
+                    v.lines.push(format!("       | {l}"));
+                }
+                if c.lines.len() > 40 {
+                    v.lines
+                        .push(format!("       | ... {} more lines", c.lines.len() - 40));
                 }
             }
         }
     }
-    Verdict { lines, failed }
+}
+
+/// What a failed run prints about one boot: dom0's diagnostics, the serial log's end, and
+/// the result channel's end when dom0 never got ready.
+fn print_failure_details(n: usize, b: &BootRun) {
+    for c in b
+        .report
+        .captures
+        .iter()
+        .filter(|c| c.name.starts_with(scenario::DIAG))
+    {
+        println!("\n== boot {n}: dom0 {} ==", c.name);
+        for l in &c.lines {
+            println!("  {l}");
+        }
+    }
+    println!(
+        "\n== boot {n}: last lines of the serial log ({}) ==",
+        b.boot.serial_log.display()
+    );
+    for l in last_lines(&b.console, 40) {
+        println!("  {l}");
+    }
+    if !b.report.ready {
+        println!(
+            "\n== boot {n}: result channel ({}) ==",
+            b.boot.results_log.display()
+        );
+        for l in last_lines(&b.results, 60) {
+            println!("  {l}");
+        }
+    }
+}
+
+/// At most this many boots per run (the first, then fresh boots after a hang or crash).
+const MAX_BOOTS: usize = 3;
+
+/// One boot of the rig and what it reported.
+struct BootRun {
+    /// The first step this boot ran.
+    from: usize,
+    boot: qemu::Boot,
+    outcome: qemu::RunOutcome,
+    report: markers::Report,
+    channel: &'static str,
+    console: String,
+    results: String,
+    /// The step to start again from, when this boot stopped before the end.
+    stopped_at: Option<usize>,
 }
 
 /// Wall-clock time of each stage.
@@ -560,7 +696,7 @@ struct Timings {
 }
 
 impl Timings {
-    fn render(&self, outcome: &qemu::RunOutcome) -> String {
+    fn render(&self, outcomes: &[&qemu::RunOutcome]) -> String {
         let opt =
             |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1}s", d.as_secs_f64()));
         let mut s = format!(
@@ -575,11 +711,22 @@ impl Timings {
             opt(self.scenario),
             self.total.as_secs_f64()
         );
-        let mut prev = self.boot;
-        for (name, at) in &outcome.ends {
-            let took = prev.and_then(|p| at.checked_sub(p));
-            let _ = write!(s, "\n  {name}: {}", opt(took));
-            prev = Some(*at);
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if outcomes.len() > 1 {
+                let _ = write!(
+                    s,
+                    "\n boot {}: qemu {:.1}s, dom0 ready after {}",
+                    i + 1,
+                    outcome.elapsed.as_secs_f64(),
+                    opt(outcome.ready_at)
+                );
+            }
+            let mut prev = outcome.ready_at;
+            for (name, at) in &outcome.ends {
+                let took = prev.and_then(|p| at.checked_sub(p));
+                let _ = write!(s, "\n  {name}: {}", opt(took));
+                prev = Some(*at);
+            }
         }
         s
     }
@@ -667,13 +814,35 @@ mod tests {
             "@@RXL-BEGIN info/xl-info\nxen_version : 4.17.7\n@@RXL-END info/xl-info rc=0\n\
              @@RXL-BEGIN info/rxl-info\nrxl: no such command\n@@RXL-END info/rxl-info rc=2\n",
         );
-        let v = judge(&steps, &report, "");
+        let mut v = Verdict {
+            lines: Vec::new(),
+            failed: false,
+        };
+        for step in &steps {
+            judge_step(step, &report, "", &mut v);
+        }
         assert!(v.failed);
         let text = v.lines.join("\n");
         assert!(text.starts_with("FAIL info"), "{text}");
         assert!(text.contains("| rxl: no such command"), "{text}");
         // xl's own (reference) output is not repeated in the report.
         assert!(!text.contains("| xen_version : 4.17.7"), "{text}");
+    }
+
+    #[test]
+    fn an_unfinished_capture_shows_its_notes() {
+        let steps = scenario::steps(None);
+        let report =
+            markers::parse("@@RXL-READY\n@@RXL-BEGIN info/xl-info\n@@RXL-NOTE half way\npartial\n");
+        let mut v = Verdict {
+            lines: Vec::new(),
+            failed: false,
+        };
+        judge_step(&steps[0], &report, "", &mut v);
+        let text = v.lines.join("\n");
+        assert!(v.failed, "{text}");
+        assert!(text.contains("note info/xl-info: half way"), "{text}");
+        assert!(text.contains("did not finish"), "{text}");
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! @@RXL-DONE
 //! ```
 //!
+//! A long snippet may also write `@@RXL-NOTE text` lines (through the `note` shell helper,
+//! straight to the channel while its output still goes to a file): they show progress, so
+//! the host can tell a slow step from a hung dom0, and say how far an unfinished capture got.
+//!
 //! Markers are matched anywhere in a line, because on the Xen console another line may be
 //! spliced into dom0's output; text before a marker on the same line is kept as output.
 
@@ -21,6 +25,8 @@ pub const BEGIN: &str = "@@RXL-BEGIN ";
 pub const END: &str = "@@RXL-END ";
 /// The marker written after the last step.
 pub const DONE: &str = "@@RXL-DONE";
+/// The marker of a progress note written while a capture runs.
+pub const NOTE: &str = "@@RXL-NOTE ";
 /// The marker dom0 writes when its setup fails, followed by a reason.
 pub const SETUP_FAILED: &str = "@@RXL-SETUP-FAILED ";
 
@@ -33,6 +39,8 @@ pub struct Capture {
     pub lines: Vec<String>,
     /// Exit status, or `None` when the END marker never came (dom0 hung or died).
     pub rc: Option<i32>,
+    /// Progress notes written while it ran, in order.
+    pub notes: Vec<String>,
 }
 
 impl Capture {
@@ -88,6 +96,7 @@ pub fn parse(text: &str) -> Report {
                 name,
                 lines: Vec::new(),
                 rc: None,
+                notes: Vec::new(),
             });
             continue;
         }
@@ -119,6 +128,13 @@ pub fn parse(text: &str) -> Report {
                 None => report
                     .problems
                     .push(format!("line {lineno}: END for {name} without BEGIN")),
+            }
+            continue;
+        }
+        if let Some(pos) = line.find(NOTE) {
+            // A note is not output; one outside every capture belongs to nothing.
+            if let Some(cap) = open.as_mut() {
+                cap.notes.push(line[pos + NOTE.len()..].trim().to_owned());
             }
             continue;
         }
@@ -184,6 +200,18 @@ mod tests {
         assert_eq!(c.rc, None);
         assert_eq!(c.lines, ["partial output"]);
         assert!(!r.done);
+    }
+
+    #[test]
+    fn notes_are_kept_apart_from_the_output() {
+        let r = parse(
+            "@@RXL-NOTE stray\n@@RXL-BEGIN s/long\nout 1\n@@RXL-NOTE run 1 done\nout 2\n\
+             (XEN) x @@RXL-NOTE run 2 done\n",
+        );
+        let c = r.capture("s/long").unwrap();
+        assert_eq!(c.lines, ["out 1", "out 2"]);
+        assert_eq!(c.notes, ["run 1 done", "run 2 done"]);
+        assert_eq!(c.rc, None);
     }
 
     #[test]

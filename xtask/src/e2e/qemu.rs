@@ -48,6 +48,8 @@ pub struct Boot {
     pub results_log: PathBuf,
     /// Serial console on the terminal instead of a file.
     pub interactive: bool,
+    /// Words appended to dom0's command line (e.g. `rxl_from=5`, read by the scenario).
+    pub dom0_extra: String,
 }
 
 fn plain(p: &Path) -> Result<String, QemuError> {
@@ -97,8 +99,10 @@ pub fn args(boot: &Boot) -> Result<Vec<String>, QemuError> {
     a.extend([
         "-initrd".into(),
         format!(
-            "{} {DOM0_CMDLINE},{}",
+            "{} {DOM0_CMDLINE}{}{},{}",
             plain(&boot.kernel)?,
+            if boot.dom0_extra.is_empty() { "" } else { " " },
+            boot.dom0_extra,
             plain(&boot.initrd)?
         ),
     ]);
@@ -120,11 +124,19 @@ pub struct RunOutcome {
     pub done_at: Option<Duration>,
     /// When each capture ended, in order.
     pub ends: Vec<(String, Duration)>,
+    /// The capture during which dom0 went silent for longer than that capture may (dom0
+    /// hung): the run was stopped then.
+    pub hung: Option<String>,
 }
 
 impl RunOutcome {
     /// What QEMU's exit status means, for humans.
     pub fn describe(&self) -> String {
+        if let Some(name) = &self.hung {
+            return format!(
+                "dom0 went silent during {name} for longer than it may (hung): QEMU was stopped"
+            );
+        }
         match (self.timed_out, self.exit) {
             (true, _) => "QEMU was stopped by the timeout".into(),
             (false, Some(1)) => "dom0 ended the run (isa-debug-exit value 0)".into(),
@@ -142,10 +154,15 @@ impl RunOutcome {
 
 /// Boots and waits. Without `interactive`, QEMU's own output goes to `qemu_log`, and
 /// `progress` is told each result-channel marker as it appears.
+///
+/// `silence(name)` is how long capture `name` may run without a BEGIN, NOTE or END on the
+/// result channel; past that dom0 is taken as hung and QEMU is stopped at once, instead of
+/// at the run's timeout.
 pub fn run(
     boot: &Boot,
     timeout_s: u64,
     qemu_log: &Path,
+    silence: impl Fn(&str) -> Option<Duration>,
     mut progress: impl FnMut(Duration, &str),
 ) -> Result<RunOutcome, QemuError> {
     let qemu_args = args(boot)?;
@@ -176,13 +193,27 @@ pub fn run(
     let mut child = cmd.spawn().map_err(QemuError::Spawn)?;
     let mut out = RunOutcome::default();
     let mut tail = Tail::new(&boot.results_log);
+    // The capture running now, and when the channel last showed it alive.
+    let mut open: Option<(String, Instant)> = None;
+    let mut stopping = false;
     let status = loop {
         let status = child
             .try_wait()
             .map_err(|e| QemuError::Watch("waiting for QEMU".into(), e))?;
         for line in tail.new_lines() {
             let t = start.elapsed();
-            if line.contains(markers::READY) {
+            if let Some(pos) = line.find(markers::BEGIN) {
+                let name = line[pos + markers::BEGIN.len()..].trim().to_owned();
+                open = Some((name, Instant::now()));
+            } else if let Some(pos) = line.find(markers::NOTE) {
+                if let Some((name, seen)) = open.as_mut() {
+                    *seen = Instant::now();
+                    progress(
+                        t,
+                        &format!("{name}: {}", line[pos + markers::NOTE.len()..].trim()),
+                    );
+                }
+            } else if line.contains(markers::READY) {
                 out.ready_at.get_or_insert(t);
                 progress(t, "dom0 ready");
             } else if line.contains(markers::DONE) {
@@ -197,6 +228,7 @@ pub fn run(
                     .to_owned();
                 progress(t, &format!("finished {rest}"));
                 out.ends.push((name, t));
+                open = None;
             } else if let Some(pos) = line.find(markers::SETUP_FAILED) {
                 progress(
                     t,
@@ -209,6 +241,23 @@ pub fn run(
         }
         if let Some(s) = status {
             break s;
+        }
+        if let Some((name, seen)) = &open {
+            if !stopping && silence(name).is_some_and(|limit| seen.elapsed() > limit) {
+                progress(
+                    start.elapsed(),
+                    &format!(
+                        "{name}: no sign of dom0 for {}s: stopping QEMU",
+                        seen.elapsed().as_secs()
+                    ),
+                );
+                out.hung = Some(name.clone());
+                stopping = true;
+                // `timeout` passes the signal on to QEMU.
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -268,6 +317,7 @@ mod tests {
             serial_log: PathBuf::from(format!("{dir}/serial.log")),
             results_log: PathBuf::from(format!("{dir}/results.log")),
             interactive: false,
+            dom0_extra: String::new(),
         }
     }
 
@@ -295,6 +345,12 @@ mod tests {
             a.contains("dom0_mem=1024M,max:1024M dom0_max_vcpus=1"),
             "{a}"
         );
+        let mut r = boot("/c");
+        r.dom0_extra = "rxl_from=4".into();
+        assert!(args(&r)
+            .unwrap()
+            .join(" ")
+            .contains("rdinit=/init rxl_from=4,/c/dom0.cpio.gz"));
         let mut i = boot("/c");
         i.interactive = true;
         assert!(args(&i)
@@ -323,6 +379,12 @@ mod tests {
         assert!(o(Some(5), false).contains("value 2"));
         assert!(o(Some(0), false).contains("rebooted"));
         assert!(o(Some(124), true).contains("timeout"));
+        let hung = RunOutcome {
+            exit: Some(143),
+            hung: Some("s/timed".into()),
+            ..RunOutcome::default()
+        };
+        assert!(hung.describe().contains("silent during s/timed"));
     }
 
     #[test]

@@ -1123,8 +1123,9 @@ fn check_pvgrub(o: &Outcome<'_>) -> Result<String, Vec<String>> {
 /// Runs of each tool with the hello guest whose medians make the table.
 const HELLO_RUNS: u32 = 5;
 /// Runs of each tool with the Linux guest (each boot takes half a minute or more under
-/// TCG; five keeps the whole rig well within its CI budget).
-const LINUX_RUNS: u32 = 5;
+/// TCG, and every Linux boot is a chance for the emulation's rare dom0 faults: three keeps
+/// the step near five minutes).
+const LINUX_RUNS: u32 = 3;
 
 /// How many timed runs each tool gets with `guest`.
 fn runs_of(guest: &str) -> u32 {
@@ -1190,9 +1191,13 @@ done
 cd /tmp || exit 1
 one() {{ # TOOL GUEST RUN
     name=sbs-$2-$1
+    note "run $3 of $1 $2"
     n0=$(console_count $name {LINUX_INIT_LINE})
     t0=$(now_ms)
-    $1 create /e2e/sbs/$2-$1.cfg >/tmp/sbs.out 2>&1 || {{ cat /tmp/sbs.out; return 3; }}
+    $1 create /e2e/sbs/$2-$1.cfg >/tmp/sbs.out 2>&1 || {{
+        echo "run $3 of $1 $2: create failed: $(tail -n 2 /tmp/sbs.out | tr '\n' ' ')"
+        return 3
+    }}
     t1=$(now_ms)
     $1 list >/dev/null || return 3
     t2=$(now_ms)
@@ -1201,7 +1206,7 @@ one() {{ # TOOL GUEST RUN
         wait_console $name {LINUX_INIT_LINE} $((n0 + 1)) {LINUX_BOOT_S}
         r=$?
         if [ $r != 0 ]; then
-            echo "run $3 of $1 $2: no /init (wait=$r, state $(dom_state $name))"
+            echo "run $3 of $1 $2: no /init (wait=$r, state $(dom_state $name)); Xen: $(xl dmesg | grep -v '^(XEN) \*\*\*' | tail -n 2 | tr '\n' ' ')"
             tail -n 8 /var/log/xen/console/guest-$name.log 2>/dev/null
             return $r
         fi
@@ -1211,7 +1216,9 @@ one() {{ # TOOL GUEST RUN
     $1 destroy $name || return 3
     t4=$(now_ms)
     echo "T tool=$1 guest=$2 run=$3 create_ms=$((t1 - t0)) list_ms=$((t2 - t1)) destroy_ms=$((t4 - t3)) init_ms=${{init:--}}"
+    note "run $3 of $1 $2 done in $((t4 - t0)) ms"
 }}
+failed_linux=0
 for g in {guests_sh}; do
     n={HELLO_RUNS}
     [ $g = linux ] && n={LINUX_RUNS}
@@ -1223,8 +1230,15 @@ for g in {guests_sh}; do
             xl destroy sbs-$g-$tool >/dev/null 2>&1
             one $tool $g $run && continue
             echo "FAILED run $run of $tool $g"
+            note "run $run of $tool $g failed twice"
             $tool destroy sbs-$g-$tool >/dev/null 2>&1
             xl destroy sbs-$g-$tool >/dev/null 2>&1
+            # One such run per tool is tolerated (the host counts); past that the step has
+            # failed, and more boots would only spend the time budget.
+            if [ $g = linux ]; then
+                failed_linux=$((failed_linux + 1))
+                [ $failed_linux -gt 2 ] && {{ echo "STOPPED after $failed_linux failed Linux runs"; exit 0; }}
+            fi
         done
     done
 done
@@ -1244,11 +1258,9 @@ exit 0
             cap("destroy-both", 60, &destroy_all),
             cap(
                 "timed",
-                if linux {
-                    2 * LINUX_RUNS * (LINUX_BOOT_S + 30) + 300
-                } else {
-                    300
-                },
+                // Well inside one boot's QEMU timeout (1500 s) after the earlier steps;
+                // normally about five minutes.
+                if linux { 1000 } else { 300 },
                 &timed,
             ),
         ],
@@ -1382,7 +1394,7 @@ fn check_side_by_side(
          (QEMU TCG, 2 cores) ==\n{table}"
     );
     Ok(format!(
-        "xl list and rxl list agree about {} domains of both tools; {} timed runs{}{}",
+        "xl list and rxl list agree about {} domains of both tools; {} timed runs{}{}{}",
         guests.len() * 2,
         runs.values().map(|t| t.create.len()).sum::<usize>(),
         if retries > 0 {
@@ -1394,6 +1406,22 @@ fn check_side_by_side(
             String::new()
         } else {
             format!("; failed twice: {}", failed.join(", "))
+        },
+        {
+            // Why runs failed, even when the step passes: the emulation's rare faults are
+            // worth seeing.
+            let why: Vec<&str> = timed
+                .lines
+                .iter()
+                .filter(|l| l.starts_with("run ") && l.contains(": "))
+                .map(String::as_str)
+                .take(4)
+                .collect();
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", why.join(" | "))
+            }
         }
     ))
 }
