@@ -1,13 +1,15 @@
 //! Decompressing kernel payloads, with a cap on the output size.
 //!
-//! Decoders: gzip through `flate2` (zlib-rs backend), xz and lzma through `liblzma` (the C
-//! liblzma, several times faster than the pure-Rust decoders on kernels), zstd through `zstd`
-//! (the C libzstd), bzip2 through `bzip2` (libbz2) and lz4 through `lz4_flex` (the Linux
-//! "legacy" lz4 framing is parsed here, each block decoded by `lz4_flex`).
+//! Decoders: gzip through `flate2` (zlib-rs backend), xz and legacy lzma through `xzdec` (a
+//! single-call decoder that uses its output buffer as the LZ dictionary, so a kernel packed
+//! with a 32 MiB dictionary costs the decompressed size and a few hundred KiB, not another
+//! 32 MiB; only the first xz stream is read, so Linux's appended size is ignored), zstd
+//! through `zstd` (the C libzstd), bzip2 through `bzip2` (libbz2) and lz4 through `lz4_flex`
+//! (the Linux "legacy" lz4 framing is parsed here, each block decoded by `lz4_flex`).
 //!
-//! Every decoder is wrapped so that it stops one byte past [`DEFAULT_MAX_DECOMPRESSED`] (or
-//! the caller's limit): a compression bomb fails with [`Error::TooLarge`] instead of
-//! exhausting memory.
+//! Every decoder stops one byte past [`DEFAULT_MAX_DECOMPRESSED`] (or the caller's limit;
+//! xzdec checks the limit itself before growing its buffer): a compression bomb fails with
+//! [`Error::TooLarge`] instead of exhausting memory.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -95,12 +97,12 @@ pub fn decompress<R: Read>(
 ) -> Result<Vec<u8>, Error> {
     // A hint can be garbage: never reserve more than the limit, nor absurdly more than a
     // compression ratio of 64 would give.
-    let cap = size_hint
+    let hint = size_hint
         .unwrap_or(input_len.saturating_mul(4))
         .min(limit)
-        .min(input_len.saturating_mul(64))
-        .saturating_add(1);
-    let mut out = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
+        .min(input_len.saturating_mul(64));
+    let cap = hint.saturating_add(1);
+    let new_out = || Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
     let fail = |e: io::Error| Error::Decompress {
         path: path.to_string(),
         format,
@@ -112,45 +114,54 @@ pub fn decompress<R: Read>(
         limit,
     };
     let take = limit.saturating_add(1);
-    match format {
+    let xz_opts = xzdec::Options {
+        limit,
+        size_hint: Some(hint),
+        concatenated: false,
+    };
+    let xz_fail = |e: xzdec::Error| match e {
+        xzdec::Error::TooLarge { .. } => bomb(),
+        e => Error::Decompress {
+            path: path.to_string(),
+            format,
+            reason: e.to_string(),
+        },
+    };
+    let out = match format {
         Compression::Gzip => {
-            read_limited(flate2::read::GzDecoder::new(input), take, &mut out).map_err(fail)?
+            let mut out = new_out();
+            read_limited(flate2::read::GzDecoder::new(input), take, &mut out).map_err(fail)?;
+            out
         }
         Compression::Bzip2 => {
-            read_limited(bzip2::read::BzDecoder::new(input), take, &mut out).map_err(fail)?
+            let mut out = new_out();
+            read_limited(bzip2::read::BzDecoder::new(input), take, &mut out).map_err(fail)?;
+            out
         }
-        Compression::Xz => {
-            read_limited(liblzma::read::XzDecoder::new(input), take, &mut out).map_err(fail)?
-        }
-        Compression::Lzma => {
-            let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|e| {
-                Error::Decompress {
-                    path: path.to_string(),
-                    format,
-                    reason: e.to_string(),
-                }
-            })?;
-            read_limited(
-                liblzma::read::XzDecoder::new_stream(input, stream),
-                take,
-                &mut out,
-            )
-            .map_err(fail)?
-        }
+        // Both decode straight into one buffer that is also the LZ dictionary: no separate
+        // dictionary of the stream's declared size is allocated.
+        Compression::Xz => xzdec::decode_xz(input, xz_opts).map_err(xz_fail)?,
+        Compression::Lzma => xzdec::decode_lzma(input, xz_opts).map_err(xz_fail)?,
         Compression::Zstd => {
+            let mut out = new_out();
             let mut dec = zstd::stream::read::Decoder::new(input).map_err(fail)?;
             dec.window_log_max(31).map_err(fail)?;
-            read_limited(dec.single_frame(), take, &mut out).map_err(fail)?
+            read_limited(dec.single_frame(), take, &mut out).map_err(fail)?;
+            out
         }
-        Compression::Lz4 => lz4(input, limit, &mut out).map_err(|e| match e {
-            Lz4Error::Io(e) => fail(e),
-            Lz4Error::TooLarge => bomb(),
-            Lz4Error::Bad(reason) => Error::Decompress {
-                path: path.to_string(),
-                format,
-                reason,
-            },
-        })?,
+        Compression::Lz4 => {
+            let mut out = new_out();
+            lz4(input, limit, &mut out).map_err(|e| match e {
+                Lz4Error::Io(e) => fail(e),
+                Lz4Error::TooLarge => bomb(),
+                Lz4Error::Bad(reason) => Error::Decompress {
+                    path: path.to_string(),
+                    format,
+                    reason,
+                },
+            })?;
+            out
+        }
         Compression::Lzo => {
             return Err(Error::Decompress {
                 path: path.to_string(),
@@ -160,7 +171,7 @@ pub fn decompress<R: Read>(
                     .to_string(),
             })
         }
-    }
+    };
     if out.len() as u64 > limit {
         return Err(bomb());
     }
