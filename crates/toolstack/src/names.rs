@@ -7,22 +7,21 @@
 //! reserves the name and removed on destroy. A check then costs:
 //! - one index lookup, confirmed against Xen and xenstore (a stale entry, whose domain is
 //!   gone, dying or renamed, is dropped);
-//! - one xenstore `directory` of `/local/domain` and one read of rxl's record directory
-//!   ([`StateDir::domains`]), which together tell which listed domains rxl has a record
-//!   of; a name is read only for the others (Domain-0, domains other toolstacks made, a
-//!   create still in progress, a domain the monitor renamed and let go of), so those names
-//!   are seen too. A domain without a xenstore directory has no name to collide with.
+//! - one xenstore `directory` of `/local/domain` and one 4 KiB read of the set of domains
+//!   rxl has a record of ([`StateDir::recorded`]); a name is read only for the listed
+//!   domains outside that set (Domain-0, domains other toolstacks made, a create still in
+//!   progress, a domain the monitor renamed and let go of), so those names are seen too. A
+//!   domain without a xenstore directory has no name to collide with.
 //!
 //! No step costs a round trip or a file access per rxl domain: what still grows with the
-//! host is the size of the two listings (a few bytes per domain, one xenstore round trip
-//! and one `getdents` pass) and one name read per domain that is not rxl's.
+//! host is the `directory` reply (a few bytes per domain, one xenstore round trip) and one
+//! name read per domain that is not rxl's.
 //!
 //! Why not cache the names of foreign domains too: a cache of ids and names seen at the
 //! last scan would skip reading a name only by trusting that no other tool renamed the
 //! domain since, and `xl rename` does exactly that; xenstore offers no change counter
 //! through [`Store`] that would tell a check the cache is still good. A check that can miss
-//! a taken name is worse than one read per foreign domain, which is also the case xl itself
-//! pays for every domain.
+//! a taken name is worse than one read per foreign domain (xl pays one per domain).
 //!
 //! What the check trusts: that a domain with an rxl record still carries the name rxl's
 //! index gave it. A domain rxl created and another tool then renamed is therefore not seen
@@ -106,13 +105,13 @@ impl NameIndex {
         let ids = xs
             .directory(TxId::NONE, "/local/domain")?
             .unwrap_or_default();
-        let ours = self.records.domains();
+        let ours = self.records.recorded();
         for id in ids {
             let Ok(dom) = id.parse::<u16>().map(DomId) else {
                 continue;
             };
             // An rxl domain's name is in the index, checked above.
-            if ours.contains(&dom) {
+            if ours.contains(dom) {
                 continue;
             }
             if name_of(xs, dom)?.as_deref() == Some(name) && alive(dom)? {

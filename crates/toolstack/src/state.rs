@@ -3,12 +3,31 @@
 //!
 //! One file per domain, `<state dir>/<domid>.json`, written atomically (temp + rename) and
 //! removed when the domain is destroyed.
+//!
+//! Beside them, `<state dir>/recorded` holds the set of domains that have a record as one
+//! bit per domain id (4 KiB), so a reader learns which domains are rxl's from one small
+//! read instead of a listing that grows with the host. A bit is set after its record is
+//! written and cleared before its record is removed, each by rewriting one byte in place
+//! under the `recorded.lock` lock; a reader therefore never sees a bit without its record
+//! (a process dying in between leaves a record without its bit, which only costs a reader
+//! that relies on the set some work). When the file is missing or damaged the next save
+//! or remove rebuilds it from the directory, and [`StateDir::recorded`] reads the
+//! directory instead.
 
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use xen_host::DomId;
+
+use crate::lock::{HostLock, LockError};
+
+/// The set of recorded domains, in the state directory.
+const RECORDED_FILE: &str = "recorded";
+/// Bytes of the set: one bit for each domain id below 32768 (Xen's ids end at 32751).
+const RECORDED_BYTES: usize = 4096;
 
 /// Why a record could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +50,74 @@ pub enum StateError {
         /// Why.
         source: serde_json::Error,
     },
+    /// The lock of the set of recorded domains could not be taken.
+    #[error("the set of recorded domains: {0}")]
+    Lock(#[from] LockError),
+}
+
+/// A set of domain ids held as one bit per id, read and written as one block.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DomIdSet {
+    bits: Vec<u8>,
+}
+
+impl std::fmt::Debug for DomIdSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Default for DomIdSet {
+    fn default() -> DomIdSet {
+        DomIdSet {
+            bits: vec![0; RECORDED_BYTES],
+        }
+    }
+}
+
+/// The byte and bit of `dom` in a set; `None` for ids the set cannot hold.
+fn bit_of(dom: DomId) -> Option<(usize, u8)> {
+    let i = usize::from(dom.0);
+    (i / 8 < RECORDED_BYTES).then(|| (i / 8, 1u8 << (i % 8)))
+}
+
+impl DomIdSet {
+    /// Whether `dom` is in the set.
+    pub fn contains(&self, dom: DomId) -> bool {
+        bit_of(dom).is_some_and(|(byte, bit)| self.bits.get(byte).is_some_and(|b| b & bit != 0))
+    }
+
+    /// Add or remove `dom` (ids from 32768 up cannot be held and are ignored).
+    fn set(&mut self, dom: DomId, on: bool) {
+        if let Some((byte, bit)) = bit_of(dom) {
+            if let Some(b) = self.bits.get_mut(byte) {
+                if on {
+                    *b |= bit;
+                } else {
+                    *b &= !bit;
+                }
+            }
+        }
+    }
+
+    /// The ids in the set, in order.
+    pub fn iter(&self) -> impl Iterator<Item = DomId> + '_ {
+        self.bits.iter().enumerate().flat_map(|(byte, &b)| {
+            (0..8u16)
+                .filter(move |bit| b & (1 << bit) != 0)
+                .filter_map(move |bit| u16::try_from(byte * 8).ok().map(|base| DomId(base + bit)))
+        })
+    }
+}
+
+impl FromIterator<DomId> for DomIdSet {
+    fn from_iter<I: IntoIterator<Item = DomId>>(ids: I) -> DomIdSet {
+        let mut set = DomIdSet::default();
+        for dom in ids {
+            set.set(dom, true);
+        }
+        set
+    }
 }
 
 /// The directory of per-domain records.
@@ -77,7 +164,80 @@ impl StateDir {
             what: "cannot write",
             path: path.clone(),
             source,
-        })
+        })?;
+        // Without its bit the record is still found by a listing: a failure here only
+        // makes readers of the set do more work.
+        if let Err(e) = self.mark(dom, true) {
+            tracing::warn!("domain {dom} is missing from the set of recorded domains: {e}");
+        }
+        Ok(())
+    }
+
+    /// The file holding the set of recorded domains.
+    pub fn recorded_path(&self) -> PathBuf {
+        self.dir.join(RECORDED_FILE)
+    }
+
+    /// The domains that have a record, from one read of the set file (or, when that is
+    /// missing or damaged, from one listing of the directory). May miss a domain whose
+    /// save was interrupted; never holds one whose record is gone.
+    pub fn recorded(&self) -> DomIdSet {
+        let mut bits = vec![0u8; RECORDED_BYTES];
+        let whole = std::fs::File::open(self.recorded_path()).is_ok_and(|f| {
+            f.metadata().is_ok_and(|m| m.len() == RECORDED_BYTES as u64)
+                && f.read_exact_at(&mut bits, 0).is_ok()
+        });
+        if whole {
+            DomIdSet { bits }
+        } else {
+            self.domains().into_iter().collect()
+        }
+    }
+
+    /// Set or clear the bit of `dom` in the set file, rebuilding the file from the
+    /// directory when it is missing or damaged.
+    fn mark(&self, dom: DomId, on: bool) -> Result<(), StateError> {
+        let Some((byte, bit)) = bit_of(dom) else {
+            return Ok(());
+        };
+        let _lock = HostLock::acquire(&self.dir, RECORDED_FILE)?;
+        let path = self.recorded_path();
+        let io = |what: &'static str, source: std::io::Error| StateError::Io {
+            what,
+            path: path.clone(),
+            source,
+        };
+        match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f)
+                if f.metadata().map_err(|e| io("cannot read", e))?.len()
+                    == RECORDED_BYTES as u64 =>
+            {
+                let offset = byte as u64;
+                let mut old = [0u8];
+                f.read_exact_at(&mut old, offset)
+                    .map_err(|e| io("cannot read", e))?;
+                let new = if on { old[0] | bit } else { old[0] & !bit };
+                if new != old[0] {
+                    f.write_all_at(&[new], offset)
+                        .map_err(|e| io("cannot write", e))?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("cannot open", e)),
+            _ => {
+                let mut set: DomIdSet = self.domains().into_iter().collect();
+                set.set(dom, on);
+                let tmp = self
+                    .dir
+                    .join(format!(".{RECORDED_FILE}.{}", std::process::id()));
+                std::fs::write(&tmp, &set.bits).map_err(|source| StateError::Io {
+                    what: "cannot write",
+                    path: tmp.clone(),
+                    source,
+                })?;
+                std::fs::rename(&tmp, &path).map_err(|e| io("cannot write", e))
+            }
+        }
     }
 
     /// The record of `dom`, `None` when there is none.
@@ -117,6 +277,11 @@ impl StateDir {
     /// Remove the record of `dom` (no error if there is none).
     pub fn remove(&self, dom: DomId) -> Result<(), StateError> {
         let path = self.record_path(dom);
+        if !path.exists() {
+            return Ok(());
+        }
+        // The bit goes first, so the set never names a domain without a record.
+        self.mark(dom, false)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -152,6 +317,61 @@ mod tests {
         state.remove(DomId(3))?;
         state.remove(DomId(3))?;
         assert_eq!(state.load::<Vec<u32>>(DomId(3))?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn the_recorded_set_follows_saves_and_removes() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let state = StateDir::new(tmp.path().join("rxl"));
+        assert_eq!(state.recorded(), DomIdSet::default());
+        for id in [1, 7, 8, 300, 32751] {
+            state.save(DomId(id), &id)?;
+        }
+        let ids = |set: DomIdSet| set.iter().map(|d| d.0).collect::<Vec<_>>();
+        assert_eq!(ids(state.recorded()), vec![1, 7, 8, 300, 32751]);
+        assert_eq!(
+            std::fs::metadata(state.recorded_path())?.len(),
+            RECORDED_BYTES as u64
+        );
+        state.remove(DomId(7))?;
+        state.remove(DomId(9))?;
+        assert_eq!(ids(state.recorded()), vec![1, 8, 300, 32751]);
+        assert!(state.recorded().contains(DomId(8)));
+        assert!(!state.recorded().contains(DomId(7)));
+        assert!(!state.recorded().contains(DomId(0xffff)));
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_or_damaged_set_is_read_from_the_directory_and_rebuilt(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let state = StateDir::new(tmp.path().join("rxl"));
+        state.save(DomId(4), &4)?;
+        state.save(DomId(5), &5)?;
+        let ids = |set: DomIdSet| set.iter().map(|d| d.0).collect::<Vec<_>>();
+        // Records written before the set existed (or after it was lost).
+        std::fs::remove_file(state.recorded_path())?;
+        std::fs::write(state.record_path(DomId(6)), b"6")?;
+        assert_eq!(ids(state.recorded()), vec![4, 5, 6]);
+        state.save(DomId(2), &2)?;
+        assert_eq!(ids(state.recorded()), vec![2, 4, 5, 6]);
+        std::fs::write(state.record_path(DomId(9)), b"9")?;
+        assert_eq!(
+            ids(state.recorded()),
+            vec![2, 4, 5, 6],
+            "the rebuilt file is read, not the directory"
+        );
+        // A truncated file is not trusted, and is rebuilt by the next change.
+        std::fs::write(state.recorded_path(), [0xffu8; 10])?;
+        assert_eq!(ids(state.recorded()), vec![2, 4, 5, 6, 9]);
+        state.remove(DomId(5))?;
+        assert_eq!(ids(state.recorded()), vec![2, 4, 6, 9]);
+        assert_eq!(
+            std::fs::metadata(state.recorded_path())?.len(),
+            RECORDED_BYTES as u64
+        );
         Ok(())
     }
 }
