@@ -160,8 +160,8 @@ impl Props {
 struct LenDecoder {
     choice: u16,
     choice2: u16,
-    low: [u16; POS_STATES_MAX * LEN_LOW],
-    mid: [u16; POS_STATES_MAX * LEN_MID],
+    low: [[u16; LEN_LOW]; POS_STATES_MAX],
+    mid: [[u16; LEN_MID]; POS_STATES_MAX],
     high: [u16; LEN_HIGH],
 }
 
@@ -170,8 +170,8 @@ impl LenDecoder {
         LenDecoder {
             choice: PROB_INIT,
             choice2: PROB_INIT,
-            low: [PROB_INIT; POS_STATES_MAX * LEN_LOW],
-            mid: [PROB_INIT; POS_STATES_MAX * LEN_MID],
+            low: [[PROB_INIT; LEN_LOW]; POS_STATES_MAX],
+            mid: [[PROB_INIT; LEN_MID]; POS_STATES_MAX],
             high: [PROB_INIT; LEN_HIGH],
         }
     }
@@ -233,18 +233,18 @@ pub(crate) struct Lzma {
     pb_mask: usize,
     state: usize,
     reps: [u32; 4],
-    is_match: [u16; STATES * POS_STATES_MAX],
+    is_match: [[u16; POS_STATES_MAX]; STATES],
     is_rep: [u16; STATES],
     is_rep0: [u16; STATES],
     is_rep1: [u16; STATES],
     is_rep2: [u16; STATES],
-    is_rep0_long: [u16; STATES * POS_STATES_MAX],
-    dist_slot: [u16; DIST_STATES << DIST_SLOT_BITS],
+    is_rep0_long: [[u16; POS_STATES_MAX]; STATES],
+    dist_slot: [[u16; 1 << DIST_SLOT_BITS]; DIST_STATES],
     dist_special: [u16; FULL_DISTANCES - DIST_MODEL_END as usize],
     align: [u16; ALIGN_SIZE],
     match_len: LenDecoder,
     rep_len: LenDecoder,
-    literal: Vec<u16>,
+    literal: Vec<[u16; LITERAL_CODER_SIZE]>,
 }
 
 impl Lzma {
@@ -255,13 +255,13 @@ impl Lzma {
             pb_mask: 0,
             state: 0,
             reps: [0; 4],
-            is_match: [PROB_INIT; STATES * POS_STATES_MAX],
+            is_match: [[PROB_INIT; POS_STATES_MAX]; STATES],
             is_rep: [PROB_INIT; STATES],
             is_rep0: [PROB_INIT; STATES],
             is_rep1: [PROB_INIT; STATES],
             is_rep2: [PROB_INIT; STATES],
-            is_rep0_long: [PROB_INIT; STATES * POS_STATES_MAX],
-            dist_slot: [PROB_INIT; DIST_STATES << DIST_SLOT_BITS],
+            is_rep0_long: [[PROB_INIT; POS_STATES_MAX]; STATES],
+            dist_slot: [[PROB_INIT; 1 << DIST_SLOT_BITS]; DIST_STATES],
             dist_special: [PROB_INIT; FULL_DISTANCES - DIST_MODEL_END as usize],
             align: [PROB_INIT; ALIGN_SIZE],
             match_len: LenDecoder::new(),
@@ -277,9 +277,9 @@ impl Lzma {
         self.lc = props.lc;
         self.lp_mask = (1usize << props.lp) - 1;
         self.pb_mask = (1usize << props.pb) - 1;
-        let size = LITERAL_CODER_SIZE << (props.lc + props.lp);
         self.literal.clear();
-        self.literal.resize(size, PROB_INIT);
+        self.literal
+            .resize(1 << (props.lc + props.lp), [PROB_INIT; LITERAL_CODER_SIZE]);
         self.reset();
     }
 
@@ -287,18 +287,18 @@ impl Lzma {
     pub(crate) fn reset(&mut self) {
         self.state = 0;
         self.reps = [0; 4];
-        self.is_match.fill(PROB_INIT);
+        self.is_match = [[PROB_INIT; POS_STATES_MAX]; STATES];
         self.is_rep.fill(PROB_INIT);
         self.is_rep0.fill(PROB_INIT);
         self.is_rep1.fill(PROB_INIT);
         self.is_rep2.fill(PROB_INIT);
-        self.is_rep0_long.fill(PROB_INIT);
-        self.dist_slot.fill(PROB_INIT);
+        self.is_rep0_long = [[PROB_INIT; POS_STATES_MAX]; STATES];
+        self.dist_slot = [[PROB_INIT; 1 << DIST_SLOT_BITS]; DIST_STATES];
         self.dist_special.fill(PROB_INIT);
         self.align.fill(PROB_INIT);
         self.match_len = LenDecoder::new();
         self.rep_len = LenDecoder::new();
-        self.literal.fill(PROB_INIT);
+        self.literal.fill([PROB_INIT; LITERAL_CODER_SIZE]);
     }
 
     /// Decodes symbols from `inp[*ipos..]` into `out` until one of the [`Stop`] conditions.
@@ -378,13 +378,14 @@ impl Lzma {
                 }
             }};
         }
-        // A bit tree of `$bits` levels over the slice `$probs`; yields the value.
+        // A bit tree of `$bits` levels over the array `$probs` of `1 << $bits` entries;
+        // yields the value. (The index mask changes nothing: `m` stays below the size.)
         macro_rules! tree {
             ($probs:expr, $bits:expr) => {{
                 let probs = &mut $probs;
                 let mut m = 1usize;
                 for _ in 0..$bits {
-                    m = (m << 1) | bit!(probs[m]) as usize;
+                    m = (m << 1) | bit!(probs[m & ((1usize << $bits) - 1)]) as usize;
                 }
                 (m - (1usize << $bits)) as u32
             }};
@@ -394,11 +395,9 @@ impl Lzma {
             ($ld:expr, $pos_state:expr) => {{
                 let ld = &mut $ld;
                 if bit!(ld.choice) == 0 {
-                    let b = $pos_state * LEN_LOW;
-                    tree!(ld.low[b..b + LEN_LOW], LEN_LOW_BITS) as usize
+                    tree!(ld.low[$pos_state], LEN_LOW_BITS) as usize
                 } else if bit!(ld.choice2) == 0 {
-                    let b = $pos_state * LEN_MID;
-                    LEN_LOW + tree!(ld.mid[b..b + LEN_MID], LEN_MID_BITS) as usize
+                    LEN_LOW + tree!(ld.mid[$pos_state], LEN_MID_BITS) as usize
                 } else {
                     LEN_LOW + LEN_MID + tree!(ld.high, LEN_HIGH_BITS) as usize
                 }
@@ -423,9 +422,9 @@ impl Lzma {
                 break Stop::NeedSpace;
             }
             let rel = pos - dict_start;
-            let pos_state = rel & pb_mask;
+            let pos_state = rel & pb_mask & (POS_STATES_MAX - 1);
 
-            if bit!(self.is_match[state * POS_STATES_MAX + pos_state]) == 0 {
+            if bit!(self.is_match[state][pos_state]) == 0 {
                 // Literal.
                 if pos >= hard {
                     break Stop::Overflow;
@@ -436,8 +435,7 @@ impl Lzma {
                     0
                 };
                 let lit = ((rel & lp_mask) << lc) + (prev >> (8 - lc)) as usize;
-                let base = lit * LITERAL_CODER_SIZE;
-                let probs = &mut self.literal[base..base + LITERAL_CODER_SIZE];
+                let probs = &mut self.literal[lit];
                 let mut sym = 1usize;
                 if state >= LIT_STATES {
                     let at = pos.wrapping_sub(rep0 as usize + 1);
@@ -452,8 +450,8 @@ impl Lzma {
                         offset &= if b != 0 { mbit } else { !mbit };
                     }
                 } else {
-                    while sym < 0x100 {
-                        sym = (sym << 1) | bit!(probs[sym]) as usize;
+                    for _ in 0..8 {
+                        sym = (sym << 1) | bit!(probs[sym & 0xff]) as usize;
                     }
                 }
                 if let Some(slot) = buf.get_mut(pos) {
@@ -475,11 +473,7 @@ impl Lzma {
                 // A match with a new distance.
                 len = MATCH_LEN_MIN + length!(self.match_len, pos_state);
                 let len_state = (len - MATCH_LEN_MIN).min(DIST_STATES - 1);
-                let sb = len_state << DIST_SLOT_BITS;
-                let slot = tree!(
-                    self.dist_slot[sb..sb + (1 << DIST_SLOT_BITS)],
-                    DIST_SLOT_BITS
-                );
+                let slot = tree!(self.dist_slot[len_state], DIST_SLOT_BITS);
                 let dist = if slot < DIST_MODEL_START {
                     slot
                 } else {
@@ -534,7 +528,7 @@ impl Lzma {
                     break Stop::BadDistance;
                 }
                 if bit!(self.is_rep0[state]) == 0 {
-                    if bit!(self.is_rep0_long[state * POS_STATES_MAX + pos_state]) == 0 {
+                    if bit!(self.is_rep0_long[state][pos_state]) == 0 {
                         // A one-byte match at rep0.
                         if pos >= hard {
                             break Stop::Overflow;
@@ -600,7 +594,7 @@ impl Lzma {
 fn copy_match(buf: &mut [u8], pos: usize, dist: usize, len: usize) {
     let src = pos - dist;
     if dist >= len {
-        if len <= 16 && pos + 16 <= buf.len() && dist >= 16 {
+        if len <= 16 && dist >= 16 && pos + 16 <= buf.len() {
             // Fixed-size copy; bytes past `len` are scratch that later output overwrites.
             let mut t = [0u8; 16];
             t.copy_from_slice(&buf[src..src + 16]);
