@@ -20,7 +20,7 @@
 //! DIR/domains/<id>.json    one file per domain: hypervisor state and xenstored's
 //!                          introduction record
 //! DIR/xs/<path>/.node      one directory per xenstore node, named by its path; `.node`
-//!                          holds the generation, permissions and value
+//!                          holds the generation, permissions, child names and value
 //! DIR/log/<segment>.log    the change log: `SEQ KIND PATH` lines, 1024 per segment,
 //!                          the last 8 segments kept; watchers in every process poll it
 //!                          (one that fell further behind has each watch fired once)

@@ -1,14 +1,17 @@
 //! The xenstore tree on disk, permissions, transactions and watch matching.
 //!
 //! Every node is a directory under `DIR/xs` named by its path components, holding a
-//! `.node` file: the node's generation, its permissions and its value. xenstore names
-//! never contain `.`, so `.node` (and the hidden staging directories of [`write`]) cannot
-//! clash with a child. A node's directory appears, by one rename, only once its `.node`
-//! file is written, so listing a node's children is one read of its directory.
+//! `.node` file: the node's generation, its permissions, the names of its children and its
+//! value. Keeping the children in the node, as xenstored does, makes a `directory` one
+//! file read however many children there are. xenstore names never contain `.`, so `.node`
+//! (and the hidden staging directories of [`write`]) cannot clash with a child. New nodes
+//! appear by one rename of a staged subtree, after their parent lists them; a removed
+//! subtree goes before its parent stops listing it. So a process dying mid-change can
+//! leave a listed child that does not exist (the next write or rm of it repairs the list),
+//! never a node its parent does not list.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use xen_host::{Access, DomId, Errno, Perm};
@@ -31,7 +34,29 @@ type ValuePerms = (Vec<u8>, Vec<Perm>);
 pub(crate) struct Node {
     pub gen: u64,
     pub perms: Vec<Perm>,
+    /// The names of the children, sorted, as xenstored keeps them in the node.
+    pub children: Vec<String>,
     pub value: Vec<u8>,
+}
+
+impl Node {
+    /// Add `name` to the children (nothing if it is there).
+    fn add_child(&mut self, name: &str) {
+        if let Err(at) = self.children.binary_search_by(|c| c.as_str().cmp(name)) {
+            self.children.insert(at, name.to_string());
+        }
+    }
+
+    /// Remove `name` from the children; whether it was there.
+    fn remove_child(&mut self, name: &str) -> bool {
+        match self.children.binary_search_by(|c| c.as_str().cmp(name)) {
+            Ok(at) => {
+                self.children.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 fn einval(detail: impl Into<String>) -> SimError {
@@ -135,7 +160,13 @@ fn node_dir(dir: &Path, path: &str) -> PathBuf {
 
 fn encode(node: &Node) -> Vec<u8> {
     let perms: Vec<String> = node.perms.iter().map(|p| p.to_wire()).collect();
-    let mut out = format!("{}\n{}\n", node.gen, perms.join(" ")).into_bytes();
+    let mut out = format!(
+        "{}\n{}\n{}\n",
+        node.gen,
+        perms.join(" "),
+        node.children.join(" ")
+    )
+    .into_bytes();
     out.extend_from_slice(&node.value);
     out
 }
@@ -165,10 +196,27 @@ fn decode(file: &Path, data: &[u8]) -> Result<Node, SimError> {
         .filter(|s| !s.is_empty())
         .map(|s| Perm::from_wire(s).ok_or_else(|| corrupt("bad permission")))
         .collect::<Result<Vec<_>, _>>()?;
+    let rest = rest.get(nl2 + 1..).unwrap_or_default();
+    let nl3 = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| corrupt("no children line"))?;
+    let children_text = std::str::from_utf8(rest.get(..nl3).unwrap_or_default())
+        .map_err(|_| corrupt("child names are not text"))?;
+    let mut children: Vec<String> = children_text
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !children.is_sorted() {
+        children.sort_unstable();
+    }
+    children.dedup();
     Ok(Node {
         gen,
         perms,
-        value: rest.get(nl2 + 1..).unwrap_or_default().to_vec(),
+        children,
+        value: rest.get(nl3 + 1..).unwrap_or_default().to_vec(),
     })
 }
 
@@ -186,29 +234,12 @@ pub(crate) fn write_node(dir: &Path, path: &str, node: &Node) -> Result<(), SimE
     write_atomic(&node_dir(dir, path).join(".node"), &encode(node))
 }
 
-/// The names of a node's children on disk, sorted.
+/// The names of a node's children, sorted (none when the node does not exist): the list
+/// kept in the node, so one file read whatever the number of children.
 pub(crate) fn disk_children(dir: &Path, path: &str) -> Result<Vec<String>, SimError> {
-    let d = node_dir(dir, path);
-    let mut names = Vec::new();
-    let entries = match fs::read_dir(&d) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
-        Err(e) => return Err(io_err(&d, e)),
-    };
-    // Every entry not starting with `.` is a complete child node (see [`write`]), so the
-    // listing reads the directory once and looks at no child.
-    for entry in entries {
-        let entry = entry.map_err(|e| io_err(&d, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            continue;
-        };
-        if !name.starts_with('.') {
-            names.push(name.to_owned());
-        }
-    }
-    names.sort_unstable();
-    Ok(names)
+    Ok(read_node(dir, path)?
+        .map(|n| n.children)
+        .unwrap_or_default())
 }
 
 /// The deepest existing node at or above `path`, with its path.
@@ -296,9 +327,13 @@ pub(crate) fn write(
     let Some(first) = comps.first() else {
         return Err(einval(format!("`{path}` names no new node")));
     };
-    // The new nodes are built in a hidden staging directory beside the first of them and
-    // renamed into place in one step, so a node's directory is only ever seen complete,
-    // with its `.node` file: a listing needs no check per child.
+    // The ancestor lists its new child first, then the new nodes, built in a hidden
+    // staging directory beside it, are renamed into place in one step. A process dying in
+    // between leaves a listed child that does not exist, which the next write or rm of
+    // that path repairs; never a node its parent does not list.
+    anc.gen = gen;
+    anc.add_child(first);
+    write_node(w.dir, &anc_path, &anc)?;
     let anc_dir = node_dir(w.dir, &anc_path);
     let stage = anc_dir.join(format!(".new-{gen}"));
     if stage.exists() {
@@ -314,6 +349,10 @@ pub(crate) fn write(
         let node = Node {
             gen,
             perms: perms.clone(),
+            children: comps
+                .get(i + 1)
+                .map(|c| vec![c.to_string()])
+                .unwrap_or_default(),
             value: if i == last {
                 value.to_vec()
             } else {
@@ -324,14 +363,11 @@ pub(crate) fn write(
         fs::write(&file, encode(&node)).map_err(|e| io_err(&file, e))?;
     }
     let target = node_dir(w.dir, &child_path(&anc_path, first));
-    // A directory without a node there is what a process that died mid-write with an
-    // older layout left: it holds no node.
+    // A directory there without a node is a leftover of an older layout: it holds no node.
     if target.exists() {
         fs::remove_dir_all(&target).map_err(|e| io_err(&target, e))?;
     }
     fs::rename(&stage, &target).map_err(|e| io_err(&target, e))?;
-    anc.gen = gen;
-    write_node(w.dir, &anc_path, &anc)?;
     w.log(ChangeKind::Write, path);
     Ok(())
 }
@@ -341,21 +377,34 @@ pub(crate) fn rm(w: &mut World<'_>, caller: DomId, path: &str) -> Result<(), Sim
     let Some(parent_path) = parent(path) else {
         return Err(einval("the root node cannot be removed"));
     };
+    let name = path
+        .get(parent_path.len()..)
+        .unwrap_or_default()
+        .trim_start_matches('/');
     let Some(node) = read_node(w.dir, path)? else {
+        // A child listed but missing (its writer died): forget it.
+        if let Some(mut p) = read_node(w.dir, parent_path)? {
+            if p.remove_child(name) {
+                write_node(w.dir, parent_path, &p)?;
+            }
+        }
         return Ok(());
     };
     if !can_write(&node.perms, caller) {
         return Err(eacces(path));
     }
     let gen = w.bump_gen();
+    // The subtree goes first and the parent's list after, so a process dying in between
+    // leaves a listed child that does not exist, never an unlisted node.
     let src = node_dir(w.dir, path);
     let trash = w.dir.join("trash").join(gen.to_string());
     fs::rename(&src, &trash).map_err(|e| io_err(&src, e))?;
-    fs::remove_dir_all(&trash).map_err(|e| io_err(&trash, e))?;
     if let Some(mut p) = read_node(w.dir, parent_path)? {
         p.gen = gen;
+        p.remove_child(name);
         write_node(w.dir, parent_path, &p)?;
     }
+    fs::remove_dir_all(&trash).map_err(|e| io_err(&trash, e))?;
     w.log(ChangeKind::Remove, path);
     Ok(())
 }
@@ -368,7 +417,7 @@ pub(crate) fn directory(
 ) -> Result<Option<Vec<String>>, SimError> {
     match read_node(w.dir, path)? {
         None => Ok(None),
-        Some(n) if can_read(&n.perms, caller) => disk_children(w.dir, path).map(Some),
+        Some(n) if can_read(&n.perms, caller) => Ok(Some(n.children)),
         Some(_) => Err(eacces(path)),
     }
 }
@@ -652,7 +701,7 @@ impl Tx {
         if !fresh {
             if let Some(n) = read_node(dir, path)? {
                 self.observe(path, Some(n.gen));
-                names.extend(disk_children(dir, path)?);
+                names.extend(n.children);
             }
         }
         let prefix = if path == "/" {
@@ -779,6 +828,7 @@ pub(crate) fn init_tree(w: &mut World<'_>) -> Result<(), SimError> {
                     domid: DomId::DOM0,
                     access: Access::None,
                 }],
+                children: Vec::new(),
                 value: Vec::new(),
             },
         )?;
@@ -836,10 +886,20 @@ mod tests {
         let n = Node {
             gen: 42,
             perms: vec![perm(0, Access::None), perm(4, Access::Both)],
+            children: vec!["1".into(), "backend".into(), "name".into()],
             value: b"a\nb\0c".to_vec(),
         };
         let f = Path::new("x");
         assert_eq!(decode(f, &encode(&n)).unwrap(), n);
+        let leaf = Node {
+            children: Vec::new(),
+            value: Vec::new(),
+            ..n.clone()
+        };
+        assert_eq!(decode(f, &encode(&leaf)).unwrap(), leaf);
+        let unsorted = decode(f, b"1\n\nb a b\nv").unwrap();
+        assert_eq!(unsorted.children, vec!["a", "b"]);
+        assert!(decode(f, b"1\n\n").is_err(), "no children line");
         assert!(decode(f, b"zz\n\n").is_err());
         assert!(decode(f, b"1\nq9\n").is_err());
         assert!(decode(f, b"1").is_err());

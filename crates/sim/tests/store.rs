@@ -67,11 +67,12 @@ fn tree_semantics() {
     assert_eq!(h.get_domain_path(DomId(7)).unwrap(), "/local/domain/7");
 }
 
-/// New nodes appear on disk in one rename, so a listing shows only complete nodes without
-/// looking at each child: hidden staging directories are never listed, and a node-less
-/// directory a died writer left where a new node goes is replaced by the node.
+/// A listing comes from the node's own list of children: hidden staging directories and
+/// stray directories are never listed, a stray directory where a new node goes is
+/// replaced by the node, and a child listed but missing (its writer died before the
+/// rename) is repaired by the next write or rm of it.
 #[test]
-fn listings_show_complete_nodes_only() {
+fn listings_come_from_the_node_and_survive_a_died_writer() {
     let dir = tempfile::tempdir().unwrap();
     let h = host(dir.path(), 4096);
     h.write(T, "/local/domain/3/name", b"three").unwrap();
@@ -80,12 +81,13 @@ fn listings_show_complete_nodes_only() {
     std::fs::create_dir_all(parent.join("8/junk")).unwrap();
     let before = h.directory(T, "/local/domain").unwrap().unwrap();
     assert!(before.contains(&"3".to_string()), "{before:?}");
+    assert!(!before.contains(&"8".to_string()), "{before:?}");
     assert!(!before.iter().any(|c| c.starts_with('.')), "{before:?}");
     h.write(T, "/local/domain/8/name", b"eight").unwrap();
     assert_eq!(
         h.directory(T, "/local/domain/8").unwrap().unwrap(),
         vec!["name"],
-        "the leftover's contents are gone"
+        "the stray directory's contents are gone"
     );
     assert_eq!(
         h.read(T, "/local/domain/8/name").unwrap().unwrap(),
@@ -93,6 +95,10 @@ fn listings_show_complete_nodes_only() {
     );
     h.write(T, "/local/domain/9/a/b/c", b"deep").unwrap();
     assert_eq!(h.read(T, "/local/domain/9/a/b").unwrap().unwrap(), b"");
+    assert_eq!(
+        h.directory(T, "/local/domain/9/a").unwrap().unwrap(),
+        vec!["b"]
+    );
     assert_eq!(
         h.read(T, "/local/domain/9/a/b/c").unwrap().unwrap(),
         b"deep"
@@ -108,6 +114,27 @@ fn listings_show_complete_nodes_only() {
         .filter(|n| n.starts_with(".new-") && n != ".new-999")
         .collect();
     assert_eq!(staged, Vec::<String>::new(), "no staging directory is left");
+
+    // A writer that died after listing child 8 of /local/domain, before its rename.
+    std::fs::remove_dir_all(parent.join("8")).unwrap();
+    assert!(h
+        .directory(T, "/local/domain")
+        .unwrap()
+        .unwrap()
+        .contains(&"8".to_string()));
+    assert_eq!(h.read(T, "/local/domain/8/name").unwrap(), None);
+    h.write(T, "/local/domain/8/name", b"again").unwrap();
+    assert_eq!(
+        h.read(T, "/local/domain/8/name").unwrap().unwrap(),
+        b"again"
+    );
+    std::fs::remove_dir_all(parent.join("9")).unwrap();
+    h.rm(T, "/local/domain/9").unwrap();
+    assert_eq!(
+        h.directory(T, "/local/domain").unwrap().unwrap(),
+        vec!["0", "3", "8"],
+        "rm of a listed but missing child forgets it"
+    );
 }
 
 #[test]
