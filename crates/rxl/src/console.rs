@@ -56,7 +56,7 @@ pub fn attach(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
         termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw)
             .context("cannot set the terminal raw")?;
     }
-    let result = relay(&mut pty);
+    let result = relay(&mut pty, saved.is_some());
     if let Some(orig) = &saved {
         let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, orig);
     }
@@ -64,14 +64,25 @@ pub fn attach(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn relay(pty: &mut std::fs::File) -> anyhow::Result<()> {
+/// Copies the console to stdout and stdin to the console until Ctrl-] or the console
+/// ends. When stdin is a terminal, its end detaches too; otherwise (a script's
+/// `</dev/null`, a pipe that closes) the console is still copied out until it ends, so that
+/// `rxl console DOMAIN </dev/null >log` records a guest's output.
+fn relay(pty: &mut std::fs::File, stdin_is_tty: bool) -> anyhow::Result<()> {
     let mut stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     let mut buf = [0u8; 4096];
+    let mut stdin_open = true;
     loop {
         let (stdin_ready, pty_ready) = {
+            // A closed stdin is left out of the poll (it would report ready forever).
+            let stdin_flags = if stdin_open {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::empty()
+            };
             let mut fds = [
-                PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stdin.as_fd(), stdin_flags),
                 PollFd::new(pty.as_fd(), PollFlags::POLLIN),
             ];
             match poll(&mut fds, PollTimeout::NONE) {
@@ -83,10 +94,15 @@ fn relay(pty: &mut std::fs::File) -> anyhow::Result<()> {
                 f.revents()
                     .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
             };
-            (ready(&fds[0]), ready(&fds[1]))
+            (stdin_open && ready(&fds[0]), ready(&fds[1]))
         };
         if pty_ready {
-            let n = pty.read(&mut buf).context("reading the console")?;
+            let n = match pty.read(&mut buf) {
+                Ok(n) => n,
+                // xenconsoled closed the pty's other side: the domain is gone.
+                Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => 0,
+                Err(e) => return Err(e).context("reading the console"),
+            };
             if n == 0 {
                 return Ok(());
             }
@@ -96,7 +112,11 @@ fn relay(pty: &mut std::fs::File) -> anyhow::Result<()> {
         if stdin_ready {
             let n = stdin.read(&mut buf)?;
             if n == 0 {
-                return Ok(());
+                if stdin_is_tty {
+                    return Ok(());
+                }
+                stdin_open = false;
+                continue;
             }
             let input = &buf[..n];
             let (send, detach) = match input.iter().position(|&b| b == ESCAPE) {

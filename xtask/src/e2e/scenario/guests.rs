@@ -38,15 +38,20 @@ pub struct LinuxFiles {
 /// The line the Linux guest's /init prints on its console (followed by ` cpus=N online=L`).
 pub const LINUX_INIT_LINE: &str = "RXL-LINUX-INIT";
 
-/// The Linux guest's /init: mounts the kernel file systems and reports the CPUs it sees.
+/// The Linux guest's /init: mounts the kernel file systems, reports the CPUs it sees, then
+/// answers each line typed on its console with `RXL-ECHO line` (the console step types).
 const LINUX_INIT: &str = "#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo \"RXL-LINUX-INIT cpus=$(grep -c ^processor /proc/cpuinfo) online=$(cat /sys/devices/system/cpu/online)\"
+while read -r line; do echo \"RXL-ECHO $line\"; done
 while true; do sleep 3600; done
 ";
+
+/// What the guest answers to the line the console capture types.
+const CONSOLE_ECHO: &str = "RXL-ECHO console check 42";
 
 /// Writes the Linux guest's initramfs (busybox, /init, and the /sbin/poweroff and
 /// /sbin/reboot that Linux runs on a xenstore shutdown request) into `out_dir`. Returns
@@ -628,6 +633,36 @@ xl list {LINUX_NAME}
 exit $r
 "#
     );
+    // `rxl console` on a fifo: a line typed reaches the guest (its answer comes back), and
+    // Ctrl-] detaches with status 0.
+    let console = format!(
+        r#"rm -f /tmp/cin /tmp/cout
+mkfifo /tmp/cin || exit 1
+rxl console {LINUX_NAME} </tmp/cin >/tmp/cout 2>&1 &
+pid=$!
+exec 5>/tmp/cin
+sleep 1
+printf 'console check %s\n' $((6 * 7)) >&5
+i=0
+until grep -q "{CONSOLE_ECHO}" /tmp/cout; do
+    i=$((i + 1))
+    [ $i -gt 100 ] && {{ echo "no answer from the guest within 20 s"; break; }}
+    sleep 0.2
+done
+printf '\035' >&5
+i=0
+while kill -0 $pid 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 25 ] && {{ echo "rxl console still attached 5 s after Ctrl-]"; kill $pid; break; }}
+    sleep 0.2
+done
+wait $pid
+echo "console_rc=$?"
+exec 5>&-
+echo "--- console output (last lines)"
+tr -d '\r' </tmp/cout | tail -n 4
+"#
+    );
     let shutdown = format!(
         r#". /e2e/lib.sh
 rxl shutdown -w --timeout 120 {LINUX_NAME}
@@ -643,6 +678,7 @@ exit $rc
         captures: vec![
             cap("boot", 2 * LINUX_BOOT_S + 60, &boot),
             cap("pause", 30, &pause),
+            cap("console", 60, &console),
             cap("reboot", LINUX_BOOT_S + 160, &reboot),
             cap("shutdown", 150, &shutdown),
             cap("rxl-list-after", 30, "rxl list\n"),
@@ -715,6 +751,22 @@ fn check_linux(o: &Outcome<'_>) -> Result<String, Vec<String>> {
                         .and_then(|s| s.as_bytes().get(2).copied())
                         == Some(b'p') => {}
                 other => problems.push(format!("rxl list while paused shows {other:?}")),
+            }
+        }
+        Err(e) => problems.push(e),
+    }
+    match o.succeeded("console") {
+        Ok(c) => {
+            let echoed = c.lines.iter().any(|l| l.trim() == CONSOLE_ECHO);
+            let rc0 = c.lines.iter().any(|l| l.trim() == "console_rc=0");
+            if !echoed || !rc0 {
+                problems.push(format!(
+                    "console: want the guest's {CONSOLE_ECHO:?} and console_rc=0 after \
+                     Ctrl-]: {}",
+                    excerpt(&c.lines)
+                ));
+            } else {
+                notes.push("console: typed line answered, Ctrl-] detached".to_owned());
             }
         }
         Err(e) => problems.push(e),
@@ -1627,12 +1679,13 @@ mod tests {
     #[test]
     fn linux_check_wants_init_pause_and_a_new_domid() {
         let xl_row = format!("{}\nrxl-linux 7 256 2 -b---- 1.0\n", compare::LIST_HEADER);
-        let results = |new: u32| {
+        let with_console = |new: u32, console: &str| {
             format!(
                 "@@RXL-BEGIN rxl-linux/boot\ncreate_ms=9000 init_ms=30000 wait=0\ndomid=6\n\
                  RXL-LINUX-INIT cpus=2 online=0-1\n@@RXL-END rxl-linux/boot rc=0\n\
                  @@RXL-BEGIN rxl-linux/pause\npaused=--p---\nrxl-linux 6 256 2 --p--- 1.0\n\
                  unpaused=-b----\n@@RXL-END rxl-linux/pause rc=0\n\
+                 @@RXL-BEGIN rxl-linux/console\n{console}@@RXL-END rxl-linux/console rc=0\n\
                  @@RXL-BEGIN rxl-linux/reboot\nold=6 new={new}\nwait=0 init_ms=1\n\
                  RXL-LINUX-INIT cpus=2 online=0-1\n{xl_row}@@RXL-END rxl-linux/reboot rc=0\n\
                  @@RXL-BEGIN rxl-linux/shutdown\nstate=gone\n@@RXL-END rxl-linux/shutdown rc=0\n\
@@ -1641,6 +1694,9 @@ mod tests {
                 compare::LIST_HEADER
             )
         };
+        let good_console =
+            format!("console_rc=0\n--- console output (last lines)\n{CONSOLE_ECHO}\n");
+        let results = |new: u32| with_console(new, &good_console);
         let check = |text: String| {
             let report = markers::parse(&text);
             check_linux(&Outcome {
@@ -1651,8 +1707,22 @@ mod tests {
         };
         let ok = check(results(7)).unwrap();
         assert!(ok.contains("reboot d6 -> d7"), "{ok}");
+        assert!(ok.contains("typed line answered"), "{ok}");
         let err = check(results(6)).unwrap_err();
         assert!(err[0].contains("reboot: domid"), "{err:?}");
+        // No answer from the guest, or rxl console not ending on Ctrl-].
+        let err = check(with_console(
+            7,
+            "no answer from the guest within 20 s\nconsole_rc=0\n",
+        ))
+        .unwrap_err();
+        assert!(err[0].starts_with("console:"), "{err:?}");
+        let err = check(with_console(
+            7,
+            &format!("{CONSOLE_ECHO}\nconsole_rc=143\n"),
+        ))
+        .unwrap_err();
+        assert!(err[0].starts_with("console:"), "{err:?}");
     }
 
     #[test]
