@@ -378,6 +378,24 @@ impl Lzma {
                 }
             }};
         }
+        // The same decision without a branch: for the nearly random bits of literals and
+        // trees, where a mispredicted jump costs more than computing both outcomes.
+        macro_rules! bitx {
+            ($p:expr) => {{
+                normalize!();
+                let p: &mut u16 = &mut $p;
+                let pv = u32::from(*p);
+                let bound = (range >> 11) * pv;
+                // All ones when the bit is 1.
+                let mask = 0u32.wrapping_sub(u32::from(code >= bound));
+                range = (bound & !mask) | (range.wrapping_sub(bound) & mask);
+                code = code.wrapping_sub(bound & mask);
+                let up = pv + ((u32::from(BIT_MODEL_TOTAL) - pv) >> MOVE_BITS);
+                let down = pv - (pv >> MOVE_BITS);
+                *p = ((up & !mask) | (down & mask)) as u16;
+                mask & 1
+            }};
+        }
         // A bit tree of `$bits` levels over the array `$probs` of `1 << $bits` entries;
         // yields the value. (The index mask changes nothing: `m` stays below the size.)
         macro_rules! tree {
@@ -385,7 +403,7 @@ impl Lzma {
                 let probs = &mut $probs;
                 let mut m = 1usize;
                 for _ in 0..$bits {
-                    m = (m << 1) | bit!(probs[m & ((1usize << $bits) - 1)]) as usize;
+                    m = (m << 1) | bitx!(probs[m & ((1usize << $bits) - 1)]) as usize;
                 }
                 (m - (1usize << $bits)) as u32
             }};
@@ -444,14 +462,14 @@ impl Lzma {
                     while sym < 0x100 {
                         mbyte <<= 1;
                         let mbit = mbyte & offset;
-                        let b = bit!(probs[offset + mbit + sym]) as usize;
+                        let b = bitx!(probs[offset + mbit + sym]) as usize;
                         sym = (sym << 1) | b;
                         // Keep following the match byte only while the bits agree.
-                        offset &= if b != 0 { mbit } else { !mbit };
+                        offset &= mbit ^ (b.wrapping_sub(1));
                     }
                 } else {
                     for _ in 0..8 {
-                        sym = (sym << 1) | bit!(probs[sym & 0xff]) as usize;
+                        sym = (sym << 1) | bitx!(probs[sym & 0xff]) as usize;
                     }
                 }
                 if let Some(slot) = buf.get_mut(pos) {
