@@ -455,21 +455,29 @@ fn touches_difference(text: &str) -> bool {
             .any(|w| w[0] == b'\\' && (w[1].is_ascii_digit() || w[1] == b'x'))
 }
 
-#[test]
-fn random_configs_agree() {
-    let Some(bin) = cdump() else { return };
-    const CASES: usize = 3000;
+/// Generates `cases` texts from `strategy` (seeded, skipping documented differences),
+/// parses each with rxl and with libxlutil, and asserts that they agree. Returns the texts
+/// and rxl's parses, for the caller's own checks of what was covered.
+fn generated_inputs_agree<S>(
+    bin: &Path,
+    what: &str,
+    seed: u8,
+    cases: usize,
+    strategy: S,
+) -> (Vec<String>, Vec<xlcfg::Parsed>)
+where
+    S: Strategy<Value = String>,
+{
     let mut runner = TestRunner::new_with_rng(
         Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
     );
-    let strategy = config();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let mut texts = Vec::new();
-    while texts.len() < CASES {
+    while texts.len() < cases {
         let tree = strategy
             .new_tree(&mut runner)
-            .unwrap_or_else(|e| panic!("generating a config: {e}"));
+            .unwrap_or_else(|e| panic!("generating {what}: {e}"));
         let text = tree.current();
         if !touches_difference(&text) {
             texts.push(text);
@@ -478,23 +486,26 @@ fn random_configs_agree() {
     let mut jobs = Vec::new();
     let mut parsed = Vec::new();
     for (i, text) in texts.iter().enumerate() {
-        let path = dir.path().join(format!("r{i}.cfg"));
+        let path = dir.path().join(format!("g{i}.cfg"));
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
         let p = xlcfg::parse_file(&path).unwrap_or_else(|e| panic!("{e}"));
         jobs.push((path, candidate_keys(text, &p.settings)));
         parsed.push(p);
     }
     let theirs = run_c(bin, &jobs);
-    let mut failures = Vec::new();
-    for ((text, ours), theirs) in texts.iter().zip(&parsed).zip(&theirs) {
-        if let Err(e) = check("random", ours, theirs) {
-            failures.push(format!("input {text:?}\n{e}"));
-        }
-    }
-    let accepted = parsed.iter().filter(|p| !p.has_errors()).count();
+    let failures: Vec<String> = texts
+        .iter()
+        .zip(&parsed)
+        .zip(&theirs)
+        .filter_map(|((text, ours), theirs)| {
+            check(what, ours, theirs)
+                .err()
+                .map(|e| format!("input {text:?}\n{e}"))
+        })
+        .collect();
     assert!(
         failures.is_empty(),
-        "{} of {CASES} random configs disagree; first ones:\n{}",
+        "{} of {cases} {what} inputs disagree; first ones:\n{}",
         failures.len(),
         failures
             .iter()
@@ -503,6 +514,15 @@ fn random_configs_agree() {
             .collect::<Vec<_>>()
             .join("\n\n")
     );
+    (texts, parsed)
+}
+
+#[test]
+fn random_configs_agree() {
+    let Some(bin) = cdump() else { return };
+    const CASES: usize = 3000;
+    let (_, parsed) = generated_inputs_agree(bin, "random", 7, CASES, config());
+    let accepted = parsed.iter().filter(|p| !p.has_errors()).count();
     eprintln!("random configs: {CASES} agree, {accepted} accepted by both");
     // Both kinds are well represented, so the comparison means something.
     assert!(accepted > CASES / 5, "only {accepted} accepted");
@@ -592,10 +612,6 @@ fn overrides_match_xl_appending_the_arguments() {
 fn character_soup_agrees() {
     let Some(bin) = cdump() else { return };
     const CASES: usize = 3000;
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]),
-    );
     let alphabet = proptest::sample::select(vec![
         "a", "k", "f", "x", "g", "Z", "_", "-", "0", "7", "=", "+=", "+", ",", "[", "]", ";", "#",
         "\n", " ", "\t", "'", "\"", "\\", "\\n", "(", ":", ".", "\u{e9}", "a=", " = ", "'v'",
@@ -607,48 +623,7 @@ fn character_soup_agrees() {
         3 => alphabet.prop_map(str::to_string),
     ];
     let strategy = proptest::collection::vec(item, 0..12).prop_map(|v| v.concat() + "\n");
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let mut texts = Vec::new();
-    while texts.len() < CASES {
-        let tree = strategy
-            .new_tree(&mut runner)
-            .unwrap_or_else(|e| panic!("generating soup: {e}"));
-        let text = tree.current();
-        if !touches_difference(&text) {
-            texts.push(text);
-        }
-    }
-    let mut jobs = Vec::new();
-    let mut parsed = Vec::new();
-    for (i, text) in texts.iter().enumerate() {
-        let path = dir.path().join(format!("s{i}.cfg"));
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        let p = xlcfg::parse_file(&path).unwrap_or_else(|e| panic!("{e}"));
-        jobs.push((path, candidate_keys(text, &p.settings)));
-        parsed.push(p);
-    }
-    let theirs = run_c(bin, &jobs);
-    let failures: Vec<String> = texts
-        .iter()
-        .zip(&parsed)
-        .zip(&theirs)
-        .filter_map(|((text, ours), theirs)| {
-            check("soup", ours, theirs)
-                .err()
-                .map(|e| format!("input {text:?}\n{e}"))
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {CASES} soups disagree; first ones:\n{}",
-        failures.len(),
-        failures
-            .iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    );
+    let (_, parsed) = generated_inputs_agree(bin, "soup", 11, CASES, strategy);
     // Enough accepted inputs that set something, so values were compared too.
     let accepted = parsed
         .iter()
