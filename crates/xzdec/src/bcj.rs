@@ -17,6 +17,30 @@ fn is_ms_byte(b: u8) -> bool {
     b == 0x00 || b == 0xff
 }
 
+/// The first position in `from..=last` holding 0xe8 or 0xe9. Skips eight bytes at a time
+/// while a word has neither.
+#[inline(always)]
+fn find_opcode(buf: &[u8], from: usize, last: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while i + 8 <= last + 1 {
+        let Some(word) = buf.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) else {
+            break;
+        };
+        // A byte of `x` is zero exactly where the byte of the word is 0xe8 or 0xe9.
+        let x = (u64::from_le_bytes(word) | ONES) ^ (0xe9 * ONES);
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        i += 8;
+    }
+    buf.get(i..=last)?
+        .iter()
+        .position(|&b| b & 0xfe == 0xe8)
+        .map(|k| i + k)
+}
+
 /// Undoes the x86 filter over `buf`, the whole output of one block; `start` is the filter's
 /// start offset (the stream position of `buf[0]` as the encoder saw it). The last four bytes
 /// can hold no complete instruction and are left as they are, as the encoder left them.
@@ -33,13 +57,10 @@ pub(crate) fn x86_decode(buf: &mut [u8], start: u32) {
     let mut i = 0usize;
     while i <= last {
         // Find the next E8/E9 opcode.
-        let Some(found) = buf
-            .get(i..=last)
-            .and_then(|s| s.iter().position(|&b| b & 0xfe == 0xe8))
-        else {
+        let Some(found) = find_opcode(buf, i, last) else {
             break;
         };
-        i += found;
+        i = found;
         let gap = if have_prev { i - prev } else { usize::MAX };
         prev = i;
         have_prev = true;
@@ -104,6 +125,22 @@ mod tests {
         let mut b = vec![0xe8, 0x05, 0x11, 0x00, 0x00, 0x90];
         x86_decode(&mut b, 0x100);
         assert_eq!(b, [0xe8, 0x00, 0x10, 0x00, 0x00, 0x90]);
+    }
+
+    #[test]
+    fn opcode_search_matches_a_byte_scan() {
+        let mut buf = vec![0u8; 100];
+        for (k, at) in [3usize, 17, 18, 40, 41, 63, 64, 90].iter().enumerate() {
+            buf[*at] = if k % 2 == 0 { 0xe8 } else { 0xe9 };
+        }
+        buf[50] = 0xe7;
+        buf[51] = 0xea;
+        for from in 0..100 {
+            for last in from..100 {
+                let want = (from..=last).find(|&j| buf[j] & 0xfe == 0xe8);
+                assert_eq!(find_opcode(&buf, from, last), want, "{from}..={last}");
+            }
+        }
     }
 
     #[test]
