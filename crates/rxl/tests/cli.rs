@@ -150,6 +150,38 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn devices_that_are_not_attached_are_named_at_create() {
+    let sim = Sim::new();
+    let cfg = hello_cfg(
+        "devices",
+        "disk = [ 'file:/srv/guest.img,xvda,w' ]\nvif = [ 'mac=00:16:3e:01:02:03,bridge=xenbr0' ]\n",
+    );
+    let o = ok(sim.run(&["create", "-e", cfg.to_str().unwrap()]));
+    let err = stderr(&o);
+    assert!(err.contains("warning: disk xvda is not attached"), "{err}");
+    assert!(
+        err.contains("warning: vif 0 (00:16:3e:01:02:03) is not attached"),
+        "{err}"
+    );
+    assert!(
+        sim.domain("devices").is_some(),
+        "the guest is still created"
+    );
+    // -q keeps it quiet; a config without devices gets no such warning.
+    let o = ok(sim.run(&[
+        "create",
+        "-e",
+        "-q",
+        cfg.to_str().unwrap(),
+        "name=\"devices-q\"",
+    ]));
+    assert!(!stderr(&o).contains("not attached"), "{}", stderr(&o));
+    let plain = hello_cfg("no-devices", "");
+    let o = ok(sim.run(&["create", "-e", plain.to_str().unwrap()]));
+    assert!(!stderr(&o).contains("not attached"), "{}", stderr(&o));
+}
+
+#[test]
 fn without_xen_or_sim_commands_say_so() {
     if Path::new("/dev/xen/privcmd").exists() {
         return;
