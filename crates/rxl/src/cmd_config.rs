@@ -7,7 +7,7 @@ use xlcfg::Diagnostic;
 
 use crate::cli::ConfigCommand;
 use crate::load;
-use crate::report::{print_diagnostics, print_json, Reported};
+use crate::report::{out, print_diagnostics, print_json, Reported};
 
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -21,15 +21,15 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                 return Err(Reported.into());
             }
             let cfg = &loaded.config;
-            println!(
-                "{}: ok: {} guest \"{}\", {} boot, {} MiB, {} vCPU(s)",
+            out(format_args!(
+                "{}: ok: {} guest \"{}\", {} boot, {} MiB, {} vCPU(s)\n",
                 args.file.display(),
                 cfg.domain_type.as_str(),
                 cfg.name,
                 cfg.boot.kind(),
                 cfg.memory_mib,
                 cfg.vcpus
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -57,7 +57,11 @@ fn parse(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
         print_json(&json!({"file": input.display, "settings": parsed.settings.to_json()}));
     } else {
         for setting in parsed.settings.iter() {
-            println!("{} = {}", setting.key, render_value(&setting.value));
+            out(format_args!(
+                "{} = {}\n",
+                setting.key,
+                render_value(&setting.value)
+            ));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -15,7 +15,7 @@ use xlcfg::Diagnostic;
 use crate::backend::Backend;
 use crate::cli::CreateArgs;
 use crate::load;
-use crate::report::{print_diagnostics, print_json, Reported};
+use crate::report::{json_text, out, print_diagnostics, print_json, try_out, Reported};
 
 /// `rxl create`.
 pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
@@ -35,11 +35,16 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let created = toolstack::create::create(host.hv(), host.xs(), &cfg, &plan, &opts)
         .with_context(|| format!("cannot create {}", cfg.name))?;
     let dom = created.domid;
-    if args.json {
-        print_json(&json!({"domid": dom.0, "name": cfg.name}));
+    // The domain exists now and must get its monitor: a closed stdout is not a reason to
+    // stop here.
+    let _ = if args.json {
+        try_out(format_args!(
+            "{}",
+            json_text(&json!({"domid": dom.0, "name": cfg.name}))
+        ))
     } else {
-        println!("{dom}");
-    }
+        try_out(format_args!("{dom}\n"))
+    };
     if args.foreground {
         return monitor(&host, dom, true);
     }
@@ -152,9 +157,7 @@ fn dry_run(
         v["layout"] = plan.layout_json();
         print_json(&v);
     } else {
-        print!("{}", summary(cfg));
-        println!();
-        print!("{}", plan.layout_table());
+        out(format_args!("{}\n{}", summary(cfg), plan.layout_table()));
     }
     Ok(ExitCode::SUCCESS)
 }

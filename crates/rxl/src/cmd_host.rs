@@ -9,7 +9,7 @@ use xen_host::{PhysInfo, VersionInfo};
 
 use crate::backend::Backend;
 use crate::cli::ListArgs;
-use crate::report::print_json;
+use crate::report::{out, print_json};
 
 /// `rxl info [--json]`.
 pub fn info(host: &Backend, json: bool) -> anyhow::Result<ExitCode> {
@@ -18,7 +18,7 @@ pub fn info(host: &Backend, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         print_json(&info_json(&version, &phys));
     } else {
-        print!("{}", info_text(&version, &phys));
+        out(format_args!("{}", info_text(&version, &phys)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,7 +141,7 @@ pub fn list(host: &Backend, args: &ListArgs) -> anyhow::Result<ExitCode> {
             .collect();
         print_json(&serde_json::Value::Array(items));
     } else {
-        print!("{}", list_text(&rows, args.verbose));
+        out(format_args!("{}", list_text(&rows, args.verbose)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -204,7 +204,7 @@ fn print_id_name(id: xen_host::DomId, name: &str, json: bool, text: &str) {
     if json {
         print_json(&json!({"domid": id.0, "name": name}));
     } else {
-        println!("{text}");
+        out(format_args!("{text}\n"));
     }
 }
 

@@ -182,6 +182,50 @@ fn devices_that_are_not_attached_are_named_at_create() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_rxl_quietly() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("piped", "");
+    ok(sim.run(&["create", "-e", cfg.to_str().unwrap()]));
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["info"],
+        &["domid", "piped"],
+    ] {
+        // A pipe whose reading end is already closed, as after `| head -n 0`.
+        let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+        drop(read_end);
+        let mut all = vec!["--sim", sim.path()];
+        all.extend_from_slice(args);
+        let o = Command::new(env!("CARGO_BIN_EXE_rxl"))
+            .args(&all)
+            .stdout(std::process::Stdio::from(write_end))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run rxl");
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).is_empty(), "{args:?}: {}", stderr(&o));
+    }
+    // create with a closed stdout still starts its guest (and its monitor).
+    let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+    drop(read_end);
+    let second = hello_cfg("piped-2", "");
+    let o = Command::new(env!("CARGO_BIN_EXE_rxl"))
+        .args([
+            "--sim",
+            sim.path(),
+            "create",
+            "-e",
+            second.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::from(write_end))
+        .output()
+        .expect("run rxl");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(sim.domain("piped-2").is_some());
+}
+
+#[test]
 fn without_xen_or_sim_commands_say_so() {
     if Path::new("/dev/xen/privcmd").exists() {
         return;
