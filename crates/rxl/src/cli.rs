@@ -11,7 +11,10 @@ Examples:
   rxl create guest.cfg memory=512         create a guest, overriding a setting
   rxl list                                list domains, as xl list does
   rxl --sim /tmp/host create guest.cfg    the same on a simulated host (no Xen needed)
-  rxl shutdown -w guest                   ask a guest to power off and wait until it is gone";
+  rxl shutdown -w guest                   ask a guest to power off and wait until it is gone
+
+Exit status: 0 done, 1 error (the message says which step failed), 2 usage error, 141 the
+reader of the output went away (as for a tool killed by SIGPIPE).";
 
 /// The long help of `--sim`: the simulated host's knobs and every fault-injection name.
 fn sim_help() -> String {
