@@ -502,7 +502,7 @@ impl Lzma {
                         let base = (d - slot) as usize;
                         let mut m = 1usize;
                         for i in 0..direct {
-                            let b = bit!(self.dist_special[base + m - 1]);
+                            let b = bitx!(self.dist_special[base + m - 1]);
                             m = (m << 1) | b as usize;
                             d |= b << i;
                         }
@@ -519,7 +519,7 @@ impl Lzma {
                         d |= v << ALIGN_BITS;
                         let mut m = 1usize;
                         for i in 0..ALIGN_BITS {
-                            let b = bit!(self.align[m]);
+                            let b = bitx!(self.align[m]);
                             m = (m << 1) | b as usize;
                             d |= b << i;
                         }

@@ -84,8 +84,12 @@ fn empty_and_one_byte_inputs() {
 fn incompressible_data_uses_uncompressed_chunks() {
     let data = noise(1 << 20, 3);
     let packed = xz(&data, 6, Check::Crc32);
-    // Stored chunks: the stream is (slightly) larger than its data.
+    // Stored chunks: the stream is (slightly) larger than its data, and the first chunk
+    // (after the 12-byte stream header and the block header) is "uncompressed, dictionary
+    // reset".
     assert!(packed.len() > data.len());
+    let first_chunk = 12 + (usize::from(packed[12]) + 1) * 4;
+    assert_eq!(packed[first_chunk], 0x01);
     assert_xz(&data, &packed, "noise");
     // Noise then text then noise: uncompressed chunks between LZMA chunks without a state
     // reset, and LZMA chunks after them.
@@ -121,6 +125,19 @@ fn several_blocks_round_trip() {
         let small = &data[..if block == 1 { 50 } else { data.len() }];
         let packed = xz_blocks(small, block);
         assert_xz(small, &packed, &format!("blocks of {block}"));
+        // The index's record count: a VLI after its indicator byte.
+        let n = packed.len();
+        let backward = u32::from_le_bytes(packed[n - 8..n - 4].try_into().unwrap()) as usize;
+        let index_at = n - 12 - 4 * (backward + 1);
+        let mut count = 0usize;
+        for (i, b) in packed[index_at + 1..].iter().enumerate() {
+            count |= usize::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let blocks = small.len().div_ceil(block);
+        assert_eq!(count, blocks, "blocks of {block}");
     }
 }
 
