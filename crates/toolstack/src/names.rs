@@ -237,6 +237,19 @@ mod tests {
         assert_eq!(idx.find(&h, &h, "big-xl").ok(), Some(None));
     }
 
+    #[test]
+    fn an_interrupted_create_still_holds_its_name() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = host(tmp.path());
+        let idx = NameIndex::new(&tmp.path().join("rxl"));
+        rxl_domain(&h, &idx, "other");
+        // Died after writing the record, before its bit and without an index entry.
+        let dom = domain(&h, "half");
+        std::fs::write(idx.records.record_path(dom), b"{}").expect("record");
+        assert!(!idx.records.recorded().contains(dom));
+        assert_eq!(idx.find(&h, &h, "half").ok(), Some(Some(dom)));
+    }
+
     /// A store that records the paths read through it.
     struct Counting<'a> {
         inner: &'a SimHost,

@@ -277,11 +277,15 @@ impl StateDir {
     /// Remove the record of `dom` (no error if there is none).
     pub fn remove(&self, dom: DomId) -> Result<(), StateError> {
         let path = self.record_path(dom);
-        if !path.exists() {
+        let present = path.exists();
+        // The bit goes first, so the set never names a domain without a record (and a
+        // bit whose record was deleted by hand goes too).
+        if present || self.recorded().contains(dom) {
+            self.mark(dom, false)?;
+        }
+        if !present {
             return Ok(());
         }
-        // The bit goes first, so the set never names a domain without a record.
-        self.mark(dom, false)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -368,6 +372,10 @@ mod tests {
         assert_eq!(ids(state.recorded()), vec![2, 4, 5, 6, 9]);
         state.remove(DomId(5))?;
         assert_eq!(ids(state.recorded()), vec![2, 4, 6, 9]);
+        // A record deleted by hand: removing it still clears its bit.
+        std::fs::remove_file(state.record_path(DomId(6)))?;
+        state.remove(DomId(6))?;
+        assert_eq!(ids(state.recorded()), vec![2, 4, 9]);
         assert_eq!(
             std::fs::metadata(state.recorded_path())?.len(),
             RECORDED_BYTES as u64
