@@ -37,7 +37,8 @@ pub struct Options {
     /// [`Error::TooLarge`].
     pub limit: u64,
     /// Expected output size, used only to reserve the output buffer at once (capped at
-    /// `limit`). An exact hint means the buffer is never reallocated.
+    /// `limit` and at 1 GiB; untrusted). An exact hint means the buffer is never
+    /// reallocated; without one it grows by half its size at a time.
     pub size_hint: Option<u64>,
     /// xz only: after the first stream, also decode stream padding and further streams up to
     /// the end of the input, as `xz -dc` does. Off by default: the input is then read only up

@@ -299,6 +299,90 @@ fn unsupported_filters_and_wrong_formats_are_named() {
     assert!(e.to_string().contains("properties byte 0xff"), "{e}");
 }
 
+/// A reader that hands out at most `step` bytes per call and sometimes is interrupted.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+    calls: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.calls += 1;
+        if self.calls % 7 == 0 {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn small_reads_give_the_same_output() {
+    let data = mixed(400_000);
+    let packed = xz_x86(&data, 6, None);
+    let alone = lzma_alone(&data, 6);
+    for step in [1, 3, 4096, 70_000] {
+        let r = Trickle {
+            data: &packed,
+            step,
+            calls: 0,
+        };
+        assert_eq!(
+            decode_xz(r, Options::default()).unwrap(),
+            data,
+            "xz step {step}"
+        );
+        let r = Trickle {
+            data: &alone,
+            step,
+            calls: 0,
+        };
+        assert_eq!(
+            decode_lzma(r, Options::default()).unwrap(),
+            data,
+            "lzma step {step}"
+        );
+    }
+}
+
+/// A reader that fails after `ok` bytes.
+struct Failing<'a> {
+    data: &'a [u8],
+    ok: usize,
+}
+
+impl std::io::Read for Failing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.ok == 0 {
+            return Err(std::io::Error::other("disk on fire"));
+        }
+        let n = self.ok.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.ok -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn read_errors_are_reported_with_their_offset() {
+    let data = mixed(100_000);
+    let packed = xz(&data, 6, Check::Crc32);
+    let e = decode_xz(
+        Failing {
+            data: &packed,
+            ok: 1000,
+        },
+        Options::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Io { offset: 1000, .. }), "{e}");
+    assert!(e.to_string().contains("disk on fire"), "{e}");
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
     #[test]
