@@ -271,10 +271,26 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let results = read_lossy(&boot.results_log);
         let console = read_lossy(&boot.serial_log);
         let (report, channel) = pick_channel(&results, &console);
-        let next = if report.done || !report.ready {
-            None
+        // Where to boot again from, and why: dom0 stopped early, or a step failed while dom0
+        // processes died of faults (the emulation's, see docs/e2e.md).
+        let (next, why) = if !report.ready {
+            (None, String::new())
+        } else if !report.done {
+            (
+                scenario::resume_point(&steps, &report, from),
+                format!("dom0 stopped before the end: {}", outcome.describe()),
+            )
         } else {
-            scenario::resume_point(&steps, &report, from)
+            match scenario::failed_with_faults(&steps, &report, &console, from) {
+                Some((at, n)) => (
+                    Some(at),
+                    format!(
+                        "step {} failed while {n} dom0 process(es) died of a fault",
+                        steps[at].name
+                    ),
+                ),
+                None => (None, String::new()),
+            }
         };
         boots.push(BootRun {
             from,
@@ -285,6 +301,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             console,
             results,
             stopped_at: next,
+            why,
         });
         match next {
             Some(at)
@@ -294,8 +311,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                         .any(|b| b.stopped_at == Some(at)) =>
             {
                 say(&format!(
-                    "dom0 stopped before the end ({}): booting again from step {}",
-                    boots.last().map_or(String::new(), |b| b.outcome.describe()),
+                    "{}: booting again from step {}",
+                    boots.last().map_or("", |b| b.why.as_str()),
                     steps[at].name
                 ));
                 from = at;
@@ -326,10 +343,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for (i, b) in boots.iter().enumerate().skip(1) {
         let prev = &boots[i - 1];
         verdict.lines.push(format!(
-            "NOTE boot {} stopped during step {} ({}); steps from {} on ran again in boot {}",
-            i,
-            steps[b.from].name,
-            prev.outcome.describe(),
+            "NOTE boot {i} ({}); steps from {} on ran again in boot {}",
+            prev.why,
             steps[b.from].name,
             i + 1
         ));
@@ -351,6 +366,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for line in &verdict.lines {
         println!("{line}");
     }
+    let faults: Vec<String> = boots
+        .iter()
+        .map(|b| {
+            b.report
+                .capture(&format!("{}/{}", scenario::DIAG, scenario::FAULTS))
+                .and_then(|c| c.lines.iter().find_map(|l| l.strip_prefix("faults=")))
+                .map_or("?".to_owned(), |n| n.trim().to_owned())
+        })
+        .collect();
+    println!(
+        "dom0 user processes killed by a fault (segfault/general protection in dmesg), per boot: {}",
+        faults.join(", ")
+    );
     let outcomes: Vec<&qemu::RunOutcome> = boots.iter().map(|b| &b.outcome).collect();
     println!("\n== timings ==\n{}", times.render(&outcomes));
     let mut failed = verdict.failed;
@@ -678,8 +706,11 @@ struct BootRun {
     channel: &'static str,
     console: String,
     results: String,
-    /// The step to start again from, when this boot stopped before the end.
+    /// The step to start again from, when this boot stopped before the end or a step
+    /// failed beside dom0 faults.
     stopped_at: Option<usize>,
+    /// Why, for the report.
+    why: String,
 }
 
 /// Wall-clock time of each stage.

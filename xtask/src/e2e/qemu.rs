@@ -16,6 +16,14 @@ pub const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen loglevel=7 rdinit=/
 /// The CPU model: svm+npt for PVH (no shadow paging in Debian's Xen), without SMAP (TCG
 /// faults the PV dom0's first iretq) and RDTSCP (stalls Linux PVH guests).
 pub const CPU: &str = "max,-smap,-rdtscp";
+/// The accelerator: TCG, by default multi-threaded (one host thread per vCPU);
+/// `RXL_E2E_ACCEL` overrides it (e.g. `tcg,thread=single`).
+const ACCEL_DEFAULT: &str = "tcg";
+
+fn accel() -> String {
+    std::env::var("RXL_E2E_ACCEL").unwrap_or_else(|_| ACCEL_DEFAULT.to_owned())
+}
+
 /// Guest RAM of the emulated machine (MiB).
 pub const MEMORY_MIB: u32 = 3072;
 
@@ -71,10 +79,6 @@ pub fn args(boot: &Boot) -> Result<Vec<String>, QemuError> {
     let mut a: Vec<String> = [
         "-machine",
         "pc",
-        "-accel",
-        "tcg",
-        "-cpu",
-        CPU,
         "-smp",
         "2",
         "-display",
@@ -88,6 +92,15 @@ pub fn args(boot: &Boot) -> Result<Vec<String>, QemuError> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
+    a.splice(
+        2..2,
+        [
+            "-accel".to_owned(),
+            accel(),
+            "-cpu".to_owned(),
+            std::env::var("RXL_E2E_CPU").unwrap_or_else(|_| CPU.to_owned()),
+        ],
+    );
     a.extend(["-m".into(), MEMORY_MIB.to_string()]);
     a.extend(["-serial".into(), com1]);
     a.extend([
@@ -208,10 +221,11 @@ pub fn run(
             } else if let Some(pos) = line.find(markers::NOTE) {
                 if let Some((name, seen)) = open.as_mut() {
                     *seen = Instant::now();
-                    progress(
-                        t,
-                        &format!("{name}: {}", line[pos + markers::NOTE.len()..].trim()),
-                    );
+                    let note = line[pos + markers::NOTE.len()..].trim();
+                    // Every capture ends with its fault count: not news.
+                    if !note.starts_with("faults=") {
+                        progress(t, &format!("{name}: {note}"));
+                    }
                 }
             } else if line.contains(markers::READY) {
                 out.ready_at.get_or_insert(t);

@@ -220,6 +220,58 @@ pub fn inject(steps: &mut [Step], spec: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The count of dom0 processes dead of a fault that `rxl_capture` noted when `c` ended.
+fn faults_after(c: &Capture) -> Option<u64> {
+    c.notes
+        .iter()
+        .rev()
+        .find_map(|n| n.strip_prefix("faults=")?.trim().parse().ok())
+}
+
+/// How many dom0 processes died of a fault while step `idx` ran (from the counts noted at
+/// the end of its last capture and of the last capture before it).
+pub fn faults_during(steps: &[Step], report: &Report, idx: usize) -> u64 {
+    let last_count = |s: &Step| {
+        s.captures.iter().rev().find_map(|c| {
+            report
+                .capture(&format!("{}/{}", s.name, c.name))
+                .and_then(faults_after)
+        })
+    };
+    let before = steps[..idx].iter().rev().find_map(last_count).unwrap_or(0);
+    let after = steps.get(idx).and_then(last_count).unwrap_or(before);
+    after.saturating_sub(before)
+}
+
+/// The first step from `from` on that failed while dom0 processes died of faults, with that
+/// count, and where a fresh boot should start for it (see [`resume_point`]).
+pub fn failed_with_faults(
+    steps: &[Step],
+    report: &Report,
+    console: &str,
+    from: usize,
+) -> Option<(usize, u64)> {
+    (from..steps.len()).find_map(|i| {
+        let n = faults_during(steps, report, i);
+        if n == 0 {
+            return None;
+        }
+        let outcome = Outcome {
+            step: steps[i].name,
+            report,
+            console,
+        };
+        if (steps[i].check)(&outcome).is_ok() {
+            return None;
+        }
+        let mut at = i;
+        while at > 0 && NEEDS_PREVIOUS.contains(&steps[at].name) {
+            at -= 1;
+        }
+        Some((at, n))
+    })
+}
+
 /// Adds the scenario (`/e2e/scenario.sh`, one file per snippet, step files) to the image.
 /// Step N runs only when dom0's command line has no `rxl_from=M` with M > N.
 pub fn install(steps: &[Step], image: &mut Image) -> Result<(), ImageError> {
@@ -265,6 +317,9 @@ pub fn install(steps: &[Step], image: &mut Image) -> Result<(), ImageError> {
 /// The pseudo-step whose captures describe dom0 after the steps; shown when a run fails.
 pub const DIAG: &str = "diag";
 
+/// The diagnostic capture that counts dom0's user-space faults (`diag/faults`).
+pub const FAULTS: &str = "faults";
+
 /// Captures run after every step, for failure reports (not checked).
 fn diagnostics() -> Vec<CaptureSpec> {
     vec![
@@ -277,6 +332,13 @@ fn diagnostics() -> Vec<CaptureSpec> {
         ),
         // User processes only (kernel threads are shown in brackets).
         cap("ps", 20, "ps | grep -v ' \\[[^]]*\\]$'\n"),
+        // dom0 processes that died of a fault (see docs/e2e.md, known problems): counted
+        // in every run's summary.
+        cap(
+            FAULTS,
+            20,
+            "echo \"faults=$(dmesg | grep -c -E 'segfault at|general protection')\"\n",
+        ),
     ]
 }
 
@@ -909,6 +971,49 @@ mod tests {
 
     fn markers_parse(text: &str) -> Report {
         super::super::markers::parse(text)
+    }
+
+    #[test]
+    fn a_step_that_failed_beside_dom0_faults_is_found() {
+        let steps = steps_with_linux();
+        let idx = |n: &str| steps.iter().position(|s| s.name == n).unwrap();
+        // Every capture of every step, rc 0, with the fault count `count(step)` at its end.
+        let text = |count: &dyn Fn(&str) -> u64| {
+            let mut t = String::from("@@RXL-READY\n");
+            for s in &steps {
+                for c in &s.captures {
+                    t += &format!(
+                        "@@RXL-BEGIN {0}/{1}\n@@RXL-NOTE faults={2}\n@@RXL-END {0}/{1} rc=0\n",
+                        s.name,
+                        c.name,
+                        count(s.name)
+                    );
+                }
+            }
+            t + "@@RXL-DONE\n"
+        };
+        let hello = idx("hello");
+        // Two faults during hello (which fails: no RXLTEST lines on an empty console).
+        let r = markers_parse(&text(&|s: &str| {
+            if steps.iter().position(|x| x.name == s).unwrap() >= hello {
+                2
+            } else {
+                0
+            }
+        }));
+        assert_eq!(faults_during(&steps, &r, hello), 2);
+        assert_eq!(faults_during(&steps, &r, hello + 1), 0);
+        assert_eq!(faults_during(&steps, &r, 0), 0);
+        assert_eq!(failed_with_faults(&steps, &r, "", 0), Some((hello, 2)));
+        // Faults during guest-list: it needs hello's guest, so hello runs again.
+        let gl = idx("guest-list");
+        let r = markers_parse(&text(&|s: &str| {
+            u64::from(steps.iter().position(|x| x.name == s).unwrap() >= gl)
+        }));
+        assert_eq!(failed_with_faults(&steps, &r, "", 0), Some((hello, 1)));
+        // No faults: a failed step is just a failure.
+        let r = markers_parse(&text(&|_| 0));
+        assert_eq!(failed_with_faults(&steps, &r, "", 0), None);
     }
 
     #[test]
