@@ -6,33 +6,14 @@
 //!     cargo bench -p xzdec
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+// The tests' helpers: where the cached kernel is, and liblzma's side.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn main() {
     divan::main();
-}
-
-/// The cached Debian vmlinuz, if any.
-fn vmlinuz() -> Option<PathBuf> {
-    let base = std::env::var_os("RXL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache"))
-        .join("pvh");
-    std::fs::read_dir(&base).ok()?.find_map(|e| {
-        let d = e.ok()?.path();
-        let name = d.file_name()?.to_str()?.to_string();
-        if !(name.starts_with("linux-image-") && name.ends_with(".d")) {
-            return None;
-        }
-        std::fs::read_dir(d.join("boot")).ok()?.find_map(|e| {
-            let p = e.ok()?.path();
-            p.file_name()?
-                .to_str()?
-                .starts_with("vmlinuz-")
-                .then_some(p)
-        })
-    })
 }
 
 /// The xz stream: `$XZDEC_BENCH_XZ`, or the payload of the cached kernel (found by its
@@ -43,7 +24,7 @@ fn stream() -> &'static [u8] {
         if let Some(p) = std::env::var_os("XZDEC_BENCH_XZ") {
             return std::fs::read(p).expect("read $XZDEC_BENCH_XZ");
         }
-        let k = vmlinuz().expect(
+        let k = common::cached_vmlinuz().expect(
             "no cached Debian kernel: run `cargo test -p pvh --test debian` first, \
              or set XZDEC_BENCH_XZ",
         );
