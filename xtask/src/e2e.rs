@@ -285,7 +285,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 Some((at, n)) => (
                     Some(at),
                     format!(
-                        "step {} failed while {n} dom0 process(es) died of a fault",
+                        "step {} failed in a boot where {n} dom0 process(es) died of a fault",
                         steps[at].name
                     ),
                 ),

@@ -228,48 +228,43 @@ fn faults_after(c: &Capture) -> Option<u64> {
         .find_map(|n| n.strip_prefix("faults=")?.trim().parse().ok())
 }
 
-/// How many dom0 processes died of a fault while step `idx` ran (from the counts noted at
-/// the end of its last capture and of the last capture before it).
-pub fn faults_during(steps: &[Step], report: &Report, idx: usize) -> u64 {
-    let last_count = |s: &Step| {
-        s.captures.iter().rev().find_map(|c| {
-            report
-                .capture(&format!("{}/{}", s.name, c.name))
-                .and_then(faults_after)
-        })
-    };
-    let before = steps[..idx].iter().rev().find_map(last_count).unwrap_or(0);
-    let after = steps.get(idx).and_then(last_count).unwrap_or(before);
-    after.saturating_sub(before)
+/// How many dom0 processes had died of a fault by the last capture of the boot.
+pub fn faults_in_boot(report: &Report) -> u64 {
+    report
+        .captures
+        .iter()
+        .filter_map(faults_after)
+        .max()
+        .unwrap_or(0)
 }
 
-/// The first step from `from` on that failed while dom0 processes died of faults, with that
-/// count, and where a fresh boot should start for it (see [`resume_point`]).
+/// When dom0 processes died of faults anywhere in this boot (the emulation's; a corrupted
+/// dom0 daemon or tool can break any later step, and heap corruption that ends in an abort
+/// leaves no dmesg line), the first step from `from` on that failed, with the boot's fault
+/// count, as the place a fresh boot should start (see [`resume_point`]).
 pub fn failed_with_faults(
     steps: &[Step],
     report: &Report,
     console: &str,
     from: usize,
 ) -> Option<(usize, u64)> {
-    (from..steps.len()).find_map(|i| {
-        let n = faults_during(steps, report, i);
-        if n == 0 {
-            return None;
-        }
+    let n = faults_in_boot(report);
+    if n == 0 {
+        return None;
+    }
+    let failed = (from..steps.len()).find(|&i| {
         let outcome = Outcome {
             step: steps[i].name,
             report,
             console,
         };
-        if (steps[i].check)(&outcome).is_ok() {
-            return None;
-        }
-        let mut at = i;
-        while at > 0 && NEEDS_PREVIOUS.contains(&steps[at].name) {
-            at -= 1;
-        }
-        Some((at, n))
-    })
+        (steps[i].check)(&outcome).is_err()
+    })?;
+    let mut at = failed;
+    while at > 0 && NEEDS_PREVIOUS.contains(&steps[at].name) {
+        at -= 1;
+    }
+    Some((at, n))
 }
 
 /// Adds the scenario (`/e2e/scenario.sh`, one file per snippet, step files) to the image.
@@ -1001,16 +996,16 @@ mod tests {
                 0
             }
         }));
-        assert_eq!(faults_during(&steps, &r, hello), 2);
-        assert_eq!(faults_during(&steps, &r, hello + 1), 0);
-        assert_eq!(faults_during(&steps, &r, 0), 0);
-        assert_eq!(failed_with_faults(&steps, &r, "", 0), Some((hello, 2)));
-        // Faults during guest-list: it needs hello's guest, so hello runs again.
+        assert_eq!(faults_in_boot(&r), 2);
+        // info fails too on these stand-in outputs: the first failed step is where to start.
+        assert_eq!(failed_with_faults(&steps, &r, "", 0), Some((0, 2)));
+        assert_eq!(failed_with_faults(&steps, &r, "", hello), Some((hello, 2)));
+        // guest-list failed: it needs hello's guest, so hello runs again.
         let gl = idx("guest-list");
         let r = markers_parse(&text(&|s: &str| {
             u64::from(steps.iter().position(|x| x.name == s).unwrap() >= gl)
         }));
-        assert_eq!(failed_with_faults(&steps, &r, "", 0), Some((hello, 1)));
+        assert_eq!(failed_with_faults(&steps, &r, "", gl), Some((hello, 1)));
         // No faults: a failed step is just a failure.
         let r = markers_parse(&text(&|_| 0));
         assert_eq!(failed_with_faults(&steps, &r, "", 0), None);
