@@ -326,12 +326,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         lines: Vec::new(),
         failed: false,
     };
+    let mut passed_publishing = Vec::new();
     for (idx, step) in steps.iter().enumerate() {
         let Some(b) = boots.iter().rev().find(|b| b.from <= idx) else {
             continue;
         };
         if b.report.ready || !b.report.captures.is_empty() {
-            judge_step(step, &b.report, &b.console, &mut verdict);
+            if judge_step(step, &b.report, &b.console, &mut verdict) && step.publish.is_some() {
+                passed_publishing.push((idx, b));
+            }
         } else {
             verdict.failed = true;
             verdict.lines.push(format!(
@@ -365,6 +368,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!("\n== e2e results (channel: {}) ==", channels.join("; "));
     for line in &verdict.lines {
         println!("{line}");
+    }
+    // What passed steps leave behind (the benchmark table), once, from the boot that
+    // judged them.
+    for (idx, b) in passed_publishing {
+        let step = &steps[idx];
+        let Some(publish) = &step.publish else {
+            continue;
+        };
+        let outcome = scenario::Outcome {
+            step: step.name,
+            report: &b.report,
+            console: &b.console,
+        };
+        match publish(&outcome) {
+            Ok(text) => println!("\n{text}"),
+            Err(e) => println!("\n{}: {e}", step.name),
+        }
     }
     let faults: Vec<String> = boots
         .iter()
@@ -618,15 +638,23 @@ struct Verdict {
     failed: bool,
 }
 
-/// Judges one step on the report of the boot that ran it, adding to `v`.
-fn judge_step(step: &scenario::Step, report: &markers::Report, console: &str, v: &mut Verdict) {
+/// Judges one step on the report of the boot that ran it, adding to `v`; true when it passed.
+fn judge_step(
+    step: &scenario::Step,
+    report: &markers::Report,
+    console: &str,
+    v: &mut Verdict,
+) -> bool {
     let outcome = scenario::Outcome {
         step: step.name,
         report,
         console,
     };
     match (step.check)(&outcome) {
-        Ok(summary) => v.lines.push(format!("PASS {}: {summary}", step.name)),
+        Ok(summary) => {
+            v.lines.push(format!("PASS {}: {summary}", step.name));
+            true
+        }
         Err(problems) => {
             v.failed = true;
             v.lines.push(format!("FAIL {}: {}", step.name, step.about));
@@ -657,6 +685,7 @@ fn judge_step(step: &scenario::Step, report: &markers::Report, console: &str, v:
                         .push(format!("       | ... {} more lines", c.lines.len() - 40));
                 }
             }
+            false
         }
     }
 }

@@ -25,6 +25,10 @@ pub struct CaptureSpec {
     pub script: String,
     /// Print the output when the step fails (off for long reference outputs such as xl's).
     pub show_on_failure: bool,
+    /// The longest the snippet goes between two `note`s, when it promises one (a capture
+    /// that notes every run of a loop): the host's watchdog then waits that long, not the
+    /// whole timeout, before it takes dom0 as hung.
+    pub quiet_s: Option<u32>,
 }
 
 /// A file a step needs inside the image.
@@ -113,6 +117,10 @@ pub fn excerpt(lines: &[String]) -> String {
 /// A check: `Ok(summary)` or the list of problems found.
 pub type Check = Box<dyn Fn(&Outcome<'_>) -> Result<String, Vec<String>>>;
 
+/// What a passed step leaves behind once the run's verdict is in (the side-by-side step's
+/// benchmark table): `Ok(text to print)` or why it could not.
+pub type Publish = Box<dyn Fn(&Outcome<'_>) -> Result<String, String>>;
+
 /// One step of the scenario.
 pub struct Step {
     /// Short name (`info`), used in markers and reports.
@@ -123,8 +131,11 @@ pub struct Step {
     pub captures: Vec<CaptureSpec>,
     /// Files the step needs in the image.
     pub files: Vec<StepFile>,
-    /// The host-side verdict.
+    /// The host-side verdict. It has no side effects: the host may run it more than once
+    /// (to decide on a fresh boot, then for the verdict).
     pub check: Check,
+    /// Run once, after the verdict, when the step passed, on the boot that judged it.
+    pub publish: Option<Publish>,
 }
 
 impl std::fmt::Debug for Step {
@@ -150,11 +161,12 @@ const NEEDS_PREVIOUS: &[&str] = &["guest-list"];
 
 /// How long capture `name` (`step/capture`) may go without a sign of life on the result
 /// channel: its own timeout when that is short; a longer one must write a `note` at least
-/// every [`NOTE_EVERY_S`] seconds. A minute of slack covers dom0's own `timeout` firing.
+/// every [`NOTE_EVERY_S`] seconds, or as often as its `quiet_s` promises. A minute of slack
+/// covers dom0's own `timeout` firing.
 pub fn silence_limit(steps: &[Step], name: &str) -> Option<std::time::Duration> {
     let (step, cap) = name.split_once('/')?;
-    let timeout = if step == DIAG {
-        diagnostics().into_iter().find(|c| c.name == cap)?.timeout_s
+    let spec = if step == DIAG {
+        diagnostics().into_iter().find(|c| c.name == cap)?
     } else {
         steps
             .iter()
@@ -162,10 +174,11 @@ pub fn silence_limit(steps: &[Step], name: &str) -> Option<std::time::Duration> 
             .captures
             .iter()
             .find(|c| c.name == cap)?
-            .timeout_s
+            .clone()
     };
+    let quiet = spec.quiet_s.unwrap_or(NOTE_EVERY_S).min(NOTE_EVERY_S);
     Some(std::time::Duration::from_secs(
-        u64::from(timeout.min(NOTE_EVERY_S)) + 60,
+        u64::from(spec.timeout_s.min(quiet)) + 60,
     ))
 }
 
@@ -378,7 +391,41 @@ fn cap(name: &'static str, timeout_s: u32, script: &str) -> CaptureSpec {
         timeout_s,
         script: script.to_owned(),
         show_on_failure: true,
+        quiet_s: None,
     }
+}
+
+/// The step's `rxl-list` and `rxl-list-json` captures against its `xl-list`: rxl's table
+/// and its JSON must say what xl's says. Problems go to `problems`; returns xl's listing,
+/// and rxl's when it ran, for the step's own checks (None when the reference failed).
+pub fn compare_lists(
+    o: &Outcome<'_>,
+    problems: &mut Vec<String>,
+) -> Option<(String, Option<String>)> {
+    let xl = match o.succeeded("xl-list") {
+        Ok(c) => c.text(),
+        Err(e) => {
+            problems.push(format!("reference: {e}"));
+            return None;
+        }
+    };
+    let mut diff = Diff::default();
+    let rxl = match o.succeeded("rxl-list") {
+        Ok(c) => {
+            compare::list_text(&xl, &c.text(), &mut diff);
+            Some(c.text())
+        }
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    match o.succeeded("rxl-list-json") {
+        Ok(c) => compare::list_json(&xl, &c.text(), &mut diff),
+        Err(e) => problems.push(e),
+    }
+    problems.extend(diff.problems);
+    Some((xl, rxl))
 }
 
 /// Step 1: `rxl info` and `rxl list` (text and JSON) agree with `xl`.
@@ -399,6 +446,7 @@ fn info_step() -> Step {
         ],
         files: Vec::new(),
         check: Box::new(check_info),
+        publish: None,
     }
 }
 
@@ -409,9 +457,6 @@ fn check_info(o: &Outcome<'_>) -> Result<String, Vec<String>> {
     let xl_info = o
         .succeeded("xl-info")
         .map_err(|e| vec![format!("reference: {e}")])?;
-    let xl_list = o
-        .succeeded("xl-list")
-        .map_err(|e| vec![format!("reference: {e}")])?;
     let xl = compare::parse_info(&xl_info.text());
     match o.succeeded("rxl-info") {
         Ok(c) => compare::info_text(&xl, &compare::parse_info(&c.text()), &mut diff),
@@ -421,15 +466,8 @@ fn check_info(o: &Outcome<'_>) -> Result<String, Vec<String>> {
         Ok(c) => compare::info_json(&xl, &c.text(), &mut diff),
         Err(e) => problems.push(e),
     }
-    match o.succeeded("rxl-list") {
-        Ok(c) => compare::list_text(&xl_list.text(), &c.text(), &mut diff),
-        Err(e) => problems.push(e),
-    }
-    match o.succeeded("rxl-list-json") {
-        Ok(c) => compare::list_json(&xl_list.text(), &c.text(), &mut diff),
-        Err(e) => problems.push(e),
-    }
     problems.extend(diff.problems);
+    compare_lists(o, &mut problems);
     if problems.is_empty() {
         Ok(format!(
             "xen {} caps [{}], {} cpus, {} MiB; Domain-0 row identical",
@@ -487,6 +525,7 @@ xl dmesg | grep "(d$domid)"
             },
         ],
         check: Box::new(check_hello),
+        publish: None,
     }
 }
 
@@ -544,35 +583,26 @@ fn guest_list_step() -> Step {
         ],
         files: Vec::new(),
         check: Box::new(check_guest_list),
+        publish: None,
     }
 }
 
 fn check_guest_list(o: &Outcome<'_>) -> Result<String, Vec<String>> {
-    let xl_list = o
-        .succeeded("xl-list")
-        .map_err(|e| vec![format!("reference: {e}")])?;
-    let rows = compare::parse_list(&xl_list.text())
+    let mut problems = Vec::new();
+    let Some((xl_list, _)) = compare_lists(o, &mut problems) else {
+        return Err(problems);
+    };
+    let rows = compare::parse_list(&xl_list)
         .map_err(|e| vec![format!("reference: xl list output: {e}")])?;
     let Some(guest) = rows.iter().find(|r| r.name == HELLO_NAME) else {
         return Err(vec![format!(
             "reference: xl list shows no {HELLO_NAME} (the hello step left no guest): {}",
-            excerpt(&xl_list.lines)
+            excerpt(&xl_list.lines().map(str::to_owned).collect::<Vec<_>>())
         )]);
     };
-    let mut problems = Vec::new();
-    let mut diff = Diff::default();
-    match o.succeeded("rxl-list") {
-        Ok(c) => compare::list_text(&xl_list.text(), &c.text(), &mut diff),
-        Err(e) => problems.push(e),
-    }
-    match o.succeeded("rxl-list-json") {
-        Ok(c) => compare::list_json(&xl_list.text(), &c.text(), &mut diff),
-        Err(e) => problems.push(e),
-    }
     if let Err(e) = o.succeeded("xl-destroy") {
         problems.push(e);
     }
-    problems.extend(diff.problems);
     if problems.is_empty() {
         Ok(format!(
             "{} rows identical, {HELLO_NAME} (id {}, {} MiB, state {}) included",
@@ -1058,9 +1088,13 @@ mod tests {
             timed.script.contains("note "),
             "a long capture must write notes"
         );
+        // The timed runs promise a note at least every quiet_s seconds: a hang there is
+        // seen sooner than the general rule would.
+        let quiet = timed.quiet_s.expect("timed runs note every phase");
+        assert!(quiet < NOTE_EVERY_S);
         assert_eq!(
             silence_limit(&steps, "side-by-side/timed"),
-            Some(std::time::Duration::from_secs(u64::from(NOTE_EVERY_S) + 60))
+            Some(std::time::Duration::from_secs(u64::from(quiet) + 60))
         );
         assert_eq!(silence_limit(&steps, "nope/x"), None);
         assert_eq!(silence_limit(&steps, "info"), None);
@@ -1068,7 +1102,8 @@ mod tests {
         for s in &steps {
             for c in &s.captures {
                 assert!(
-                    c.timeout_s <= NOTE_EVERY_S || c.script.contains("note "),
+                    (c.timeout_s <= NOTE_EVERY_S && c.quiet_s.is_none())
+                        || c.script.contains("note "),
                     "{}/{} runs up to {} s without notes",
                     s.name,
                     c.name,

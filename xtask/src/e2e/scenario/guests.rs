@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{cap, excerpt, guest_lines, Outcome, Step, StepFile};
-use crate::e2e::compare::{self, Diff, ListRow};
+use super::{cap, compare_lists, excerpt, guest_lines, CaptureSpec, Outcome, Step, StepFile};
+use crate::e2e::compare::{self, ListRow};
 use crate::e2e::image::{Entry, Image};
 
 /// What the host built or found for the guest steps; a step whose inputs are missing is left
@@ -251,6 +251,7 @@ xl dmesg | grep "(d$domid)"
         ],
         files,
         check: Box::new(move |o| check_rxl_hello(o, &modules)),
+        publish: None,
     }
 }
 
@@ -308,29 +309,20 @@ fn check_rxl_hello(o: &Outcome<'_>, modules: &[TestModule]) -> Result<String, Ve
     );
 
     // Listed by both, with the config's memory and vCPUs.
-    match (o.succeeded("xl-list"), o.succeeded("rxl-list")) {
-        (Ok(xl), Ok(rxl)) => {
-            let mut diff = Diff::default();
-            compare::list_text(&xl.text(), &rxl.text(), &mut diff);
-            if let Ok(j) = o.succeeded("rxl-list-json") {
-                compare::list_json(&xl.text(), &j.text(), &mut diff);
-            }
-            problems.extend(diff.problems);
-            // The VCPUs column counts online vCPUs: a PVH guest's secondary vCPUs stay down
-            // until the guest starts them, which the test guest never does.
-            for (who, text) in [("xl", xl.text()), ("rxl", rxl.text())] {
-                match row(&text, RXL_HELLO) {
-                    Some(r) if r.mem == RXL_HELLO_MEM && r.vcpus == 1 && r.state == "--p---" => {}
-                    Some(r) => problems.push(format!(
-                        "{who} list shows {RXL_HELLO} with {} MiB, {} online vCPUs, state {}; \
-                         expected {RXL_HELLO_MEM} MiB, 1 (the boot vCPU), --p---",
-                        r.mem, r.vcpus, r.state
-                    )),
-                    None => problems.push(format!("{who} list has no {RXL_HELLO} row")),
-                }
+    if let Some((xl, Some(rxl))) = compare_lists(o, &mut problems) {
+        // The VCPUs column counts online vCPUs: a PVH guest's secondary vCPUs stay down
+        // until the guest starts them, which the test guest never does.
+        for (who, text) in [("xl", xl), ("rxl", rxl)] {
+            match row(&text, RXL_HELLO) {
+                Some(r) if r.mem == RXL_HELLO_MEM && r.vcpus == 1 && r.state == "--p---" => {}
+                Some(r) => problems.push(format!(
+                    "{who} list shows {RXL_HELLO} with {} MiB, {} online vCPUs, state {}; \
+                     expected {RXL_HELLO_MEM} MiB, 1 (the boot vCPU), --p---",
+                    r.mem, r.vcpus, r.state
+                )),
+                None => problems.push(format!("{who} list has no {RXL_HELLO} row")),
             }
         }
-        (a, b) => problems.extend(a.err().into_iter().chain(b.err())),
     }
     match o.succeeded("vcpu-list") {
         Ok(v) => {
@@ -685,6 +677,7 @@ exit $rc
         ],
         files: linux_files(linux),
         check: Box::new(check_linux),
+        publish: None,
     }
 }
 
@@ -909,6 +902,7 @@ echo "$new" >/tmp/killed-id
         captures,
         files,
         check: Box::new(check_failures),
+        publish: None,
     }
 }
 
@@ -1132,6 +1126,7 @@ exit $rc
             },
         ],
         check: Box::new(check_pvgrub),
+        publish: None,
     }
 }
 
@@ -1174,10 +1169,16 @@ fn check_pvgrub(o: &Outcome<'_>) -> Result<String, Vec<String>> {
 
 /// Runs of each tool with the hello guest whose medians make the table.
 const HELLO_RUNS: u32 = 5;
-/// Runs of each tool with the Linux guest (each boot takes half a minute or more under
-/// TCG, and every Linux boot is a chance for the emulation's rare dom0 faults: three keeps
-/// the step near five minutes).
-const LINUX_RUNS: u32 = 3;
+/// Runs of each tool with the Linux guest (each takes half a minute or more under TCG).
+const LINUX_RUNS: u32 = 5;
+/// Attempts beyond the runs that each tool may spend on runs that failed (the emulation's
+/// rare faults kill a Linux guest or a dom0 tool now and then, see docs/e2e.md).
+const HELLO_SPARE: u32 = 1;
+const LINUX_SPARE: u32 = 2;
+/// How long a timed Linux run waits for /init (the slowest seen: 48 s, an xl run).
+const TIMED_INIT_S: u32 = 100;
+/// The longest one create, list or destroy of a timed run may take before it is killed.
+const TIMED_CMD_S: u32 = 150;
 
 /// How many timed runs each tool gets with `guest`.
 fn runs_of(guest: &str) -> u32 {
@@ -1241,21 +1242,22 @@ done
     let timed = format!(
         r#". /e2e/lib.sh
 cd /tmp || exit 1
-one() {{ # TOOL GUEST RUN
+one() {{ # TOOL GUEST ATTEMPT
     name=sbs-$2-$1
     note "run $3 of $1 $2"
     n0=$(console_count $name {LINUX_INIT_LINE})
     t0=$(now_ms)
-    $1 create /e2e/sbs/$2-$1.cfg >/tmp/sbs.out 2>&1 || {{
+    timeout {TIMED_CMD_S} $1 create /e2e/sbs/$2-$1.cfg >/tmp/sbs.out 2>&1 || {{
         echo "run $3 of $1 $2: create failed: $(tail -n 2 /tmp/sbs.out | tr '\n' ' ')"
         return 3
     }}
     t1=$(now_ms)
-    $1 list >/dev/null || return 3
+    timeout 30 $1 list >/dev/null || {{ echo "run $3 of $1 $2: list failed"; return 3; }}
     t2=$(now_ms)
+    note "run $3 of $1 $2 created"
     init=
     if [ $2 = linux ]; then
-        wait_console $name {LINUX_INIT_LINE} $((n0 + 1)) {LINUX_BOOT_S}
+        wait_console $name {LINUX_INIT_LINE} $((n0 + 1)) {TIMED_INIT_S}
         r=$?
         if [ $r != 0 ]; then
             echo "run $3 of $1 $2: no /init (wait=$r, state $(dom_state $name)); Xen: $(xl dmesg | grep -v '^(XEN) \*\*\*' | tail -n 2 | tr '\n' ' ')"
@@ -1263,38 +1265,39 @@ one() {{ # TOOL GUEST RUN
             return $r
         fi
         init=$(( $(now_ms) - t0 ))
+        note "run $3 of $1 $2 reached /init"
     fi
     t3=$(now_ms)
-    $1 destroy $name || return 3
+    timeout 60 $1 destroy $name || {{ echo "run $3 of $1 $2: destroy failed"; return 3; }}
     t4=$(now_ms)
     echo "T tool=$1 guest=$2 run=$3 create_ms=$((t1 - t0)) list_ms=$((t2 - t1)) destroy_ms=$((t4 - t3)) init_ms=${{init:--}}"
     note "run $3 of $1 $2 done in $((t4 - t0)) ms"
 }}
-failed_linux=0
+# Each tool gets N good runs of each guest, the two tools taking turns, with a few spare
+# attempts for runs that fail; a failed run is named, its domain removed, and not timed.
 for g in {guests_sh}; do
-    n={HELLO_RUNS}
-    [ $g = linux ] && n={LINUX_RUNS}
-    for run in $(seq 1 $n); do
+    n={HELLO_RUNS}; spare={HELLO_SPARE}
+    [ $g = linux ] && {{ n={LINUX_RUNS}; spare={LINUX_SPARE}; }}
+    ok_xl=0; ok_rxl=0
+    for attempt in $(seq 1 $((n + spare))); do
         for tool in xl rxl; do
-            one $tool $g $run && continue
-            echo "RETRY run $run of $tool $g once"
-            $tool destroy sbs-$g-$tool >/dev/null 2>&1
-            xl destroy sbs-$g-$tool >/dev/null 2>&1
-            one $tool $g $run && continue
-            echo "FAILED run $run of $tool $g"
-            note "run $run of $tool $g failed twice"
-            $tool destroy sbs-$g-$tool >/dev/null 2>&1
-            xl destroy sbs-$g-$tool >/dev/null 2>&1
-            # One such run per tool is tolerated (the host counts); past that the step has
-            # failed, and more boots would only spend the time budget.
-            if [ $g = linux ]; then
-                failed_linux=$((failed_linux + 1))
-                [ $failed_linux -gt 2 ] && {{ echo "STOPPED after $failed_linux failed Linux runs"; exit 0; }}
+            eval ok=\$ok_$tool
+            [ $ok -ge $n ] && continue
+            if one $tool $g $attempt; then
+                eval ok_$tool=$((ok + 1))
+            else
+                echo "RETRY $tool $g after attempt $attempt"
+                timeout 60 $tool destroy sbs-$g-$tool >/dev/null 2>&1
+                timeout 60 xl destroy sbs-$g-$tool >/dev/null 2>&1
             fi
         done
     done
+    for tool in xl rxl; do
+        eval ok=\$ok_$tool
+        [ $ok -lt $n ] && echo "FAILED $tool $g: $ok good runs of $n in $((n + spare)) attempts"
+    done
 done
-# The host counts the runs; a failed run is named above.
+# The host counts the runs.
 exit 0
 "#
     );
@@ -1308,16 +1311,21 @@ exit 0
             cap("rxl-list", 30, "rxl list\n"),
             cap("rxl-list-json", 30, "rxl list --json\n"),
             cap("destroy-both", 60, &destroy_all),
-            cap(
-                "timed",
-                // Well inside one boot's QEMU timeout (1500 s) after the earlier steps;
-                // normally about five minutes.
-                if linux { 1000 } else { 300 },
-                &timed,
-            ),
+            CaptureSpec {
+                // Notes at every phase of a run: a hang is seen within minutes.
+                quiet_s: Some(TIMED_CMD_S + 10),
+                ..cap(
+                    "timed",
+                    // Well inside one boot's QEMU timeout (1500 s) after the earlier
+                    // steps; normally six or seven minutes.
+                    if linux { 1100 } else { 300 },
+                    &timed,
+                )
+            },
         ],
         files,
-        check: Box::new(move |o| check_side_by_side(o, &guests, doc.as_deref())),
+        check: Box::new(move |o| check_side_by_side(o, &guests)),
+        publish: Some(Box::new(move |o| publish_side_by_side(o, doc.as_deref()))),
     }
 }
 
@@ -1361,35 +1369,22 @@ fn secs(ms: Option<u64>) -> String {
     ms.map_or("-".into(), |m| format!("{:.2} s", m as f64 / 1000.0))
 }
 
-fn check_side_by_side(
-    o: &Outcome<'_>,
-    guests: &[&str],
-    doc: Option<&Path>,
-) -> Result<String, Vec<String>> {
+fn check_side_by_side(o: &Outcome<'_>, guests: &[&str]) -> Result<String, Vec<String>> {
     let mut problems = Vec::new();
     if let Err(e) = o.succeeded("create-both") {
         problems.push(e);
     }
-    match (o.succeeded("xl-list"), o.succeeded("rxl-list")) {
-        (Ok(xl), Ok(rxl)) => {
-            let mut diff = Diff::default();
-            compare::list_text(&xl.text(), &rxl.text(), &mut diff);
-            if let Ok(j) = o.succeeded("rxl-list-json") {
-                compare::list_json(&xl.text(), &j.text(), &mut diff);
-            }
-            problems.extend(diff.problems);
-            for g in guests {
-                for tool in ["xl", "rxl"] {
-                    let name = format!("sbs-{g}-{tool}");
-                    for (who, text) in [("xl", xl.text()), ("rxl", rxl.text())] {
-                        if row(&text, &name).is_none() {
-                            problems.push(format!("{who} list has no {name} (created by {tool})"));
-                        }
+    if let Some((xl, Some(rxl))) = compare_lists(o, &mut problems) {
+        for g in guests {
+            for tool in ["xl", "rxl"] {
+                let name = format!("sbs-{g}-{tool}");
+                for (who, text) in [("xl", &xl), ("rxl", &rxl)] {
+                    if row(text, &name).is_none() {
+                        problems.push(format!("{who} list has no {name} (created by {tool})"));
                     }
                 }
             }
         }
-        (a, b) => problems.extend(a.err().into_iter().chain(b.err())),
     }
     match o.succeeded("destroy-both") {
         Ok(c) => {
@@ -1417,16 +1412,14 @@ fn check_side_by_side(
         .iter()
         .filter_map(|l| l.strip_prefix("FAILED "))
         .collect();
+    problems.extend(failed.iter().map(|f| format!("timed runs: {f}")));
     for g in guests {
         for tool in ["xl", "rxl"] {
             let n = runs
                 .get(&((*g).to_owned(), tool.to_owned()))
                 .map_or(0, |t| t.create.len());
-            // A Linux run may fail twice in a row (see docs/e2e.md, known problems): one
-            // such run is tolerated and shown in the summary.
             let want = runs_of(g);
-            let least = if *g == "linux" { want - 1 } else { want };
-            if n < least as usize || n > want as usize {
+            if n != want as usize {
                 problems.push(format!("{tool} {g}: {n} timed runs, expected {want}"));
             }
         }
@@ -1434,30 +1427,14 @@ fn check_side_by_side(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let table = bench_table(&runs);
-    if let Some(doc) = doc {
-        if let Err(e) = write_bench_section(doc, &table, retries) {
-            problems.push(format!("writing {}: {e}", doc.display()));
-            return Err(problems);
-        }
-    }
-    println!(
-        "\n== side by side: medians of {HELLO_RUNS} (hello) and {LINUX_RUNS} (linux) runs \
-         (QEMU TCG, 2 cores) ==\n{table}"
-    );
     Ok(format!(
-        "xl list and rxl list agree about {} domains of both tools; {} timed runs{}{}{}",
+        "xl list and rxl list agree about {} domains of both tools; {} timed runs{}{}",
         guests.len() * 2,
         runs.values().map(|t| t.create.len()).sum::<usize>(),
         if retries > 0 {
-            format!(" ({retries} retried)")
+            format!(" ({retries} failed and were run again)")
         } else {
             String::new()
-        },
-        if failed.is_empty() {
-            String::new()
-        } else {
-            format!("; failed twice: {}", failed.join(", "))
         },
         {
             // Why runs failed, even when the step passes: the emulation's rare faults are
@@ -1475,6 +1452,26 @@ fn check_side_by_side(
                 format!(" [{}]", why.join(" | "))
             }
         }
+    ))
+}
+
+/// After the verdict: the table of medians, printed and written into docs/benchmarks.md.
+fn publish_side_by_side(o: &Outcome<'_>, doc: Option<&Path>) -> Result<String, String> {
+    let timed = o.succeeded("timed")?;
+    let runs = parse_timed(&timed.lines);
+    let retries = timed
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("RETRY"))
+        .count();
+    let table = bench_table(&runs);
+    if let Some(doc) = doc {
+        write_bench_section(doc, &table, retries)
+            .map_err(|e| format!("writing {}: {e}", doc.display()))?;
+    }
+    Ok(format!(
+        "== side by side: medians of {HELLO_RUNS} (hello) and {LINUX_RUNS} (linux) runs \
+         (QEMU TCG, 2 cores) ==\n{table}"
     ))
 }
 
@@ -1509,13 +1506,14 @@ fn bench_section(table: &str, retries: usize, date: &str) -> String {
         "{BENCH_HEADING}\n\n\
          Written by `cargo xtask e2e` (step `side-by-side`) on {date}: real Xen 4.17 under QEMU \
          TCG, 2 cores, so these are emulated-hardware figures, useful to compare xl with rxl in \
-         the same boot, not as absolute speeds. Medians of {HELLO_RUNS} runs (hello) and {LINUX_RUNS} runs (linux) of each tool, timed in dom0 from \
+         the same boot, not as absolute speeds. Medians of {HELLO_RUNS} runs (hello) and \
+         {LINUX_RUNS} runs (linux) of each tool, timed in dom0 from \
          /proc/uptime (10 ms resolution). `hello` is the assembly PVH test guest (32 MiB, 1 \
          vCPU); `linux` is Debian's kernel with a busybox initramfs (256 MiB, 2 vCPUs), timed \
          from the start of `create` until its /init line reaches xenconsoled's log. `list` is \
          one `xl list` or `rxl list` with the guest present.{}\n\n{table}",
         if retries > 0 {
-            format!(" {retries} run(s) failed once and were retried.")
+            format!(" {retries} run(s) failed (named in the step's output) and were run again.")
         } else {
             String::new()
         }
@@ -1768,6 +1766,106 @@ mod tests {
 #[cfg(test)]
 mod script_tests {
     use super::*;
+
+    /// Runs the side-by-side `timed` snippet with fake `xl` and `rxl` commands whose
+    /// `create` fails on the attempts listed in `$FAIL_<tool>` (space-separated counts of
+    /// that tool's creates, or "all"); returns the output and how many creates each made.
+    fn run_timed(fail_xl: &str, fail_rxl: &str) -> (Vec<String>, usize, usize) {
+        let step = side_by_side_step(true, None);
+        let timed = step.captures.iter().find(|c| c.name == "timed").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for tool in ["xl", "rxl"] {
+            let fake = format!(
+                "#!/bin/sh\nd={}\ncase $1 in\ncreate)\n  echo x >>$d/{tool}.creates\n  \
+                 n=$(wc -l <$d/{tool}.creates)\n  case \" $FAIL_{tool} \" in\n    \
+                 *\" all \"*|*\" $n \"*) echo 'libxl: error: no' >&2; exit 1 ;;\n  esac ;;\n\
+                 esac\nexit 0\n",
+                d.display()
+            );
+            let p = d.join(tool);
+            std::fs::write(&p, fake).unwrap();
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(&p)
+                .status()
+                .unwrap();
+        }
+        // The rig's helpers, with the ones that look at dom0 replaced.
+        let lib = format!(
+            "{}\nnote() {{ :; }}\nconsole_count() {{ echo 0; }}\n\
+             wait_console() {{ return 0; }}\ndom_state() {{ echo -b----; }}\n",
+            include_str!("../../../e2e/lib.sh")
+        );
+        std::fs::write(d.join("lib.sh"), lib).unwrap();
+        let script = timed
+            .script
+            .replace(". /e2e/lib.sh", &format!(". {}/lib.sh", d.display()));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", d.display()))
+            .env("FAIL_xl", fail_xl)
+            .env("FAIL_rxl", fail_rxl)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let creates = |t: &str| {
+            std::fs::read_to_string(d.join(format!("{t}.creates"))).map_or(0, |s| s.lines().count())
+        };
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        (lines, creates("xl"), creates("rxl"))
+    }
+
+    #[test]
+    fn timed_runs_give_each_tool_its_runs_and_spend_spares_on_failures() {
+        // rxl's third create (hello) and ninth (the fourth Linux one) fail: both are run
+        // again, and every tool ends with its five good runs of each guest.
+        let (lines, xl, rxl) = run_timed("", "3 9");
+        let runs = parse_timed(&lines);
+        for g in ["hello", "linux"] {
+            for t in ["xl", "rxl"] {
+                let n = runs
+                    .get(&(g.to_owned(), t.to_owned()))
+                    .map_or(0, |r| r.create.len());
+                assert_eq!(n, runs_of(g) as usize, "{g} {t}: {lines:?}");
+            }
+        }
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("RETRY rxl")).count(),
+            2
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("run 3 of rxl hello: create failed: libxl: error: no")),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.starts_with("FAILED")), "{lines:?}");
+        assert_eq!((xl, rxl), (10, 12));
+        // Linux runs wait for /init and say so.
+        assert!(runs[&("linux".to_owned(), "xl".to_owned())].init.len() == 5);
+
+        // A tool whose every create fails stops after its spare attempts and is named;
+        // the other tool still gets all of its runs.
+        let (lines, xl, rxl) = run_timed("all", "");
+        let total = (HELLO_RUNS + HELLO_SPARE + LINUX_RUNS + LINUX_SPARE) as usize;
+        assert_eq!((xl, rxl), (total, 10));
+        assert!(
+            lines.contains(&format!(
+                "FAILED xl hello: 0 good runs of {HELLO_RUNS} in {} attempts",
+                HELLO_RUNS + HELLO_SPARE
+            )),
+            "{lines:?}"
+        );
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("FAILED xl linux: 0 good runs")));
+        assert!(!lines.iter().any(|l| l.starts_with("FAILED rxl")));
+    }
 
     #[test]
     fn every_guest_step_script_is_valid_shell() {
