@@ -179,6 +179,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Some(p) => bail!("--rxl {}: no such file", p.display()),
         None => build_rxl(&repo).context("building rxl")?,
     };
+    let xs_smoke = build_xs_smoke(&repo).context("building xs-smoke")?;
     let hello =
         scenario::build_hello(&repo, &run_dir.join("hello")).context("building the hello guest")?;
     times.build = t.elapsed();
@@ -199,6 +200,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         pvgrub: Some(root.join(scenario::PVGRUB_PATH.trim_start_matches('/')))
             .filter(|p| p.is_file()),
         benchmarks_doc: Some(repo.join("docs/benchmarks.md")),
+        xs_smoke: Some(xs_smoke),
     });
     let mut steps = steps;
     if let Some(spec) = &opts.inject {
@@ -486,28 +488,42 @@ fn gunzip(src: &Path, dst: &Path) -> anyhow::Result<()> {
 
 /// Builds rxl in release mode and returns the path of the binary cargo reports.
 fn build_rxl(repo: &Path) -> anyhow::Result<PathBuf> {
+    cargo_release_binary(repo, &["-p", "rxl"], "rxl")
+}
+
+/// Builds the xenstore client's live check (`xs-smoke`, the `xenstore` step's tool).
+fn build_xs_smoke(repo: &Path) -> anyhow::Result<PathBuf> {
+    cargo_release_binary(
+        repo,
+        &["-p", "xenstore", "--example", "xs-smoke"],
+        "xs-smoke",
+    )
+}
+
+/// `cargo build --release ARGS` and the path of the executable named `name` it reports.
+fn cargo_release_binary(repo: &Path, args: &[&str], name: &str) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let what = format!("cargo build --release {}", args.join(" "));
     let out = std::process::Command::new(cargo)
         .args([
             "build",
             "--release",
-            "-p",
-            "rxl",
             "--message-format=json-render-diagnostics",
         ])
+        .args(args)
         .current_dir(repo)
         .stderr(std::process::Stdio::inherit())
         .output()
-        .context("running cargo build --release -p rxl")?;
+        .with_context(|| format!("running {what}"))?;
     if !out.status.success() {
-        bail!("cargo build --release -p rxl failed ({})", out.status);
+        bail!("{what} failed ({})", out.status);
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "rxl")
+        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == name)
         .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .context("cargo build reported no rxl executable")
+        .with_context(|| format!("{what} reported no {name} executable"))
 }
 
 /// Builds the dom0 initramfs into `out`; returns (entries, file bytes, archive bytes).

@@ -24,6 +24,8 @@ pub struct Inputs {
     pub pvgrub: Option<PathBuf>,
     /// docs/benchmarks.md, whose side-by-side section the timings replace.
     pub benchmarks_doc: Option<PathBuf>,
+    /// The xenstore client's live check (`cargo build --example xs-smoke`).
+    pub xs_smoke: Option<PathBuf>,
 }
 
 /// The Linux guest: dom0's own Debian kernel and an initramfs holding busybox.
@@ -1878,8 +1880,9 @@ mod script_tests {
                 kernel: f.clone(),
                 initrd: f.clone(),
             }),
-            pvgrub: Some(f),
+            pvgrub: Some(f.clone()),
             benchmarks_doc: None,
+            xs_smoke: Some(f),
         };
         let steps = super::super::steps_for(&inputs);
         let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
@@ -1887,6 +1890,7 @@ mod script_tests {
             names,
             [
                 "info",
+                "xenstore",
                 "hello",
                 "guest-list",
                 "rxl-hello",
