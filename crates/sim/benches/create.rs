@@ -4,7 +4,7 @@
 
 use divan::Bencher;
 use sim::{HostConfig, SimHost};
-use xen_host::{cdf, emu, CreateDomain, DomId, Gfn, Hypervisor, Store, TxId};
+use xen_host::{CreateDomain, DomId, Gfn, Hypervisor, Store, TxId};
 
 fn main() {
     divan::main();
@@ -13,18 +13,7 @@ fn main() {
 const GIB_PAGES: u64 = 262_144;
 
 fn cfg() -> CreateDomain {
-    CreateDomain {
-        ssidref: 0,
-        handle: [0x5a; 16],
-        flags: cdf::HVM | cdf::HAP,
-        max_vcpus: 1,
-        max_evtchn_port: 1023,
-        max_grant_frames: -1,
-        max_maptrack_frames: -1,
-        grant_opts: 1,
-        emulation_flags: emu::LAPIC,
-        misc_flags: 0,
-    }
+    CreateDomain::pvh([0x5a; 16], 1)
 }
 
 /// The 40 nodes libxl-like creation writes for one domain.

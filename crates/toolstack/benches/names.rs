@@ -18,7 +18,7 @@ use divan::Bencher;
 use sim::{HostConfig, SimHost};
 use toolstack::names::NameIndex;
 use toolstack::state::StateDir;
-use xen_host::{cdf, emu, CreateDomain, DomId, Store, TxId};
+use xen_host::{CreateDomain, DomId, Store, TxId};
 
 /// Domains present, besides Domain-0.
 const EXISTING: [usize; 3] = [1, 100, 1000];
@@ -58,18 +58,7 @@ fn build(n: usize) -> Result<Bed, String> {
     let state = dir.path().join("rxl");
     let index = NameIndex::new(&state);
     let records = StateDir::new(state);
-    let request = CreateDomain {
-        ssidref: 0,
-        handle: [3; 16],
-        flags: cdf::HVM | cdf::HAP,
-        max_vcpus: 1,
-        max_evtchn_port: 1023,
-        max_grant_frames: -1,
-        max_maptrack_frames: -1,
-        grant_opts: 1,
-        emulation_flags: emu::LAPIC,
-        misc_flags: 0,
-    };
+    let request = CreateDomain::pvh([3; 16], 1);
     for i in 0..n {
         let name = format!("filler-{i}");
         let dom = xen_host::Hypervisor::create_domain(&host, &request)

@@ -13,8 +13,8 @@ use pvh::BootPlan;
 use xen_abi::hvm::{self as save, HvmContextBuilder, HvmHwCpu, HvmHwMtrr};
 use xen_abi::wire::Wire as _;
 use xen_host::{
-    cdf, emu, hvm_param, DomId, E820Entry, Errno, Error, GrantEntryV1, Hypervisor, Store,
-    GTF_PERMIT_ACCESS, PAGE_SHIFT, PAGE_SIZE,
+    hvm_param, DomId, E820Entry, Errno, Error, GrantEntryV1, Hypervisor, Store, GTF_PERMIT_ACCESS,
+    PAGE_SHIFT, PAGE_SIZE,
 };
 use xlcfg::model::DomainConfig;
 
@@ -325,16 +325,10 @@ where
         timer.done(Step::ReserveName);
 
         let create = xen_host::CreateDomain {
-            ssidref: 0,
-            handle: *cfg.uuid.as_bytes(),
-            flags: cdf::HVM | cdf::HAP,
-            max_vcpus: cfg.maxvcpus,
             max_evtchn_port: cfg.max_event_channels,
             max_grant_frames: cfg.max_grant_frames,
             max_maptrack_frames: cfg.max_maptrack_frames,
-            grant_opts: 1,
-            emulation_flags: emu::LAPIC,
-            misc_flags: 0,
+            ..xen_host::CreateDomain::pvh(*cfg.uuid.as_bytes(), cfg.maxvcpus)
         };
         let dom = hv.create_domain(&create).at(Step::CreateDomain)?;
         undo.dom = Some(dom);

@@ -128,7 +128,7 @@ mod tests {
     use std::time::Duration;
 
     use sim::{HostConfig, SimHost};
-    use xen_host::{cdf, emu, CreateDomain, Gfn, Perm, WatchEvent};
+    use xen_host::{CreateDomain, Gfn, Perm, WatchEvent};
 
     use super::*;
 
@@ -140,18 +140,7 @@ mod tests {
     /// name.
     fn domain(h: &SimHost, name: &str) -> DomId {
         let dom = h
-            .create_domain(&CreateDomain {
-                ssidref: 0,
-                handle: [1; 16],
-                flags: cdf::HVM | cdf::HAP,
-                max_vcpus: 1,
-                max_evtchn_port: 1023,
-                max_grant_frames: -1,
-                max_maptrack_frames: -1,
-                grant_opts: 1,
-                emulation_flags: emu::LAPIC,
-                misc_flags: 0,
-            })
+            .create_domain(&CreateDomain::pvh([1; 16], 1))
             .expect("create domain");
         h.write(
             TxId::NONE,

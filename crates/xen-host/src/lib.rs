@@ -363,6 +363,26 @@ pub struct CreateDomain {
     pub misc_flags: u32,
 }
 
+impl CreateDomain {
+    /// The request for a PVH domain as libxl makes it: an HVM container with HAP, only the
+    /// local APIC emulated, grant table v1, 1024 event channels and Xen's default grant
+    /// and maptrack frames. Change the fields that a config sets.
+    pub fn pvh(handle: [u8; 16], max_vcpus: u32) -> Self {
+        CreateDomain {
+            ssidref: 0,
+            handle,
+            flags: cdf::HVM | cdf::HAP,
+            max_vcpus,
+            max_evtchn_port: 1023,
+            max_grant_frames: -1,
+            max_maptrack_frames: -1,
+            grant_opts: 1,
+            emulation_flags: emu::LAPIC,
+            misc_flags: 0,
+        }
+    }
+}
+
 /// Shutdown reasons (`SHUTDOWN_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

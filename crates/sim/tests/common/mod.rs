@@ -5,22 +5,11 @@
 use std::path::Path;
 
 use sim::{HostConfig, SimHost};
-use xen_host::{cdf, emu, CreateDomain, DomId, Hypervisor};
+use xen_host::{CreateDomain, DomId, Hypervisor};
 
 /// A PVH-like createdomain request.
 pub fn pvh(vcpus: u32) -> CreateDomain {
-    CreateDomain {
-        ssidref: 0,
-        handle: [7; 16],
-        flags: cdf::HVM | cdf::HAP,
-        max_vcpus: vcpus,
-        max_evtchn_port: 1023,
-        max_grant_frames: -1,
-        max_maptrack_frames: -1,
-        grant_opts: 1,
-        emulation_flags: emu::LAPIC,
-        misc_flags: 0,
-    }
+    CreateDomain::pvh([7; 16], vcpus)
 }
 
 /// A host of `total_mib` with a 1024 MiB Domain-0.

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use xen_abi::domctl::dominf;
-use xen_host::{cdf, emu};
 
 const CAPS: &str = "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64";
 
@@ -450,18 +449,7 @@ fn host417() -> (Host<Fake>, Rc<RefCell<State>>) {
 }
 
 fn cfg() -> CreateDomain {
-    CreateDomain {
-        ssidref: 0,
-        handle: [0xab; 16],
-        flags: cdf::HVM | cdf::HAP,
-        max_vcpus: 2,
-        max_evtchn_port: 1023,
-        max_grant_frames: -1,
-        max_maptrack_frames: -1,
-        grant_opts: 1,
-        emulation_flags: emu::LAPIC,
-        misc_flags: 0,
-    }
+    CreateDomain::pvh([0xab; 16], 2)
 }
 
 #[test]
