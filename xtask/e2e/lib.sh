@@ -64,18 +64,23 @@ dom_state() {
 
 # wait_console NAME TEXT COUNT SECS: waits until at least COUNT lines of NAME's console log
 # contain TEXT (0), the domain is gone or crashed (2), or SECS seconds pass (1).
+# "Gone" means no domain of that name for 15 s: a guest that triple-faults shuts down as
+# "reboot", and with on_reboot = "restart" the toolstack builds it again under the same
+# name (which takes some seconds under emulation); that one may still get there.
 # (Shell functions share the caller's variables: these use names of their own.)
 wait_console() {
     _wc_i=0
-    _wc_gone=0
+    _wc_gone=
     while [ "$(console_count "$1" "$2")" -lt "$3" ]; do
         # xl list costs dom0 more than grep: look at the state once a second.
-        # "gone" counts only when two looks a second apart agree.
         if [ $((_wc_i % 5)) = 0 ]; then
             case $(dom_state "$1") in
-                gone) [ "$_wc_gone" = 1 ] && return 2; _wc_gone=1 ;;
+                gone)
+                    _wc_now=$(now_ms)
+                    [ -n "$_wc_gone" ] && [ $((_wc_now - _wc_gone)) -ge "${RXL_GONE_MS:-15000}" ] && return 2
+                    _wc_gone=${_wc_gone:-$_wc_now} ;;
                 *c*) return 2 ;;
-                *) _wc_gone=0 ;;
+                *) _wc_gone= ;;
             esac
         fi
         _wc_i=$((_wc_i + 1))

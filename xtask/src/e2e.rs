@@ -854,6 +854,39 @@ mod tests {
     }
 
     #[test]
+    fn wait_console_outlasts_a_restart_and_sees_a_domain_go() {
+        // A domain gone for a while and back (a restart under the same name) that then
+        // prints the line: found. One that stays gone: 2. One that stays up and silent: 1.
+        let script = format!(
+            "{LIB_SH}\nt0=$(now_ms)\nel() {{ echo $(( $(now_ms) - t0 )); }}\n\
+             RXL_GONE_MS=4000\n\
+             dom_state() {{ [ $(el) -lt 2500 ] && echo gone || echo -b----; }}\n\
+             console_count() {{ [ $(el) -ge 3500 ] && echo 1 || echo 0; }}\n\
+             wait_console g line 1 20; echo restart=$?\n\
+             RXL_GONE_MS=1500; t0=$(now_ms)\n\
+             dom_state() {{ echo gone; }}\nconsole_count() {{ echo 0; }}\n\
+             wait_console g line 1 20; echo gone=$? after=$(el)\n\
+             dom_state() {{ echo -b----; }}\n\
+             wait_console g line 1 1; echo silent=$?\n"
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("restart=0\n"), "{text}");
+        assert!(text.contains("gone=2 "), "{text}");
+        let after: u64 = text
+            .split("after=")
+            .nth(1)
+            .and_then(|s| s.trim().lines().next()?.parse().ok())
+            .unwrap_or(0);
+        assert!(after >= 1500, "gone only after RXL_GONE_MS: {text}");
+        assert!(text.contains("silent=1\n"), "{text}");
+    }
+
+    #[test]
     fn generated_scenario_is_valid_shell() {
         let dir = tempfile::tempdir().unwrap();
         let hello = dir.path().join("hello");

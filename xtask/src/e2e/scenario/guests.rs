@@ -1216,11 +1216,14 @@ pub fn side_by_side_step(linux: bool, doc: Option<PathBuf>) -> Step {
         if linux {
             files.push(StepFile::Text {
                 path: format!("/e2e/sbs/linux-{tool}.cfg"),
+                // A guest that triple-faults under the emulation shuts down as "reboot":
+                // with the default on_reboot the tool would build it again under the same
+                // name while the next attempt starts. Here such a run has failed, and goes.
                 text: linux_cfg(
                     &format!("sbs-linux-{tool}"),
                     &format!("{LINUX_DIR}/vmlinuz"),
                     &format!("{LINUX_DIR}/initrd.img"),
-                    "",
+                    "on_reboot = \"destroy\"\n",
                 ),
             });
         }
@@ -1367,6 +1370,11 @@ fn parse_timed(lines: &[String]) -> std::collections::BTreeMap<(String, String),
     out
 }
 
+/// How many timed attempts failed and were run again.
+fn failed_attempts(lines: &[String]) -> usize {
+    lines.iter().filter(|l| l.starts_with("RETRY")).count()
+}
+
 fn secs(ms: Option<u64>) -> String {
     ms.map_or("-".into(), |m| format!("{:.2} s", m as f64 / 1000.0))
 }
@@ -1404,11 +1412,7 @@ fn check_side_by_side(o: &Outcome<'_>, guests: &[&str]) -> Result<String, Vec<St
         }
     };
     let runs = parse_timed(&timed.lines);
-    let retries = timed
-        .lines
-        .iter()
-        .filter(|l| l.starts_with("RETRY"))
-        .count();
+    let retries = failed_attempts(&timed.lines);
     let failed: Vec<&str> = timed
         .lines
         .iter()
@@ -1461,11 +1465,7 @@ fn check_side_by_side(o: &Outcome<'_>, guests: &[&str]) -> Result<String, Vec<St
 fn publish_side_by_side(o: &Outcome<'_>, doc: Option<&Path>) -> Result<String, String> {
     let timed = o.succeeded("timed")?;
     let runs = parse_timed(&timed.lines);
-    let retries = timed
-        .lines
-        .iter()
-        .filter(|l| l.starts_with("RETRY"))
-        .count();
+    let retries = failed_attempts(&timed.lines);
     let table = bench_table(&runs);
     if let Some(doc) = doc {
         write_bench_section(doc, &table, retries)
