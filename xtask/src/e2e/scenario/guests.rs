@@ -1175,8 +1175,8 @@ const HELLO_RUNS: u32 = 5;
 const LINUX_RUNS: u32 = 5;
 /// Attempts beyond the runs that each tool may spend on runs that failed (the emulation's
 /// rare faults kill a Linux guest or a dom0 tool now and then, see docs/e2e.md).
-const HELLO_SPARE: u32 = 1;
-const LINUX_SPARE: u32 = 2;
+const HELLO_SPARE: u32 = 2;
+const LINUX_SPARE: u32 = 5;
 /// How long a timed Linux run waits for /init (the slowest seen: 48 s, an xl run).
 const TIMED_INIT_S: u32 = 100;
 /// The longest one create, list or destroy of a timed run may take before it is killed.
@@ -1515,7 +1515,7 @@ fn bench_section(table: &str, retries: usize, date: &str) -> String {
          from the start of `create` until its /init line reaches xenconsoled's log. `list` is \
          one `xl list` or `rxl list` with the guest present.{}\n\n{table}",
         if retries > 0 {
-            format!(" {retries} run(s) failed (named in the step's output) and were run again.")
+            format!(" {retries} run(s) failed (named in the step's verdict) and were run again.")
         } else {
             String::new()
         }
