@@ -293,6 +293,10 @@ fn boots_under_qemu() {
         .output()
         .is_err()
     {
+        assert!(
+            std::env::var_os("RXL_REQUIRE_QEMU").is_none(),
+            "RXL_REQUIRE_QEMU is set but qemu-system-x86_64 is not installed"
+        );
         eprintln!("SKIPPED boots_under_qemu: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
         return;
     }
