@@ -12,8 +12,15 @@ use xen_host::{DomId, TxId};
 use crate::backend::Backend;
 use crate::cli::ShutdownArgs;
 
-fn resolve(host: &Backend, spec: &str) -> anyhow::Result<DomId> {
-    Ok(domains::resolve(host.hv(), host.xs(), spec)?)
+/// The domain a command names; a name whose guest the monitor is restarting is looked up
+/// once the restart is over.
+pub(crate) fn resolve(host: &Backend, spec: &str) -> anyhow::Result<DomId> {
+    Ok(domains::resolve_waiting(
+        host.hv(),
+        host.xs(),
+        &host.state_dir(),
+        spec,
+    )?)
 }
 
 /// `rxl destroy DOMAIN`.

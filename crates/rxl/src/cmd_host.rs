@@ -210,7 +210,15 @@ fn print_id_name(id: xen_host::DomId, name: &str, json: bool, text: &str) {
 
 /// `rxl domid NAME`.
 pub fn domid(host: &Backend, name: &str, json: bool) -> anyhow::Result<ExitCode> {
-    match domains::find_by_name(host.hv(), host.xs(), name)? {
+    let mut found = domains::find_by_name(host.hv(), host.xs(), name)?;
+    // Mid-restart (after a reboot) the name comes back with the new domain.
+    if found.is_none()
+        && toolstack::restarts::wait_restarted(&host.state_dir(), name, domains::RESTART_WAIT)
+            .map_err(anyhow::Error::msg)?
+    {
+        found = domains::find_by_name(host.hv(), host.xs(), name)?;
+    }
+    match found {
         Some(id) => {
             print_id_name(id, name, json, &id.to_string());
             Ok(ExitCode::SUCCESS)

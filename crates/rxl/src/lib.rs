@@ -61,7 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpause { domain } => cmd_domain::pause(&host()?, &domain, false),
         Command::Console { domain } => {
             let host = host()?;
-            let dom = toolstack::domains::resolve(host.hv(), host.xs(), &domain)?;
+            let dom = cmd_domain::resolve(&host, &domain)?;
             console::attach(&host, dom)
         }
         Command::Monitor { domid, foreground } => {

@@ -634,3 +634,53 @@ fn an_interrupted_create_is_listed_as_incomplete_and_destroyable() {
     let left = host.xs_dump(&format!("/libxl/{id}")).expect("dump");
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_name_mid_restart_is_held_for_its_monitor() {
+    // What a monitor restarting "ghost" leaves in the state directory: its pid and the
+    // start time of its process (a stand-in process here).
+    let sim = Sim::new();
+    let mut monitor = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("sleep");
+    let pid = monitor.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let start = stat[stat.rfind(')').expect(")") + 1..]
+        .split_whitespace()
+        .nth(19)
+        .expect("start time")
+        .to_owned();
+    let marks = sim.dir.path().join("rxl/restarting");
+    std::fs::create_dir_all(&marks).expect("mkdir");
+    let hex: String = "ghost".bytes().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(marks.join(&hex), format!("{pid} {start}\n")).expect("mark");
+
+    let cfg = hello_cfg("ghost", "");
+    let o = sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("is being restarted by rxl's monitor (pid {pid})")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sim.domain("ghost").is_none());
+
+    // A command naming it waits for the restart; here the monitor dies without building
+    // the guest, so the wait ends with the plain answer.
+    let t = std::time::Instant::now();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        monitor.kill().expect("kill");
+        monitor.wait().expect("wait");
+    });
+    let o = sim.run(&["destroy", "ghost"]);
+    killer.join().expect("thread");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no domain called"), "{}", stderr(&o));
+    assert!(t.elapsed() >= std::time::Duration::from_millis(500));
+
+    // The mark of a dead monitor holds nothing.
+    ok(sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]));
+    ok(sim.run(&["destroy", "ghost"]));
+}

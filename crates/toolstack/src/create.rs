@@ -313,6 +313,18 @@ where
     let dom = {
         let _lock = HostLock::acquire(&opts.state_dir, "create")
             .map_err(|e| CreateError::msg(Step::ReserveName, e.to_string()))?;
+        // A monitor restarting a guest of this name holds it (its own rebuild passes).
+        if let Some(pid) = crate::restarts::restarting(&opts.state_dir, &cfg.name)
+            .filter(|&pid| pid != std::process::id())
+        {
+            return Err(CreateError::msg(
+                Step::ReserveName,
+                format!(
+                    "a domain called \"{}\" is being restarted by rxl's monitor (pid {pid})",
+                    cfg.name
+                ),
+            ));
+        }
         if let Some(other) = names.find(hv, xs, &cfg.name).at(Step::ReserveName)? {
             return Err(CreateError::msg(
                 Step::ReserveName,

@@ -1,5 +1,8 @@
 //! Finding domains and reading what `rxl list` shows.
 
+use std::path::Path;
+use std::time::Duration;
+
 use xen_host::{read_string, DomId, DomainInfo, Errno, Error, Hypervisor, Result, Store, TxId};
 
 use crate::xs_layout::dom_path;
@@ -81,6 +84,30 @@ where
         }
     }
     Ok(None)
+}
+
+/// How long a command that names a domain waits for the monitor to finish restarting it.
+pub const RESTART_WAIT: Duration = Duration::from_secs(60);
+
+/// Like [`resolve`], but a name whose guest rxl's monitor is restarting right now (no
+/// domain carries it until the new one is built) is looked up again once the restart is
+/// over, so that `rxl destroy NAME` just after a reboot reaches the new domain instead of
+/// missing the old one.
+pub fn resolve_waiting<H, S>(hv: &H, store: &S, state_dir: &Path, spec: &str) -> Result<DomId>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    match resolve(hv, store, spec) {
+        Err(e) if e.errno() == Some(Errno::ESRCH) => {
+            match crate::restarts::wait_restarted(state_dir, spec, RESTART_WAIT) {
+                Ok(true) => resolve(hv, store, spec),
+                Ok(false) => Err(e),
+                Err(why) => Err(Error::os_detail("find domain", Errno::ESRCH, why)),
+            }
+        }
+        r => r,
+    }
 }
 
 /// Resolve a DOMAIN argument: a decimal id of an existing domain, or a name.

@@ -9,6 +9,7 @@ use xlcfg::model::{Action, DomainConfig};
 
 use crate::create::{CreateOptions, Record};
 use crate::lifecycle::{self, Until, Waited};
+use crate::restarts::RestartMark;
 use crate::state::StateDir;
 use crate::xs_layout::{dom_path, vm_path};
 
@@ -106,10 +107,13 @@ where
                 if action != Action::Restart {
                     tracing::warn!("{action} is not supported: restarting the guest afresh");
                 }
+                // No domain carries the name until the new one exists: commands wait.
+                let _mark = mark_restart(opts, &cfg.name)?;
                 lifecycle::destroy(hv, xs, &state, dom)?;
                 dom = restart(&state, cfg.clone(), record.restarts, rebuild)?;
             }
             Action::RenameRestart => {
+                let _mark = mark_restart(opts, &cfg.name)?;
                 let suffix = format!("-{}", record.restarts + 1);
                 preserve_renamed(xs, dom, cfg, &suffix)?;
                 state.remove(dom)?;
@@ -120,6 +124,17 @@ where
             }
         }
     }
+}
+
+/// Marks `name` as being restarted by this monitor until the guard goes.
+fn mark_restart(opts: &CreateOptions, name: &str) -> Result<RestartMark, MonitorError> {
+    RestartMark::set(&opts.state_dir, name).map_err(|source| {
+        MonitorError::State(crate::state::StateError::Io {
+            what: "cannot mark the restart in",
+            path: opts.state_dir.join("restarting"),
+            source,
+        })
+    })
 }
 
 fn restart(

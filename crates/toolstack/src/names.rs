@@ -45,7 +45,7 @@ pub struct NameIndex {
 
 /// A file name for any domain name: the name's bytes in hex (names may hold characters a
 /// file name cannot).
-fn file_name(name: &str) -> String {
+pub(crate) fn file_name(name: &str) -> String {
     name.bytes().map(|b| format!("{b:02x}")).collect()
 }
 

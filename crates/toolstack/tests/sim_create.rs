@@ -268,3 +268,75 @@ fn every_failure_leaves_nothing_behind() {
         "only {failures} injected failures hit the create"
     );
 }
+
+#[test]
+fn a_restart_holds_the_name_and_lookups_wait_for_it() {
+    use std::time::{Duration, Instant};
+    use toolstack::restarts;
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let cfg = config("rebooter", "");
+    let search = FirmwareSearch::default();
+    let first = toolstack::launch(&host, &host, &cfg, &o, &search)
+        .expect("create")
+        .domid;
+
+    // The guest reboots; the monitor restarts it, and while it does, the name is marked
+    // as its own: a create of that name by another process would be refused, and the
+    // monitor's own rebuild passes.
+    host.shutdown(first, xen_host::ShutdownReason::Reboot)
+        .expect("reboot");
+    let mut seen = Vec::new();
+    let mut rebuilds = 0;
+    let mut rebuild = |c: &DomainConfig| -> Result<DomId, String> {
+        rebuilds += 1;
+        seen.push(restarts::restarting(&o.state_dir, &c.name));
+        let dom = toolstack::launch(&host, &host, c, &o, &search)
+            .map(|c| c.domid)
+            .map_err(|e| e.to_string())?;
+        // The second instance powers off: the monitor then destroys it and ends.
+        host.shutdown(dom, xen_host::ShutdownReason::Poweroff)
+            .map_err(|e| e.to_string())?;
+        Ok(dom)
+    };
+    let outcome = toolstack::monitor::run(&host, &host, &o, first, &mut rebuild).expect("monitor");
+    assert_eq!(outcome, toolstack::monitor::Outcome::Gone);
+    assert_eq!(rebuilds, 1);
+    assert_eq!(
+        seen,
+        [Some(std::process::id())],
+        "marked during the rebuild"
+    );
+    assert_eq!(
+        restarts::restarting(&o.state_dir, "rebooter"),
+        None,
+        "mark removed"
+    );
+
+    // A lookup by name during a restart waits for the new domain instead of failing.
+    let mark = restarts::RestartMark::set(&o.state_dir, "rebooter").expect("mark");
+    let dir = tmp.path().to_path_buf();
+    let state_dir = o.state_dir.clone();
+    let t = Instant::now();
+    let looker = std::thread::spawn(move || {
+        let h = SimHost::open(&dir).expect("open the host");
+        toolstack::domains::resolve_waiting(&h, &h, &state_dir, "rebooter")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let again = toolstack::launch(&host, &host, &cfg, &o, &search)
+        .expect("the restart's create")
+        .domid;
+    drop(mark);
+    let found = looker
+        .join()
+        .expect("thread")
+        .expect("found after the restart");
+    assert_eq!(found, again);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    // Without a restart, a missing name fails at once.
+    let err = toolstack::domains::resolve_waiting(&host, &host, &o.state_dir, "nobody")
+        .expect_err("no such domain");
+    assert_eq!(err.errno(), Some(xen_host::Errno::ESRCH));
+}
