@@ -522,11 +522,12 @@ const LINUX_VCPUS: u32 = 2;
 /// Seconds a Linux boot may take to reach /init under TCG.
 const LINUX_BOOT_S: u32 = 150;
 
-/// vCPUs of the Linux guests the side-by-side step times. Under this emulation a 2-vCPU
-/// Linux guest dies early (a triple fault in its TSC calibration) in about one boot of six,
-/// with xl as with rxl, and the whole machine has fallen silent during such boots; 24 boots
-/// of 1-vCPU guests in a row (12 per tool, 2026-12-01) all reached /init. The rxl-linux step
-/// keeps 2 vCPUs, which is what proves the MADT.
+/// vCPUs of the Linux guests the side-by-side step times. Under this emulation Linux
+/// guests die early (a triple fault in their TSC calibration) in about one boot of five,
+/// with xl as with rxl, and the whole machine has fallen silent three times in about 70
+/// boots of 2-vCPU guests, each time just as the second vCPU came up; no such hang in about
+/// 50 boots of 1-vCPU guests (2026-12-01). The rxl-linux step keeps 2 vCPUs, which is what
+/// proves the MADT.
 const TIMED_LINUX_VCPUS: u32 = 1;
 
 /// A Linux guest config named `name` with `vcpus` vCPUs, with `kernel` and `ramdisk` as
@@ -1186,6 +1187,9 @@ const LINUX_RUNS: u32 = 5;
 /// rare faults kill a Linux guest or a dom0 tool now and then, see docs/e2e.md).
 const HELLO_SPARE: u32 = 2;
 const LINUX_SPARE: u32 = 5;
+/// Seconds between timed runs (not timed), so that the next create does not meet the last
+/// domain's teardown.
+const SETTLE_S: u32 = 3;
 /// How long a timed Linux run waits for /init (the slowest seen: 48 s, an xl run).
 const TIMED_INIT_S: u32 = 100;
 /// The longest one create, list or destroy of a timed run may take before it is killed.
@@ -1287,6 +1291,8 @@ one() {{ # TOOL GUEST ATTEMPT
     t4=$(now_ms)
     echo "T tool=$1 guest=$2 run=$3 create_ms=$((t1 - t0)) list_ms=$((t2 - t1)) destroy_ms=$((t4 - t3)) init_ms=${{init:--}}"
     note "run $3 of $1 $2 done in $((t4 - t0)) ms"
+    # Untimed: let Xen finish tearing the domain down before the next create.
+    sleep ${{RXL_SETTLE_S:-{SETTLE_S}}}
 }}
 # Each tool gets N good runs of each guest, the two tools taking turns, with a few spare
 # attempts for runs that fail; a failed run is named, its domain removed, and not timed.
@@ -1819,6 +1825,7 @@ mod script_tests {
             .arg("-c")
             .arg(&script)
             .env("PATH", format!("{}:/usr/bin:/bin", d.display()))
+            .env("RXL_SETTLE_S", "0")
             .env("FAIL_xl", fail_xl)
             .env("FAIL_rxl", fail_rxl)
             .output()
