@@ -1528,8 +1528,8 @@ fn bench_section(table: &str, retries: usize, date: &str) -> String {
          {LINUX_RUNS} runs (linux) of each tool, timed in dom0 from \
          /proc/uptime (10 ms resolution). `hello` is the assembly PVH test guest (32 MiB, 1 \
          vCPU); `linux` is Debian's kernel with a busybox initramfs (256 MiB, \
-         {TIMED_LINUX_VCPUS} vCPU: under this emulation 2-vCPU guests die early too often to \
-         time; see docs/e2e.md), timed \
+         {TIMED_LINUX_VCPUS} vCPU: under this emulation 2-vCPU guests have hung the whole \
+         machine now and then; see docs/e2e.md), timed \
          from the start of `create` until its /init line reaches xenconsoled's log. `list` is \
          one `xl list` or `rxl list` with the guest present.{}\n\n{table}",
         if retries > 0 {
