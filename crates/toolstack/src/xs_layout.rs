@@ -217,6 +217,11 @@ pub fn post_build(b: &Built) -> Vec<Node> {
     ] {
         out.write_perms(format!("{front}/{key}"), value, ro_front.clone());
     }
+    // libxl's own record of the device (libxl__device_generic_add): what `xl destroy`
+    // reads to remove the frontend and backend directories.
+    let record = format!("{}/device/console/0", libxl_path(dom));
+    out.write(format!("{record}/frontend"), front.clone());
+    out.write(format!("{record}/backend"), back.clone());
     out.mknod(back.clone(), ro_front);
     out.write(format!("{back}/frontend"), front);
     for (key, value) in [
@@ -343,6 +348,15 @@ mod tests {
         assert_eq!(
             v("/local/domain/0/backend/console/3/0/frontend").as_deref(),
             Some("/local/domain/3/console")
+        );
+        // libxl's record of the console, which `xl destroy` follows to remove it.
+        assert_eq!(
+            v("/libxl/3/device/console/0/frontend").as_deref(),
+            Some("/local/domain/3/console")
+        );
+        assert_eq!(
+            v("/libxl/3/device/console/0/backend").as_deref(),
+            Some("/local/domain/0/backend/console/3/0")
         );
     }
 }

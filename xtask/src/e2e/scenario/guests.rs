@@ -1254,9 +1254,26 @@ pub fn side_by_side_step(linux: bool, doc: Option<PathBuf>) -> Step {
 done
 "#
     );
+    // Each tool destroys the other's domains; neither may leave xenstore nodes behind.
     let destroy_all = format!(
-        "rc=0\nfor g in {guests_sh}; do\n    xl destroy sbs-$g-xl || rc=1\n    \
-         rxl destroy sbs-$g-rxl || rc=1\ndone\nxl list\nexit $rc\n"
+        r#"rc=0
+ids=
+for g in {guests_sh}; do
+    for t in xl rxl; do ids="$ids $(xl domid sbs-$g-$t)"; done
+done
+for g in {guests_sh}; do
+    rxl destroy sbs-$g-xl || {{ echo "rxl destroy sbs-$g-xl failed"; rc=1; }}
+    xl destroy sbs-$g-rxl || {{ echo "xl destroy sbs-$g-rxl failed"; rc=1; }}
+done
+sleep 1
+for d in $ids; do
+    for p in /local/domain/$d /libxl/$d /local/domain/0/backend/console/$d; do
+        xenstore-exists $p 2>/dev/null && echo "LEFT $p"
+    done
+done
+xl list
+exit $rc
+"#
     );
     let timed = format!(
         r#". /e2e/lib.sh
@@ -1325,7 +1342,8 @@ exit 0
     Step {
         name: "side-by-side",
         about: "the same configs created with xl and rxl in one boot: xl list and rxl list agree \
-                about all of them; create/list/destroy (and create to /init) medians",
+                about all of them, each tool destroys the other's cleanly; create/list/destroy \
+                (and create to /init) medians",
         captures: vec![
             cap("create-both", 120, &together),
             cap("xl-list", 30, "xl list\n"),
@@ -1416,6 +1434,17 @@ fn check_side_by_side(o: &Outcome<'_>, guests: &[&str]) -> Result<String, Vec<St
         Ok(c) => {
             if c.lines.iter().any(|l| l.starts_with("sbs-")) {
                 problems.push(format!("domains left after destroy: {}", excerpt(&c.lines)));
+            }
+            let left: Vec<&str> = c
+                .lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("LEFT "))
+                .collect();
+            if !left.is_empty() {
+                problems.push(format!(
+                    "xenstore nodes left after each tool destroyed the other's domains: {}",
+                    left.join(", ")
+                ));
             }
         }
         Err(e) => problems.push(e),
