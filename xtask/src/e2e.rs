@@ -387,13 +387,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             Err(e) => println!("\n{}: {e}", step.name),
         }
     }
+    // The count every capture notes as it ends (the one the fresh-boot rule uses); "?" for
+    // a boot that reported no capture.
     let faults: Vec<String> = boots
         .iter()
         .map(|b| {
-            b.report
-                .capture(&format!("{}/{}", scenario::DIAG, scenario::FAULTS))
-                .and_then(|c| c.lines.iter().find_map(|l| l.strip_prefix("faults=")))
-                .map_or("?".to_owned(), |n| n.trim().to_owned())
+            if b.report.captures.is_empty() {
+                "?".to_owned()
+            } else {
+                scenario::faults_in_boot(&b.report).to_string()
+            }
         })
         .collect();
     println!(

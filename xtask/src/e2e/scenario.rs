@@ -325,9 +325,6 @@ pub fn install(steps: &[Step], image: &mut Image) -> Result<(), ImageError> {
 /// The pseudo-step whose captures describe dom0 after the steps; shown when a run fails.
 pub const DIAG: &str = "diag";
 
-/// The diagnostic capture that counts dom0's user-space faults (`diag/faults`).
-pub const FAULTS: &str = "faults";
-
 /// Captures run after every step, for failure reports (not checked).
 fn diagnostics() -> Vec<CaptureSpec> {
     vec![
@@ -340,13 +337,6 @@ fn diagnostics() -> Vec<CaptureSpec> {
         ),
         // User processes only (kernel threads are shown in brackets).
         cap("ps", 20, "ps | grep -v ' \\[[^]]*\\]$'\n"),
-        // dom0 processes that died of a fault (see docs/e2e.md, known problems): counted
-        // in every run's summary.
-        cap(
-            FAULTS,
-            20,
-            "echo \"faults=$(dmesg | grep -c -E 'segfault at|general protection')\"\n",
-        ),
     ]
 }
 
