@@ -11,6 +11,7 @@ pub mod lock;
 pub mod memory;
 pub mod monitor;
 pub mod names;
+pub mod process;
 pub mod restarts;
 pub mod state;
 pub mod xs_layout;
