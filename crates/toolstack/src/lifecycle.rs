@@ -148,10 +148,20 @@ where
     result
 }
 
+/// What [`destroy`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destroyed {
+    /// Xen had the domain; it is destroyed and everything kept about it removed.
+    Domain,
+    /// Xen no longer had the domain (an earlier destroy was interrupted after Xen destroyed
+    /// it, or another tool destroyed it): what was left of it is removed.
+    Leftovers,
+}
+
 /// Destroy a domain and everything rxl and libxl keep about it: the domain itself, its
-/// xenstore nodes, and rxl's stored record. A domain that is already gone still gets its
-/// leftovers removed.
-pub fn destroy<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<()>
+/// xenstore nodes, rxl's record and name index entry. A domain Xen no longer has (ESRCH)
+/// still gets its leftovers removed ([`finish_cleanup`]).
+pub fn destroy<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<Destroyed>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
@@ -159,30 +169,143 @@ where
     if dom == DomId::DOM0 {
         return Err(Error::other("destroy", "refusing to destroy Domain-0"));
     }
-    let info = hv.domain_info(dom)?;
-    let name = crate::domains::name_of(xs, dom)?;
-    let uuid = match &info {
-        Some(i) => Some(uuid_string(&i.handle)),
-        None => xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom)))?
-            .and_then(|vm| vm.strip_prefix("/vm/").map(str::to_string)),
-    };
-    if info.is_some() {
+    let mut found = hv.domain_info(dom)?.is_some();
+    if found {
         match hv.destroy(dom) {
             Ok(()) => {}
-            Err(e) if e.errno() == Some(Errno::ESRCH) => {}
+            // Gone between the look and the destroy.
+            Err(e) if e.errno() == Some(Errno::ESRCH) => found = false,
             Err(e) => return Err(e),
         }
     }
-    if let Some(uuid) = uuid {
-        xs_layout::remove(xs, dom, &uuid)?;
+    finish_cleanup(hv, xs, state, dom)?;
+    Ok(if found {
+        Destroyed::Domain
     } else {
-        xs.rm(TxId::NONE, &dom_path(dom))?;
-        xs.rm(TxId::NONE, &xs_layout::libxl_path(dom))?;
+        Destroyed::Leftovers
+    })
+}
+
+/// Removes what is kept about a domain Xen has destroyed (or is destroying): its xenstore
+/// nodes (`/local/domain/ID`, `/vm/UUID`, `/libxl/ID`, its console backend), then rxl's
+/// record and name index entry. Every xenstore node is tried; when one cannot be removed
+/// the record and the index entry are kept, so that a later `rxl destroy NAME` or
+/// `rxl destroy ID` finds the leftovers again and finishes. Returns whether anything was
+/// left. Refuses (EBUSY) a domain Xen still runs and that is not dying.
+///
+/// The uuid of `/vm/UUID` comes from the domain's own `vm` node, else from Xen, else from
+/// rxl's record.
+pub fn finish_cleanup<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<bool>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    if dom == DomId::DOM0 {
+        return Err(Error::other("clean up", "refusing to clean up Domain-0"));
     }
-    if let Some(name) = name {
-        NameIndex::new(state.path()).remove(&name, dom);
+    let info = hv.domain_info(dom)?;
+    if info.as_ref().is_some_and(|i| !i.dying) {
+        return Err(Error::os_detail(
+            "clean up",
+            Errno::EBUSY,
+            format!("domain {dom} still runs: destroy it first"),
+        ));
     }
-    state
-        .remove(dom)
-        .map_err(|e| Error::other("remove the domain record", e.to_string()))
+    let name = crate::domains::name_of(xs, dom)?;
+    let record: Option<crate::create::Record> = state.load(dom).ok().flatten();
+    let uuid = xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom)))?
+        .and_then(|vm| vm.strip_prefix("/vm/").map(str::to_string))
+        .or_else(|| info.as_ref().map(|i| uuid_string(&i.handle)))
+        .or_else(|| {
+            record
+                .as_ref()
+                .map(|r| r.config.uuid.hyphenated().to_string())
+        });
+    let paths = match &uuid {
+        Some(uuid) => xs_layout::owned_paths(dom, uuid),
+        None => vec![
+            dom_path(dom),
+            xs_layout::libxl_path(dom),
+            format!("/local/domain/0/backend/console/{dom}"),
+        ],
+    };
+    let mut left = state.has_record(dom);
+    let mut first_err = None;
+    for path in paths {
+        match xs.read(TxId::NONE, &path) {
+            Ok(None) => continue,
+            Ok(Some(_)) => left = true,
+            Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
+            Err(_) => left = true,
+        }
+        if let Err(e) = xs.rm(TxId::NONE, &path) {
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let index = NameIndex::new(state.path());
+    for n in name.iter().chain(record.as_ref().map(|r| &r.config.name)) {
+        index.remove(n, dom);
+    }
+    state.remove(dom).map_err(|e| {
+        let detail = e.to_string();
+        match e.errno() {
+            Some(errno) => Error::os_detail("remove the domain record", Errno(errno), detail),
+            None => Error::other("remove the domain record", detail),
+        }
+    })?;
+    Ok(left)
+}
+
+/// The domains Xen no longer has but whose leftovers (xenstore nodes, rxl's record or name
+/// index entry) `spec` names: an id, or a name that the index or a leftover
+/// `/local/domain/ID/name` gives.
+pub fn leftovers<H, S>(hv: &H, xs: &S, state: &StateDir, spec: &str) -> Result<Vec<DomId>>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let gone = |dom: DomId| -> Result<bool> { Ok(hv.domain_info(dom)?.is_none()) };
+    let has_nodes = |dom: DomId| -> Result<bool> {
+        for path in [dom_path(dom), xs_layout::libxl_path(dom)] {
+            if xs.read(TxId::NONE, &path)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
+        let Some(dom) = spec.parse::<u16>().ok().map(DomId) else {
+            return Ok(Vec::new());
+        };
+        if dom == DomId::DOM0 || !gone(dom)? {
+            return Ok(Vec::new());
+        }
+        let left = state.has_record(dom) || has_nodes(dom)?;
+        return Ok(if left { vec![dom] } else { Vec::new() });
+    }
+    let mut found = Vec::new();
+    if let Some(dom) = NameIndex::new(state.path()).lookup(spec) {
+        if dom != DomId::DOM0 && gone(dom)? {
+            found.push(dom);
+        }
+    }
+    for id in xs
+        .directory(TxId::NONE, "/local/domain")?
+        .unwrap_or_default()
+    {
+        let Ok(dom) = id.parse::<u16>().map(DomId) else {
+            continue;
+        };
+        if dom != DomId::DOM0
+            && !found.contains(&dom)
+            && crate::domains::name_of(xs, dom)?.as_deref() == Some(spec)
+            && gone(dom)?
+        {
+            found.push(dom);
+        }
+    }
+    Ok(found)
 }
