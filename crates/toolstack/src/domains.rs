@@ -127,7 +127,11 @@ where
             .ok()
             .filter(|&id| id < DomId::FIRST_RESERVED)
             .ok_or_else(|| {
-                Error::other("find domain", format!("{spec} is not a valid domain id"))
+                Error::os_detail(
+                    "find domain",
+                    Errno::EINVAL,
+                    format!("{spec} is not a valid domain id"),
+                )
             })?;
         return match hv.domain_info(DomId(id))? {
             Some(_) => Ok(DomId(id)),

@@ -50,12 +50,17 @@ where
     S: Store + ?Sized,
 {
     if dom == DomId::DOM0 {
-        return Err(Error::other("shutdown", "refusing to shut down Domain-0"));
+        return Err(Error::os_detail(
+            "shutdown",
+            Errno::EPERM,
+            "refusing to shut down Domain-0",
+        ));
     }
     let info = existing(hv, dom)?;
     if info.dying {
-        return Err(Error::other(
+        return Err(Error::os_detail(
             "shutdown",
+            Errno::EBUSY,
             format!("domain {dom} is already dying"),
         ));
     }
@@ -167,7 +172,11 @@ where
     S: Store + ?Sized,
 {
     if dom == DomId::DOM0 {
-        return Err(Error::other("destroy", "refusing to destroy Domain-0"));
+        return Err(Error::os_detail(
+            "destroy",
+            Errno::EPERM,
+            "refusing to destroy Domain-0",
+        ));
     }
     let mut found = hv.domain_info(dom)?.is_some();
     if found {
@@ -201,7 +210,11 @@ where
     S: Store + ?Sized,
 {
     if dom == DomId::DOM0 {
-        return Err(Error::other("clean up", "refusing to clean up Domain-0"));
+        return Err(Error::os_detail(
+            "clean up",
+            Errno::EPERM,
+            "refusing to clean up Domain-0",
+        ));
     }
     let info = hv.domain_info(dom)?;
     if info.as_ref().is_some_and(|i| !i.dying) {
@@ -308,4 +321,88 @@ where
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use sim::{HostConfig, SimHost};
+    use xen_host::CreateDomain;
+
+    use super::*;
+
+    /// A domain as a create leaves it, in short: Xen's domain, its name and vm nodes, a
+    /// libxl node, rxl's record and index entry.
+    fn rxl_domain(h: &SimHost, state: &StateDir, name: &str) -> DomId {
+        let dom = h
+            .create_domain(&CreateDomain::pvh([2; 16], 1))
+            .expect("create domain");
+        for (path, value) in [
+            (format!("/local/domain/{dom}/name"), name),
+            (format!("/local/domain/{dom}/vm"), "/vm/0202-uuid"),
+            ("/vm/0202-uuid/name".to_string(), name),
+            (format!("/libxl/{dom}/type"), "pvh"),
+        ] {
+            h.write(TxId::NONE, &path, value.as_bytes()).expect("write");
+        }
+        state.save(dom, &name).expect("record");
+        NameIndex::new(state.path())
+            .insert(name, dom)
+            .expect("index");
+        dom
+    }
+
+    #[test]
+    fn a_destroy_cut_short_after_xen_is_finished_by_the_next() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = SimHost::create(&tmp.path().join("host"), HostConfig::default()).expect("host");
+        let state = StateDir::new(tmp.path().join("rxl"));
+        let dom = rxl_domain(&h, &state, "web");
+        let faulty = SimHost::open(&tmp.path().join("host"))
+            .and_then(|h| h.with_faults("xs_rm"))
+            .expect("faulty handle");
+        assert!(destroy(&faulty, &faulty, &state, dom).is_err());
+        assert_eq!(h.domain_info(dom).ok(), Some(None), "Xen destroyed it");
+        assert!(state.has_record(dom), "kept to find the leftovers again");
+        assert_eq!(
+            leftovers(&h, &h, &state, "web").ok(),
+            Some(vec![dom]),
+            "found by name"
+        );
+        assert_eq!(
+            leftovers(&h, &h, &state, &dom.to_string()).ok(),
+            Some(vec![dom]),
+            "found by id"
+        );
+        assert_eq!(
+            destroy(&h, &h, &state, dom).ok(),
+            Some(Destroyed::Leftovers)
+        );
+        for prefix in [
+            format!("/local/domain/{dom}"),
+            format!("/libxl/{dom}"),
+            "/vm/0202-uuid".into(),
+        ] {
+            assert_eq!(h.xs_dump(&prefix).ok(), Some(Vec::new()), "{prefix}");
+        }
+        assert!(!state.has_record(dom));
+        assert_eq!(NameIndex::new(state.path()).lookup("web"), None);
+        assert_eq!(leftovers(&h, &h, &state, "web").ok(), Some(Vec::new()));
+        // Nothing was left: finishing again finds nothing.
+        assert_eq!(finish_cleanup(&h, &h, &state, dom).ok(), Some(false));
+    }
+
+    #[test]
+    fn cleanup_refuses_a_running_domain_and_domain0() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = SimHost::create(&tmp.path().join("host"), HostConfig::default()).expect("host");
+        let state = StateDir::new(tmp.path().join("rxl"));
+        let dom = rxl_domain(&h, &state, "web");
+        let busy = finish_cleanup(&h, &h, &state, dom).unwrap_err();
+        assert_eq!(busy.errno(), Some(Errno::EBUSY), "{busy}");
+        assert!(state.has_record(dom));
+        let dom0 = destroy(&h, &h, &state, DomId::DOM0).unwrap_err();
+        assert_eq!(dom0.errno(), Some(Errno::EPERM), "{dom0}");
+        assert_eq!(leftovers(&h, &h, &state, "web").ok(), Some(Vec::new()));
+        assert_eq!(leftovers(&h, &h, &state, "0").ok(), Some(Vec::new()));
+    }
 }
