@@ -102,6 +102,7 @@ impl NameIndex {
 
     /// Record that `dom` is called `name` (a link planted at the entry is replaced).
     pub fn insert(&self, name: &str, dom: DomId) -> std::io::Result<()> {
+        state::ensure_dir(self.records.path(), state::DIR_MODE)?;
         state::ensure_dir(&self.dir, state::DIR_MODE)?;
         state::write_file(
             &self.dir,
