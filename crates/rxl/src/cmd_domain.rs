@@ -7,27 +7,47 @@ use anyhow::Context as _;
 use toolstack::domains;
 use toolstack::lifecycle::{self, Request, Until, Waited};
 use toolstack::state::StateDir;
-use xen_host::{DomId, TxId};
+use xen_host::{DomId, Errno, TxId};
 
 use crate::backend::Backend;
 use crate::cli::ShutdownArgs;
 
 /// The domain a command names; a name whose guest the monitor is restarting is looked up
 /// once the restart is over.
-pub(crate) fn resolve(host: &Backend, spec: &str) -> anyhow::Result<DomId> {
-    Ok(domains::resolve_waiting(
-        host.hv(),
-        host.xs(),
-        &host.state_dir(),
-        spec,
-    )?)
+pub(crate) fn resolve(host: &Backend, spec: &str) -> Result<DomId, xen_host::Error> {
+    domains::resolve_waiting(host.hv(), host.xs(), &host.state_dir(), spec)
 }
 
-/// `rxl destroy DOMAIN`.
+/// `rxl destroy DOMAIN`. A name or id that Xen no longer has but whose leftovers remain
+/// (an interrupted destroy: xenstore nodes, rxl's record, the name index entry) has them
+/// removed, and says so.
 pub fn destroy(host: &Backend, spec: &str) -> anyhow::Result<ExitCode> {
-    let dom = resolve(host, spec)?;
-    lifecycle::destroy(host.hv(), host.xs(), &StateDir::new(host.state_dir()), dom)
+    let state = StateDir::new(host.state_dir());
+    let dom = match resolve(host, spec) {
+        Ok(dom) => dom,
+        Err(e) if e.errno() == Some(Errno::ESRCH) => {
+            let left = lifecycle::leftovers(host.hv(), host.xs(), &state, spec)?;
+            if left.is_empty() {
+                return Err(e.into());
+            }
+            for dom in left {
+                lifecycle::finish_cleanup(host.hv(), host.xs(), &state, dom).with_context(
+                    || format!("cannot remove what is left of domain {dom} ({spec})"),
+                )?;
+                eprintln!(
+                    "rxl: domain {dom} ({spec}) was already gone from Xen: removed what was \
+                     left of it"
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let destroyed = lifecycle::destroy(host.hv(), host.xs(), &state, dom)
         .with_context(|| format!("cannot destroy domain {dom}"))?;
+    if destroyed == lifecycle::Destroyed::Leftovers {
+        eprintln!("rxl: domain {dom} was already gone from Xen: removed what was left of it");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -58,7 +78,7 @@ pub fn shutdown(host: &Backend, args: &ShutdownArgs, req: Request) -> anyhow::Re
         args.domains
             .iter()
             .map(|s| resolve(host, s))
-            .collect::<anyhow::Result<_>>()?
+            .collect::<Result<_, _>>()?
     };
     for &dom in &targets {
         lifecycle::request_shutdown(host.hv(), host.xs(), dom, req)

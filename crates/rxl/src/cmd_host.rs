@@ -213,8 +213,7 @@ pub fn domid(host: &Backend, name: &str, json: bool) -> anyhow::Result<ExitCode>
     let mut found = domains::find_by_name(host.hv(), host.xs(), name)?;
     // Mid-restart (after a reboot) the name comes back with the new domain.
     if found.is_none()
-        && toolstack::restarts::wait_restarted(&host.state_dir(), name, domains::RESTART_WAIT)
-            .map_err(anyhow::Error::msg)?
+        && toolstack::restarts::wait_restarted(&host.state_dir(), name, domains::RESTART_WAIT)?
     {
         found = domains::find_by_name(host.hv(), host.xs(), name)?;
     }

@@ -3,9 +3,7 @@
 //! - `find_free`: the whole check for a name no domain has (the case every successful
 //!   create pays);
 //! - `find_taken`: a name the index gives to a live domain;
-//! - `list_local_domain`: the xenstore `directory` of /local/domain alone;
-//! - `recorded_set`: the one read of the set of domains rxl has a record of, alone;
-//! - `list_records`: a listing of rxl's record directory, which the set replaces.
+//! - `list_local_domain`: the xenstore `directory` of /local/domain alone.
 //!
 //! The hosts are filled with domains made by the raw calls a create starts with (Xen's
 //! domain, its xenstore name, an index entry and a record), not full creates, so a host of
@@ -18,7 +16,7 @@ use divan::Bencher;
 use sim::{HostConfig, SimHost};
 use toolstack::names::NameIndex;
 use toolstack::state::StateDir;
-use xen_host::{CreateDomain, DomId, Store, TxId};
+use xen_host::{CreateDomain, Store, TxId};
 
 /// Domains present, besides Domain-0.
 const EXISTING: [usize; 3] = [1, 100, 1000];
@@ -28,7 +26,6 @@ struct Bed {
     dir: tempfile::TempDir,
     host: SimHost,
     index: NameIndex,
-    records: StateDir,
 }
 
 /// Hosts built once per domain count and shared by the benches.
@@ -76,12 +73,7 @@ fn build(n: usize) -> Result<Bed, String> {
             .save(dom, &name)
             .map_err(|e| format!("record of {dom}: {e}"))?;
     }
-    Ok(Bed {
-        dir,
-        host,
-        index,
-        records,
-    })
+    Ok(Bed { dir, host, index })
 }
 
 fn bed(existing: usize) -> &'static Bed {
@@ -124,28 +116,5 @@ fn list_local_domain(bencher: Bencher<'_, '_>, existing: usize) {
             .expect("directory")
             .unwrap_or_default();
         assert_eq!(ids.len(), want);
-    });
-}
-
-#[divan::bench(args = EXISTING)]
-fn recorded_set(bencher: Bencher<'_, '_>, existing: usize) {
-    let b = bed(existing);
-    let want = domains_for(existing);
-    bencher.bench(|| {
-        let ours = b.records.recorded();
-        // The sim hands out ids from 1 up.
-        assert!(ours.contains(DomId(1)) && !ours.contains(DomId::DOM0));
-        assert!(!ours.contains(DomId(u16::try_from(want + 1).unwrap_or(u16::MAX))));
-    });
-}
-
-#[divan::bench(args = EXISTING)]
-fn list_records(bencher: Bencher<'_, '_>, existing: usize) {
-    let b = bed(existing);
-    let want = domains_for(existing);
-    bencher.bench(|| {
-        let ours = b.records.domains();
-        assert_eq!(ours.len(), want);
-        assert!(!ours.contains(&DomId::DOM0));
     });
 }

@@ -103,7 +103,12 @@ where
             match crate::restarts::wait_restarted(state_dir, spec, RESTART_WAIT) {
                 Ok(true) => resolve(hv, store, spec),
                 Ok(false) => Err(e),
-                Err(why) => Err(Error::os_detail("find domain", Errno::ESRCH, why)),
+                // Not "no such domain": one is coming back, later than we waited.
+                Err(why) => Err(Error::os_detail(
+                    "find domain",
+                    Errno::ETIMEDOUT,
+                    why.to_string(),
+                )),
             }
         }
         r => r,
@@ -122,7 +127,11 @@ where
             .ok()
             .filter(|&id| id < DomId::FIRST_RESERVED)
             .ok_or_else(|| {
-                Error::other("find domain", format!("{spec} is not a valid domain id"))
+                Error::os_detail(
+                    "find domain",
+                    Errno::EINVAL,
+                    format!("{spec} is not a valid domain id"),
+                )
             })?;
         return match hv.domain_info(DomId(id))? {
             Some(_) => Ok(DomId(id)),

@@ -50,12 +50,17 @@ where
     S: Store + ?Sized,
 {
     if dom == DomId::DOM0 {
-        return Err(Error::other("shutdown", "refusing to shut down Domain-0"));
+        return Err(Error::os_detail(
+            "shutdown",
+            Errno::EPERM,
+            "refusing to shut down Domain-0",
+        ));
     }
     let info = existing(hv, dom)?;
     if info.dying {
-        return Err(Error::other(
+        return Err(Error::os_detail(
             "shutdown",
+            Errno::EBUSY,
             format!("domain {dom} is already dying"),
         ));
     }
@@ -148,41 +153,256 @@ where
     result
 }
 
+/// What [`destroy`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destroyed {
+    /// Xen had the domain; it is destroyed and everything kept about it removed.
+    Domain,
+    /// Xen no longer had the domain (an earlier destroy was interrupted after Xen destroyed
+    /// it, or another tool destroyed it): what was left of it is removed.
+    Leftovers,
+}
+
 /// Destroy a domain and everything rxl and libxl keep about it: the domain itself, its
-/// xenstore nodes, and rxl's stored record. A domain that is already gone still gets its
-/// leftovers removed.
-pub fn destroy<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<()>
+/// xenstore nodes, rxl's record and name index entry. A domain Xen no longer has (ESRCH)
+/// still gets its leftovers removed ([`finish_cleanup`]).
+pub fn destroy<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<Destroyed>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
     if dom == DomId::DOM0 {
-        return Err(Error::other("destroy", "refusing to destroy Domain-0"));
+        return Err(Error::os_detail(
+            "destroy",
+            Errno::EPERM,
+            "refusing to destroy Domain-0",
+        ));
     }
-    let info = hv.domain_info(dom)?;
-    let name = crate::domains::name_of(xs, dom)?;
-    let uuid = match &info {
-        Some(i) => Some(uuid_string(&i.handle)),
-        None => xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom)))?
-            .and_then(|vm| vm.strip_prefix("/vm/").map(str::to_string)),
-    };
-    if info.is_some() {
+    let mut found = hv.domain_info(dom)?.is_some();
+    if found {
         match hv.destroy(dom) {
             Ok(()) => {}
-            Err(e) if e.errno() == Some(Errno::ESRCH) => {}
+            // Gone between the look and the destroy.
+            Err(e) if e.errno() == Some(Errno::ESRCH) => found = false,
             Err(e) => return Err(e),
         }
     }
-    if let Some(uuid) = uuid {
-        xs_layout::remove(xs, dom, &uuid)?;
+    finish_cleanup(hv, xs, state, dom)?;
+    Ok(if found {
+        Destroyed::Domain
     } else {
-        xs.rm(TxId::NONE, &dom_path(dom))?;
-        xs.rm(TxId::NONE, &xs_layout::libxl_path(dom))?;
+        Destroyed::Leftovers
+    })
+}
+
+/// Removes what is kept about a domain Xen has destroyed (or is destroying): its xenstore
+/// nodes (`/local/domain/ID`, `/vm/UUID`, `/libxl/ID`, its console backend), then rxl's
+/// record and name index entry. Every xenstore node is tried; when one cannot be removed
+/// the record and the index entry are kept, so that a later `rxl destroy NAME` or
+/// `rxl destroy ID` finds the leftovers again and finishes. Returns whether anything was
+/// left. Refuses (EBUSY) a domain Xen still runs and that is not dying.
+///
+/// The uuid of `/vm/UUID` comes from the domain's own `vm` node, else from Xen, else from
+/// rxl's record.
+pub fn finish_cleanup<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<bool>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    if dom == DomId::DOM0 {
+        return Err(Error::os_detail(
+            "clean up",
+            Errno::EPERM,
+            "refusing to clean up Domain-0",
+        ));
     }
-    if let Some(name) = name {
-        NameIndex::new(state.path()).remove(&name, dom);
+    let info = hv.domain_info(dom)?;
+    if info.as_ref().is_some_and(|i| !i.dying) {
+        return Err(Error::os_detail(
+            "clean up",
+            Errno::EBUSY,
+            format!("domain {dom} still runs: destroy it first"),
+        ));
     }
-    state
-        .remove(dom)
-        .map_err(|e| Error::other("remove the domain record", e.to_string()))
+    let name = crate::domains::name_of(xs, dom)?;
+    let record: Option<crate::create::Record> = state.load(dom).ok().flatten();
+    let uuid = xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom)))?
+        .and_then(|vm| vm.strip_prefix("/vm/").map(str::to_string))
+        .or_else(|| info.as_ref().map(|i| uuid_string(&i.handle)))
+        .or_else(|| {
+            record
+                .as_ref()
+                .map(|r| r.config.uuid.hyphenated().to_string())
+        });
+    let paths = match &uuid {
+        Some(uuid) => xs_layout::owned_paths(dom, uuid),
+        None => vec![
+            dom_path(dom),
+            xs_layout::libxl_path(dom),
+            format!("/local/domain/0/backend/console/{dom}"),
+        ],
+    };
+    let mut left = state.has_record(dom);
+    let mut first_err = None;
+    for path in paths {
+        match xs.read(TxId::NONE, &path) {
+            Ok(None) => continue,
+            Ok(Some(_)) => left = true,
+            Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
+            Err(_) => left = true,
+        }
+        if let Err(e) = xs.rm(TxId::NONE, &path) {
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let index = NameIndex::new(state.path());
+    for n in name.iter().chain(record.as_ref().map(|r| &r.config.name)) {
+        index.remove(n, dom);
+    }
+    state.remove(dom).map_err(|e| {
+        let detail = e.to_string();
+        match e.errno() {
+            Some(errno) => Error::os_detail("remove the domain record", Errno(errno), detail),
+            None => Error::other("remove the domain record", detail),
+        }
+    })?;
+    Ok(left)
+}
+
+/// The domains Xen no longer has but whose leftovers (xenstore nodes, rxl's record or name
+/// index entry) `spec` names: an id, or a name that the index or a leftover
+/// `/local/domain/ID/name` gives.
+pub fn leftovers<H, S>(hv: &H, xs: &S, state: &StateDir, spec: &str) -> Result<Vec<DomId>>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let gone = |dom: DomId| -> Result<bool> { Ok(hv.domain_info(dom)?.is_none()) };
+    let has_nodes = |dom: DomId| -> Result<bool> {
+        for path in [dom_path(dom), xs_layout::libxl_path(dom)] {
+            if xs.read(TxId::NONE, &path)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
+        let Some(dom) = spec.parse::<u16>().ok().map(DomId) else {
+            return Ok(Vec::new());
+        };
+        if dom == DomId::DOM0 || !gone(dom)? {
+            return Ok(Vec::new());
+        }
+        let left = state.has_record(dom) || has_nodes(dom)?;
+        return Ok(if left { vec![dom] } else { Vec::new() });
+    }
+    let mut found = Vec::new();
+    if let Some(dom) = NameIndex::new(state.path()).lookup(spec) {
+        if dom != DomId::DOM0 && gone(dom)? {
+            found.push(dom);
+        }
+    }
+    for id in xs
+        .directory(TxId::NONE, "/local/domain")?
+        .unwrap_or_default()
+    {
+        let Ok(dom) = id.parse::<u16>().map(DomId) else {
+            continue;
+        };
+        if dom != DomId::DOM0
+            && !found.contains(&dom)
+            && crate::domains::name_of(xs, dom)?.as_deref() == Some(spec)
+            && gone(dom)?
+        {
+            found.push(dom);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use sim::{HostConfig, SimHost};
+    use xen_host::CreateDomain;
+
+    use super::*;
+
+    /// A domain as a create leaves it, in short: Xen's domain, its name and vm nodes, a
+    /// libxl node, rxl's record and index entry.
+    fn rxl_domain(h: &SimHost, state: &StateDir, name: &str) -> DomId {
+        let dom = h
+            .create_domain(&CreateDomain::pvh([2; 16], 1))
+            .expect("create domain");
+        for (path, value) in [
+            (format!("/local/domain/{dom}/name"), name),
+            (format!("/local/domain/{dom}/vm"), "/vm/0202-uuid"),
+            ("/vm/0202-uuid/name".to_string(), name),
+            (format!("/libxl/{dom}/type"), "pvh"),
+        ] {
+            h.write(TxId::NONE, &path, value.as_bytes()).expect("write");
+        }
+        state.save(dom, &name).expect("record");
+        NameIndex::new(state.path())
+            .insert(name, dom)
+            .expect("index");
+        dom
+    }
+
+    #[test]
+    fn a_destroy_cut_short_after_xen_is_finished_by_the_next() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = SimHost::create(&tmp.path().join("host"), HostConfig::default()).expect("host");
+        let state = StateDir::new(tmp.path().join("rxl"));
+        let dom = rxl_domain(&h, &state, "web");
+        let faulty = SimHost::open(&tmp.path().join("host"))
+            .and_then(|h| h.with_faults("xs_rm"))
+            .expect("faulty handle");
+        assert!(destroy(&faulty, &faulty, &state, dom).is_err());
+        assert_eq!(h.domain_info(dom).ok(), Some(None), "Xen destroyed it");
+        assert!(state.has_record(dom), "kept to find the leftovers again");
+        assert_eq!(
+            leftovers(&h, &h, &state, "web").ok(),
+            Some(vec![dom]),
+            "found by name"
+        );
+        assert_eq!(
+            leftovers(&h, &h, &state, &dom.to_string()).ok(),
+            Some(vec![dom]),
+            "found by id"
+        );
+        assert_eq!(
+            destroy(&h, &h, &state, dom).ok(),
+            Some(Destroyed::Leftovers)
+        );
+        for prefix in [
+            format!("/local/domain/{dom}"),
+            format!("/libxl/{dom}"),
+            "/vm/0202-uuid".into(),
+        ] {
+            assert_eq!(h.xs_dump(&prefix).ok(), Some(Vec::new()), "{prefix}");
+        }
+        assert!(!state.has_record(dom));
+        assert_eq!(NameIndex::new(state.path()).lookup("web"), None);
+        assert_eq!(leftovers(&h, &h, &state, "web").ok(), Some(Vec::new()));
+        // Nothing was left: finishing again finds nothing.
+        assert_eq!(finish_cleanup(&h, &h, &state, dom).ok(), Some(false));
+    }
+
+    #[test]
+    fn cleanup_refuses_a_running_domain_and_domain0() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = SimHost::create(&tmp.path().join("host"), HostConfig::default()).expect("host");
+        let state = StateDir::new(tmp.path().join("rxl"));
+        let dom = rxl_domain(&h, &state, "web");
+        let busy = finish_cleanup(&h, &h, &state, dom).unwrap_err();
+        assert_eq!(busy.errno(), Some(Errno::EBUSY), "{busy}");
+        assert!(state.has_record(dom));
+        let dom0 = destroy(&h, &h, &state, DomId::DOM0).unwrap_err();
+        assert_eq!(dom0.errno(), Some(Errno::EPERM), "{dom0}");
+        assert_eq!(leftovers(&h, &h, &state, "web").ok(), Some(Vec::new()));
+        assert_eq!(leftovers(&h, &h, &state, "0").ok(), Some(Vec::new()));
+    }
 }

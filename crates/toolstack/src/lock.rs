@@ -2,6 +2,7 @@
 //! processes.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -35,18 +36,23 @@ pub enum LockError {
 }
 
 impl HostLock {
-    /// Take the exclusive lock `dir/name.lock`, waiting for other holders.
+    /// Take the exclusive lock `dir/name.lock`, waiting for other holders. The directory
+    /// is made as the state directory is ([`crate::state::DIR_MODE`]), the lock file with
+    /// [`crate::state::FILE_MODE`]; a symbolic link at the lock path is refused, not followed
+    /// (it could point at a file another process locks, or make rxl create one elsewhere).
     pub fn acquire(dir: &Path, name: &str) -> Result<HostLock, LockError> {
         let path = dir.join(format!("{name}.lock"));
-        if let Err(source) = std::fs::create_dir_all(dir) {
+        if let Err(source) = crate::state::ensure_dir(dir, crate::state::DIR_MODE) {
             return Err(LockError::Open { path, source });
         }
-        let file = match OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        {
+        let file = match crate::state::open_regular(
+            &path,
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(crate::state::FILE_MODE),
+        ) {
             Ok(f) => f,
             Err(source) => return Err(LockError::Open { path, source }),
         };
@@ -67,6 +73,19 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    #[test]
+    fn a_link_at_the_lock_path_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"precious").expect("target");
+        let state = dir.path().join("rxl");
+        std::fs::create_dir(&state).expect("state dir");
+        std::os::unix::fs::symlink(&target, state.join("create.lock")).expect("link");
+        let err = HostLock::acquire(&state, "create").unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&target).expect("target"), b"precious");
+    }
 
     #[test]
     fn excludes_other_holders() {

@@ -1,40 +1,35 @@
-//! Whether a domain name is taken, in time that does not grow with the number of domains
-//! rxl created.
+//! Whether a domain name is taken, with xenstore as the only truth.
 //!
-//! Names live in xenstore (`/local/domain/<id>/name`), so the plain check reads every
-//! domain's name: xl's cost grows with the host. rxl keeps an index, one file per name in
-//! `<state dir>/names/`, holding the domain id, written under the host lock when a create
-//! reserves the name and removed on destroy. A check then costs:
-//! - one index lookup, confirmed against Xen and xenstore (a stale entry, whose domain is
-//!   gone, dying or renamed, is dropped);
-//! - one xenstore `directory` of `/local/domain` and one 4 KiB read of the set of domains
-//!   rxl has a record of ([`StateDir::recorded`]); a name is read only for the listed
-//!   domains outside that set (Domain-0, domains other toolstacks made, a create still in
-//!   progress, a domain the monitor renamed and let go of), so those names are seen too. A
-//!   domain without a xenstore directory has no name to collide with.
+//! A domain's name is its xenstore node `/local/domain/<id>/name`, and any tool may write it
+//! (`xl rename` does, as does rxl's own rename-restart). Names are unique across every
+//! domain on the host, whoever made it: [`NameIndex::find`] answers from xenstore, and the
+//! caller holds the host lock (`create.lock`) from the check until the new domain's name is
+//! written, so two rxl processes cannot both take a name.
 //!
-//! No step costs a round trip or a file access per rxl domain: what still grows with the
-//! host is the `directory` reply (a few bytes per domain, one xenstore round trip) and one
-//! name read per domain that is not rxl's.
+//! rxl keeps one cache beside xenstore, the name index: one file per name in
+//! `<state dir>/names/` (the name in hex, see [`file_name`]) holding the id of the domain
+//! rxl gave that name. It is never trusted as it stands:
+//! - an entry counts only when Xen still runs that domain (not dying) and xenstore still
+//!   gives it that name; any other entry (domain gone, dying, renamed, another id, a
+//!   damaged or linked file) is dropped;
+//! - a name the index does not confirm is looked for in every domain xenstore lists: one
+//!   `directory` of `/local/domain` and one read of each listed domain's name. A domain
+//!   found so that rxl has a record of gets its index entry back.
 //!
-//! Why not cache the names of foreign domains too: a cache of ids and names seen at the
-//! last scan would skip reading a name only by trusting that no other tool renamed the
-//! domain since, and `xl rename` does exactly that; xenstore offers no change counter
-//! through [`Store`] that would tell a check the cache is still good. A check that can miss
-//! a taken name is worse than one read per foreign domain (xl pays one per domain).
-//!
-//! What the check trusts: that a domain with an rxl record still carries the name rxl's
-//! index gave it. A domain rxl created and another tool then renamed is therefore not seen
-//! under its new name until its record goes; and a record left behind by a domain another
-//! tool destroyed hides the name of a later foreign domain that reuses the id (Xen hands
-//! out ids in increasing order, so this needs the id space to wrap).
+//! A confirmed entry answers in one read; a free name (what every successful create asks)
+//! costs one read per domain on the host, as `xl create` pays. Nothing cheaper can be
+//! right: another tool renames a domain with one write, and xenstore offers no change
+//! counter or reverse index that would tell a reader a cached name still holds, short of
+//! reading it.
 
 use std::path::{Path, PathBuf};
 
-use xen_host::{DomId, Hypervisor, Result, Store, TxId};
+use xen_host::{DomId, Errno, Error, Hypervisor, Result, Store, TxId};
 
 use crate::domains::name_of;
-use crate::state::StateDir;
+use crate::lock::{HostLock, LockError};
+use crate::state::{self, StateDir};
+use crate::xs_layout::{dom_path, vm_path};
 
 /// The name index.
 #[derive(Clone, Debug)]
@@ -44,9 +39,40 @@ pub struct NameIndex {
 }
 
 /// A file name for any domain name: the name's bytes in hex (names may hold characters a
-/// file name cannot).
+/// file name cannot, such as `/`, and `..` must not walk out of a directory).
 pub(crate) fn file_name(name: &str) -> String {
     name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a rename did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RenameError {
+    /// Another domain carries the new name.
+    #[error("cannot rename domain {dom} to {name:?}: domain {holder} is called so")]
+    Taken {
+        /// The domain to rename.
+        dom: DomId,
+        /// The new name.
+        name: String,
+        /// The domain that carries it.
+        holder: DomId,
+    },
+    /// The host lock could not be taken.
+    #[error("cannot rename domain {dom}: {source}")]
+    Lock {
+        /// The domain to rename.
+        dom: DomId,
+        /// Why.
+        source: LockError,
+    },
+    /// Xen or xenstore failed.
+    #[error("cannot rename domain {dom}: {source}")]
+    Host {
+        /// The domain to rename.
+        dom: DomId,
+        /// Why.
+        source: Error,
+    },
 }
 
 impl NameIndex {
@@ -62,20 +88,28 @@ impl NameIndex {
         self.dir.join(file_name(name))
     }
 
-    /// The id the index gives for `name`, if any.
-    fn lookup(&self, name: &str) -> Option<DomId> {
-        let text = std::fs::read_to_string(self.entry(name)).ok()?;
-        text.trim().parse::<u16>().ok().map(DomId)
+    /// The id the index gives for `name`, if any (a damaged entry or a link gives none),
+    /// unconfirmed.
+    pub(crate) fn lookup(&self, name: &str) -> Option<DomId> {
+        let bytes = state::read_file(&self.entry(name)).ok()??;
+        std::str::from_utf8(&bytes)
+            .ok()?
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .map(DomId)
     }
 
-    /// Record that `dom` is called `name`.
+    /// Record that `dom` is called `name` (a link planted at the entry is replaced).
     pub fn insert(&self, name: &str, dom: DomId) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let tmp = self
-            .dir
-            .join(format!(".{}.{}", file_name(name), std::process::id()));
-        std::fs::write(&tmp, dom.to_string())?;
-        std::fs::rename(&tmp, self.entry(name))
+        state::ensure_dir(self.records.path(), state::DIR_MODE)?;
+        state::ensure_dir(&self.dir, state::DIR_MODE)?;
+        state::write_file(
+            &self.dir,
+            &file_name(name),
+            dom.to_string().as_bytes(),
+            state::FILE_MODE,
+        )
     }
 
     /// Forget `name` if the index gives it to `dom`.
@@ -96,30 +130,111 @@ impl NameIndex {
         let alive =
             |dom: DomId| -> Result<bool> { Ok(hv.domain_info(dom)?.is_some_and(|i| !i.dying)) };
         if let Some(dom) = self.lookup(name) {
-            if alive(dom)? && name_of(xs, dom)?.as_deref() == Some(name) {
+            if name_of(xs, dom)?.as_deref() == Some(name) && alive(dom)? {
                 return Ok(Some(dom));
             }
-            // The domain is gone or renamed: the entry is stale.
+        }
+        // Unconfirmed: whatever the entry says (stale, damaged, a link) goes.
+        if std::fs::symlink_metadata(self.entry(name)).is_ok() {
             let _ = std::fs::remove_file(self.entry(name));
         }
         let ids = xs
             .directory(TxId::NONE, "/local/domain")?
             .unwrap_or_default();
-        let ours = self.records.recorded();
         for id in ids {
             let Ok(dom) = id.parse::<u16>().map(DomId) else {
                 continue;
             };
-            // An rxl domain's name is in the index, checked above.
-            if ours.contains(dom) {
-                continue;
-            }
             if name_of(xs, dom)?.as_deref() == Some(name) && alive(dom)? {
+                if self.records.has_record(dom) {
+                    if let Err(e) = self.insert(name, dom) {
+                        tracing::warn!("cannot restore the name index entry of {name:?}: {e}");
+                    }
+                }
                 return Ok(Some(dom));
             }
         }
         Ok(None)
     }
+}
+
+/// How many times a rename's xenstore transaction is tried when others' writes conflict.
+const TX_TRIES: u32 = 20;
+
+/// Renames `dom` to `new_name`, refusing a name another domain carries (checked against
+/// xenstore under the host lock in `state_dir`, as a create checks it). Writes the name
+/// where libxl keeps it, `/local/domain/<id>/name` and `/vm/<uuid>/name`, in one xenstore
+/// transaction, and moves the index entry of a domain rxl has a record of.
+pub fn rename<H, S>(
+    hv: &H,
+    xs: &S,
+    state_dir: &Path,
+    dom: DomId,
+    new_name: &str,
+) -> std::result::Result<(), RenameError>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let host = |source: Error| RenameError::Host { dom, source };
+    let _lock = HostLock::acquire(state_dir, "create")
+        .map_err(|source| RenameError::Lock { dom, source })?;
+    let index = NameIndex::new(state_dir);
+    if let Some(holder) = index.find(hv, xs, new_name).map_err(host)? {
+        if holder != dom {
+            return Err(RenameError::Taken {
+                dom,
+                name: new_name.to_string(),
+                holder,
+            });
+        }
+    }
+    let old = name_of(xs, dom).map_err(host)?;
+    let name_node = format!("{}/name", dom_path(dom));
+    let vm =
+        xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom))).map_err(host)?;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        if tries > TX_TRIES {
+            return Err(host(Error::os_detail(
+                "rename",
+                Errno::EAGAIN,
+                format!("the xenstore transaction conflicted {TX_TRIES} times"),
+            )));
+        }
+        let tx = xs.transaction_start().map_err(host)?;
+        let written = xs
+            .write(tx, &name_node, new_name.as_bytes())
+            .and_then(
+                |()| match vm.as_deref().and_then(|v| v.strip_prefix("/vm/")) {
+                    Some(uuid) => {
+                        xs.write(tx, &format!("{}/name", vm_path(uuid)), new_name.as_bytes())
+                    }
+                    None => Ok(()),
+                },
+            );
+        if let Err(e) = written {
+            let _ = xs.transaction_end(tx, false);
+            return Err(host(e));
+        }
+        match xs.transaction_end(tx, true) {
+            Ok(true) => break,
+            // Another writer got in between: try again.
+            Ok(false) => continue,
+            Err(e) if e.errno() == Some(Errno::EAGAIN) => continue,
+            Err(e) => return Err(host(e)),
+        }
+    }
+    if let Some(old) = old {
+        index.remove(&old, dom);
+    }
+    if index.records.has_record(dom) {
+        if let Err(e) = index.insert(new_name, dom) {
+            tracing::warn!("cannot write the name index entry of {new_name:?}: {e}");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -151,9 +266,22 @@ mod tests {
         dom
     }
 
+    /// Gives `dom` the `vm` link and `/vm/0101-uuid/name` libxl writes.
+    fn with_vm(h: &SimHost, dom: DomId, name: &str) {
+        h.write(
+            TxId::NONE,
+            &format!("/local/domain/{dom}/vm"),
+            b"/vm/0101-uuid",
+        )
+        .expect("vm link");
+        h.write(TxId::NONE, "/vm/0101-uuid/name", name.as_bytes())
+            .expect("vm name");
+    }
+
     /// A domain as rxl's create leaves it: also indexed and recorded.
     fn rxl_domain(h: &SimHost, idx: &NameIndex, name: &str) -> DomId {
         let dom = domain(h, name);
+        with_vm(h, dom, name);
         idx.insert(name, dom).expect("index");
         idx.records.save(dom, &name).expect("record");
         dom
@@ -232,11 +360,102 @@ mod tests {
         let h = host(tmp.path());
         let idx = NameIndex::new(&tmp.path().join("rxl"));
         rxl_domain(&h, &idx, "other");
-        // Died after writing the record, before its bit and without an index entry.
+        // Died after writing the name, before its index entry.
         let dom = domain(&h, "half");
-        std::fs::write(idx.records.record_path(dom), b"{}").expect("record");
-        assert!(!idx.records.recorded().contains(dom));
         assert_eq!(idx.find(&h, &h, "half").ok(), Some(Some(dom)));
+    }
+
+    /// What `xl rename` writes: the domain's name and its /vm entry's.
+    fn xl_rename(h: &SimHost, dom: DomId, name: &str) {
+        h.write(
+            TxId::NONE,
+            &format!("/local/domain/{dom}/name"),
+            name.as_bytes(),
+        )
+        .expect("rename");
+        h.write(TxId::NONE, "/vm/0101-uuid/name", name.as_bytes())
+            .expect("rename in /vm");
+    }
+
+    #[test]
+    fn a_domain_renamed_by_another_tool_holds_its_new_name_only() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = host(tmp.path());
+        let idx = NameIndex::new(&tmp.path().join("rxl"));
+        let dom = rxl_domain(&h, &idx, "web");
+        // rxl's record and index entry stay: only xenstore knows.
+        xl_rename(&h, dom, "db");
+        assert_eq!(idx.find(&h, &h, "db").ok(), Some(Some(dom)));
+        assert_eq!(idx.find(&h, &h, "web").ok(), Some(None));
+        // The index learnt the new name of a domain rxl has a record of.
+        assert_eq!(idx.lookup("db"), Some(dom));
+        assert_eq!(idx.lookup("web"), None);
+    }
+
+    #[test]
+    fn a_damaged_or_stale_index_never_hides_a_taken_name() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = host(tmp.path());
+        let state = tmp.path().join("rxl");
+        let idx = NameIndex::new(&state);
+        let web = rxl_domain(&h, &idx, "web");
+        let db = rxl_domain(&h, &idx, "db");
+        // A set of "rxl's domains" from an earlier rxl, every bit on: not trusted.
+        std::fs::write(state.join("recorded"), [0xffu8; 4096]).expect("bitmap");
+        let entry = |n: &str| state.join("names").join(file_name(n));
+        let damage: [(&str, &dyn Fn()); 5] = [
+            ("deleted", &|| {
+                std::fs::remove_file(entry("web")).expect("rm")
+            }),
+            ("garbage", &|| {
+                std::fs::write(entry("web"), b"\xff\x00x").expect("w")
+            }),
+            ("another domain", &|| {
+                std::fs::write(entry("web"), db.to_string()).expect("w")
+            }),
+            ("Domain-0", &|| {
+                std::fs::write(entry("web"), b"0").expect("w")
+            }),
+            ("a link", &|| {
+                let _ = std::fs::remove_file(entry("web"));
+                std::os::unix::fs::symlink(entry("db"), entry("web")).expect("link")
+            }),
+        ];
+        for (what, spoil) in damage {
+            spoil();
+            assert_eq!(idx.find(&h, &h, "web").ok(), Some(Some(web)), "{what}");
+            assert_eq!(idx.lookup("web"), Some(web), "{what}: the entry is rebuilt");
+        }
+        // Domain-0's name, even with an index entry sending it elsewhere.
+        std::fs::write(entry("Domain-0"), web.to_string()).expect("w");
+        assert_eq!(idx.find(&h, &h, "Domain-0").ok(), Some(Some(DomId::DOM0)));
+        assert_eq!(idx.find(&h, &h, "free").ok(), Some(None));
+    }
+
+    #[test]
+    fn rename_refuses_a_taken_name() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = host(tmp.path());
+        let state = tmp.path().join("rxl");
+        let idx = NameIndex::new(&state);
+        let web = rxl_domain(&h, &idx, "web");
+        let foreign = domain(&h, "web-1");
+        let err = rename(&h, &h, &state, web, "web-1").unwrap_err();
+        assert!(
+            matches!(err, RenameError::Taken { holder, .. } if holder == foreign),
+            "{err}"
+        );
+        assert!(rename(&h, &h, &state, web, "Domain-0").is_err());
+        assert_eq!(name_of(&h, web).ok(), Some(Some("web".to_string())));
+        rename(&h, &h, &state, web, "web-2").expect("rename to a free name");
+        assert_eq!(name_of(&h, web).ok(), Some(Some("web-2".to_string())));
+        assert_eq!(
+            xen_host::read_string(&h, TxId::NONE, "/vm/0101-uuid/name").ok(),
+            Some(Some("web-2".to_string()))
+        );
+        assert_eq!(idx.lookup("web-2"), Some(web));
+        assert_eq!(idx.lookup("web"), None);
+        assert_eq!(idx.find(&h, &h, "web").ok(), Some(None));
     }
 
     /// A store that records the paths read through it.
@@ -299,7 +518,7 @@ mod tests {
     }
 
     #[test]
-    fn the_check_reads_no_name_of_an_rxl_domain() {
+    fn a_hit_costs_one_read_and_a_free_name_one_read_per_domain() {
         let tmp = tempfile::tempdir().expect("tmp");
         let h = host(tmp.path());
         let idx = NameIndex::new(&tmp.path().join("rxl"));
@@ -314,15 +533,15 @@ mod tests {
         assert_eq!(idx.find(&h, &xs, "absent").ok(), Some(None));
         let mut reads = xs.reads.take();
         reads.sort();
-        assert_eq!(
-            reads,
-            vec![
-                "/local/domain/0/name".to_string(),
-                format!("/local/domain/{foreign}/name"),
-                "directory /local/domain".to_string(),
-            ]
-        );
-        // A hit in the index costs one confirming read.
+        let mut want: Vec<String> = [DomId::DOM0, foreign]
+            .iter()
+            .chain(&ours)
+            .map(|d| format!("/local/domain/{d}/name"))
+            .collect();
+        want.push("directory /local/domain".to_string());
+        want.sort();
+        assert_eq!(reads, want);
+        // A confirmed hit in the index costs one read.
         let some = ours.get(7).copied().expect("domain g7");
         assert_eq!(idx.find(&h, &xs, "g7").ok(), Some(Some(some)));
         assert_eq!(xs.reads.take(), vec![format!("/local/domain/{some}/name")]);

@@ -47,6 +47,11 @@ impl ProcessId {
         }
     }
 
+    /// The process `pid`, if it exists now.
+    pub fn of(pid: u32) -> Option<ProcessId> {
+        stat(pid).map(|(_, start_time)| ProcessId { pid, start_time })
+    }
+
     /// Reads `PID START_TIME` as [`fmt::Display`] writes it; a bare `PID` (an older mark)
     /// has start time 0.
     pub fn parse(text: &str) -> Option<ProcessId> {

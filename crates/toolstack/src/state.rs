@@ -1,33 +1,39 @@
 //! rxl's own per-domain records: the resolved config a domain was built from, kept so a
-//! later rxl (the monitor restarting a guest, `rxl list -l`) can find it.
+//! later rxl (the monitor restarting a guest, `rxl list -l`) can find it, and the file
+//! handling every file rxl keeps in its state and log directories goes through.
 //!
-//! One file per domain, `<state dir>/<domid>.json`, written atomically (temp + rename) and
-//! removed when the domain is destroyed.
+//! One record per domain, `<state dir>/<domid>.json`, removed when the domain is destroyed.
 //!
-//! Beside them, `<state dir>/recorded` holds the set of domains that have a record as one
-//! bit per domain id (4 KiB), so a reader learns which domains are rxl's from one small
-//! read instead of a listing that grows with the host. A bit is set after its record is
-//! written and cleared before its record is removed, each by rewriting one byte in place
-//! under the `recorded.lock` lock; a reader therefore never sees a bit without its record
-//! (a process dying in between leaves a record without its bit, which only costs a reader
-//! that relies on the set some work). When the file is missing or damaged the next save
-//! or remove rebuilds it from the directory, and [`StateDir::recorded`] reads the
-//! directory instead.
+//! Files are written so that a umask or a planted symbolic link changes nothing:
+//! - directories are made with [`DIR_MODE`] (logs: [`LOG_DIR_MODE`]) and set to it when
+//!   they exist with another mode; a directory that is a symbolic link is refused;
+//! - a file is written to a fresh temporary name opened with `O_CREAT | O_EXCL |
+//!   O_NOFOLLOW` and mode [`FILE_MODE`] (set again with `fchmod`, so the umask cannot widen
+//!   or narrow it), then renamed over the final name: a symbolic link planted at the final
+//!   name is replaced, never followed;
+//! - a file is read or opened in place with `O_NOFOLLOW | O_NONBLOCK` and must be a regular
+//!   file: a link or a FIFO planted there is an error naming the path.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use nix::fcntl::OFlag;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use xen_host::DomId;
 
-use crate::lock::{HostLock, LockError};
-
-/// The set of recorded domains, in the state directory.
-const RECORDED_FILE: &str = "recorded";
-/// Bytes of the set: one bit for each domain id below 32768 (Xen's ids end at 32751).
-const RECORDED_BYTES: usize = 4096;
+/// Mode of rxl's state directory and the directories in it: only root looks inside.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file in the state directory (records hold the guest's cmdline).
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of the monitor log directory.
+pub const LOG_DIR_MODE: u32 = 0o755;
+/// Mode of a monitor log.
+pub const LOG_MODE: u32 = 0o640;
 
 /// Why a record could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +46,7 @@ pub enum StateError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: io::Error,
     },
     /// The record is not valid JSON for the type.
     #[error("{path} is not a valid rxl domain record: {source}")]
@@ -50,74 +56,168 @@ pub enum StateError {
         /// Why.
         source: serde_json::Error,
     },
-    /// The lock of the set of recorded domains could not be taken.
-    #[error("the set of recorded domains: {0}")]
-    Lock(#[from] LockError),
 }
 
-/// A set of domain ids held as one bit per id, read and written as one block.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DomIdSet {
-    bits: Vec<u8>,
-}
-
-impl std::fmt::Debug for DomIdSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
-    }
-}
-
-impl Default for DomIdSet {
-    fn default() -> DomIdSet {
-        DomIdSet {
-            bits: vec![0; RECORDED_BYTES],
+impl StateError {
+    /// The errno of a file system error.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            StateError::Io { source, .. } => source.raw_os_error(),
+            StateError::Format { .. } => None,
         }
     }
 }
 
-/// The byte and bit of `dom` in a set; `None` for ids the set cannot hold.
-fn bit_of(dom: DomId) -> Option<(usize, u8)> {
-    let i = usize::from(dom.0);
-    (i / 8 < RECORDED_BYTES).then(|| (i / 8, 1u8 << (i % 8)))
+/// Words for an error of `path` that say what rxl refused and why.
+fn explain(path: &Path, e: io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(nix::libc::ELOOP) => io::Error::new(
+            e.kind(),
+            format!(
+                "{} is a symbolic link; rxl does not follow links in its own directories \
+                 (remove it)",
+                path.display()
+            ),
+        ),
+        Some(nix::libc::ENXIO) => io::Error::new(
+            e.kind(),
+            format!("{} is not a regular file (remove it)", path.display()),
+        ),
+        _ => e,
+    }
 }
 
-impl DomIdSet {
-    /// Whether `dom` is in the set.
-    pub fn contains(&self, dom: DomId) -> bool {
-        bit_of(dom).is_some_and(|(byte, bit)| self.bits.get(byte).is_some_and(|b| b & bit != 0))
-    }
-
-    /// Add or remove `dom` (ids from 32768 up cannot be held and are ignored).
-    fn set(&mut self, dom: DomId, on: bool) {
-        if let Some((byte, bit)) = bit_of(dom) {
-            if let Some(b) = self.bits.get_mut(byte) {
-                if on {
-                    *b |= bit;
-                } else {
-                    *b &= !bit;
-                }
+/// Makes `dir` a real directory with `mode` (its parents as the system has them), whatever
+/// the umask. A symbolic link there is refused.
+pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
             }
+            match std::fs::DirBuilder::new().mode(mode).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            std::fs::symlink_metadata(dir)?
         }
+        Err(e) => return Err(e),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symbolic link; rxl does not follow links for its own directories \
+                 (remove it)",
+                dir.display()
+            ),
+        ));
     }
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    if meta.mode() & 0o7777 != mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
 
-    /// The ids in the set, in order.
-    pub fn iter(&self) -> impl Iterator<Item = DomId> + '_ {
-        self.bits.iter().enumerate().flat_map(|(byte, &b)| {
-            (0..8u16)
-                .filter(move |bit| b & (1 << bit) != 0)
-                .filter_map(move |bit| u16::try_from(byte * 8).ok().map(|base| DomId(base + bit)))
-        })
+/// Opens `path` without following a symbolic link and without blocking on a FIFO; it must
+/// be a regular file.
+pub(crate) fn open_regular(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
+    let file = opts
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+        .open(path)
+        .map_err(|e| explain(path, e))?;
+    if !file.metadata()?.is_file() {
+        return Err(explain(
+            path,
+            io::Error::from_raw_os_error(nix::libc::ENXIO),
+        ));
+    }
+    Ok(file)
+}
+
+/// The bytes of the regular file `path`; `None` when there is none. A link there is an
+/// error.
+pub(crate) fn read_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match open_regular(path, OpenOptions::new().read(true)) {
+        Ok(mut f) => {
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes)?;
+            Ok(Some(bytes))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
-impl FromIterator<DomId> for DomIdSet {
-    fn from_iter<I: IntoIterator<Item = DomId>>(ids: I) -> DomIdSet {
-        let mut set = DomIdSet::default();
-        for dom in ids {
-            set.set(dom, true);
+/// Tells apart the temporary files of threads of one process.
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `dir/name` with mode `mode`: a new temporary file (`O_EXCL |
+/// O_NOFOLLOW`) renamed into place, so that a reader sees the old or the new content and a
+/// symbolic link at `dir/name` is replaced, not followed. `dir` must exist.
+pub(crate) fn write_file(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let path = dir.join(name);
+    let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}", std::process::id()));
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
+            .open(&tmp)
+    };
+    let mut file = match create() {
+        // Left by a dead process that had this pid: not ours to keep.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&tmp)?;
+            create()
         }
-        set
+        r => r,
     }
+    .map_err(|e| explain(&tmp, e))?;
+    let written = file
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Opens the monitor log of the domain called `name` in `dir` for appending: the file
+/// `<name in hex>.log` (any name makes a plain file name), mode [`LOG_MODE`], never through
+/// a symbolic link; `dir` is made with [`LOG_DIR_MODE`]. Returns the file and its path.
+pub fn open_log(dir: &Path, name: &str) -> Result<(File, PathBuf), StateError> {
+    ensure_dir(dir, LOG_DIR_MODE).map_err(|source| StateError::Io {
+        what: "cannot create the log directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(format!("{}.log", crate::names::file_name(name)));
+    let file = open_regular(
+        &path,
+        OpenOptions::new().append(true).create(true).mode(LOG_MODE),
+    )
+    .and_then(|f| {
+        f.set_permissions(std::fs::Permissions::from_mode(LOG_MODE))?;
+        Ok(f)
+    })
+    .map_err(|source| StateError::Io {
+        what: "cannot open the log",
+        path: path.clone(),
+        source,
+    })?;
+    Ok((file, path))
 }
 
 /// The directory of per-domain records.
@@ -142,10 +242,10 @@ impl StateDir {
         self.dir.join(format!("{dom}.json"))
     }
 
-    /// Store `record` for `dom`.
+    /// Store `record` for `dom` (mode [`FILE_MODE`]).
     pub fn save<T: Serialize>(&self, dom: DomId, record: &T) -> Result<(), StateError> {
         let path = self.record_path(dom);
-        std::fs::create_dir_all(&self.dir).map_err(|source| StateError::Io {
+        ensure_dir(&self.dir, DIR_MODE).map_err(|source| StateError::Io {
             what: "cannot create",
             path: self.dir.clone(),
             source,
@@ -154,105 +254,25 @@ impl StateDir {
             path: path.clone(),
             source,
         })?;
-        let tmp = self.dir.join(format!(".{dom}.json.{}", std::process::id()));
-        std::fs::write(&tmp, text).map_err(|source| StateError::Io {
-            what: "cannot write",
-            path: tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&tmp, &path).map_err(|source| StateError::Io {
-            what: "cannot write",
-            path: path.clone(),
-            source,
-        })?;
-        // Without its bit the record is still found by a listing: a failure here only
-        // makes readers of the set do more work.
-        if let Err(e) = self.mark(dom, true) {
-            tracing::warn!("domain {dom} is missing from the set of recorded domains: {e}");
-        }
-        Ok(())
-    }
-
-    /// The file holding the set of recorded domains.
-    pub fn recorded_path(&self) -> PathBuf {
-        self.dir.join(RECORDED_FILE)
-    }
-
-    /// The domains that have a record, from one read of the set file (or, when that is
-    /// missing or damaged, from one listing of the directory). May miss a domain whose
-    /// save was interrupted; never holds one whose record is gone.
-    pub fn recorded(&self) -> DomIdSet {
-        let mut bits = vec![0u8; RECORDED_BYTES];
-        let whole = std::fs::File::open(self.recorded_path()).is_ok_and(|f| {
-            f.metadata().is_ok_and(|m| m.len() == RECORDED_BYTES as u64)
-                && f.read_exact_at(&mut bits, 0).is_ok()
-        });
-        if whole {
-            DomIdSet { bits }
-        } else {
-            self.domains().into_iter().collect()
-        }
-    }
-
-    /// Set or clear the bit of `dom` in the set file, rebuilding the file from the
-    /// directory when it is missing or damaged.
-    fn mark(&self, dom: DomId, on: bool) -> Result<(), StateError> {
-        let Some((byte, bit)) = bit_of(dom) else {
-            return Ok(());
-        };
-        let _lock = HostLock::acquire(&self.dir, RECORDED_FILE)?;
-        let path = self.recorded_path();
-        let io = |what: &'static str, source: std::io::Error| StateError::Io {
-            what,
-            path: path.clone(),
-            source,
-        };
-        match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(f)
-                if f.metadata().map_err(|e| io("cannot read", e))?.len()
-                    == RECORDED_BYTES as u64 =>
-            {
-                let offset = byte as u64;
-                let mut old = [0u8];
-                f.read_exact_at(&mut old, offset)
-                    .map_err(|e| io("cannot read", e))?;
-                let new = if on { old[0] | bit } else { old[0] & !bit };
-                if new != old[0] {
-                    f.write_all_at(&[new], offset)
-                        .map_err(|e| io("cannot write", e))?;
-                }
-                Ok(())
+        write_file(&self.dir, &format!("{dom}.json"), &text, FILE_MODE).map_err(|source| {
+            StateError::Io {
+                what: "cannot write",
+                path,
+                source,
             }
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("cannot open", e)),
-            _ => {
-                let mut set: DomIdSet = self.domains().into_iter().collect();
-                set.set(dom, on);
-                let tmp = self
-                    .dir
-                    .join(format!(".{RECORDED_FILE}.{}", std::process::id()));
-                std::fs::write(&tmp, &set.bits).map_err(|source| StateError::Io {
-                    what: "cannot write",
-                    path: tmp.clone(),
-                    source,
-                })?;
-                std::fs::rename(&tmp, &path).map_err(|e| io("cannot write", e))
-            }
-        }
+        })
     }
 
     /// The record of `dom`, `None` when there is none.
     pub fn load<T: DeserializeOwned>(&self, dom: DomId) -> Result<Option<T>, StateError> {
         let path = self.record_path(dom);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StateError::Io {
-                    what: "cannot read",
-                    path,
-                    source,
-                })
-            }
+        let Some(text) = read_file(&path).map_err(|source| StateError::Io {
+            what: "cannot read",
+            path: path.clone(),
+            source,
+        })?
+        else {
+            return Ok(None);
         };
         serde_json::from_slice(&text)
             .map(Some)
@@ -274,21 +294,17 @@ impl StateDir {
             .collect()
     }
 
+    /// Whether `dom` has a record (a link planted there is not one).
+    pub fn has_record(&self, dom: DomId) -> bool {
+        std::fs::symlink_metadata(self.record_path(dom)).is_ok_and(|m| m.is_file())
+    }
+
     /// Remove the record of `dom` (no error if there is none).
     pub fn remove(&self, dom: DomId) -> Result<(), StateError> {
         let path = self.record_path(dom);
-        let present = path.exists();
-        // The bit goes first, so the set never names a domain without a record (and a
-        // bit whose record was deleted by hand goes too).
-        if present || self.recorded().contains(dom) {
-            self.mark(dom, false)?;
-        }
-        if !present {
-            return Ok(());
-        }
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(StateError::Io {
                 what: "cannot remove",
                 path,
@@ -325,61 +341,55 @@ mod tests {
     }
 
     #[test]
-    fn the_recorded_set_follows_saves_and_removes() -> Result<(), Box<dyn std::error::Error>> {
+    fn modes_are_explicit_and_links_are_not_followed() -> Result<(), Box<dyn std::error::Error>> {
         let tmp = tempfile::tempdir()?;
         let state = StateDir::new(tmp.path().join("rxl"));
-        assert_eq!(state.recorded(), DomIdSet::default());
-        for id in [1, 7, 8, 300, 32751] {
-            state.save(DomId(id), &id)?;
-        }
-        let ids = |set: DomIdSet| set.iter().map(|d| d.0).collect::<Vec<_>>();
-        assert_eq!(ids(state.recorded()), vec![1, 7, 8, 300, 32751]);
-        assert_eq!(
-            std::fs::metadata(state.recorded_path())?.len(),
-            RECORDED_BYTES as u64
-        );
-        state.remove(DomId(7))?;
-        state.remove(DomId(9))?;
-        assert_eq!(ids(state.recorded()), vec![1, 8, 300, 32751]);
-        assert!(state.recorded().contains(DomId(8)));
-        assert!(!state.recorded().contains(DomId(7)));
-        assert!(!state.recorded().contains(DomId(0xffff)));
+        state.save(DomId(1), &1)?;
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.mode() & 0o7777);
+        assert_eq!(mode(state.path())?, DIR_MODE);
+        assert_eq!(mode(&state.record_path(DomId(1)))?, FILE_MODE);
+
+        // A link planted at a record path is replaced by the save, its target untouched.
+        let target = tmp.path().join("target");
+        std::fs::write(&target, b"precious")?;
+        std::os::unix::fs::symlink(&target, state.record_path(DomId(2)))?;
+        let err = state.load::<u32>(DomId(2)).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        state.save(DomId(2), &2)?;
+        assert_eq!(std::fs::read(&target)?, b"precious");
+        assert_eq!(state.load::<u32>(DomId(2))?, Some(2));
+
+        // A state directory that is a link is refused.
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere)?;
+        std::os::unix::fs::symlink(&elsewhere, tmp.path().join("linked"))?;
+        let linked = StateDir::new(tmp.path().join("linked"));
+        let err = linked.save(DomId(1), &1).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_dir(&elsewhere)?.count(), 0);
         Ok(())
     }
 
     #[test]
-    fn a_missing_or_damaged_set_is_read_from_the_directory_and_rebuilt(
-    ) -> Result<(), Box<dyn std::error::Error>> {
+    fn logs_are_hex_named_and_never_opened_through_a_link() -> Result<(), Box<dyn std::error::Error>>
+    {
         let tmp = tempfile::tempdir()?;
-        let state = StateDir::new(tmp.path().join("rxl"));
-        state.save(DomId(4), &4)?;
-        state.save(DomId(5), &5)?;
-        let ids = |set: DomIdSet| set.iter().map(|d| d.0).collect::<Vec<_>>();
-        // Records written before the set existed (or after it was lost).
-        std::fs::remove_file(state.recorded_path())?;
-        std::fs::write(state.record_path(DomId(6)), b"6")?;
-        assert_eq!(ids(state.recorded()), vec![4, 5, 6]);
-        state.save(DomId(2), &2)?;
-        assert_eq!(ids(state.recorded()), vec![2, 4, 5, 6]);
-        std::fs::write(state.record_path(DomId(9)), b"9")?;
-        assert_eq!(
-            ids(state.recorded()),
-            vec![2, 4, 5, 6],
-            "the rebuilt file is read, not the directory"
-        );
-        // A truncated file is not trusted, and is rebuilt by the next change.
-        std::fs::write(state.recorded_path(), [0xffu8; 10])?;
-        assert_eq!(ids(state.recorded()), vec![2, 4, 5, 6, 9]);
-        state.remove(DomId(5))?;
-        assert_eq!(ids(state.recorded()), vec![2, 4, 6, 9]);
-        // A record deleted by hand: removing it still clears its bit.
-        std::fs::remove_file(state.record_path(DomId(6)))?;
-        state.remove(DomId(6))?;
-        assert_eq!(ids(state.recorded()), vec![2, 4, 9]);
-        assert_eq!(
-            std::fs::metadata(state.recorded_path())?.len(),
-            RECORDED_BYTES as u64
-        );
+        let dir = tmp.path().join("log");
+        let (mut f, path) = open_log(&dir, "../../x")?;
+        f.write_all(b"hello\n")?;
+        assert_eq!(path, dir.join("2e2e2f2e2e2f78.log"));
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.mode() & 0o7777);
+        assert_eq!(mode(&path)?, LOG_MODE);
+        assert_eq!(mode(&dir)?, LOG_DIR_MODE);
+        let target = tmp.path().join("target");
+        std::fs::write(&target, b"precious")?;
+        std::os::unix::fs::symlink(&target, dir.join("776562.log"))?;
+        let err = open_log(&dir, "web").unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&target)?, b"precious");
+        nix::unistd::mkfifo(&dir.join("6669666f.log"), nix::sys::stat::Mode::S_IRWXU)?;
+        let err = open_log(&dir, "fifo").unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
         Ok(())
     }
 }

@@ -129,6 +129,7 @@ impl Bed {
             &StateDir::new(self.opts.state_dir.clone()),
             dom,
         )
+        .map(|_| ())
         .map_err(|e| format!("destroy domain {dom}: {e}"))
     }
 }
