@@ -8,7 +8,6 @@
 
 mod demo;
 mod docs;
-mod e2e;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +23,7 @@ fn main() -> anyhow::Result<()> {
         "test" => test(rest),
         "demo" => demo::run_demo(),
         "docs" => docs::generate(&repo_root().join("docs")),
-        "e2e" => e2e::run(rest),
+        "e2e" => rig::run(rest),
         _ => usage(),
     }
 }
@@ -79,7 +78,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         &[("RXL_REQUIRE_LIBXLUTIL", "1"), ("RXL_REQUIRE_QEMU", "1")],
     )?;
     if !no_e2e {
-        e2e::run(&[])?;
+        rig::run(&[])?;
     }
     Ok(())
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{cap, compare_lists, excerpt, guest_lines, CaptureSpec, Outcome, Step, StepFile};
-use crate::e2e::compare::{self, ListRow};
-use crate::e2e::image::{Entry, Image};
+use crate::compare::{self, ListRow};
+use crate::image::{Entry, Image};
 
 /// What the host built or found for the guest steps; a step whose inputs are missing is left
 /// out.
@@ -1614,7 +1614,7 @@ fn today() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::e2e::markers;
+    use crate::markers;
 
     #[test]
     fn fnv1a32_matches_known_vectors() {
@@ -1844,7 +1844,7 @@ mod script_tests {
         let lib = format!(
             "{}\nnote() {{ :; }}\nconsole_count() {{ echo 0; }}\n\
              wait_console() {{ return 0; }}\ndom_state() {{ echo -b----; }}\n",
-            include_str!("../../../e2e/lib.sh")
+            include_str!("../../scripts/lib.sh")
         );
         std::fs::write(d.join("lib.sh"), lib).unwrap();
         let script = timed
@@ -1948,7 +1948,7 @@ mod script_tests {
                 "side-by-side"
             ]
         );
-        let lib = include_str!("../../../e2e/lib.sh");
+        let lib = include_str!("../../scripts/lib.sh");
         for step in &steps {
             for c in &step.captures {
                 let p = dir.path().join("s.sh");

@@ -1,8 +1,10 @@
-//! `cargo xtask e2e`: real Xen 4.17 in QEMU (TCG) with a Linux dom0 that runs `xl` and
-//! `rxl` side by side (see docs/e2e.md).
+//! The real-Xen rig (`cargo xtask e2e`, or this crate's `rig` binary): real Xen 4.17 in QEMU
+//! with a Linux dom0 that runs `xl` and `rxl` side by side (see docs/e2e.md).
 //!
 //! Stages: host tools, Debian packages (downloaded and unpacked into a cache), the rxl
 //! binary, the dom0 initramfs, one QEMU boot, then the host-side checks of each step.
+
+#![forbid(unsafe_code)]
 
 mod compare;
 mod cpio;
@@ -24,9 +26,9 @@ use clap::Parser;
 use image::{Entry, Image};
 
 /// dom0's init script template.
-const INIT_TEMPLATE: &str = include_str!("../e2e/init.sh");
+const INIT_TEMPLATE: &str = include_str!("../scripts/init.sh");
 /// Shell helpers sourced by init and the scenario.
-const LIB_SH: &str = include_str!("../e2e/lib.sh");
+const LIB_SH: &str = include_str!("../scripts/lib.sh");
 
 /// Library directories of the dom0 loader (`LD_LIBRARY_PATH` in /init), in search order.
 const LIB_DIRS: &[&str] = &[
@@ -461,12 +463,13 @@ fn last_lines(text: &str, n: usize) -> Vec<&str> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
-/// The repository root: the parent of this crate's manifest directory.
+/// The repository root: two levels above this crate's manifest directory (crates/rig).
 fn repo_root() -> anyhow::Result<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = manifest
         .parent()
-        .context("xtask's manifest directory has no parent")?;
+        .and_then(Path::parent)
+        .context("the rig's manifest directory has no grandparent")?;
     if !root.join("Cargo.toml").is_file() {
         bail!(
             "{} does not look like the rxl repository root",

@@ -834,7 +834,7 @@ pub fn build_hello(repo: &Path, out_dir: &Path) -> anyhow::Result<Option<PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::e2e::markers;
+    use crate::markers;
 
     #[test]
     fn guest_lines_are_found_anywhere() {
@@ -1146,7 +1146,7 @@ mod tests {
     #[test]
     fn the_xenstore_step_wants_every_check_over_both_transports() {
         // The names the check looks for are the ones xs-smoke prints.
-        let smoke = include_str!("../../../crates/xenstore/examples/xs-smoke.rs");
+        let smoke = include_str!("../../xenstore/examples/xs-smoke.rs");
         for name in XS_SMOKE_CHECKS {
             assert!(
                 smoke.contains(&format!("(\"{name}\", &||")) || *name == "rm",
