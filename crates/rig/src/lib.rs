@@ -12,9 +12,10 @@ mod elfdeps;
 mod image;
 mod kmod;
 mod markers;
-mod packages;
+pub mod packages;
 mod qemu;
 mod scenario;
+pub mod scripts;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 
 use image::{Entry, Image};
+
+/// Where the rig's shell scripts live, relative to the repository root.
+pub const SCRIPTS_DIR: &str = "crates/rig/scripts";
 
 /// dom0's init script template.
 const INIT_TEMPLATE: &str = include_str!("../scripts/init.sh");
@@ -99,6 +103,17 @@ struct Options {
     /// panic through sysrq) or hang silently (`hang:STEP`) at the start of STEP.
     #[arg(long, value_name = "crash:STEP|hang:STEP")]
     inject: Option<String>,
+    /// When every step passed, write the side-by-side medians into docs/benchmarks.md (a
+    /// run without it prints them and writes nothing).
+    #[arg(long)]
+    publish: bool,
+}
+
+impl Options {
+    /// The file a passing run writes the benchmark section into: only with `--publish`.
+    fn benchmarks_doc(&self, repo: &Path) -> Option<PathBuf> {
+        self.publish.then(|| repo.join("docs/benchmarks.md"))
+    }
 }
 
 /// Run the end-to-end scenario.
@@ -201,7 +216,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         linux,
         pvgrub: Some(root.join(scenario::PVGRUB_PATH.trim_start_matches('/')))
             .filter(|p| p.is_file()),
-        benchmarks_doc: Some(repo.join("docs/benchmarks.md")),
+        benchmarks_doc: opts.benchmarks_doc(&repo),
         xs_smoke: Some(xs_smoke),
     });
     let mut steps = steps;
@@ -405,6 +420,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "dom0 user processes killed by a fault (segfault/general protection in dmesg), per boot: {}",
         faults.join(", ")
     );
+    if !opts.publish {
+        say("docs/benchmarks.md left as it is (`cargo xtask e2e --publish` writes it)");
+    }
     let outcomes: Vec<&qemu::RunOutcome> = boots.iter().map(|b| &b.outcome).collect();
     println!("\n== timings ==\n{}", times.render(&outcomes));
     let mut failed = verdict.failed;
@@ -637,6 +655,22 @@ fn render_init(shell: bool, insmods: &str) -> String {
         .replace("@MODULES@", insmods)
 }
 
+/// The `@NAME@` placeholders (NAME in capitals) left in `text`, in order.
+#[cfg(test)]
+fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices('@') {
+        let name_len = text[i + 1..]
+            .bytes()
+            .take_while(|b| b.is_ascii_uppercase() || *b == b'_')
+            .count();
+        if name_len > 0 && text[i + 1 + name_len..].starts_with('@') {
+            out.push(&text[i..i + name_len + 2]);
+        }
+    }
+    out
+}
+
 /// Parses the result channel: com2's file, or the console when dom0 had no second serial
 /// port and framed its results there. Returns the report and the channel's name.
 fn pick_channel(results: &str, console: &str) -> (markers::Report, &'static str) {
@@ -820,6 +854,20 @@ impl Timings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_publish_writes_the_benchmarks() {
+        let parse = |args: &[&str]| {
+            Options::try_parse_from(std::iter::once("e2e").chain(args.iter().copied())).unwrap()
+        };
+        let repo = Path::new("/repo");
+        assert_eq!(parse(&[]).benchmarks_doc(repo), None);
+        assert_eq!(parse(&["--keep"]).benchmarks_doc(repo), None);
+        assert_eq!(
+            parse(&["--publish"]).benchmarks_doc(repo),
+            Some(PathBuf::from("/repo/docs/benchmarks.md"))
+        );
+    }
+
     use super::*;
 
     /// Runs `sh -n` (syntax only) over a script.
@@ -846,14 +894,14 @@ mod tests {
                 shell,
                 "insmod /lib/modules/x/a.ko || setup_failed \"insmod a\"\n",
             );
-            assert!(
-                !init.contains("@LIBDIRS@")
-                    && !init.contains("@MODE@")
-                    && !init.contains("@MODULES@")
+            assert_eq!(placeholders(&init), Vec::<&str>::new());
+            assert_eq!(
+                placeholders(INIT_TEMPLATE),
+                ["@LIBDIRS@", "@MODE@", "@MODULES@"]
             );
             assert!(init.contains("export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:"));
             assert!(init.contains("insmod /lib/modules/x/a.ko"));
-            assert_eq!(init.contains("[ \"shell\" = shell ]"), shell);
+            assert_eq!(init.contains("RIG_MODE=shell\n"), shell);
             sh_syntax_ok(&init).unwrap();
         }
         sh_syntax_ok(LIB_SH).unwrap();
