@@ -311,8 +311,7 @@ fn diagnostics() -> Vec<CaptureSpec> {
         cap(
             "guest-consoles",
             20,
-            "for f in /var/log/xen/console/*.log; do\n    [ -f \"$f\" ] || continue\n    \
-             echo \"== $f\"; tail -n 30 \"$f\"\ndone\ntrue\n",
+            include_str!("../scripts/steps/diag/guest-consoles.sh"),
         ),
         // User processes only (kernel threads are shown in brackets).
         cap("ps", 20, "ps | grep -v ' \\[[^]]*\\]$'\n"),
@@ -358,6 +357,27 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
         ));
     }
     list
+}
+
+/// A capture whose script is one of the rig's `.sh` files (`body`, built in with
+/// `include_str!`), run with each of `vars` set as a shell variable before its first line.
+pub(crate) fn script_cap(
+    name: &'static str,
+    timeout_s: u32,
+    body: &str,
+    vars: &[(&str, String)],
+) -> CaptureSpec {
+    let mut script = String::new();
+    for (var, value) in vars {
+        let _ = writeln!(script, "{var}={}", sh_quote(value));
+    }
+    script.push_str(body);
+    cap(name, timeout_s, &script)
+}
+
+/// `value` as one single-quoted shell word.
+pub(crate) fn sh_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 pub(crate) fn cap(name: &'static str, timeout_s: u32, script: &str) -> CaptureSpec {
@@ -875,6 +895,88 @@ mod tests {
         assert!(text.contains("rxl_capture diag/dmesg 20 /e2e/steps/diag/dmesg.sh"));
         // Diagnostics come after every step.
         assert!(text.find("info/rxl-list-json").unwrap() < text.find("diag/dmesg").unwrap());
+    }
+
+    /// The capital-letter variables `script` reads (`$NAME`, `${NAME}`) that neither its
+    /// own lines assign (`NAME=`) nor it reads with a default (`${NAME:-...}`).
+    fn unset_vars(script: &str) -> Vec<String> {
+        let name_at = |t: &str| -> String {
+            t.chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect()
+        };
+        let assigned: Vec<String> = script
+            .lines()
+            .flat_map(|l| l.split([';', ' ']))
+            .filter_map(|w| w.split_once('=').map(|(n, _)| n.to_owned()))
+            .collect();
+        let mut out = Vec::new();
+        for (i, _) in script.match_indices('$') {
+            let rest = &script[i + 1..];
+            let (name, defaulted) = match rest.strip_prefix('{') {
+                Some(r) => {
+                    let n = name_at(r);
+                    let d = r[n.len()..].starts_with(":-");
+                    (n, d)
+                }
+                None => (name_at(rest), false),
+            };
+            if !name.is_empty()
+                && name.starts_with(|c: char| c.is_ascii_uppercase())
+                && !defaulted
+                && !assigned.contains(&name)
+                && !out.contains(&name)
+            {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_unset_variable_finder_sees_what_it_should() {
+        assert_eq!(
+            unset_vars("echo \"$A ${B}\" $c\nC=1\necho $C ${D:-x}\n"),
+            ["A", "B"]
+        );
+    }
+
+    #[test]
+    fn every_variable_a_step_script_reads_is_set_by_the_rig() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let steps = steps_for(&Inputs {
+            hello: Some(f.clone()),
+            linux: Some(LinuxFiles {
+                kernel: f.clone(),
+                initrd: f.clone(),
+            }),
+            pvgrub: Some(f.clone()),
+            benchmarks_doc: None,
+            xs_smoke: Some(f),
+        });
+        for step in &steps {
+            for c in &step.captures {
+                // RXL_FROM is the scenario's own (exported before any step runs).
+                let unset: Vec<String> = unset_vars(&c.script)
+                    .into_iter()
+                    .filter(|v| v != "RXL_FROM")
+                    .collect();
+                assert!(unset.is_empty(), "{}/{} reads {unset:?}", step.name, c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn script_values_are_single_quoted_words() {
+        let c = script_cap("x", 1, "echo \"$A\"\n", &[("A", "it's $HOME".into())]);
+        assert_eq!(c.script, "A='it'\\''s $HOME'\necho \"$A\"\n");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &c.script])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $HOME\n");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::linux::{linux_cfg, LINUX_DIR, LINUX_VCPUS};
 use crate::checks::compare::{self};
 use crate::checks::{excerpt, number};
 use crate::markers::Capture;
-use crate::scenario::{cap, LinuxFiles, Outcome, Step, StepFile};
+use crate::scenario::{cap, script_cap, LinuxFiles, Outcome, Step, StepFile};
 
 // ---------------------------------------------------------------------------------------
 // failures
@@ -18,16 +18,18 @@ const KILLED_NAME: &str = "rxl-killed";
 
 /// Refused creates leave no domain; a killed create leaves one rxl shows and removes.
 pub fn failures_step(hello: &Path, linux: Option<&LinuxFiles>) -> Step {
-    let refused = |cfg: &str| {
-        format!(
-            "xl list >/tmp/fail-before\nrxl create {cfg}\nrc=$?\necho \"== before\"\n\
-             cat /tmp/fail-before\necho \"== after\"\nxl list\nexit $rc\n"
+    let refused = |name, cfg: &str| {
+        script_cap(
+            name,
+            60,
+            include_str!("../../scripts/steps/failures/refused.sh"),
+            &[("CFG", cfg.into())],
         )
     };
     let mut captures = vec![
-        cap("big", 60, &refused("/e2e/fail/big.cfg")),
-        cap("no-pvh-note", 60, &refused("/e2e/fail/nopvh.cfg")),
-        cap("no-notes", 60, &refused("/e2e/fail/nonotes.cfg")),
+        refused("big", "/e2e/fail/big.cfg"),
+        refused("no-pvh-note", "/e2e/fail/nopvh.cfg"),
+        refused("no-notes", "/e2e/fail/nonotes.cfg"),
     ];
     let mut files = vec![
         StepFile::Host {
@@ -64,37 +66,17 @@ pub fn failures_step(hello: &Path, linux: Option<&LinuxFiles>) -> Step {
                 "",
             ),
         });
-        let kill = r#"ids() { xl list | awk 'NR > 1 { print $(NF - 4) }'; }
-before=$(ids)
-rxl create /e2e/fail/killed.cfg >/tmp/killed.out 2>&1 &
-pid=$!
-new=
-i=0
-while [ -z "$new" ]; do
-    for id in $(ids); do
-        case " $(echo $before) " in *" $id "*) ;; *) new=$id ;; esac
-    done
-    [ -n "$new" ] && break
-    i=$((i + 1))
-    if [ $i -gt 600 ] || ! kill -0 $pid 2>/dev/null; then
-        echo "no new domain appeared while rxl create ran"; cat /tmp/killed.out; exit 1
-    fi
-    sleep 0.05
-done
-kill -9 $pid
-wait $pid 2>/dev/null
-echo "killed rxl create (pid $pid) with domain $new present"
-echo "new=$new"
-echo "$new" >/tmp/killed-id
-"#;
-        captures.push(cap("kill", 120, kill));
+        captures.push(cap(
+            "kill",
+            120,
+            include_str!("../../scripts/steps/failures/kill.sh"),
+        ));
         captures.push(cap("rxl-list", 30, "rxl list\n"));
         captures.push(cap("rxl-list-json", 30, "rxl list --json\n"));
         captures.push(cap(
             "destroy",
             60,
-            "id=$(cat /tmp/killed-id) || exit 1\n\
-             echo \"destroying $id\"\nrxl destroy \"$id\"\nrc=$?\necho \"== after\"\nxl list\nexit $rc\n",
+            include_str!("../../scripts/steps/failures/destroy.sh"),
         ));
     }
     Step {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::checks::{excerpt, guest_lines, hello_problems};
-use crate::scenario::{cap, Outcome, Step, StepFile};
+use crate::scenario::{script_cap, Outcome, Step, StepFile};
 
 /// The command line the hello guest is given (and must print back).
 pub(crate) const HELLO_CMDLINE: &str = "rxl-e2e hello";
@@ -21,24 +21,15 @@ pub fn hello_step(kernel: PathBuf) -> Step {
          kernel = \"/e2e/guests/hello\"\ncmdline = \"{HELLO_CMDLINE}\"\nmemory = 32\nvcpus = 1\n\
          on_poweroff = \"preserve\"\non_crash = \"preserve\"\n"
     );
-    // The guest ends its output with "RXLTEST done"; wait for it (30 s at most).
-    let script = format!(
-        r#"xl create /e2e/guests/hello.cfg || exit 1
-domid=$(xl domid {HELLO_NAME}) || exit 1
-echo "domid=$domid"
-i=0
-until xl dmesg | grep -q "(d$domid) .*RXLTEST done"; do
-    i=$((i + 1))
-    if [ $i -gt 30 ]; then echo "no RXLTEST done after 30 s"; break; fi
-    sleep 1
-done
-xl dmesg | grep "(d$domid)"
-"#
-    );
     Step {
         name: "hello",
         about: "xl create of the PVH test guest runs it: its RXLTEST lines reach the serial log",
-        captures: vec![cap("xl-create", 90, &script)],
+        captures: vec![script_cap(
+            "xl-create",
+            90,
+            include_str!("../../scripts/steps/hello/xl-create.sh"),
+            &[("HELLO_NAME", HELLO_NAME.into())],
+        )],
         files: vec![
             StepFile::Host {
                 path: "/e2e/guests/hello".into(),

@@ -6,22 +6,14 @@ use std::path::Path;
 use crate::checks::{excerpt, number, row};
 use crate::image::{Entry, Image};
 use crate::markers::Capture;
-use crate::scenario::{cap, LinuxFiles, Outcome, Step, StepFile};
+use crate::scenario::{cap, script_cap, LinuxFiles, Outcome, Step, StepFile};
 
 /// The line the Linux guest's /init prints on its console (followed by ` cpus=N online=L`).
 pub const LINUX_INIT_LINE: &str = "RXL-LINUX-INIT";
 
 /// The Linux guest's /init: mounts the kernel file systems, reports the CPUs it sees, then
 /// answers each line typed on its console with `RXL-ECHO line` (the console step types).
-const LINUX_INIT: &str = "#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-echo \"RXL-LINUX-INIT cpus=$(grep -c ^processor /proc/cpuinfo) online=$(cat /sys/devices/system/cpu/online)\"
-while read -r line; do echo \"RXL-ECHO $line\"; done
-while true; do sleep 3600; done
-";
+const LINUX_INIT: &str = include_str!("../../scripts/guest/linux-init.sh");
 
 /// What the guest answers to the line the console capture types.
 const CONSOLE_ECHO: &str = "RXL-ECHO console check 42";
@@ -58,12 +50,12 @@ pub fn build_linux(
     img.bytes(
         "/sbin/poweroff",
         0o755,
-        "#!/bin/busybox sh\nexec /bin/busybox poweroff -f\n",
+        include_str!("../../scripts/guest/poweroff.sh"),
     )?;
     img.bytes(
         "/sbin/reboot",
         0o755,
-        "#!/bin/busybox sh\nexec /bin/busybox reboot -f\n",
+        include_str!("../../scripts/guest/reboot.sh"),
     )?;
     let initrd = out_dir.join("initrd.img");
     img.write_gz(&initrd)
@@ -107,39 +99,6 @@ pub(crate) fn linux_cfg(
     )
 }
 
-/// The shell function `boot_linux NAME CFG` (create, then wait for /init; one retry when the
-/// guest dies before /init), printing `create_ms=`, `init_ms=` and `domid=`.
-fn boot_linux_fn() -> String {
-    format!(
-        r#"boot_once() {{
-    n0=$(console_count "$1" {LINUX_INIT_LINE})
-    t0=$(now_ms)
-    rxl create "$2" || return 3
-    t1=$(now_ms)
-    wait_console "$1" {LINUX_INIT_LINE} $((n0 + 1)) {LINUX_BOOT_S}
-    r=$?
-    t2=$(now_ms)
-    echo "create_ms=$((t1 - t0)) init_ms=$((t2 - t0)) wait=$r"
-    return $r
-}}
-boot_linux() {{
-    boot_once "$1" "$2"
-    r=$?
-    if [ $r = 2 ]; then
-        echo "RETRY: $1 died before /init (state $(dom_state "$1")); its console ended with:"
-        tail -n 8 "/var/log/xen/console/guest-$1.log" 2>/dev/null
-        rxl destroy "$1" >/dev/null 2>&1
-        boot_once "$1" "$2"
-        r=$?
-    fi
-    echo "domid=$(rxl domid "$1")"
-    grep -F {LINUX_INIT_LINE} "/var/log/xen/console/guest-$1.log" | tail -n 1
-    return $r
-}}
-"#
-    )
-}
-
 /// The Linux guest's files in dom0.
 fn linux_files(linux: &LinuxFiles) -> Vec<StepFile> {
     vec![
@@ -160,96 +119,53 @@ fn linux_files(linux: &LinuxFiles) -> Vec<StepFile> {
 
 /// Debian's kernel booted by rxl: /init, pause/unpause, reboot, shutdown.
 pub fn linux_step(linux: &LinuxFiles) -> Step {
-    let boot = format!(
-        ". /e2e/lib.sh\n{}cd /tmp || exit 1\nboot_linux {LINUX_NAME} {LINUX_DIR}/linux.cfg\n",
-        boot_linux_fn()
-    );
-    let pause = format!(
-        r#". /e2e/lib.sh
-rxl pause {LINUX_NAME} || exit 1
-echo "paused=$(dom_state {LINUX_NAME})"
-rxl list {LINUX_NAME}
-rxl unpause {LINUX_NAME} || exit 1
-echo "unpaused=$(dom_state {LINUX_NAME})"
-"#
-    );
-    let reboot = format!(
-        r#". /e2e/lib.sh
-cd /tmp || exit 1
-old=$(rxl domid {LINUX_NAME}) || exit 1
-n0=$(console_count {LINUX_NAME} {LINUX_INIT_LINE})
-t0=$(now_ms)
-rxl reboot -w --timeout 120 {LINUX_NAME} || exit 1
-i=0
-until new=$(rxl domid {LINUX_NAME} 2>/dev/null) && [ "$new" != "$old" ]; do
-    i=$((i + 1))
-    [ $i -gt 150 ] && {{ echo "no new {LINUX_NAME} domain 30 s after the reboot"; exit 1; }}
-    sleep 0.2
-done
-echo "old=$old new=$new"
-# rxl knows the new domain before its name is in xenstore, where xl list reads it.
-i=0
-while [ "$(dom_state {LINUX_NAME})" = gone ]; do
-    i=$((i + 1))
-    [ $i -gt 150 ] && {{ echo "xl list never showed the new {LINUX_NAME}"; exit 1; }}
-    sleep 0.2
-done
-wait_console {LINUX_NAME} {LINUX_INIT_LINE} $((n0 + 1)) {LINUX_BOOT_S}
-r=$?
-echo "wait=$r init_ms=$(( $(now_ms) - t0 ))"
-grep -F {LINUX_INIT_LINE} /var/log/xen/console/guest-{LINUX_NAME}.log | tail -n 1
-xl list {LINUX_NAME}
-exit $r
-"#
-    );
-    // `rxl console` on a fifo: a line typed reaches the guest (its answer comes back), and
-    // Ctrl-] detaches with status 0.
-    let console = format!(
-        r#"rm -f /tmp/cin /tmp/cout
-mkfifo /tmp/cin || exit 1
-rxl console {LINUX_NAME} </tmp/cin >/tmp/cout 2>&1 &
-pid=$!
-exec 5>/tmp/cin
-sleep 1
-printf 'console check %s\n' $((6 * 7)) >&5
-i=0
-until grep -q "{CONSOLE_ECHO}" /tmp/cout; do
-    i=$((i + 1))
-    [ $i -gt 100 ] && {{ echo "no answer from the guest within 20 s"; break; }}
-    sleep 0.2
-done
-printf '\035' >&5
-i=0
-while kill -0 $pid 2>/dev/null; do
-    i=$((i + 1))
-    [ $i -gt 25 ] && {{ echo "rxl console still attached 5 s after Ctrl-]"; kill $pid; break; }}
-    sleep 0.2
-done
-wait $pid
-echo "console_rc=$?"
-exec 5>&-
-echo "--- console output (last lines)"
-tr -d '\r' </tmp/cout | tail -n 4
-"#
-    );
-    let shutdown = format!(
-        r#". /e2e/lib.sh
-rxl shutdown -w --timeout 120 {LINUX_NAME}
-rc=$?
-echo "state=$(dom_state {LINUX_NAME})"
-exit $rc
-"#
-    );
     Step {
         name: "rxl-linux",
         about: "rxl runs Debian's kernel as a 2-vCPU PVH guest: /init, pause/unpause, \
                 reboot -w (new domid, /init again), shutdown -w (gone)",
         captures: vec![
-            cap("boot", 2 * LINUX_BOOT_S + 60, &boot),
-            cap("pause", 30, &pause),
-            cap("console", 60, &console),
-            cap("reboot", LINUX_BOOT_S + 160, &reboot),
-            cap("shutdown", 150, &shutdown),
+            script_cap(
+                "boot",
+                2 * LINUX_BOOT_S + 60,
+                include_str!("../../scripts/steps/rxl-linux/boot.sh"),
+                &[
+                    ("LINUX_NAME", LINUX_NAME.into()),
+                    ("LINUX_CFG", format!("{LINUX_DIR}/linux.cfg")),
+                    ("LINUX_INIT_LINE", LINUX_INIT_LINE.into()),
+                    ("LINUX_BOOT_S", LINUX_BOOT_S.to_string()),
+                ],
+            ),
+            script_cap(
+                "pause",
+                30,
+                include_str!("../../scripts/steps/rxl-linux/pause.sh"),
+                &[("LINUX_NAME", LINUX_NAME.into())],
+            ),
+            script_cap(
+                "console",
+                60,
+                include_str!("../../scripts/steps/rxl-linux/console.sh"),
+                &[
+                    ("LINUX_NAME", LINUX_NAME.into()),
+                    ("CONSOLE_ECHO", CONSOLE_ECHO.into()),
+                ],
+            ),
+            script_cap(
+                "reboot",
+                LINUX_BOOT_S + 160,
+                include_str!("../../scripts/steps/rxl-linux/reboot.sh"),
+                &[
+                    ("LINUX_NAME", LINUX_NAME.into()),
+                    ("LINUX_INIT_LINE", LINUX_INIT_LINE.into()),
+                    ("LINUX_BOOT_S", LINUX_BOOT_S.to_string()),
+                ],
+            ),
+            script_cap(
+                "shutdown",
+                150,
+                include_str!("../../scripts/steps/rxl-linux/shutdown.sh"),
+                &[("LINUX_NAME", LINUX_NAME.into())],
+            ),
             cap("rxl-list-after", 30, "rxl list\n"),
         ],
         files: linux_files(linux),
@@ -431,6 +347,14 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err[0].starts_with("console:"), "{err:?}");
+    }
+
+    #[test]
+    fn the_guest_init_prints_the_line_the_checks_look_for() {
+        assert!(LINUX_INIT.contains(&format!("echo \"{LINUX_INIT_LINE} cpus=")));
+        let answer = CONSOLE_ECHO.strip_prefix("RXL-ECHO ").unwrap();
+        assert!(LINUX_INIT.contains("echo \"RXL-ECHO $line\""));
+        assert_eq!(answer, "console check 42");
     }
 
     #[test]

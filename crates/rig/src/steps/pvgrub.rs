@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::checks::{excerpt, number};
-use crate::scenario::{cap, Outcome, Step, StepFile};
+use crate::scenario::{script_cap, Outcome, Step, StepFile};
 
 // ---------------------------------------------------------------------------------------
 // pvgrub
@@ -19,34 +19,16 @@ pub fn pvgrub_step(grub: &Path) -> Step {
         "# GRUB for PVH as the guest's firmware; no disk, so it stops at its prompt.\n\
          name = \"{GRUB_NAME}\"\ntype = \"pvh\"\nmemory = 128\nfirmware = \"pvgrub\"\n"
     );
-    let script = format!(
-        r#". /e2e/lib.sh
-cd /tmp || exit 1
-log=/var/log/xen/console/guest-{GRUB_NAME}.log
-t0=$(now_ms)
-rxl create /e2e/grub/grub.cfg || exit 1
-i=0
-until grep -a -q -E 'GRUB|grub>' "$log" 2>/dev/null; do
-    i=$((i + 1))
-    if [ $i -gt 600 ]; then echo "no GRUB output after 120 s (state $(dom_state {GRUB_NAME}))"; break; fi
-    case $(dom_state {GRUB_NAME}) in gone|*c*) echo "{GRUB_NAME} died: $(dom_state {GRUB_NAME})"; break ;; esac
-    sleep 0.2
-done
-echo "grub_ms=$(( $(now_ms) - t0 ))"
-echo "== console"
-tr -d '\033\r' <"$log" | grep -a -o -E '[A-Za-z !]*GRUB[A-Za-z0-9 .!~]*|grub>' | head -n 5
-echo "== end"
-rxl destroy {GRUB_NAME}
-rc=$?
-echo "state=$(dom_state {GRUB_NAME})"
-exit $rc
-"#
-    );
     Step {
         name: "pvgrub",
         about: "firmware = \"pvgrub\" boots Debian's GRUB for PVH: its banner or prompt \
                 reaches the guest console; rxl destroy removes it",
-        captures: vec![cap("grub", 180, &script)],
+        captures: vec![script_cap(
+            "grub",
+            180,
+            include_str!("../../scripts/steps/pvgrub/grub.sh"),
+            &[("GRUB_NAME", GRUB_NAME.into())],
+        )],
         files: vec![
             StepFile::Host {
                 path: PVGRUB_PATH.into(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use crate::checks::{compare_lists, domid_of, excerpt, field, guest_lines, hex, row};
-use crate::scenario::{cap, Outcome, Step, StepFile};
+use crate::scenario::{cap, script_cap, Outcome, Step, StepFile};
 
 /// The 32-bit FNV-1a hash of `data` (what the hello guest prints as a module's `sum`).
 pub fn fnv1a32(data: &[u8]) -> u32 {
@@ -104,25 +104,6 @@ fn rxl_hello_cfg(modules: &[TestModule]) -> String {
 pub fn rxl_hello_step(kernel: PathBuf) -> Step {
     let modules = test_modules();
     let cfg = format!("{RXL_HELLO_DIR}/cfg/hello.cfg");
-    let create = format!(
-        r#"cd /tmp || exit 1
-rxl create -p {cfg} || exit 1
-echo "domid=$(rxl domid {RXL_HELLO})"
-"#
-    );
-    let run = format!(
-        r#"domid=$(rxl domid {RXL_HELLO}) || exit 1
-echo "domid=$domid"
-rxl unpause {RXL_HELLO} || exit 1
-i=0
-until xl dmesg | grep -q "(d$domid) .*RXLTEST done"; do
-    i=$((i + 1))
-    if [ $i -gt 30 ]; then echo "no RXLTEST done after 30 s"; break; fi
-    sleep 1
-done
-xl dmesg | grep "(d$domid)"
-"#
-    );
     let mut files = vec![
         StepFile::Host {
             path: format!("{RXL_HELLO_DIR}/bin/hello"),
@@ -149,12 +130,22 @@ xl dmesg | grep "(d$domid)"
                 30,
                 &format!("cd /tmp && rxl create -n --json {cfg}\n"),
             ),
-            cap("create", 60, &create),
+            script_cap(
+                "create",
+                60,
+                include_str!("../../scripts/steps/rxl-hello/create.sh"),
+                &[("CFG", cfg.clone()), ("RXL_HELLO", RXL_HELLO.into())],
+            ),
             cap("xl-list", 30, "xl list\n"),
             cap("rxl-list", 30, "rxl list\n"),
             cap("rxl-list-json", 30, "rxl list --json\n"),
             cap("vcpu-list", 30, &format!("xl vcpu-list {RXL_HELLO}\n")),
-            cap("run", 60, &run),
+            script_cap(
+                "run",
+                60,
+                include_str!("../../scripts/steps/rxl-hello/run.sh"),
+                &[("RXL_HELLO", RXL_HELLO.into())],
+            ),
             cap("destroy", 30, &format!("rxl destroy {RXL_HELLO}\n")),
             cap("xl-list-after", 30, "xl list\n"),
             cap("rxl-list-after", 30, "rxl list\n"),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::linux::{linux_cfg, LINUX_DIR, LINUX_INIT_LINE, TIMED_LINUX_VCPUS};
 use crate::checks::{compare_lists, excerpt, field, row};
-use crate::scenario::{cap, CaptureSpec, Outcome, Step, StepFile};
+use crate::scenario::{cap, script_cap, CaptureSpec, Outcome, Step, StepFile};
 
 // ---------------------------------------------------------------------------------------
 // side by side
@@ -78,119 +78,47 @@ pub fn side_by_side_step(linux: bool, doc: Option<PathBuf>) -> Step {
         guests.push("linux");
     }
     let guests_sh = guests.join(" ");
-    let together = format!(
-        r#"for g in {guests_sh}; do
-    # Paused, so that the State letters cannot change between the two listings.
-    xl create -p /e2e/sbs/$g-xl.cfg >/dev/null 2>&1 || {{ echo "xl create $g failed"; exit 1; }}
-    rxl create -p /e2e/sbs/$g-rxl.cfg >/dev/null || {{ echo "rxl create $g failed"; exit 1; }}
-done
-"#
-    );
-    // Each tool destroys the other's domains; neither may leave xenstore nodes behind.
-    let destroy_all = format!(
-        r#"rc=0
-ids=
-for g in {guests_sh}; do
-    for t in xl rxl; do ids="$ids $(xl domid sbs-$g-$t)"; done
-done
-for g in {guests_sh}; do
-    rxl destroy sbs-$g-xl || {{ echo "rxl destroy sbs-$g-xl failed"; rc=1; }}
-    xl destroy sbs-$g-rxl || {{ echo "xl destroy sbs-$g-rxl failed"; rc=1; }}
-done
-sleep 1
-for d in $ids; do
-    for p in /local/domain/$d /libxl/$d /local/domain/0/backend/console/$d; do
-        xenstore-exists $p 2>/dev/null && echo "LEFT $p"
-    done
-done
-xl list
-exit $rc
-"#
-    );
-    let timed = format!(
-        r#". /e2e/lib.sh
-cd /tmp || exit 1
-one() {{ # TOOL GUEST ATTEMPT
-    name=sbs-$2-$1
-    note "run $3 of $1 $2"
-    n0=$(console_count $name {LINUX_INIT_LINE})
-    t0=$(now_ms)
-    timeout {TIMED_CMD_S} $1 create /e2e/sbs/$2-$1.cfg >/tmp/sbs.out 2>&1 || {{
-        echo "run $3 of $1 $2: create failed: $(tail -n 2 /tmp/sbs.out | tr '\n' ' ')"
-        return 3
-    }}
-    t1=$(now_ms)
-    timeout 30 $1 list >/dev/null || {{ echo "run $3 of $1 $2: list failed"; return 3; }}
-    t2=$(now_ms)
-    note "run $3 of $1 $2 created"
-    init=
-    if [ $2 = linux ]; then
-        wait_console $name {LINUX_INIT_LINE} $((n0 + 1)) {TIMED_INIT_S}
-        r=$?
-        if [ $r != 0 ]; then
-            echo "run $3 of $1 $2: no /init (wait=$r, state $(dom_state $name)); Xen: $(xl dmesg | grep -v '^(XEN) \*\*\*' | tail -n 2 | tr '\n' ' ')"
-            tail -n 8 /var/log/xen/console/guest-$name.log 2>/dev/null
-            return $r
-        fi
-        init=$(( $(now_ms) - t0 ))
-        note "run $3 of $1 $2 reached /init"
-    fi
-    t3=$(now_ms)
-    timeout 60 $1 destroy $name || {{ echo "run $3 of $1 $2: destroy failed"; return 3; }}
-    t4=$(now_ms)
-    echo "T tool=$1 guest=$2 run=$3 create_ms=$((t1 - t0)) list_ms=$((t2 - t1)) destroy_ms=$((t4 - t3)) init_ms=${{init:--}}"
-    note "run $3 of $1 $2 done in $((t4 - t0)) ms"
-    # Untimed: let Xen finish tearing the domain down before the next create.
-    sleep ${{RXL_SETTLE_S:-{SETTLE_S}}}
-}}
-# Each tool gets N good runs of each guest, the two tools taking turns, with a few spare
-# attempts for runs that fail; a failed run is named, its domain removed, and not timed.
-for g in {guests_sh}; do
-    n={HELLO_RUNS}; spare={HELLO_SPARE}
-    [ $g = linux ] && {{ n={LINUX_RUNS}; spare={LINUX_SPARE}; }}
-    ok_xl=0; ok_rxl=0
-    for attempt in $(seq 1 $((n + spare))); do
-        for tool in xl rxl; do
-            eval ok=\$ok_$tool
-            [ $ok -ge $n ] && continue
-            if one $tool $g $attempt; then
-                eval ok_$tool=$((ok + 1))
-            else
-                echo "RETRY $tool $g after attempt $attempt"
-                timeout 60 $tool destroy sbs-$g-$tool >/dev/null 2>&1
-                timeout 60 xl destroy sbs-$g-$tool >/dev/null 2>&1
-            fi
-        done
-    done
-    for tool in xl rxl; do
-        eval ok=\$ok_$tool
-        [ $ok -lt $n ] && echo "FAILED $tool $g: $ok good runs of $n in $((n + spare)) attempts"
-    done
-done
-# The host counts the runs.
-exit 0
-"#
-    );
     Step {
         name: "side-by-side",
         about: "the same configs created with xl and rxl in one boot: xl list and rxl list agree \
                 about all of them, each tool destroys the other's cleanly; create/list/destroy \
                 (and create to /init) medians",
         captures: vec![
-            cap("create-both", 120, &together),
+            script_cap(
+                "create-both",
+                120,
+                include_str!("../../scripts/steps/side-by-side/create-both.sh"),
+                &[("GUESTS", guests_sh.clone())],
+            ),
             cap("xl-list", 30, "xl list\n"),
             cap("rxl-list", 30, "rxl list\n"),
             cap("rxl-list-json", 30, "rxl list --json\n"),
-            cap("destroy-both", 60, &destroy_all),
+            script_cap(
+                "destroy-both",
+                60,
+                include_str!("../../scripts/steps/side-by-side/destroy-both.sh"),
+                &[("GUESTS", guests_sh.clone())],
+            ),
             CaptureSpec {
                 // Notes at every phase of a run: a hang is seen within minutes.
                 quiet_s: Some(TIMED_CMD_S + 10),
-                ..cap(
+                ..script_cap(
                     "timed",
                     // Well inside one boot's QEMU timeout (1500 s) after the earlier
                     // steps; normally six or seven minutes.
                     if linux { 1100 } else { 300 },
-                    &timed,
+                    include_str!("../../scripts/steps/side-by-side/timed.sh"),
+                    &[
+                        ("GUESTS", guests_sh),
+                        ("LINUX_INIT_LINE", LINUX_INIT_LINE.into()),
+                        ("TIMED_CMD_S", TIMED_CMD_S.to_string()),
+                        ("TIMED_INIT_S", TIMED_INIT_S.to_string()),
+                        ("SETTLE_S", SETTLE_S.to_string()),
+                        ("HELLO_RUNS", HELLO_RUNS.to_string()),
+                        ("HELLO_SPARE", HELLO_SPARE.to_string()),
+                        ("LINUX_RUNS", LINUX_RUNS.to_string()),
+                        ("LINUX_SPARE", LINUX_SPARE.to_string()),
+                    ],
                 )
             },
         ],
