@@ -266,7 +266,8 @@ fn check_side_by_side(o: &Outcome<'_>, guests: &[&str]) -> Result<String, Vec<St
     ))
 }
 
-/// After the verdict: the table of medians, printed and written into docs/benchmarks.md.
+/// After the verdict: the table of medians, printed, and written into docs/benchmarks.md
+/// when the run was given `--publish` (`doc` is then that file).
 fn publish_side_by_side(o: &Outcome<'_>, doc: Option<&Path>) -> Result<String, String> {
     let timed = o.succeeded("timed")?;
     let runs = parse_timed(&timed.lines);
@@ -311,7 +312,7 @@ fn write_bench_section(doc: &Path, table: &str, retries: usize) -> std::io::Resu
 fn bench_section(table: &str, retries: usize, date: &str) -> String {
     format!(
         "{BENCH_HEADING}\n\n\
-         Written by `cargo xtask e2e` (step `side-by-side`) on {date}: real Xen 4.17 under QEMU \
+         Written by `cargo xtask e2e --publish` (step `side-by-side`) on {date}: real Xen 4.17 under QEMU \
          TCG, 2 cores, so these are emulated-hardware figures, useful to compare xl with rxl in \
          the same boot, not as absolute speeds. Medians of {HELLO_RUNS} runs (hello) and \
          {LINUX_RUNS} runs (linux) of each tool, timed in dom0 from \
