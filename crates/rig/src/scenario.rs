@@ -418,12 +418,9 @@ pub struct LinuxFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::{compare, guest_lines, hello_problems};
+    use crate::checks::{guest_lines, hello_problems};
     use crate::markers;
-    use crate::steps::guest_list::check_guest_list;
     use crate::steps::hello::check_hello;
-    use crate::steps::info::check_info;
-    use crate::steps::xenstore::{check_xenstore, XS_SMOKE_CHECKS};
     use std::path::Path;
 
     #[test]
@@ -513,85 +510,6 @@ mod tests {
         let p = hello_problems(&bad, "rxl-e2e hello", 1);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[1].contains("error bad magic"), "{p:?}");
-    }
-
-    #[test]
-    fn guest_list_check_needs_the_guest_row_in_rxl_list() {
-        let xl = format!(
-            "{}\nDomain-0 0 1024 1 r----- 3.0\nrxl-hello 1 32 1 ---s-- 0.1\n",
-            compare::LIST_HEADER
-        );
-        let dom0_only = format!("{}\nDomain-0 0 1024 1 r----- 3.1\n", compare::LIST_HEADER);
-        let json = r#"[{"domid":0,"name":"Domain-0","uuid":"u","memory_mib":1024,"vcpus":1,
-            "state":"r-----","cpu_time_s":3.1},{"domid":1,"name":"rxl-hello","uuid":"v",
-            "memory_mib":32,"vcpus":1,"state":"---s--","cpu_time_s":0.1}]"#;
-        let results = |rxl_list: &str| {
-            format!(
-                "@@RXL-BEGIN guest-list/xl-list\n{xl}@@RXL-END guest-list/xl-list rc=0\n\
-                 @@RXL-BEGIN guest-list/rxl-list\n{rxl_list}@@RXL-END guest-list/rxl-list rc=0\n\
-                 @@RXL-BEGIN guest-list/rxl-list-json\n{json}\n@@RXL-END guest-list/rxl-list-json rc=0\n\
-                 @@RXL-BEGIN guest-list/xl-destroy\n@@RXL-END guest-list/xl-destroy rc=0\n"
-            )
-        };
-        let check = |text: String| {
-            let report = markers::parse(&text);
-            check_guest_list(&Outcome {
-                step: "guest-list",
-                report: &report,
-                console: "",
-            })
-        };
-        let ok = check(results(&xl)).unwrap();
-        assert!(
-            ok.contains("rxl-hello (id 1, 32 MiB, state ---s--)"),
-            "{ok}"
-        );
-        let err = check(results(&dom0_only)).unwrap_err();
-        assert_eq!(err, ["rxl list has no row for domain 1 (rxl-hello)"]);
-        // Without the guest in xl list the step's premise is gone.
-        let err = check(results(&xl).replacen("rxl-hello 1 32", "other 1 32", 1)).unwrap_err();
-        assert!(err[0].starts_with("reference:"), "{err:?}");
-    }
-
-    #[test]
-    fn info_check_reports_missing_rxl_clearly() {
-        let xl_list = format!("{}\nDomain-0 0 1024 1 r----- 3.0\n", compare::LIST_HEADER);
-        let results = format!(
-            "@@RXL-BEGIN info/xl-info\nxen_version : 4.17\n@@RXL-END info/xl-info rc=0\n\
-             @@RXL-BEGIN info/rxl-info\nrxl: unknown command info\n@@RXL-END info/rxl-info rc=2\n\
-             @@RXL-BEGIN info/xl-list\n{xl_list}@@RXL-END info/xl-list rc=0\n"
-        );
-        let report = markers::parse(&results);
-        let problems = check_info(&Outcome {
-            step: "info",
-            report: &report,
-            console: "",
-        })
-        .unwrap_err();
-        assert!(
-            problems[0].contains("info/rxl-info exited with status 2"),
-            "{problems:?}"
-        );
-        assert!(problems[0].contains("unknown command"), "{problems:?}");
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("rxl-info-json never ran")),
-            "{problems:?}"
-        );
-        assert_eq!(problems.len(), 4, "{problems:?}");
-    }
-
-    #[test]
-    fn info_check_fails_when_the_reference_fails() {
-        let report = markers::parse("@@RXL-BEGIN info/xl-info\n@@RXL-END info/xl-info rc=1\n");
-        let problems = check_info(&Outcome {
-            step: "info",
-            report: &report,
-            console: "",
-        })
-        .unwrap_err();
-        assert!(problems[0].starts_with("reference:"), "{problems:?}");
     }
 
     /// Every step, with small stand-in files as inputs in `dir`.
@@ -731,61 +649,6 @@ mod tests {
             .status()
             .unwrap();
         assert!(ok.success());
-    }
-
-    #[test]
-    fn the_xenstore_step_wants_every_check_over_both_transports() {
-        // The names the check looks for are the ones xs-smoke prints.
-        let smoke = include_str!("../../xenstore/examples/xs-smoke.rs");
-        for name in XS_SMOKE_CHECKS {
-            assert!(
-                smoke.contains(&format!("(\"{name}\", &||")) || *name == "rm",
-                "xs-smoke has no check {name}"
-            );
-        }
-        let run = |transport: &str, drop: &str| {
-            let mut s = format!("connected to /x ({transport})\n");
-            for name in XS_SMOKE_CHECKS.iter().filter(|n| **n != drop) {
-                s.push_str(&format!("ok   {name}: fine\n"));
-            }
-            s
-        };
-        let report = |socket: String, xenbus: String, left: &str| {
-            markers::parse(&format!(
-                "@@RXL-BEGIN xenstore/socket\n{socket}@@RXL-END xenstore/socket rc=0\n\
-                 @@RXL-BEGIN xenstore/xenbus\n{xenbus}@@RXL-END xenstore/xenbus rc=0\n\
-                 @@RXL-BEGIN xenstore/left\n{left}@@RXL-END xenstore/left rc=0\n"
-            ))
-        };
-        let check = |r: &Report| {
-            check_xenstore(&Outcome {
-                step: "xenstore",
-                report: r,
-                console: "",
-            })
-        };
-        let good = report(run("Socket", ""), run("Device", ""), "");
-        assert!(check(&good).unwrap().contains("9 checks passed"));
-        let no_conflict = report(run("Socket", ""), run("Device", "conflict"), "");
-        let err = check(&no_conflict).unwrap_err();
-        assert_eq!(err.len(), 1, "{err:?}");
-        assert!(
-            err[0].starts_with("xenbus: no \"ok   conflict: \""),
-            "{err:?}"
-        );
-        let wrong = report(run("Socket", ""), run("Socket", ""), "");
-        assert!(check(&wrong).unwrap_err()[0].contains("(Device)"));
-        let left = report(
-            run("Socket", ""),
-            run("Device", ""),
-            "rxl-smoke-12 = \"\"\n",
-        );
-        assert!(check(&left).unwrap_err()[0].starts_with("nodes left"));
-        let failed = markers::parse(
-            "@@RXL-BEGIN xenstore/socket\nFAIL perms: x\n@@RXL-END xenstore/socket rc=1\n",
-        );
-        let err = check(&failed).unwrap_err();
-        assert!(err[0].contains("FAIL perms: x"), "{err:?}");
     }
 
     #[test]

@@ -56,3 +56,51 @@ pub(crate) fn check_info(o: &Outcome<'_>) -> Result<String, Vec<String>> {
         Err(problems)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::compare;
+    use crate::markers;
+
+    #[test]
+    fn info_check_reports_missing_rxl_clearly() {
+        let xl_list = format!("{}\nDomain-0 0 1024 1 r----- 3.0\n", compare::LIST_HEADER);
+        let results = format!(
+            "@@RXL-BEGIN info/xl-info\nxen_version : 4.17\n@@RXL-END info/xl-info rc=0\n\
+             @@RXL-BEGIN info/rxl-info\nrxl: unknown command info\n@@RXL-END info/rxl-info rc=2\n\
+             @@RXL-BEGIN info/xl-list\n{xl_list}@@RXL-END info/xl-list rc=0\n"
+        );
+        let report = markers::parse(&results);
+        let problems = check_info(&Outcome {
+            step: "info",
+            report: &report,
+            console: "",
+        })
+        .unwrap_err();
+        assert!(
+            problems[0].contains("info/rxl-info exited with status 2"),
+            "{problems:?}"
+        );
+        assert!(problems[0].contains("unknown command"), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("rxl-info-json never ran")),
+            "{problems:?}"
+        );
+        assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn info_check_fails_when_the_reference_fails() {
+        let report = markers::parse("@@RXL-BEGIN info/xl-info\n@@RXL-END info/xl-info rc=1\n");
+        let problems = check_info(&Outcome {
+            step: "info",
+            report: &report,
+            console: "",
+        })
+        .unwrap_err();
+        assert!(problems[0].starts_with("reference:"), "{problems:?}");
+    }
+}

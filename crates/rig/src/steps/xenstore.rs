@@ -87,3 +87,64 @@ pub(crate) fn check_xenstore(o: &Outcome<'_>) -> Result<String, Vec<String>> {
         Err(problems)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::markers::{self, Report};
+
+    #[test]
+    fn the_xenstore_step_wants_every_check_over_both_transports() {
+        // The names the check looks for are the ones xs-smoke prints.
+        let smoke = include_str!("../../../xenstore/examples/xs-smoke.rs");
+        for name in XS_SMOKE_CHECKS {
+            assert!(
+                smoke.contains(&format!("(\"{name}\", &||")) || *name == "rm",
+                "xs-smoke has no check {name}"
+            );
+        }
+        let run = |transport: &str, drop: &str| {
+            let mut s = format!("connected to /x ({transport})\n");
+            for name in XS_SMOKE_CHECKS.iter().filter(|n| **n != drop) {
+                s.push_str(&format!("ok   {name}: fine\n"));
+            }
+            s
+        };
+        let report = |socket: String, xenbus: String, left: &str| {
+            markers::parse(&format!(
+                "@@RXL-BEGIN xenstore/socket\n{socket}@@RXL-END xenstore/socket rc=0\n\
+                 @@RXL-BEGIN xenstore/xenbus\n{xenbus}@@RXL-END xenstore/xenbus rc=0\n\
+                 @@RXL-BEGIN xenstore/left\n{left}@@RXL-END xenstore/left rc=0\n"
+            ))
+        };
+        let check = |r: &Report| {
+            check_xenstore(&Outcome {
+                step: "xenstore",
+                report: r,
+                console: "",
+            })
+        };
+        let good = report(run("Socket", ""), run("Device", ""), "");
+        assert!(check(&good).unwrap().contains("9 checks passed"));
+        let no_conflict = report(run("Socket", ""), run("Device", "conflict"), "");
+        let err = check(&no_conflict).unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(
+            err[0].starts_with("xenbus: no \"ok   conflict: \""),
+            "{err:?}"
+        );
+        let wrong = report(run("Socket", ""), run("Socket", ""), "");
+        assert!(check(&wrong).unwrap_err()[0].contains("(Device)"));
+        let left = report(
+            run("Socket", ""),
+            run("Device", ""),
+            "rxl-smoke-12 = \"\"\n",
+        );
+        assert!(check(&left).unwrap_err()[0].starts_with("nodes left"));
+        let failed = markers::parse(
+            "@@RXL-BEGIN xenstore/socket\nFAIL perms: x\n@@RXL-END xenstore/socket rc=1\n",
+        );
+        let err = check(&failed).unwrap_err();
+        assert!(err[0].contains("FAIL perms: x"), "{err:?}");
+    }
+}
