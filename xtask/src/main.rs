@@ -1,37 +1,78 @@
 //! Project automation: `cargo xtask <task>`.
 //!
-//! - `test [--no-e2e]`: everything CI checks: formatting, clippy, the test suite, and the
+//! - `test [--no-e2e]`: everything CI checks: the Debian packages it needs (installed when
+//!   it can), formatting, clippy, shellcheck over the rig's scripts, the test suite, and the
 //!   end-to-end run on real Xen in QEMU.
 //! - `demo`: rxl's main job on a simulated host (README).
 //! - `docs`: regenerate the man pages and shell completions under docs/.
-//! - `e2e`: the real-Xen scenario (docs/e2e.md).
+//! - `e2e`: the real-Xen scenario (crates/rig, docs/e2e.md).
+
+#![forbid(unsafe_code)]
 
 mod demo;
 mod docs;
-mod e2e;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((task, rest)) = args.split_first() else {
-        usage();
-    };
-    match task.as_str() {
-        "test" => test(rest),
-        "demo" => demo::run_demo(),
-        "docs" => docs::generate(&repo_root().join("docs")),
-        "e2e" => e2e::run(rest),
-        _ => usage(),
-    }
+/// Debian packages `cargo xtask test` needs on the host: Xen's headers and libxlutil (the
+/// comparison with Xen's own config parser), QEMU (the PVH boot tests and the rig), the
+/// compressors and cpio some tests call, binutils and gcc (the test guest's build), and
+/// shellcheck (the rig's scripts).
+const TEST_PACKAGES: &[&str] = &[
+    "libxen-dev",
+    "qemu-system-x86",
+    "cpio",
+    "binutils",
+    "gcc",
+    "shellcheck",
+    "xz-utils",
+    "zstd",
+    "lz4",
+    "bzip2",
+    "gzip",
+];
+
+/// `cargo xtask <task>`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Project automation for rxl")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
 }
 
-fn usage() -> ! {
-    eprintln!("usage: cargo xtask <demo | test [--no-e2e] | docs | e2e [OPTIONS]>");
-    std::process::exit(2);
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Everything CI checks; installs the Debian packages it needs first (as root with apt),
+    /// or stops with the command that installs them.
+    Test {
+        /// Leave out the end-to-end run on real Xen.
+        #[arg(long)]
+        no_e2e: bool,
+    },
+    /// rxl's main job on a simulated host.
+    Demo,
+    /// Regenerate the man pages and shell completions under docs/.
+    Docs,
+    /// The real-Xen scenario in QEMU (options: `cargo xtask e2e --help`, docs/e2e.md).
+    #[command(disable_help_flag = true)]
+    E2e {
+        /// The rig's options, passed on as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Test { no_e2e } => test(no_e2e),
+        Task::Demo => demo::run_demo(),
+        Task::Docs => docs::generate(&repo_root().join("docs")),
+        Task::E2e { args } => rig::run(&args),
+    }
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -60,8 +101,30 @@ fn cargo_with(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn test(args: &[String]) -> anyhow::Result<()> {
-    let no_e2e = args.iter().any(|a| a == "--no-e2e");
+/// shellcheck over the rig's dom0 and guest scripts; any finding fails.
+fn shellcheck() -> anyhow::Result<()> {
+    let dir = repo_root().join(rig::SCRIPTS_DIR);
+    let scripts = rig::scripts::files(&dir)
+        .with_context(|| format!("listing the scripts under {}", dir.display()))?;
+    eprintln!(
+        "xtask: shellcheck ({} scripts under {})",
+        scripts.len(),
+        dir.display()
+    );
+    let status = Command::new("shellcheck")
+        .args(["--shell=sh", "--external-sources"])
+        .args(&scripts)
+        .current_dir(&dir)
+        .status()
+        .context("cannot run shellcheck")?;
+    if !status.success() {
+        bail!("shellcheck found problems in the rig's scripts ({status})");
+    }
+    Ok(())
+}
+
+fn test(no_e2e: bool) -> anyhow::Result<()> {
+    rig::packages::ensure_packages(TEST_PACKAGES, "cargo xtask test")?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -71,6 +134,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
+    shellcheck()?;
     docs::check(&repo_root().join("docs"))?;
     // The tests that compare with Xen's C parser or boot under QEMU skip themselves (with a
     // loud note) on a machine without those packages; here they must run.
@@ -79,7 +143,45 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         &[("RXL_REQUIRE_LIBXLUTIL", "1"), ("RXL_REQUIRE_QEMU", "1")],
     )?;
     if !no_e2e {
-        e2e::run(&[])?;
+        rig::run(&[])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn e2e_options_pass_through() {
+        let cli =
+            Cli::try_parse_from(["xtask", "e2e", "--keep", "--inject", "hang:pvgrub"]).unwrap();
+        let Task::E2e { args } = cli.task else {
+            panic!("not e2e: {cli:?}");
+        };
+        assert_eq!(args, ["--keep", "--inject", "hang:pvgrub"]);
+        let cli = Cli::try_parse_from(["xtask", "e2e", "--help"]).unwrap();
+        assert!(matches!(cli.task, Task::E2e { args } if args == ["--help"]));
+    }
+
+    #[test]
+    fn test_takes_no_e2e() {
+        let cli = Cli::try_parse_from(["xtask", "test", "--no-e2e"]).unwrap();
+        assert!(matches!(cli.task, Task::Test { no_e2e: true }));
+        assert!(Cli::try_parse_from(["xtask", "frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn every_needed_package_is_in_ci() {
+        let ci = std::fs::read_to_string(repo_root().join(".ci/run")).unwrap();
+        for p in TEST_PACKAGES {
+            assert!(ci.contains(p), ".ci/run does not install {p}");
+        }
+    }
 }

@@ -4,6 +4,8 @@
 # Ends QEMU through isa-debug-exit (port 0xf4): QEMU exits with (value << 1) | 1.
 rig_exit() {
     sync
+    # The format is the byte itself (an octal escape built from $1).
+    # shellcheck disable=SC2059
     printf "\\$(printf '%03o' "$1")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
     sleep 2
     poweroff -f

@@ -1,18 +1,20 @@
-//! `cargo xtask e2e`: real Xen 4.17 in QEMU (TCG) with a Linux dom0 that runs `xl` and
-//! `rxl` side by side (see docs/e2e.md).
+//! The real-Xen rig (`cargo xtask e2e`, or this crate's `rig` binary): real Xen 4.17 in QEMU
+//! with a Linux dom0 that runs `xl` and `rxl` side by side (see docs/e2e.md).
 //!
 //! Stages: host tools, Debian packages (downloaded and unpacked into a cache), the rxl
 //! binary, the dom0 initramfs, one QEMU boot, then the host-side checks of each step.
 
-mod compare;
-mod cpio;
-mod elfdeps;
+#![forbid(unsafe_code)]
+
+mod boot;
+mod checks;
 mod image;
-mod kmod;
 mod markers;
-mod packages;
-mod qemu;
+pub mod packages;
+mod report;
 mod scenario;
+pub mod scripts;
+mod steps;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,11 +24,15 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 
 use image::{Entry, Image};
+use report::{judge_step, print_failure_details, BootRun, Timings, Verdict};
+
+/// Where the rig's shell scripts live, relative to the repository root.
+pub const SCRIPTS_DIR: &str = "crates/rig/scripts";
 
 /// dom0's init script template.
-const INIT_TEMPLATE: &str = include_str!("../e2e/init.sh");
+const INIT_TEMPLATE: &str = include_str!("../scripts/init.sh");
 /// Shell helpers sourced by init and the scenario.
-const LIB_SH: &str = include_str!("../e2e/lib.sh");
+const LIB_SH: &str = include_str!("../scripts/lib.sh");
 
 /// Library directories of the dom0 loader (`LD_LIBRARY_PATH` in /init), in search order.
 const LIB_DIRS: &[&str] = &[
@@ -97,6 +103,17 @@ struct Options {
     /// panic through sysrq) or hang silently (`hang:STEP`) at the start of STEP.
     #[arg(long, value_name = "crash:STEP|hang:STEP")]
     inject: Option<String>,
+    /// When every step passed, write the side-by-side medians into docs/benchmarks.md (a
+    /// run without it prints them and writes nothing).
+    #[arg(long)]
+    publish: bool,
+}
+
+impl Options {
+    /// The file a passing run writes the benchmark section into: only with `--publish`.
+    fn benchmarks_doc(&self, repo: &Path) -> Option<PathBuf> {
+        self.publish.then(|| repo.join("docs/benchmarks.md"))
+    }
 }
 
 /// Run the end-to-end scenario.
@@ -180,8 +197,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         None => build_rxl(&repo).context("building rxl")?,
     };
     let xs_smoke = build_xs_smoke(&repo).context("building xs-smoke")?;
-    let hello =
-        scenario::build_hello(&repo, &run_dir.join("hello")).context("building the hello guest")?;
+    let hello = steps::hello::build_hello(&repo, &run_dir.join("hello"))
+        .context("building the hello guest")?;
     times.build = t.elapsed();
     if hello.is_none() {
         say("tests/guests/hello/build.sh not found: the hello guest step is left out");
@@ -189,7 +206,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     // Image.
     let t = Instant::now();
-    let linux = scenario::build_linux(&root, &release, &run_dir.join("linux"))
+    let linux = steps::linux::build_linux(&root, &release, &run_dir.join("linux"))
         .context("building the Linux guest's initramfs")?;
     if linux.is_none() {
         say("no kernel or busybox in the unpacked tree: the Linux guest step is left out");
@@ -197,9 +214,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let steps = scenario::steps_for(&scenario::Inputs {
         hello,
         linux,
-        pvgrub: Some(root.join(scenario::PVGRUB_PATH.trim_start_matches('/')))
+        pvgrub: Some(root.join(steps::pvgrub::PVGRUB_PATH.trim_start_matches('/')))
             .filter(|p| p.is_file()),
-        benchmarks_doc: Some(repo.join("docs/benchmarks.md")),
+        benchmarks_doc: opts.benchmarks_doc(&repo),
         xs_smoke: Some(xs_smoke),
     });
     let mut steps = steps;
@@ -231,7 +248,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 format!("{stem}-{n}.{ext}")
             })
         };
-        let boot = qemu::Boot {
+        let boot = boot::Boot {
             xen: xen_elf.clone(),
             kernel: root.join(format!("boot/vmlinuz-{release}")),
             initrd: initrd.clone(),
@@ -254,7 +271,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 steps[from].name
             ));
         }
-        let outcome = qemu::run(
+        let outcome = boot::run(
             &boot,
             timeout,
             &file("qemu", "log"),
@@ -403,7 +420,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "dom0 user processes killed by a fault (segfault/general protection in dmesg), per boot: {}",
         faults.join(", ")
     );
-    let outcomes: Vec<&qemu::RunOutcome> = boots.iter().map(|b| &b.outcome).collect();
+    if !opts.publish {
+        say("docs/benchmarks.md left as it is (`cargo xtask e2e --publish` writes it)");
+    }
+    let outcomes: Vec<&boot::RunOutcome> = boots.iter().map(|b| &b.outcome).collect();
     println!("\n== timings ==\n{}", times.render(&outcomes));
     let mut failed = verdict.failed;
     if !last.report.done {
@@ -461,12 +481,13 @@ fn last_lines(text: &str, n: usize) -> Vec<&str> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
-/// The repository root: the parent of this crate's manifest directory.
+/// The repository root: two levels above this crate's manifest directory (crates/rig).
 fn repo_root() -> anyhow::Result<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = manifest
         .parent()
-        .context("xtask's manifest directory has no parent")?;
+        .and_then(Path::parent)
+        .context("the rig's manifest directory has no grandparent")?;
     if !root.join("Cargo.toml").is_file() {
         bail!(
             "{} does not look like the rxl repository root",
@@ -582,12 +603,12 @@ fn build_image(
     )
     .context("stripping rxl for the image")?;
     // rxl is checked against the image's own libraries, as if it were in the tree.
-    let base = elfdeps::DirTree::new(root);
-    let tree = elfdeps::Overlay::new(&base, &[(RXL_PATH, staged.clone())]);
+    let base = image::elfdeps::DirTree::new(root);
+    let tree = image::elfdeps::Overlay::new(&base, &[(RXL_PATH, staged.clone())]);
     let mut programs: Vec<&str> = XEN_PROGRAMS.to_vec();
     programs.extend_from_slice(DLOPENED);
     programs.push(RXL_PATH);
-    let mut closure = elfdeps::closure(&tree, &programs, LIB_DIRS)
+    let mut closure = image::elfdeps::closure(&tree, &programs, LIB_DIRS)
         .context("resolving the shared libraries of dom0's programs")?;
     closure.files.remove(RXL_PATH);
     img.closure(&closure, root)?;
@@ -595,7 +616,7 @@ fn build_image(
     img.host_file("/etc/xen/xl.conf", &root.join("etc/xen/xl.conf"))?;
 
     let mod_dir = root.join("lib/modules").join(release);
-    let modules = kmod::ModuleDir::open(&mod_dir)?.load_order(MODULES)?;
+    let modules = image::kmod::ModuleDir::open(&mod_dir)?.load_order(MODULES)?;
     let mut insmods = String::new();
     for m in &modules {
         let path = format!("/lib/modules/{release}/{}", m.rel_path);
@@ -609,7 +630,7 @@ fn build_image(
     img.bytes(
         &format!("/lib/modules/{release}/modules.dep"),
         0o644,
-        kmod::modules_dep(&modules),
+        image::kmod::modules_dep(&modules),
     )?;
 
     let init = render_init(shell, &insmods);
@@ -634,6 +655,22 @@ fn render_init(shell: bool, insmods: &str) -> String {
         .replace("@MODULES@", insmods)
 }
 
+/// The `@NAME@` placeholders (NAME in capitals) left in `text`, in order.
+#[cfg(test)]
+fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices('@') {
+        let name_len = text[i + 1..]
+            .bytes()
+            .take_while(|b| b.is_ascii_uppercase() || *b == b'_')
+            .count();
+        if name_len > 0 && text[i + 1 + name_len..].starts_with('@') {
+            out.push(&text[i..i + name_len + 2]);
+        }
+    }
+    out
+}
+
 /// Parses the result channel: com2's file, or the console when dom0 had no second serial
 /// port and framed its results there. Returns the report and the channel's name.
 fn pick_channel(results: &str, console: &str) -> (markers::Report, &'static str) {
@@ -650,96 +687,6 @@ fn pick_channel(results: &str, console: &str) -> (markers::Report, &'static str)
     }
 }
 
-/// The host-side verdict over all steps.
-struct Verdict {
-    lines: Vec<String>,
-    failed: bool,
-}
-
-/// Judges one step on the report of the boot that ran it, adding to `v`; true when it passed.
-fn judge_step(
-    step: &scenario::Step,
-    report: &markers::Report,
-    console: &str,
-    v: &mut Verdict,
-) -> bool {
-    let outcome = scenario::Outcome {
-        step: step.name,
-        report,
-        console,
-    };
-    match (step.check)(&outcome) {
-        Ok(summary) => {
-            v.lines.push(format!("PASS {}: {summary}", step.name));
-            true
-        }
-        Err(problems) => {
-            v.failed = true;
-            v.lines.push(format!("FAIL {}: {}", step.name, step.about));
-            for p in problems {
-                v.lines.push(format!("     - {p}"));
-            }
-            for cap in &step.captures {
-                let name = format!("{}/{}", step.name, cap.name);
-                let Some(c) = report.capture(&name) else {
-                    continue;
-                };
-                // An unfinished capture's notes say how far it got.
-                if c.rc.is_none() {
-                    for n in &c.notes {
-                        v.lines.push(format!("     note {name}: {n}"));
-                    }
-                }
-                if !cap.show_on_failure {
-                    continue;
-                }
-                let rc = c.rc.map_or("unfinished".to_owned(), |r| format!("rc={r}"));
-                v.lines.push(format!("     --- {name} ({rc}) output:"));
-                for l in c.lines.iter().take(40) {
-                    v.lines.push(format!("       | {l}"));
-                }
-                if c.lines.len() > 40 {
-                    v.lines
-                        .push(format!("       | ... {} more lines", c.lines.len() - 40));
-                }
-            }
-            false
-        }
-    }
-}
-
-/// What a failed run prints about one boot: dom0's diagnostics, the serial log's end, and
-/// the result channel's end when dom0 never got ready.
-fn print_failure_details(n: usize, b: &BootRun) {
-    for c in b
-        .report
-        .captures
-        .iter()
-        .filter(|c| c.name.starts_with(scenario::DIAG))
-    {
-        println!("\n== boot {n}: dom0 {} ==", c.name);
-        for l in &c.lines {
-            println!("  {l}");
-        }
-    }
-    println!(
-        "\n== boot {n}: last lines of the serial log ({}) ==",
-        b.boot.serial_log.display()
-    );
-    for l in last_lines(&b.console, 40) {
-        println!("  {l}");
-    }
-    if !b.report.ready {
-        println!(
-            "\n== boot {n}: result channel ({}) ==",
-            b.boot.results_log.display()
-        );
-        for l in last_lines(&b.results, 60) {
-            println!("  {l}");
-        }
-    }
-}
-
 /// At most this many boots per run (the first, then fresh boots after a hang, a crash, or a
 /// failure beside dom0 faults).
 const MAX_BOOTS: usize = 4;
@@ -748,75 +695,22 @@ const MAX_BOOTS: usize = 4;
 /// seen the emulation hang in two boots of one run).
 const FRESH_BOOTS_PER_STEP: usize = 2;
 
-/// One boot of the rig and what it reported.
-struct BootRun {
-    /// The first step this boot ran.
-    from: usize,
-    boot: qemu::Boot,
-    outcome: qemu::RunOutcome,
-    report: markers::Report,
-    channel: &'static str,
-    console: String,
-    results: String,
-    /// The step to start again from, when this boot stopped before the end or a step
-    /// failed beside dom0 faults.
-    stopped_at: Option<usize>,
-    /// Why, for the report.
-    why: String,
-}
-
-/// Wall-clock time of each stage.
-#[derive(Debug, Default)]
-struct Timings {
-    download: Duration,
-    unpack: Duration,
-    build: Duration,
-    image: Duration,
-    qemu: Duration,
-    boot: Option<Duration>,
-    scenario: Option<Duration>,
-    total: Duration,
-}
-
-impl Timings {
-    fn render(&self, outcomes: &[&qemu::RunOutcome]) -> String {
-        let opt =
-            |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1}s", d.as_secs_f64()));
-        let mut s = format!(
-            "download {:.1}s, unpack {:.1}s, host builds {:.1}s, image {:.1}s\n\
-             qemu {:.1}s (boot to dom0 ready {}, scenario {})\ntotal {:.1}s",
-            self.download.as_secs_f64(),
-            self.unpack.as_secs_f64(),
-            self.build.as_secs_f64(),
-            self.image.as_secs_f64(),
-            self.qemu.as_secs_f64(),
-            opt(self.boot),
-            opt(self.scenario),
-            self.total.as_secs_f64()
-        );
-        for (i, outcome) in outcomes.iter().enumerate() {
-            if outcomes.len() > 1 {
-                let _ = write!(
-                    s,
-                    "\n boot {}: qemu {:.1}s, dom0 ready after {}",
-                    i + 1,
-                    outcome.elapsed.as_secs_f64(),
-                    opt(outcome.ready_at)
-                );
-            }
-            let mut prev = outcome.ready_at;
-            for (name, at) in &outcome.ends {
-                let took = prev.and_then(|p| at.checked_sub(p));
-                let _ = write!(s, "\n  {name}: {}", opt(took));
-                prev = Some(*at);
-            }
-        }
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_publish_writes_the_benchmarks() {
+        let parse = |args: &[&str]| {
+            Options::try_parse_from(std::iter::once("e2e").chain(args.iter().copied())).unwrap()
+        };
+        let repo = Path::new("/repo");
+        assert_eq!(parse(&[]).benchmarks_doc(repo), None);
+        assert_eq!(parse(&["--keep"]).benchmarks_doc(repo), None);
+        assert_eq!(
+            parse(&["--publish"]).benchmarks_doc(repo),
+            Some(PathBuf::from("/repo/docs/benchmarks.md"))
+        );
+    }
+
     use super::*;
 
     /// Runs `sh -n` (syntax only) over a script.
@@ -843,14 +737,14 @@ mod tests {
                 shell,
                 "insmod /lib/modules/x/a.ko || setup_failed \"insmod a\"\n",
             );
-            assert!(
-                !init.contains("@LIBDIRS@")
-                    && !init.contains("@MODE@")
-                    && !init.contains("@MODULES@")
+            assert_eq!(placeholders(&init), Vec::<&str>::new());
+            assert_eq!(
+                placeholders(INIT_TEMPLATE),
+                ["@LIBDIRS@", "@MODE@", "@MODULES@"]
             );
             assert!(init.contains("export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:"));
             assert!(init.contains("insmod /lib/modules/x/a.ko"));
-            assert_eq!(init.contains("[ \"shell\" = shell ]"), shell);
+            assert_eq!(init.contains("RIG_MODE=shell\n"), shell);
             sh_syntax_ok(&init).unwrap();
         }
         sh_syntax_ok(LIB_SH).unwrap();

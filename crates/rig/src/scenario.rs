@@ -4,15 +4,10 @@
 //! To add a step, write a function returning a [`Step`] and push it in [`steps`].
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-mod guests;
-
-pub use guests::{build_linux, Inputs, PVGRUB_PATH};
-
-use super::compare::{self, Diff};
-use super::image::{Image, ImageError};
-use super::markers::{Capture, Report};
+use crate::image::{Image, ImageError};
+use crate::markers::{Capture, Report};
 
 /// One command whose output dom0 captures.
 #[derive(Debug, Clone)]
@@ -96,23 +91,7 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// The first few lines of some output, for error messages.
-pub fn excerpt(lines: &[String]) -> String {
-    const MAX: usize = 6;
-    if lines.is_empty() {
-        return "(no output)".into();
-    }
-    let mut s = lines
-        .iter()
-        .take(MAX)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" | ");
-    if lines.len() > MAX {
-        let _ = write!(s, " | ... ({} lines)", lines.len());
-    }
-    s
-}
+pub use crate::checks::excerpt;
 
 /// A check: `Ok(summary)` or the list of problems found.
 pub type Check = Box<dyn Fn(&Outcome<'_>) -> Result<String, Vec<String>>>;
@@ -332,8 +311,7 @@ fn diagnostics() -> Vec<CaptureSpec> {
         cap(
             "guest-consoles",
             20,
-            "for f in /var/log/xen/console/*.log; do\n    [ -f \"$f\" ] || continue\n    \
-             echo \"== $f\"; tail -n 30 \"$f\"\ndone\ntrue\n",
+            include_str!("../scripts/steps/diag/guest-consoles.sh"),
         ),
         // User processes only (kernel threads are shown in brackets).
         cap("ps", 20, "ps | grep -v ' \\[[^]]*\\]$'\n"),
@@ -351,34 +329,58 @@ pub fn steps(hello: Option<PathBuf>) -> Vec<Step> {
 
 /// The steps of this scenario; a step whose input the host could not provide is left out.
 pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
-    let mut steps = vec![info_step()];
+    let mut list = vec![crate::steps::info::info_step()];
     if let Some(x) = &inputs.xs_smoke {
-        steps.push(xenstore_step(x.clone()));
+        list.push(crate::steps::xenstore::xenstore_step(x.clone()));
     }
     if let Some(h) = &inputs.hello {
-        steps.push(hello_step(h.clone()));
-        steps.push(guest_list_step());
-        steps.push(guests::rxl_hello_step(h.clone()));
+        list.push(crate::steps::hello::hello_step(h.clone()));
+        list.push(crate::steps::guest_list::guest_list_step());
+        list.push(crate::steps::rxl_hello::rxl_hello_step(h.clone()));
     }
     if let Some(l) = &inputs.linux {
-        steps.push(guests::linux_step(l));
+        list.push(crate::steps::linux::linux_step(l));
     }
     if let Some(h) = &inputs.hello {
-        steps.push(guests::failures_step(h, inputs.linux.as_ref()));
+        list.push(crate::steps::failures::failures_step(
+            h,
+            inputs.linux.as_ref(),
+        ));
     }
     if let Some(g) = &inputs.pvgrub {
-        steps.push(guests::pvgrub_step(g));
+        list.push(crate::steps::pvgrub::pvgrub_step(g));
     }
     if inputs.hello.is_some() {
-        steps.push(guests::side_by_side_step(
+        list.push(crate::steps::side_by_side::side_by_side_step(
             inputs.linux.is_some(),
             inputs.benchmarks_doc.clone(),
         ));
     }
-    steps
+    list
 }
 
-fn cap(name: &'static str, timeout_s: u32, script: &str) -> CaptureSpec {
+/// A capture whose script is one of the rig's `.sh` files (`body`, built in with
+/// `include_str!`), run with each of `vars` set as a shell variable before its first line.
+pub(crate) fn script_cap(
+    name: &'static str,
+    timeout_s: u32,
+    body: &str,
+    vars: &[(&str, String)],
+) -> CaptureSpec {
+    let mut script = String::new();
+    for (var, value) in vars {
+        let _ = writeln!(script, "{var}={}", sh_quote(value));
+    }
+    script.push_str(body);
+    cap(name, timeout_s, &script)
+}
+
+/// `value` as one single-quoted shell word.
+pub(crate) fn sh_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+pub(crate) fn cap(name: &'static str, timeout_s: u32, script: &str) -> CaptureSpec {
     CaptureSpec {
         name,
         timeout_s,
@@ -388,453 +390,38 @@ fn cap(name: &'static str, timeout_s: u32, script: &str) -> CaptureSpec {
     }
 }
 
-/// The step's `rxl-list` and `rxl-list-json` captures against its `xl-list`: rxl's table
-/// and its JSON must say what xl's says. Problems go to `problems`; returns xl's listing,
-/// and rxl's when it ran, for the step's own checks (None when the reference failed).
-pub fn compare_lists(
-    o: &Outcome<'_>,
-    problems: &mut Vec<String>,
-) -> Option<(String, Option<String>)> {
-    let xl = match o.succeeded("xl-list") {
-        Ok(c) => c.text(),
-        Err(e) => {
-            problems.push(format!("reference: {e}"));
-            return None;
-        }
-    };
-    let mut diff = Diff::default();
-    let rxl = match o.succeeded("rxl-list") {
-        Ok(c) => {
-            compare::list_text(&xl, &c.text(), &mut diff);
-            Some(c.text())
-        }
-        Err(e) => {
-            problems.push(e);
-            None
-        }
-    };
-    match o.succeeded("rxl-list-json") {
-        Ok(c) => compare::list_json(&xl, &c.text(), &mut diff),
-        Err(e) => problems.push(e),
-    }
-    problems.extend(diff.problems);
-    Some((xl, rxl))
+/// What the host built or found for the guest steps; a step whose inputs are missing is left
+/// out.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The PVH test guest (tests/guests/hello).
+    pub hello: Option<PathBuf>,
+    /// The Linux guest's kernel and initramfs.
+    pub linux: Option<LinuxFiles>,
+    /// GRUB built for Xen PVH (`grub-i386-xen_pvh.bin`).
+    pub pvgrub: Option<PathBuf>,
+    /// docs/benchmarks.md, whose side-by-side section the timings replace.
+    pub benchmarks_doc: Option<PathBuf>,
+    /// The xenstore client's live check (`cargo build --example xs-smoke`).
+    pub xs_smoke: Option<PathBuf>,
 }
 
-/// Step 1: `rxl info` and `rxl list` (text and JSON) agree with `xl`.
-fn info_step() -> Step {
-    Step {
-        name: "info",
-        about: "rxl info / rxl list (text and --json) agree with xl on this host",
-        captures: vec![
-            CaptureSpec {
-                show_on_failure: false,
-                ..cap("xl-info", 30, "xl info\n")
-            },
-            cap("rxl-info", 30, "rxl info\n"),
-            cap("rxl-info-json", 30, "rxl info --json\n"),
-            cap("xl-list", 30, "xl list\n"),
-            cap("rxl-list", 30, "rxl list\n"),
-            cap("rxl-list-json", 30, "rxl list --json\n"),
-        ],
-        files: Vec::new(),
-        check: Box::new(check_info),
-        publish: None,
-    }
-}
-
-fn check_info(o: &Outcome<'_>) -> Result<String, Vec<String>> {
-    let mut problems = Vec::new();
-    let mut diff = Diff::default();
-    // xl is the reference: if it fails the rig itself is broken.
-    let xl_info = o
-        .succeeded("xl-info")
-        .map_err(|e| vec![format!("reference: {e}")])?;
-    let xl = compare::parse_info(&xl_info.text());
-    match o.succeeded("rxl-info") {
-        Ok(c) => compare::info_text(&xl, &compare::parse_info(&c.text()), &mut diff),
-        Err(e) => problems.push(e),
-    }
-    match o.succeeded("rxl-info-json") {
-        Ok(c) => compare::info_json(&xl, &c.text(), &mut diff),
-        Err(e) => problems.push(e),
-    }
-    problems.extend(diff.problems);
-    compare_lists(o, &mut problems);
-    if problems.is_empty() {
-        Ok(format!(
-            "xen {} caps [{}], {} cpus, {} MiB; Domain-0 row identical",
-            xl.get("xen_version").map_or("?", String::as_str),
-            xl.get("xen_caps").map_or("?", String::as_str),
-            xl.get("nr_cpus").map_or("?", String::as_str),
-            xl.get("total_memory").map_or("?", String::as_str),
-        ))
-    } else {
-        Err(problems)
-    }
-}
-
-/// Where the xenstore client's live check goes in the image.
-const XS_SMOKE: &str = "/usr/local/bin/xs-smoke";
-
-/// What `xs-smoke` checks, each reported as an `ok   NAME:` line.
-const XS_SMOKE_CHECKS: &[&str] = &[
-    "write-read",
-    "directory",
-    "perms",
-    "transaction",
-    "conflict",
-    "watch",
-    "domain",
-    "c-tools",
-    "rm",
-];
-
-/// Step 2: the xenstore client against the real C xenstored, over its unix socket and over
-/// the kernel's xenbus device, beside Xen's own xenstore tools.
-fn xenstore_step(xs_smoke: PathBuf) -> Step {
-    Step {
-        name: "xenstore",
-        about: "rxl's xenstore client against the real C xenstored (socket and /dev/xen/xenbus): \
-                reads, writes, directories, permissions, transactions and their conflicts, \
-                watches, domain queries, and Xen's C tools seeing the same nodes",
-        captures: vec![
-            cap("socket", 60, &format!("{XS_SMOKE} /run/xenstored/socket\n")),
-            cap("xenbus", 60, &format!("{XS_SMOKE} /dev/xen/xenbus\n")),
-            // Nothing of either run is left behind.
-            cap("left", 30, "xenstore-ls /tool | grep rxl-smoke; exit 0\n"),
-        ],
-        files: vec![StepFile::Host {
-            path: XS_SMOKE.into(),
-            host: xs_smoke,
-        }],
-        check: Box::new(check_xenstore),
-        publish: None,
-    }
-}
-
-fn check_xenstore(o: &Outcome<'_>) -> Result<String, Vec<String>> {
-    let mut problems = Vec::new();
-    for (cap, transport) in [("socket", "Socket"), ("xenbus", "Device")] {
-        let c = match o.succeeded(cap) {
-            Ok(c) => c,
-            Err(e) => {
-                problems.push(e);
-                continue;
-            }
-        };
-        if !c.lines.first().is_some_and(|l| {
-            l.starts_with("connected to ") && l.ends_with(&format!("({transport})"))
-        }) {
-            problems.push(format!(
-                "{cap}: expected \"connected to ... ({transport})\" first: {}",
-                excerpt(&c.lines)
-            ));
-        }
-        for check in XS_SMOKE_CHECKS {
-            let ok = format!("ok   {check}: ");
-            if !c.lines.iter().any(|l| l.starts_with(&ok)) {
-                problems.push(format!("{cap}: no \"{ok}\" line: {}", excerpt(&c.lines)));
-            }
-        }
-    }
-    match o.succeeded("left") {
-        Ok(c) if c.lines.iter().any(|l| l.contains("rxl-smoke")) => {
-            problems.push(format!("nodes left under /tool: {}", excerpt(&c.lines)));
-        }
-        Ok(_) => {}
-        Err(e) => problems.push(e),
-    }
-    if problems.is_empty() {
-        Ok(format!(
-            "{} checks passed over the socket and over /dev/xen/xenbus (transaction conflict \
-             -> EAGAIN and retry, watches, perms, xenstore-read/-write see our nodes); nothing left",
-            XS_SMOKE_CHECKS.len()
-        ))
-    } else {
-        Err(problems)
-    }
-}
-
-/// The command line the hello guest is given (and must print back).
-const HELLO_CMDLINE: &str = "rxl-e2e hello";
-
-/// The name the hello guest gets in dom0.
-const HELLO_NAME: &str = "rxl-hello";
-
-/// Step 2: `xl create` of the assembly PVH test guest prints its `RXLTEST` lines.
-fn hello_step(kernel: PathBuf) -> Step {
-    // The guest ends with `cli; hlt`, which Xen takes as a power-off: `preserve` keeps the
-    // shut-down domain listed so dom0 can read its id, and the step destroys it itself.
-    let cfg = format!(
-        "# PVH test guest of the rxl e2e rig.\nname = \"{HELLO_NAME}\"\ntype = \"pvh\"\n\
-         kernel = \"/e2e/guests/hello\"\ncmdline = \"{HELLO_CMDLINE}\"\nmemory = 32\nvcpus = 1\n\
-         on_poweroff = \"preserve\"\non_crash = \"preserve\"\n"
-    );
-    // The guest ends its output with "RXLTEST done"; wait for it (30 s at most).
-    let script = format!(
-        r#"xl create /e2e/guests/hello.cfg || exit 1
-domid=$(xl domid {HELLO_NAME}) || exit 1
-echo "domid=$domid"
-i=0
-until xl dmesg | grep -q "(d$domid) .*RXLTEST done"; do
-    i=$((i + 1))
-    if [ $i -gt 30 ]; then echo "no RXLTEST done after 30 s"; break; fi
-    sleep 1
-done
-xl dmesg | grep "(d$domid)"
-"#
-    );
-    Step {
-        name: "hello",
-        about: "xl create of the PVH test guest runs it: its RXLTEST lines reach the serial log",
-        captures: vec![cap("xl-create", 90, &script)],
-        files: vec![
-            StepFile::Host {
-                path: "/e2e/guests/hello".into(),
-                host: kernel,
-            },
-            StepFile::Text {
-                path: "/e2e/guests/hello.cfg".into(),
-                text: cfg,
-            },
-        ],
-        check: Box::new(check_hello),
-        publish: None,
-    }
-}
-
-fn check_hello(o: &Outcome<'_>) -> Result<String, Vec<String>> {
-    let c = o.succeeded("xl-create").map_err(|e| vec![e])?;
-    let domid = c
-        .lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("domid="))
-        .and_then(|d| d.trim().parse::<u32>().ok())
-        .ok_or_else(|| vec![format!("xl domid printed no id: {}", excerpt(&c.lines))])?;
-    if domid == 0 {
-        return Err(vec!["the guest got domid 0".into()]);
-    }
-    let lines: Vec<String> = guest_lines(o.console, domid)
-        .into_iter()
-        .filter(|l| l.starts_with("RXLTEST"))
-        .collect();
-    if lines.is_empty() {
-        return Err(vec![format!(
-            "no \"(d{domid}) RXLTEST\" line in the serial log; the guest printed: {}",
-            excerpt(&guest_lines(o.console, domid))
-        )]);
-    }
-    let problems = hello_problems(&lines, HELLO_CMDLINE, 1);
-    if !problems.is_empty() {
-        return Err(problems
-            .into_iter()
-            .map(|p| format!("guest d{domid}: {p}"))
-            .collect());
-    }
-    Ok(format!(
-        "d{domid} printed {} RXLTEST lines ({})",
-        lines.len(),
-        lines
-            .iter()
-            .filter(|l| l.contains("memmap_entries=") || l.contains("madt"))
-            .map(|l| l.trim_start_matches("RXLTEST ").to_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-}
-
-/// Step 3: with the (shut down, preserved) hello guest present, `rxl list` still agrees
-/// with `xl list`, guest row included; then the guest is destroyed.
-fn guest_list_step() -> Step {
-    Step {
-        name: "guest-list",
-        about: "rxl list (text and --json) agrees with xl list with a guest present",
-        captures: vec![
-            cap("xl-list", 30, "xl list\n"),
-            cap("rxl-list", 30, "rxl list\n"),
-            cap("rxl-list-json", 30, "rxl list --json\n"),
-            cap("xl-destroy", 30, &format!("xl destroy {HELLO_NAME}\n")),
-        ],
-        files: Vec::new(),
-        check: Box::new(check_guest_list),
-        publish: None,
-    }
-}
-
-fn check_guest_list(o: &Outcome<'_>) -> Result<String, Vec<String>> {
-    let mut problems = Vec::new();
-    let Some((xl_list, _)) = compare_lists(o, &mut problems) else {
-        return Err(problems);
-    };
-    let rows = compare::parse_list(&xl_list)
-        .map_err(|e| vec![format!("reference: xl list output: {e}")])?;
-    let Some(guest) = rows.iter().find(|r| r.name == HELLO_NAME) else {
-        return Err(vec![format!(
-            "reference: xl list shows no {HELLO_NAME} (the hello step left no guest): {}",
-            excerpt(&xl_list.lines().map(str::to_owned).collect::<Vec<_>>())
-        )]);
-    };
-    if let Err(e) = o.succeeded("xl-destroy") {
-        problems.push(e);
-    }
-    if problems.is_empty() {
-        Ok(format!(
-            "{} rows identical, {HELLO_NAME} (id {}, {} MiB, state {}) included",
-            rows.len(),
-            guest.id,
-            guest.mem,
-            guest.state
-        ))
-    } else {
-        Err(problems)
-    }
-}
-
-/// What is wrong with the hello guest's `RXLTEST` lines (see tests/guests/hello/README.md)
-/// for a guest started with `cmdline` and `vcpus` vCPUs and no modules.
-pub fn hello_problems(lines: &[String], cmdline: &str, vcpus: u32) -> Vec<String> {
-    let mut problems = Vec::new();
-    let has = |want: &str| lines.iter().any(|l| l.trim_end() == want);
-    let value = |key: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.strip_prefix("RXLTEST ")?.strip_prefix(key))
-            .map(str::trim_end)
-    };
-    if !has("RXLTEST magic=0x336ec578 version=1") {
-        problems.push(format!(
-            "no \"RXLTEST magic=0x336ec578 version=1\" line (got {:?})",
-            lines.first()
-        ));
-    }
-    if let Some(bad) = lines.iter().find(|l| l.starts_with("RXLTEST error")) {
-        problems.push(bad.clone());
-    }
-    match value("cmdline=") {
-        Some(c) if c == cmdline => {}
-        other => problems.push(format!("cmdline is {other:?}, the config gave {cmdline:?}")),
-    }
-    match value("modules=") {
-        Some("0") => {}
-        other => problems.push(format!("modules={other:?}, expected 0")),
-    }
-    match value("memmap_entries=").and_then(|n| n.parse::<u32>().ok()) {
-        Some(n) if n > 0 => {}
-        other => problems.push(format!("memmap_entries={other:?}, expected at least one")),
-    }
-    let want_madt = format!("RXLTEST madt lapics={vcpus} enabled={vcpus}");
-    if !has(&want_madt) {
-        let got = lines.iter().find(|l| l.contains("madt"));
-        problems.push(format!("expected \"{want_madt}\", got {got:?}"));
-    }
-    if !has("RXLTEST done") {
-        problems.push("no \"RXLTEST done\" line: the guest stopped early".into());
-    }
-    problems
-}
-
-/// The text of every line domain `domid` printed on Xen's console (`(dN) text`, with or
-/// without a `[timestamp]` after the prefix), found anywhere in a line.
-pub fn guest_lines(console: &str, domid: u32) -> Vec<String> {
-    let prefix = format!("(d{domid}) ");
-    let mut out = Vec::new();
-    for line in console.lines() {
-        let line = line.trim_end_matches('\r');
-        let mut rest = line;
-        while let Some(pos) = rest.find(&prefix) {
-            let mut text = &rest[pos + prefix.len()..];
-            if let Some(t) = text.strip_prefix('[') {
-                if let Some((stamp, after)) = t.split_once(']') {
-                    if stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.') {
-                        text = after.strip_prefix(' ').unwrap_or(after);
-                    }
-                }
-            }
-            // Another domain's line may follow on the same physical line.
-            let end = next_domain_prefix(text).unwrap_or(text.len());
-            out.push(text[..end].to_owned());
-            rest = &text[end..];
-        }
-    }
-    out
-}
-
-/// Where the next `(dN) ` prefix starts in `text` (after its first byte), if anywhere.
-fn next_domain_prefix(text: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut from = 1;
-    while let Some(off) = text.get(from..).and_then(|t| t.find("(d")) {
-        let start = from + off;
-        let digits = bytes[start + 2..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if digits > 0 && bytes.get(start + 2 + digits..start + 4 + digits) == Some(b") ") {
-            return Some(start);
-        }
-        from = start + 2;
-    }
-    None
-}
-
-/// Builds the PVH test guest with its build script, if the repository has one. The script
-/// is run as `bash build.sh OUTDIR` from the repository root; the guest is `OUTDIR/hello`,
-/// `OUTDIR/hello.elf`, or the file named on the script's last line of output.
-pub fn build_hello(repo: &Path, out_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    use anyhow::Context as _;
-    let script = repo.join("tests/guests/hello/build.sh");
-    if !script.is_file() {
-        return Ok(None);
-    }
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(out_dir)
-        .current_dir(repo)
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        anyhow::bail!(
-            "{} failed ({}):\n{}{}",
-            script.display(),
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let named = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| {
-            let p = PathBuf::from(l.trim());
-            if p.is_absolute() {
-                p
-            } else {
-                repo.join(p)
-            }
-        });
-    let candidates = [out_dir.join("hello"), out_dir.join("hello.elf")];
-    candidates
-        .into_iter()
-        .chain(named)
-        .find(|p| p.is_file())
-        .map(Some)
-        .with_context(|| {
-            format!(
-                "{} succeeded but left neither {1}/hello nor {1}/hello.elf, nor printed a path",
-                script.display(),
-                out_dir.display()
-            )
-        })
+/// The Linux guest: dom0's own Debian kernel and an initramfs holding busybox.
+#[derive(Debug, Clone)]
+pub struct LinuxFiles {
+    /// The bzImage.
+    pub kernel: PathBuf,
+    /// The gzip-compressed newc initramfs built by [`build_linux`].
+    pub initrd: PathBuf,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::e2e::markers;
+    use crate::checks::{guest_lines, hello_problems};
+    use crate::markers;
+    use crate::steps::hello::check_hello;
+    use std::path::Path;
 
     #[test]
     fn guest_lines_are_found_anywhere() {
@@ -925,85 +512,6 @@ mod tests {
         assert!(p[1].contains("error bad magic"), "{p:?}");
     }
 
-    #[test]
-    fn guest_list_check_needs_the_guest_row_in_rxl_list() {
-        let xl = format!(
-            "{}\nDomain-0 0 1024 1 r----- 3.0\nrxl-hello 1 32 1 ---s-- 0.1\n",
-            compare::LIST_HEADER
-        );
-        let dom0_only = format!("{}\nDomain-0 0 1024 1 r----- 3.1\n", compare::LIST_HEADER);
-        let json = r#"[{"domid":0,"name":"Domain-0","uuid":"u","memory_mib":1024,"vcpus":1,
-            "state":"r-----","cpu_time_s":3.1},{"domid":1,"name":"rxl-hello","uuid":"v",
-            "memory_mib":32,"vcpus":1,"state":"---s--","cpu_time_s":0.1}]"#;
-        let results = |rxl_list: &str| {
-            format!(
-                "@@RXL-BEGIN guest-list/xl-list\n{xl}@@RXL-END guest-list/xl-list rc=0\n\
-                 @@RXL-BEGIN guest-list/rxl-list\n{rxl_list}@@RXL-END guest-list/rxl-list rc=0\n\
-                 @@RXL-BEGIN guest-list/rxl-list-json\n{json}\n@@RXL-END guest-list/rxl-list-json rc=0\n\
-                 @@RXL-BEGIN guest-list/xl-destroy\n@@RXL-END guest-list/xl-destroy rc=0\n"
-            )
-        };
-        let check = |text: String| {
-            let report = markers::parse(&text);
-            check_guest_list(&Outcome {
-                step: "guest-list",
-                report: &report,
-                console: "",
-            })
-        };
-        let ok = check(results(&xl)).unwrap();
-        assert!(
-            ok.contains("rxl-hello (id 1, 32 MiB, state ---s--)"),
-            "{ok}"
-        );
-        let err = check(results(&dom0_only)).unwrap_err();
-        assert_eq!(err, ["rxl list has no row for domain 1 (rxl-hello)"]);
-        // Without the guest in xl list the step's premise is gone.
-        let err = check(results(&xl).replacen("rxl-hello 1 32", "other 1 32", 1)).unwrap_err();
-        assert!(err[0].starts_with("reference:"), "{err:?}");
-    }
-
-    #[test]
-    fn info_check_reports_missing_rxl_clearly() {
-        let xl_list = format!("{}\nDomain-0 0 1024 1 r----- 3.0\n", compare::LIST_HEADER);
-        let results = format!(
-            "@@RXL-BEGIN info/xl-info\nxen_version : 4.17\n@@RXL-END info/xl-info rc=0\n\
-             @@RXL-BEGIN info/rxl-info\nrxl: unknown command info\n@@RXL-END info/rxl-info rc=2\n\
-             @@RXL-BEGIN info/xl-list\n{xl_list}@@RXL-END info/xl-list rc=0\n"
-        );
-        let report = markers::parse(&results);
-        let problems = check_info(&Outcome {
-            step: "info",
-            report: &report,
-            console: "",
-        })
-        .unwrap_err();
-        assert!(
-            problems[0].contains("info/rxl-info exited with status 2"),
-            "{problems:?}"
-        );
-        assert!(problems[0].contains("unknown command"), "{problems:?}");
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("rxl-info-json never ran")),
-            "{problems:?}"
-        );
-        assert_eq!(problems.len(), 4, "{problems:?}");
-    }
-
-    #[test]
-    fn info_check_fails_when_the_reference_fails() {
-        let report = markers::parse("@@RXL-BEGIN info/xl-info\n@@RXL-END info/xl-info rc=1\n");
-        let problems = check_info(&Outcome {
-            step: "info",
-            report: &report,
-            console: "",
-        })
-        .unwrap_err();
-        assert!(problems[0].starts_with("reference:"), "{problems:?}");
-    }
-
     /// Every step, with small stand-in files as inputs in `dir`.
     fn steps_in(dir: &Path) -> Vec<Step> {
         for f in ["hello", "vmlinuz", "initrd.img", "grub.bin", "xs-smoke"] {
@@ -1011,7 +519,7 @@ mod tests {
         }
         steps_for(&Inputs {
             hello: Some(dir.join("hello")),
-            linux: Some(guests::LinuxFiles {
+            linux: Some(LinuxFiles {
                 kernel: dir.join("vmlinuz"),
                 initrd: dir.join("initrd.img"),
             }),
@@ -1144,61 +652,6 @@ mod tests {
     }
 
     #[test]
-    fn the_xenstore_step_wants_every_check_over_both_transports() {
-        // The names the check looks for are the ones xs-smoke prints.
-        let smoke = include_str!("../../../crates/xenstore/examples/xs-smoke.rs");
-        for name in XS_SMOKE_CHECKS {
-            assert!(
-                smoke.contains(&format!("(\"{name}\", &||")) || *name == "rm",
-                "xs-smoke has no check {name}"
-            );
-        }
-        let run = |transport: &str, drop: &str| {
-            let mut s = format!("connected to /x ({transport})\n");
-            for name in XS_SMOKE_CHECKS.iter().filter(|n| **n != drop) {
-                s.push_str(&format!("ok   {name}: fine\n"));
-            }
-            s
-        };
-        let report = |socket: String, xenbus: String, left: &str| {
-            markers::parse(&format!(
-                "@@RXL-BEGIN xenstore/socket\n{socket}@@RXL-END xenstore/socket rc=0\n\
-                 @@RXL-BEGIN xenstore/xenbus\n{xenbus}@@RXL-END xenstore/xenbus rc=0\n\
-                 @@RXL-BEGIN xenstore/left\n{left}@@RXL-END xenstore/left rc=0\n"
-            ))
-        };
-        let check = |r: &Report| {
-            check_xenstore(&Outcome {
-                step: "xenstore",
-                report: r,
-                console: "",
-            })
-        };
-        let good = report(run("Socket", ""), run("Device", ""), "");
-        assert!(check(&good).unwrap().contains("9 checks passed"));
-        let no_conflict = report(run("Socket", ""), run("Device", "conflict"), "");
-        let err = check(&no_conflict).unwrap_err();
-        assert_eq!(err.len(), 1, "{err:?}");
-        assert!(
-            err[0].starts_with("xenbus: no \"ok   conflict: \""),
-            "{err:?}"
-        );
-        let wrong = report(run("Socket", ""), run("Socket", ""), "");
-        assert!(check(&wrong).unwrap_err()[0].contains("(Device)"));
-        let left = report(
-            run("Socket", ""),
-            run("Device", ""),
-            "rxl-smoke-12 = \"\"\n",
-        );
-        assert!(check(&left).unwrap_err()[0].starts_with("nodes left"));
-        let failed = markers::parse(
-            "@@RXL-BEGIN xenstore/socket\nFAIL perms: x\n@@RXL-END xenstore/socket rc=1\n",
-        );
-        let err = check(&failed).unwrap_err();
-        assert!(err[0].contains("FAIL perms: x"), "{err:?}");
-    }
-
-    #[test]
     fn silence_limits_follow_the_capture_timeouts() {
         let steps = steps_with_linux();
         assert_eq!(
@@ -1305,5 +758,139 @@ mod tests {
         assert!(text.contains("rxl_capture diag/dmesg 20 /e2e/steps/diag/dmesg.sh"));
         // Diagnostics come after every step.
         assert!(text.find("info/rxl-list-json").unwrap() < text.find("diag/dmesg").unwrap());
+    }
+
+    /// The capital-letter variables `script` reads (`$NAME`, `${NAME}`) that neither its
+    /// own lines assign (`NAME=`) nor it reads with a default (`${NAME:-...}`).
+    fn unset_vars(script: &str) -> Vec<String> {
+        let name_at = |t: &str| -> String {
+            t.chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect()
+        };
+        let assigned: Vec<String> = script
+            .lines()
+            .flat_map(|l| l.split([';', ' ']))
+            .filter_map(|w| w.split_once('=').map(|(n, _)| n.to_owned()))
+            .collect();
+        let mut out = Vec::new();
+        for (i, _) in script.match_indices('$') {
+            let rest = &script[i + 1..];
+            let (name, defaulted) = match rest.strip_prefix('{') {
+                Some(r) => {
+                    let n = name_at(r);
+                    let d = r[n.len()..].starts_with(":-");
+                    (n, d)
+                }
+                None => (name_at(rest), false),
+            };
+            if !name.is_empty()
+                && name.starts_with(|c: char| c.is_ascii_uppercase())
+                && !defaulted
+                && !assigned.contains(&name)
+                && !out.contains(&name)
+            {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_unset_variable_finder_sees_what_it_should() {
+        assert_eq!(
+            unset_vars("echo \"$A ${B}\" $c\nC=1\necho $C ${D:-x}\n"),
+            ["A", "B"]
+        );
+    }
+
+    #[test]
+    fn every_variable_a_step_script_reads_is_set_by_the_rig() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let steps = steps_for(&Inputs {
+            hello: Some(f.clone()),
+            linux: Some(LinuxFiles {
+                kernel: f.clone(),
+                initrd: f.clone(),
+            }),
+            pvgrub: Some(f.clone()),
+            benchmarks_doc: None,
+            xs_smoke: Some(f),
+        });
+        for step in &steps {
+            for c in &step.captures {
+                // RXL_FROM is the scenario's own (exported before any step runs).
+                let unset: Vec<String> = unset_vars(&c.script)
+                    .into_iter()
+                    .filter(|v| v != "RXL_FROM")
+                    .collect();
+                assert!(unset.is_empty(), "{}/{} reads {unset:?}", step.name, c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn script_values_are_single_quoted_words() {
+        let c = script_cap("x", 1, "echo \"$A\"\n", &[("A", "it's $HOME".into())]);
+        assert_eq!(c.script, "A='it'\\''s $HOME'\necho \"$A\"\n");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &c.script])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $HOME\n");
+    }
+
+    #[test]
+    fn every_guest_step_script_is_valid_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let inputs = Inputs {
+            hello: Some(f.clone()),
+            linux: Some(LinuxFiles {
+                kernel: f.clone(),
+                initrd: f.clone(),
+            }),
+            pvgrub: Some(f.clone()),
+            benchmarks_doc: None,
+            xs_smoke: Some(f),
+        };
+        let steps = steps_for(&inputs);
+        let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "info",
+                "xenstore",
+                "hello",
+                "guest-list",
+                "rxl-hello",
+                "rxl-linux",
+                "failures",
+                "pvgrub",
+                "side-by-side"
+            ]
+        );
+        let lib = include_str!("../scripts/lib.sh");
+        for step in &steps {
+            for c in &step.captures {
+                let p = dir.path().join("s.sh");
+                std::fs::write(&p, format!("{lib}\n{}", c.script)).unwrap();
+                let out = std::process::Command::new("sh")
+                    .arg("-n")
+                    .arg(&p)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}/{}: {}",
+                    step.name,
+                    c.name,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
     }
 }

@@ -36,6 +36,18 @@ pub enum PkgError {
         /// The exact command to run.
         install: String,
     },
+    /// Debian packages are missing and this process cannot install them.
+    #[error(
+        "{who} needs the Debian packages {packages}, which are not installed; run:\n    {install}"
+    )]
+    MissingPackages {
+        /// Who needs them (`cargo xtask test`).
+        who: String,
+        /// The packages missing, space-separated.
+        packages: String,
+        /// The one command that installs them.
+        install: String,
+    },
     /// apt printed no download address for a package.
     #[error("apt knows no package {0}; run `apt-get update` or check the name")]
     UnknownPackage(String),
@@ -170,6 +182,73 @@ pub fn ensure_tools(tools: &[Tool]) -> Result<(), PkgError> {
             tools: still.join(", "),
             install,
         })
+    }
+}
+
+/// Whether the Debian package `name` is installed, as `dpkg-query` reports it.
+fn deb_installed(name: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", name])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b"install ok installed"))
+}
+
+/// What to do about missing Debian packages.
+#[derive(Debug)]
+pub enum PackagePlan {
+    /// Everything is installed.
+    Nothing,
+    /// Root with apt: `apt-get update`, then install these.
+    Install(Vec<String>),
+    /// Stop with this error, which names the one command to run.
+    Stop(PkgError),
+}
+
+/// Decides what [`ensure_packages`] does, from the packages missing, whether this process
+/// is root and whether apt-get is on PATH.
+pub fn package_plan(who: &str, missing: &[&str], root: bool, apt: bool) -> PackagePlan {
+    if missing.is_empty() {
+        return PackagePlan::Nothing;
+    }
+    if root && apt {
+        return PackagePlan::Install(missing.iter().map(|p| (*p).to_owned()).collect());
+    }
+    let list = missing.join(" ");
+    let install = if root {
+        format!("apt-get update && apt-get install -y --no-install-recommends {list}")
+    } else {
+        format!("sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends {list}'")
+    };
+    PackagePlan::Stop(PkgError::MissingPackages {
+        who: who.to_owned(),
+        packages: list,
+        install,
+    })
+}
+
+/// Makes sure the Debian packages `pkgs` are installed before `who` runs anything: as root
+/// with apt, runs `apt-get update` once and installs the missing ones
+/// (`--no-install-recommends`); otherwise stops at once with the one command to run.
+pub fn ensure_packages(pkgs: &[&str], who: &str) -> Result<(), PkgError> {
+    let missing: Vec<&str> = pkgs.iter().copied().filter(|p| !deb_installed(p)).collect();
+    match package_plan(who, &missing, is_root(), on_path("apt-get")) {
+        PackagePlan::Nothing => Ok(()),
+        PackagePlan::Stop(e) => Err(e),
+        PackagePlan::Install(list) => {
+            eprintln!("{who}: installing Debian packages: {}", list.join(" "));
+            run(Command::new("apt-get")
+                .args(["update", "-qq"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&list)
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+            let still: Vec<&str> = pkgs.iter().copied().filter(|p| !deb_installed(p)).collect();
+            match package_plan(who, &still, false, false) {
+                PackagePlan::Stop(e) => Err(e),
+                _ => Ok(()),
+            }
+        }
     }
 }
 
@@ -378,6 +457,36 @@ pub fn unpack(debs: &[PathBuf], root: &Path) -> Result<(), PkgError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn package_plan_installs_as_root_and_otherwise_names_one_command() {
+        use super::{package_plan, PackagePlan};
+        assert!(matches!(
+            package_plan("t", &[], false, false),
+            PackagePlan::Nothing
+        ));
+        assert!(matches!(
+            package_plan("t", &["shellcheck", "zstd"], true, true),
+            PackagePlan::Install(list) if list == ["shellcheck", "zstd"]
+        ));
+        let PackagePlan::Stop(e) =
+            package_plan("cargo xtask test", &["shellcheck", "zstd"], false, true)
+        else {
+            panic!("a user who is not root must be stopped");
+        };
+        assert_eq!(
+            e.to_string(),
+            "cargo xtask test needs the Debian packages shellcheck zstd, which are not installed; \
+             run:\n    sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends \
+             shellcheck zstd'"
+        );
+        let PackagePlan::Stop(e) = package_plan("t", &["zstd"], true, false) else {
+            panic!("root without apt-get must be stopped");
+        };
+        assert!(e.to_string().ends_with(
+            "run:\n    apt-get update && apt-get install -y --no-install-recommends zstd"
+        ));
+    }
+
     use super::*;
 
     #[test]

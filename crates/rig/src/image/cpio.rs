@@ -1,8 +1,10 @@
-//! A writer for the cpio "newc" format (the one the Linux kernel unpacks as an initramfs).
+//! Writing the cpio "newc" archive the Linux kernel unpacks as an initramfs.
 //!
 //! Each entry is a 110-byte ASCII header (`070701` and thirteen 8-digit hex fields), the
 //! NUL-terminated name padded to a multiple of four bytes, then the data padded the same
-//! way. The archive ends with an entry named `TRAILER!!!`.
+//! way. The archive ends with an entry named `TRAILER!!!`. The `cpio` crate writes the
+//! headers, padding and trailer; this wrapper adds what the image needs on top: names
+//! checked and made relative, distinct inode numbers, typed entries, sizes checked.
 
 use std::io::{self, Write};
 
@@ -13,6 +15,7 @@ const S_IFLNK: u32 = 0o120_000;
 const S_IFCHR: u32 = 0o020_000;
 
 /// The magic at the start of every newc header (no checksum variant).
+#[cfg(test)]
 const MAGIC: &[u8; 6] = b"070701";
 /// The name of the entry that ends an archive.
 const TRAILER: &str = "TRAILER!!!";
@@ -44,17 +47,12 @@ pub enum CpioError {
 pub struct CpioWriter<W: Write> {
     out: W,
     next_ino: u32,
-    offset: u64,
 }
 
 impl<W: Write> CpioWriter<W> {
     /// Starts an archive on `out`.
     pub fn new(out: W) -> Self {
-        Self {
-            out,
-            next_ino: 1,
-            offset: 0,
-        }
+        Self { out, next_ino: 1 }
     }
 
     /// Adds a directory with permission bits `perm` (e.g. 0o755).
@@ -84,10 +82,10 @@ impl<W: Write> CpioWriter<W> {
     }
 
     /// Writes the trailer and returns the underlying writer.
-    pub fn finish(mut self) -> Result<W, CpioError> {
-        self.raw_entry(TRAILER, 0, 0, 1, (0, 0), &[])?;
-        self.out.flush()?;
-        Ok(self.out)
+    pub fn finish(self) -> Result<W, CpioError> {
+        let mut out = ::cpio::newc::trailer(self.out)?;
+        out.flush()?;
+        Ok(out)
     }
 
     fn entry(
@@ -120,31 +118,15 @@ impl<W: Write> CpioWriter<W> {
             name: name.to_owned(),
             len: data.len(),
         })?;
-        // The name length includes its terminating NUL; a name never comes near 4 GiB
-        // because it is a path, but stay checked anyway.
-        let namesize =
-            u32::try_from(name.len() + 1).map_err(|_| CpioError::BadName(name.into()))?;
-        let fields = [
-            ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev.0, rdev.1, namesize, 0,
-        ];
-        let mut header = Vec::with_capacity(110 + name.len() + 4);
-        header.extend_from_slice(MAGIC);
-        for f in fields {
-            header.extend_from_slice(format!("{f:08x}").as_bytes());
-        }
-        header.extend_from_slice(name.as_bytes());
-        header.push(0);
-        self.write_padded(&header)?;
-        self.write_padded(data)?;
-        Ok(())
-    }
-
-    fn write_padded(&mut self, bytes: &[u8]) -> Result<(), CpioError> {
-        self.out.write_all(bytes)?;
-        self.offset += bytes.len() as u64;
-        let pad = (4 - (self.offset % 4) as usize) % 4;
-        self.out.write_all(&[0u8; 3][..pad])?;
-        self.offset += pad as u64;
+        let mut entry = ::cpio::newc::Builder::new(name)
+            .ino(ino)
+            .mode(mode)
+            .nlink(nlink)
+            .rdev_major(rdev.0)
+            .rdev_minor(rdev.1)
+            .write(&mut self.out, size);
+        entry.write_all(data)?;
+        entry.finish()?;
         Ok(())
     }
 }

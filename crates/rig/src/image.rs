@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::cpio::{CpioError, CpioWriter};
-use super::elfdeps::Closure;
+pub mod cpio;
+pub mod elfdeps;
+pub mod kmod;
+
+use cpio::{CpioError, CpioWriter};
+use elfdeps::Closure;
 
 /// What went wrong assembling the image.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::markers;
+use crate::markers;
 
 /// Xen's command line: serial console on com1, fixed dom0 size, everything logged with
 /// boot-relative timestamps.

@@ -1,5 +1,6 @@
 #!/bin/busybox sh
-# dom0 /init of the rxl end-to-end rig. `cargo xtask e2e` fills in the @NAME@ fields.
+# dom0 /init of the rxl end-to-end rig. The rig fills in the LIBDIRS, MODE and MODULES
+# placeholders (each between at signs).
 #
 # Results go to a channel of their own: the second serial port (/dev/ttyS1, a file on the
 # host) when dom0 sees it, else the console. Xen's own lines never reach that port.
@@ -9,6 +10,8 @@
 export PATH=/usr/lib/xen-4.17/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LD_LIBRARY_PATH=@LIBDIRS@
 export HOME=/root TERM=vt100
+# shell: a dom0 shell on the console instead of the scenario; run: the scenario.
+RIG_MODE=@MODE@
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -32,6 +35,7 @@ else
     echo "rxl-e2e: results on the console"
 fi
 
+# shellcheck source=lib.sh
 . /e2e/lib.sh
 
 setup_failed() {
@@ -39,7 +43,7 @@ setup_failed() {
     echo "--- dmesg (last 40 lines)" >&3
     dmesg | tail -n 40 >&3
     echo "@@RXL-SETUP-FAILED $*"
-    if [ "@MODE@" = shell ]; then
+    if [ "$RIG_MODE" = shell ]; then
         echo "rxl-e2e: setup failed; dropping to a shell anyway"
         setsid cttyhack sh
     fi
@@ -67,7 +71,7 @@ xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/c
 echo "@@RXL-READY" >&3
 echo "rxl-e2e: dom0 ready"
 
-if [ "@MODE@" = shell ]; then
+if [ "$RIG_MODE" = shell ]; then
     echo "rxl-e2e: dom0 shell. Scenario: sh /e2e/scenario.sh; leave with: rig-exit"
     setsid cttyhack sh
     rig_exit 0

@@ -1,0 +1,13 @@
+//! The scenario's steps, one file each, in the order they run (see [`crate::scenario::steps_for`]).
+//! A step is a function returning a [`crate::scenario::Step`]: its dom0 scripts (under
+//! crates/rig/scripts/steps/), the files it puts into the image, and its host-side check.
+
+pub mod failures;
+pub mod guest_list;
+pub mod hello;
+pub mod info;
+pub mod linux;
+pub mod pvgrub;
+pub mod rxl_hello;
+pub mod side_by_side;
+pub mod xenstore;
