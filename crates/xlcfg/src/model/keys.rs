@@ -207,7 +207,14 @@ pub fn is_known(key: &str) -> bool {
 }
 
 /// Levenshtein distance between two short strings, by characters.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+#[cfg(test)]
+fn edit_distance(a: &str, b: &str) -> usize {
+    edit_distance_within(a, b, usize::MAX).unwrap_or(usize::MAX)
+}
+
+/// The Levenshtein distance between `a` and `b` when it is at most `limit`; `None` as soon
+/// as a whole row of the table exceeds `limit` (no later row can come back under it).
+fn edit_distance_within(a: &str, b: &str, limit: usize) -> Option<usize> {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
@@ -218,8 +225,11 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
             cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         std::mem::swap(&mut prev, &mut cur);
+        if prev.iter().min().is_some_and(|&m| m > limit) {
+            return None;
+        }
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|&d| d <= limit)
 }
 
 /// The candidate closest to `word`, when it is close enough to be a likely typo: at most
@@ -236,8 +246,10 @@ pub(crate) fn suggest<'a>(
     };
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, _)| *d <= limit)
+        // Lengths further apart than the limit need more edits than it allows: skip the
+        // distance (which costs the product of the lengths) for them.
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
+        .filter_map(|c| edit_distance_within(word, c, limit).map(|d| (d, c)))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
