@@ -61,7 +61,11 @@ impl Span {
             return None;
         }
         let text = &self.source.text;
-        let at = self.start.min(text.len());
+        // A span inside an escaped string may start mid-character: go back to its start.
+        let mut at = self.start.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
         let begin = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
         let end = text.get(at..)?.find('\n').map_or(text.len(), |i| at + i);
         let line = text.get(begin..end)?;
@@ -352,6 +356,20 @@ mod tests {
             d.render(),
             "g.cfg:2:10: error: no such file\n  2 | kernel = \"bad\"\n    |          ^^^^^\n  = hint: check the path\n"
         );
+    }
+
+    #[test]
+    fn the_line_is_found_from_the_offset() {
+        let s = span("a = 1\nb = 'é'\r\nc = 3", 2, 6, 11, 12);
+        assert_eq!(s.line_text(), Some("b = 'é'"));
+        // Inside the two bytes of 'é': still that line.
+        let mid = span("a = 1\nb = 'é'\r\nc = 3", 2, 6, 12, 12);
+        assert_eq!(mid.line_text(), Some("b = 'é'"));
+        let last = span("a = 1\nb = 'é'\r\nc = 3", 3, 1, 16, 17);
+        assert_eq!(last.line_text(), Some("c = 3"));
+        let unknown = span("", 0, 0, 0, 0);
+        assert_eq!(unknown.line_text(), None);
+        assert_eq!(unknown.position(), "g.cfg");
     }
 
     #[test]
