@@ -110,39 +110,44 @@ fn warn_unattached_devices(cfg: &DomainConfig) {
     }
 }
 
-/// Where the boot image of `cfg` is named in its config file, for diagnostics.
-fn image_span(cfg: &DomainConfig) -> Option<xlcfg::Span> {
+/// Where the boot image of `cfg` is named in its config file, for diagnostics, and what
+/// it is called.
+fn image_span(cfg: &DomainConfig) -> (Option<xlcfg::Span>, &'static str) {
     match &cfg.boot {
-        Boot::Kernel { kernel, .. } => kernel.span.clone(),
-        Boot::Firmware { firmware, .. } => firmware.span.clone(),
-        Boot::Bootloader { path, .. } => path.span.clone(),
+        Boot::Kernel { kernel, .. } => (kernel.span.clone(), "the kernel"),
+        Boot::Firmware { firmware, .. } => (firmware.span.clone(), "the firmware"),
+        Boot::Bootloader { path, .. } => (path.span.clone(), "the bootloader"),
     }
 }
 
-/// Plan the boot; errors point at the kernel/firmware line of the config.
+/// Plan the boot; errors point at the config line of the input that failed.
 fn plan(cfg: &DomainConfig, search: &FirmwareSearch) -> anyhow::Result<BootPlan> {
     toolstack::plan_for(cfg, search).map_err(|e| report_launch_error(cfg, &e))
 }
 
+/// A planning error as a diagnostic at the config line it is about: the module's entry for
+/// a module (by the index the error carries), the kernel/firmware line otherwise.
 fn report_launch_error(cfg: &DomainConfig, e: &LaunchError) -> anyhow::Error {
-    // A module's error names its file: point at that module's entry.
-    let text = e.to_string();
-    let module_span = cfg
-        .boot
-        .modules()
-        .iter()
-        .find(|m| text.contains(&*m.path.value.to_string_lossy()))
-        .and_then(|m| m.path.span.clone());
-    match module_span.or_else(|| image_span(cfg)) {
+    let (image, image_name) = image_span(cfg);
+    let (span, message) = match e {
+        LaunchError::Module { index, source } => (
+            cfg.boot
+                .modules()
+                .get(*index)
+                .and_then(|m| m.path.span.clone()),
+            format!("cannot load module {index}: {source}"),
+        ),
+        LaunchError::Image(source) => (image, format!("cannot load {image_name}: {source}")),
+        LaunchError::Boot(_) => (image, format!("cannot boot this guest: {e}")),
+        LaunchError::Plan(_) => (image, format!("cannot lay out the guest's memory: {e}")),
+        LaunchError::Create(_) => (image, format!("cannot create the guest: {e}")),
+    };
+    match span {
         Some(span) => {
-            let what = match e {
-                LaunchError::Boot(_) => "cannot boot this guest",
-                _ => "cannot load the boot image",
-            };
-            print_diagnostics([&Diagnostic::error(span, format!("{what}: {e}"))]);
+            print_diagnostics([&Diagnostic::error(span, message)]);
             Reported.into()
         }
-        None => anyhow::anyhow!("{e}"),
+        None => anyhow::anyhow!("{message}"),
     }
 }
 

@@ -1,6 +1,5 @@
 //! Reading a config file (or stdin) into settings and a domain model.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -20,14 +19,12 @@ pub struct Input {
     pub parsed: Parsed,
 }
 
-/// Parse `file` (`-` is stdin). I/O errors are returned; syntax errors are in `parsed`.
+/// Parse `file` (`-` is stdin). I/O errors, a file that is not a regular file and input over
+/// [`xlcfg::parse::MAX_CONFIG_BYTES`] are returned as errors; syntax errors are in `parsed`.
 pub fn read(file: &Path) -> anyhow::Result<Input> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     if file == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("cannot read the config from stdin")?;
+        let bytes = xlcfg::parse::read_bounded(std::io::stdin().lock(), Path::new("<stdin>"))?;
         let parsed = xlcfg::parse::parse_bytes("<stdin>", &bytes);
         return Ok(Input {
             display: "<stdin>".into(),

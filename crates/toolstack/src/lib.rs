@@ -20,24 +20,51 @@ use pvh::{BootPlan, FirmwareSearch};
 use xen_host::{Hypervisor, Store};
 use xlcfg::model::DomainConfig;
 
-/// Why a guest could not be started.
+/// Why a guest could not be started. The planning errors say which input failed (the
+/// boot image, or module `index` in the order of [`xlcfg::model::Boot::modules`]) so that
+/// a caller can point at the config line that named it.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// The config cannot be booted by rxl.
     #[error(transparent)]
     Boot(#[from] boot::BootError),
-    /// The boot image could not be planned (bad kernel, too little memory, ...).
+    /// The kernel or firmware image could not be read or probed.
     #[error(transparent)]
-    Plan(#[from] pvh::Error),
+    Image(pvh::Error),
+    /// A module (module 0 is the ramdisk when there is one) could not be read.
+    #[error("module {index}: {source}")]
+    Module {
+        /// Its index in the config's modules.
+        index: usize,
+        /// What went wrong.
+        #[source]
+        source: pvh::Error,
+    },
+    /// The boot could not be laid out in guest memory (too little memory, bad sizes, ...).
+    #[error(transparent)]
+    Plan(pvh::Error),
     /// Building the domain failed.
     #[error(transparent)]
     Create(#[from] create::CreateError),
 }
 
-/// The boot plan of `cfg`: its image probed and laid out in guest memory.
+/// The boot plan of `cfg`: its image probed, its modules sized, and all laid out in guest
+/// memory (what [`pvh::plan`] does, one input at a time so that each error says which).
 pub fn plan_for(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootPlan, LaunchError> {
     let request = boot::request(cfg, search)?;
-    Ok(pvh::plan(&request)?)
+    let image = pvh::probe_file(request.image.path(), &pvh::ProbeOptions::default())
+        .map_err(LaunchError::Image)?;
+    let modules = request
+        .modules
+        .iter()
+        .enumerate()
+        .map(|(index, m)| {
+            pvh::ModuleInput::from_file(m.path.clone(), m.cmdline.clone())
+                .map_err(|source| LaunchError::Module { index, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    pvh::plan_image(&image, request.cmdline.as_deref(), modules, request.size())
+        .map_err(LaunchError::Plan)
 }
 
 /// Plan and create the guest `cfg` describes.

@@ -263,19 +263,21 @@ pub struct VersionInfo {
 /// Host capability bits of `XEN_SYSCTL_physinfo` (`XEN_SYSCTL_PHYSCAP_*`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostCaps {
-    /// HVM guests are supported.
+    /// The host can run HVM (and PVH) guests (`XEN_SYSCTL_PHYSCAP_hvm`).
     pub hvm: bool,
-    /// PV guests are supported.
+    /// The host can run PV guests (`XEN_SYSCTL_PHYSCAP_pv`).
     pub pv: bool,
-    /// Hardware-assisted paging.
+    /// The host supports hardware-assisted paging (EPT/NPT, `XEN_SYSCTL_PHYSCAP_hap`).
     pub hap: bool,
-    /// Shadow paging.
+    /// The host supports shadow (software) paging (`XEN_SYSCTL_PHYSCAP_shadow`).
     pub shadow: bool,
-    /// IOMMU present.
+    /// The IOMMU can share the HAP page tables (one set of second-stage tables for both
+    /// the CPU and the IOMMU, `XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share`). Says nothing on
+    /// its own about whether devices can be passed through (that is `..._directio`).
     pub iommu_hap_pt_share: bool,
-    /// Grant table v1.
+    /// Xen offers the grant table v1 ABI (`XEN_SYSCTL_PHYSCAP_gnttab_v1`).
     pub gnttab_v1: bool,
-    /// Grant table v2.
+    /// Xen offers the grant table v2 ABI (`XEN_SYSCTL_PHYSCAP_gnttab_v2`).
     pub gnttab_v2: bool,
 }
 
@@ -314,21 +316,22 @@ pub struct PhysInfo {
 
 /// `XEN_DOMCTL_CDF_*` flags of createdomain.
 pub mod cdf {
-    /// HVM (PVH is HVM without a device model).
+    /// An HVM container rather than a PV guest (PVH is HVM without a device model).
     pub const HVM: u32 = 1 << 0;
-    /// Hardware-assisted paging.
+    /// Use hardware-assisted paging (HVM only); without it the domain gets shadow paging.
     pub const HAP: u32 = 1 << 1;
-    /// Start the domain with an IOMMU.
+    /// Have tboot check the integrity of the domain's memory across host S3 (suspend to
+    /// RAM) and the other sleep states. Nothing to do with an IOMMU.
     pub const S3_INTEGRITY: u32 = 1 << 2;
-    /// Out-of-sync shadow page tables off.
+    /// Turn off out-of-sync shadow page tables (shadow paging only).
     pub const OOS_OFF: u32 = 1 << 3;
-    /// Xenstore domain.
+    /// The domain is the xenstore domain (runs xenstored in place of dom0's).
     pub const XS_DOMAIN: u32 = 1 << 4;
-    /// IOMMU.
+    /// The domain may use the IOMMU (needed to pass devices through to it).
     pub const IOMMU: u32 = 1 << 5;
-    /// Nested virtualisation.
+    /// Offer nested virtualisation (the guest can run its own hypervisor).
     pub const NESTED_VIRT: u32 = 1 << 6;
-    /// vPMU.
+    /// Expose the virtual performance monitoring unit (vPMU) to the guest.
     pub const VPMU: u32 = 1 << 7;
 }
 
@@ -341,7 +344,7 @@ pub mod emu {
 /// The arguments of `XEN_DOMCTL_createdomain`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateDomain {
-    /// Security label (`SECINITSID_DOMU` = 12 under the dummy XSM policy... Xen ignores it without XSM).
+    /// The XSM (FLASK) security label. Only an XSM policy reads it; rxl passes 0.
     pub ssidref: u32,
     /// The domain's handle: its uuid.
     pub handle: [u8; 16],

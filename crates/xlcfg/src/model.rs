@@ -11,6 +11,7 @@
 mod boot;
 mod disk;
 mod keys;
+mod name;
 mod num;
 mod path;
 mod vif;
@@ -29,6 +30,7 @@ pub use disk::{
     DiskAccess, DiskBackendType, DiskFormat, DiskSpec, DiskSpecification, DiskTargetKind, DiskType,
 };
 pub use keys::{is_known, MODELLED_KEYS, RXL_KEYS, XL_KEYS};
+pub use name::{check_name, NameError, MAX_NAME_LEN};
 pub use vif::{MacAddr, NicType, VifRate, VifSpec};
 
 /// A value together with where the config wrote it.
@@ -394,15 +396,7 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     fn new(settings: &'a Settings, base_dir: &Path) -> Ctx<'a> {
         let fallback = settings
-            .entries
-            .first()
-            .map(|s| Span {
-                source: s.key_span.source.clone(),
-                line: 1,
-                column: 1,
-                start: 0,
-                end: 0,
-            })
+            .start_span()
             .unwrap_or_else(|| unknown_span("<config>"));
         let mut diags = Vec::new();
         let base_dir = if base_dir.is_absolute() {
@@ -718,35 +712,13 @@ impl<'a> Ctx<'a> {
             return None;
         };
         let (_, text) = self.string("name")?;
-        let span = s.value.span.clone();
-        let problem = if text.is_empty() {
-            Some("the domain name is empty".to_string())
-        } else if text.bytes().all(|b| b.is_ascii_digit()) {
-            Some(format!(
-                "domain name \"{text}\" is all digits: xl commands would take it as a domain id"
-            ))
-        } else if let Some(c) = text.chars().find(|c| c.is_control()) {
-            Some(format!(
-                "domain name contains the control character {:?}",
-                c
-            ))
-        } else if text.len() > MAX_NAME_LEN {
-            Some(format!(
-                "domain name is {} bytes long; the limit is {MAX_NAME_LEN}",
-                text.len()
-            ))
-        } else {
-            None
-        };
-        match problem {
-            Some(message) => {
-                self.push(
-                    Diagnostic::error(span, message)
-                        .with_hint("use letters, digits, '-', '_' and '.'"),
-                );
+        match check_name(text) {
+            Ok(()) => Some(text.to_string()),
+            Err(e) => {
+                let hint = e.hint();
+                self.push(Diagnostic::error(s.value.span.clone(), e.to_string()).with_hint(hint));
                 None
             }
-            None => Some(text.to_string()),
         }
     }
 
@@ -882,9 +854,6 @@ impl<'a> Ctx<'a> {
         }
     }
 }
-
-/// Longest domain name accepted, in bytes (well within xenstore's limits).
-const MAX_NAME_LEN: usize = 256;
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@
 //! on, so one run reports every broken statement.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -61,11 +62,76 @@ pub enum ReadError {
         #[source]
         source: std::io::Error,
     },
+    /// The path names something other than a regular file (a device, a FIFO, a
+    /// directory, ...): it is refused without reading from it.
+    #[error("cannot read config file {}: it is a {kind}, not a regular file", path.display())]
+    NotRegular {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is instead (`"character device"`, `"FIFO"`, ...).
+        kind: &'static str,
+    },
+    /// The input is longer than [`MAX_CONFIG_BYTES`].
+    #[error(
+        "config {} is larger than 1 MiB ({MAX_CONFIG_BYTES} bytes), the most rxl reads \
+         (an xl.cfg is a few kilobytes)",
+        path.display()
+    )]
+    TooLarge {
+        /// The path as given, or `<stdin>`.
+        path: PathBuf,
+    },
+}
+
+/// The most bytes rxl reads from one config file or from stdin: 1 MiB. Real configs are a
+/// few kilobytes; the bound keeps a wrong path (`/dev/zero`, a disk image) from being read
+/// whole into memory.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// What kind of file `ty` is, for an error message.
+fn file_kind(ty: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if ty.is_dir() {
+        "directory"
+    } else if ty.is_char_device() {
+        "character device"
+    } else if ty.is_block_device() {
+        "block device"
+    } else if ty.is_fifo() {
+        "FIFO"
+    } else if ty.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+/// Read all of `reader`, at most [`MAX_CONFIG_BYTES`]; `path` names it in errors.
+pub fn read_bounded(mut reader: impl Read, path: &Path) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::new();
+    // One byte past the limit tells a file at the limit from a longer one.
+    let limit = u64::try_from(MAX_CONFIG_BYTES).unwrap_or(u64::MAX) + 1;
+    (&mut reader)
+        .take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Parse the text of `source`. Never panics, whatever the text.
 pub fn parse_source(source: Arc<Source>) -> Parsed {
-    let mut settings = Settings::default();
+    let mut settings = Settings {
+        source: Some(source.clone()),
+        ..Settings::default()
+    };
     let diagnostics = parse_into(&source, &mut settings, &[], false);
     Parsed {
         settings,
@@ -83,11 +149,29 @@ pub fn parse_str(name: &str, text: &str) -> Parsed {
 
 /// Read and parse the file at `path`; diagnostics name it as given. Bytes that are not
 /// UTF-8 are handled as by [`parse_bytes`].
+///
+/// Only a regular file of at most [`MAX_CONFIG_BYTES`] is read: the file is opened
+/// non-blocking (a FIFO without a writer does not hang the open) and anything that is not a
+/// regular file is refused before a byte is read.
 pub fn parse_file(path: &Path) -> Result<Parsed, ReadError> {
-    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    let ty = file.metadata().map_err(io)?.file_type();
+    if !ty.is_file() {
+        return Err(ReadError::NotRegular {
+            path: path.to_path_buf(),
+            kind: file_kind(ty),
+        });
+    }
+    let bytes = read_bounded(file, path)?;
     Ok(parse_bytes(&path.display().to_string(), &bytes))
 }
 
@@ -102,7 +186,10 @@ pub fn parse_bytes(name: &str, bytes: &[u8]) -> Parsed {
         name: name.to_string(),
         text,
     });
-    let mut settings = Settings::default();
+    let mut settings = Settings {
+        source: Some(source.clone()),
+        ..Settings::default()
+    };
     let diagnostics = parse_into(&source, &mut settings, &invalid, false);
     Parsed {
         settings,

@@ -44,6 +44,34 @@ pub struct Span {
 }
 
 impl Span {
+    /// `NAME:LINE:COL`, or just `NAME` when the position is unknown (line 0).
+    pub fn position(&self) -> String {
+        if self.line == 0 {
+            self.source.name.clone()
+        } else {
+            format!("{}:{}:{}", self.source.name, self.line, self.column)
+        }
+    }
+
+    /// The text of the line the span starts on, without its line terminator. Found from
+    /// the span's byte offset, so it costs the length of that line, not of the text
+    /// before it.
+    pub fn line_text(&self) -> Option<&str> {
+        if self.line == 0 {
+            return None;
+        }
+        let text = &self.source.text;
+        // A span inside an escaped string may start mid-character: go back to its start.
+        let mut at = self.start.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let begin = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+        let end = text.get(at..)?.find('\n').map_or(text.len(), |i| at + i);
+        let line = text.get(begin..end)?;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+
     /// The spanned text.
     pub fn text(&self) -> &str {
         self.source.text.get(self.start..self.end).unwrap_or("")
@@ -141,9 +169,29 @@ pub struct Setting {
 pub struct Settings {
     /// The settings in order of first appearance.
     pub entries: Vec<Setting>,
+    /// The file (or stdin) the settings were parsed from, when known: diagnostics about
+    /// what is missing point at its first line, even when it is empty.
+    pub source: Option<Arc<Source>>,
 }
 
 impl Settings {
+    /// Where a diagnostic about the config as a whole (a missing key) points: line 1,
+    /// column 1 of the file the settings came from, or of the first setting's source.
+    /// `None` when neither is known.
+    pub fn start_span(&self) -> Option<Span> {
+        let source = self
+            .source
+            .clone()
+            .or_else(|| self.entries.first().map(|s| s.key_span.source.clone()))?;
+        Some(Span {
+            source,
+            line: 1,
+            column: 1,
+            start: 0,
+            end: 0,
+        })
+    }
+
     /// The setting for `key`.
     pub fn get(&self, key: &str) -> Option<&Setting> {
         self.entries.iter().find(|s| s.key == key)
@@ -246,18 +294,10 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let _ = writeln!(
-            out,
-            "{}:{}:{}: {sev}: {}",
-            self.span.source.name, self.span.line, self.span.column, self.message
-        );
+        let _ = writeln!(out, "{}: {sev}: {}", self.span.position(), self.message);
         render_snippet(&mut out, &self.span);
         for (span, note) in &self.notes {
-            let _ = writeln!(
-                out,
-                "{}:{}:{}: note: {note}",
-                span.source.name, span.line, span.column
-            );
+            let _ = writeln!(out, "{}: note: {note}", span.position());
             render_snippet(&mut out, span);
         }
         if let Some(hint) = &self.hint {
@@ -268,7 +308,7 @@ impl Diagnostic {
 }
 
 fn render_snippet(out: &mut String, span: &Span) {
-    let Some(line) = span.source.line_text(span.line) else {
+    let Some(line) = span.line_text() else {
         return;
     };
     let num = span.line.to_string();
@@ -316,6 +356,20 @@ mod tests {
             d.render(),
             "g.cfg:2:10: error: no such file\n  2 | kernel = \"bad\"\n    |          ^^^^^\n  = hint: check the path\n"
         );
+    }
+
+    #[test]
+    fn the_line_is_found_from_the_offset() {
+        let s = span("a = 1\nb = 'é'\r\nc = 3", 2, 6, 11, 12);
+        assert_eq!(s.line_text(), Some("b = 'é'"));
+        // Inside the two bytes of 'é': still that line.
+        let mid = span("a = 1\nb = 'é'\r\nc = 3", 2, 6, 12, 12);
+        assert_eq!(mid.line_text(), Some("b = 'é'"));
+        let last = span("a = 1\nb = 'é'\r\nc = 3", 3, 1, 16, 17);
+        assert_eq!(last.line_text(), Some("c = 3"));
+        let unknown = span("", 0, 0, 0, 0);
+        assert_eq!(unknown.line_text(), None);
+        assert_eq!(unknown.position(), "g.cfg");
     }
 
     #[test]

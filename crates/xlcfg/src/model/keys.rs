@@ -207,37 +207,104 @@ pub fn is_known(key: &str) -> bool {
 }
 
 /// Levenshtein distance between two short strings, by characters.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let subst = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+#[cfg(test)]
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    Distance::default()
+        .within(&a, b, usize::MAX)
+        .unwrap_or(usize::MAX)
+}
+
+/// The buffers of a bounded Levenshtein distance, kept from one candidate to the next so a
+/// search over many candidates allocates nothing per candidate.
+#[derive(Default)]
+struct Distance {
+    b: Vec<char>,
+    prev: Vec<usize>,
+    cur: Vec<usize>,
+}
+
+impl Distance {
+    /// The distance between `a` and `b` when it is at most `limit`; `None` as soon as a
+    /// whole row of the table exceeds `limit` (no later row can come back under it).
+    fn within(&mut self, a: &[char], b: &str, limit: usize) -> Option<usize> {
+        self.b.clear();
+        self.b.extend(b.chars());
+        self.prev.clear();
+        self.prev.extend(0..=self.b.len());
+        self.cur.clear();
+        self.cur.resize(self.b.len() + 1, 0);
+        for (i, ca) in a.iter().enumerate() {
+            self.cur[0] = i + 1;
+            for (j, cb) in self.b.iter().enumerate() {
+                let subst = self.prev[j] + usize::from(ca != cb);
+                self.cur[j + 1] = subst.min(self.prev[j + 1] + 1).min(self.cur[j] + 1);
+            }
+            std::mem::swap(&mut self.prev, &mut self.cur);
+            if self.prev.iter().min().is_some_and(|&m| m > limit) {
+                return None;
+            }
         }
-        std::mem::swap(&mut prev, &mut cur);
+        self.prev.last().copied().filter(|&d| d <= limit)
     }
-    prev[b.len()]
+}
+
+/// How many times each ASCII character occurs in a word.
+struct Letters([i32; 128]);
+
+impl Letters {
+    /// The counts of `word`; `None` when it is not all ASCII.
+    fn of(word: &[char]) -> Option<Letters> {
+        let mut counts = [0i32; 128];
+        for &c in word {
+            *counts.get_mut(usize::try_from(u32::from(c)).ok()?)? += 1;
+        }
+        Some(Letters(counts))
+    }
+
+    /// A lower bound of the edit distance to `other`: each edit adds, removes or changes
+    /// one character, so it mends at most one surplus character on each side.
+    fn fewest_edits(&self, other: &str) -> usize {
+        let mut counts = self.0;
+        for c in other.chars() {
+            match usize::try_from(u32::from(c))
+                .ok()
+                .and_then(|i| counts.get_mut(i))
+            {
+                Some(n) => *n -= 1,
+                // A character the word cannot hold costs an edit of its own.
+                None => return 1 + self.fewest_edits(&other.replace(c, "")),
+            }
+        }
+        let surplus: i32 = counts.iter().filter(|&&n| n > 0).sum();
+        let missing: i32 = counts.iter().filter(|&&n| n < 0).map(|n| -n).sum();
+        usize::try_from(surplus.max(missing)).unwrap_or(0)
+    }
 }
 
 /// The candidate closest to `word`, when it is close enough to be a likely typo: at most
-/// one edit for words up to four characters, two up to eight, three beyond.
+/// one edit for words up to four characters, two up to eight, three beyond. The first of
+/// equally close candidates wins.
 pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let len = word.chars().count();
-    let limit = match len {
+    let word: Vec<char> = word.chars().collect();
+    let limit = match word.len() {
         0..=4 => 1,
         5..=8 => 2,
         _ => 3,
     };
+    let mut distance = Distance::default();
+    let letters = Letters::of(&word);
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, _)| *d <= limit)
+        // Candidates that need more edits than the limit by their lengths, or by the
+        // letters they do not share, are skipped before the distance (which costs the
+        // product of the lengths).
+        .filter(|c| c.chars().count().abs_diff(word.len()) <= limit)
+        .filter(|c| letters.as_ref().is_none_or(|l| l.fewest_edits(c) <= limit))
+        .filter_map(|c| distance.within(&word, c, limit).map(|d| (d, c)))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -256,6 +323,25 @@ mod tests {
         assert!(XL_KEYS.windows(2).all(|w| w[0] < w[1]));
         for k in MODELLED_KEYS {
             assert!(is_known(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn letters_never_overestimate_the_distance() {
+        let pairs = [
+            ("kernel", "kernal"),
+            ("memroy", "memory"),
+            ("abc", ""),
+            ("", "abc"),
+            ("unknownkey_1", "device_model"),
+            ("vncunsed", "vncunused"),
+            ("é", "e"),
+        ];
+        for (a, b) in pairs {
+            let chars: Vec<char> = a.chars().collect();
+            if let Some(l) = Letters::of(&chars) {
+                assert!(l.fewest_edits(b) <= edit_distance(a, b), "{a} {b}");
+            }
         }
     }
 

@@ -45,7 +45,10 @@ pub(super) fn cfg(text: &str) -> Settings {
         }
         line_start += line.len() + 1;
     }
-    Settings { entries }
+    Settings {
+        entries,
+        source: None,
+    }
 }
 
 fn span(src: &Arc<Source>, line: u32, line_start: usize, start: usize, len: usize) -> Span {
@@ -258,7 +261,7 @@ fn name_is_required_and_validated() {
     let e = one_err("name = \"123\"\ntype = \"pvh\"\nkernel = \"/k\"\n");
     assert_eq!(
         e.message,
-        "domain name \"123\" is all digits: xl commands would take it as a domain id"
+        "the domain name is all digits: xl commands would take it as a domain id"
     );
     assert_eq!((e.span.line, e.span.column), (1, 8));
     let e = one_err("name = 42\ntype = \"pvh\"\nkernel = \"/k\"\n");
