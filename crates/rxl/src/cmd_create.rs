@@ -240,7 +240,8 @@ fn open_monitor_log(log_dir: &Path, name: &str) -> std::io::Result<(File, PathBu
     Ok((log, path))
 }
 
-/// Who may read a monitor log: root (the writer) and the adm-style group of the directory.
+/// A monitor log's mode: its owner (root, on a real host) writes it, its group may read it,
+/// others may not (a guest's console and errors are not for every user).
 const LOG_MODE: u32 = 0o640;
 
 /// Start `rxl __monitor DOMID` in the background, logging to the host's log directory.

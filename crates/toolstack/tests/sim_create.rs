@@ -408,3 +408,63 @@ fn the_monitor_gives_up_on_a_lasting_or_permanent_error() {
     assert!(!e.is_transient());
     assert!(t.elapsed() < std::time::Duration::from_secs(2));
 }
+
+#[test]
+fn a_marker_whose_pid_was_reused_or_is_a_zombie_marks_an_incomplete_create() {
+    use toolstack::create::{building_marker, is_incomplete, is_incomplete_domain};
+    use toolstack::process::ProcessId;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let dom = toolstack::launch(
+        &host,
+        &host,
+        &config("marked", ""),
+        &o,
+        &FirmwareSearch::default(),
+    )
+    .expect("create")
+    .domid;
+    assert!(
+        !is_incomplete(&host, dom).expect("read"),
+        "a finished create"
+    );
+    let info = host.domain_info(dom).expect("info").expect("exists");
+    assert!(!is_incomplete_domain(&host, &o.state_dir, &info).expect("read"));
+
+    let me = ProcessId::current();
+    let mark = |text: String| {
+        host.write(TxId::NONE, &building_marker(dom), text.as_bytes())
+            .expect("write marker")
+    };
+    mark(me.to_string());
+    assert!(
+        !is_incomplete(&host, dom).expect("read"),
+        "its creator runs"
+    );
+    // The same pid, started at another time: another process now holds the pid.
+    mark(
+        ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        }
+        .to_string(),
+    );
+    assert!(is_incomplete(&host, dom).expect("read"), "a reused pid");
+    // A creator killed and not reaped.
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let zombie = ProcessId {
+        pid: child.id(),
+        start_time: 0,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{}/stat", zombie.pid))
+        .is_ok_and(|s| !s.contains(") Z "))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    mark(zombie.to_string());
+    assert!(is_incomplete(&host, dom).expect("read"), "a zombie creator");
+    child.wait().expect("reap");
+}

@@ -117,7 +117,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_mark_names_a_dead_creator_only_when_it_is_gone_reused_or_a_zombie() {
+    fn a_mark_names_a_dead_creator_when_its_pid_is_reused_or_unreadable() {
         let me = ProcessId::current();
         assert!(!creator_is_dead(&me.to_string()));
         let reused = ProcessId {
@@ -127,18 +127,6 @@ mod tests {
         assert!(creator_is_dead(&reused.to_string()), "a reused pid");
         assert!(creator_is_dead("garbage"));
         assert!(creator_is_dead(""));
-
-        let mut child = std::process::Command::new("true").spawn().expect("spawn");
-        let pid = child.id();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| !s.contains(") Z "))
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(creator_is_dead(&format!("{pid}")), "a zombie");
-        child.wait().expect("reap");
     }
 
     #[test]
