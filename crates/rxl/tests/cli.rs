@@ -555,15 +555,17 @@ fn failed_creates_leave_nothing_through_the_cli() {
 
 /// Start `rxl create -e -q CFG` on `sim` without waiting for it.
 fn spawn_create(sim: &Sim, cfg: &Path) -> std::process::Child {
+    spawn_create_with(sim, &["-e"], cfg, "")
+}
+
+/// Start `rxl create -q FLAGS CFG` on `sim` with `RXL_SIM_FAIL=faults`, without waiting.
+fn spawn_create_with(sim: &Sim, flags: &[&str], cfg: &Path, faults: &str) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_rxl"))
-        .args([
-            "--sim",
-            sim.path(),
-            "create",
-            "-e",
-            "-q",
-            cfg.to_str().expect("utf-8"),
-        ])
+        .args(["--sim", sim.path(), "create", "-q"])
+        .args(flags)
+        .arg(cfg)
+        .env_remove("RXL_SIM")
+        .env("RXL_SIM_FAIL", faults)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -800,24 +802,6 @@ fn a_uuid_in_use_is_refused() {
     assert_eq!(leftovers(&sim), Vec::<String>::new());
 }
 
-/// Start `rxl create -q CFG` on `sim` with `RXL_SIM_FAIL=faults`, without waiting for it.
-fn spawn_create_with(sim: &Sim, cfg: &Path, faults: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_rxl"))
-        .args([
-            "--sim",
-            sim.path(),
-            "create",
-            "-q",
-            cfg.to_str().expect("utf-8"),
-        ])
-        .env_remove("RXL_SIM")
-        .env("RXL_SIM_FAIL", faults)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn")
-}
-
 #[test]
 fn a_signal_during_create_rolls_it_back() {
     use nix::sys::signal::Signal;
@@ -828,7 +812,7 @@ fn a_signal_during_create_rolls_it_back() {
     ] {
         let sim = Sim::new();
         let cfg = hello_cfg("stopped", "");
-        let child = spawn_create_with(&sim, &cfg, hold);
+        let child = spawn_create_with(&sim, &[], &cfg, hold);
         // The domain is listed from its xenstore skeleton on; the create is then held.
         sim.wait_for("the create to be under way", |s| {
             s.domain("stopped").is_some()
@@ -853,7 +837,7 @@ fn a_create_killed_right_after_createdomain_is_flagged_and_destroyable() {
     let cfg = hello_cfg("nameless", "");
     // Held at the first xenstore transaction, the skeleton's: the domain exists, but has
     // no xenstore node yet.
-    let mut child = spawn_create_with(&sim, &cfg, "xs_transaction_start:1=sleep:20000");
+    let mut child = spawn_create_with(&sim, &[], &cfg, "xs_transaction_start:1=sleep:20000");
     let mut id = None;
     sim.wait_for("the domain to exist", |s| {
         id = s

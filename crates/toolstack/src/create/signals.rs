@@ -5,7 +5,8 @@
 //! The signals are blocked in the creating thread for the duration of the create and read
 //! from a non-blocking signalfd; the previous mask comes back when the create ends (a
 //! signal that arrived after the last check is then delivered as usual). Child processes
-//! (the monitor) start with an empty mask, as `std::process::Command` resets it.
+//! (the monitor) start with an empty mask, as `std::process::Command` resets it. A signal
+//! the process ignores (SIGHUP under `nohup`) is left alone: it stays ignored.
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -23,9 +24,12 @@ impl Interrupts {
     /// Start catching the signals. When they cannot be caught (no signalfd), the create
     /// runs as before: the signals keep their default action.
     pub(super) fn catch() -> Interrupts {
+        let ignored = ignored_signals();
         let mut set = SigSet::empty();
         for sig in CAUGHT {
-            set.add(sig);
+            if ignored & (1 << (sig as i32 - 1)) == 0 {
+                set.add(sig);
+            }
         }
         let old_mask = match set.thread_swap_mask(SigmaskHow::SIG_BLOCK) {
             Ok(old) => old,
@@ -60,6 +64,18 @@ impl Interrupts {
     }
 }
 
+/// The process's ignored signals (`SigIgn` of /proc/self/status: bit N-1 for signal N);
+/// none when it cannot be read.
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(line.trim(), 16).ok()
+        })
+        .unwrap_or(0)
+}
+
 impl Drop for Interrupts {
     fn drop(&mut self) {
         self.fd = None;
@@ -87,5 +103,13 @@ mod tests {
         drop(caught);
         let mask = SigSet::thread_get_mask().expect("mask");
         assert!(!mask.contains(Signal::SIGHUP), "the mask is restored");
+    }
+
+    #[test]
+    fn ignored_signals_are_read_from_proc() {
+        // The test harness ignores none of the caught signals; SIGPIPE is ignored by Rust.
+        let ignored = ignored_signals();
+        assert_ne!(ignored & (1 << (Signal::SIGPIPE as i32 - 1)), 0);
+        assert_eq!(ignored & (1 << (Signal::SIGTERM as i32 - 1)), 0);
     }
 }
