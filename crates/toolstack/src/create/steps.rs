@@ -424,15 +424,19 @@ where
     S: Store + ?Sized,
 {
     let dom = b.dom()?;
-    b.xs.rm(TxId::NONE, &marks::building_marker(dom))?;
+    // The pending mark first: a create killed between the two removals keeps the xenstore
+    // marker and is still seen as incomplete, never a complete domain with a stale mark.
     let path = marks::pending_mark(&b.opts.state_dir, &b.uuid);
     match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Failure::Msg(format!(
-            "cannot remove the pending-create mark {}: {e}",
-            path.display()
-        ))),
-        _ => Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Failure::Msg(format!(
+                "cannot remove the pending-create mark {}: {e}",
+                path.display()
+            )))
+        }
+        _ => {}
     }
+    Ok(b.xs.rm(TxId::NONE, &marks::building_marker(dom))?)
 }
 
 /// Zero the bss ranges, then copy every segment in 2 MiB chunks.
