@@ -770,18 +770,11 @@ fn a_uuid_in_use_is_refused() {
     let uuid = "5a1d3c52-8f7e-4c0b-9d51-2a6b9b0e7f11";
     let first = hello_cfg("first", &format!("uuid = \"{uuid}\"\n"));
     let second = hello_cfg("second", &format!("uuid = \"{uuid}\"\n"));
-    let id = json(&ok(sim.run(&[
-        "create",
-        "-e",
-        "--json",
-        first.to_str().expect("utf-8"),
-    ])))["domid"]
-        .as_u64()
-        .expect("domid");
+    ok(sim.run(&["create", "-e", first.to_str().expect("utf-8")]));
     let o = sim.run(&["create", "-e", second.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains(&format!("uuid {uuid} is already used by domain {id}")),
+        stderr(&o).contains(&format!("uuid {uuid} is already used by domain \"first\"")),
         "{}",
         stderr(&o)
     );

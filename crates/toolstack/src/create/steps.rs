@@ -11,7 +11,6 @@ use xen_host::{
 };
 
 use super::{marks, Build, Failure, Record, Step, UndoAction};
-use crate::domains::uuid_string;
 use crate::lock::HostLock;
 use crate::memory::{self, FrameRange};
 use crate::names::NameIndex;
@@ -134,30 +133,29 @@ where
     Ok(())
 }
 
-/// No domain on the host has this uuid: neither as its Xen handle nor under `/vm` in
-/// xenstore (a domain being built or destroyed by another tool). Under the host lock.
+/// No domain on the host has this uuid. The nil uuid is Domain-0's; any other is taken
+/// when `/vm/UUID` exists, which libxl and rxl write with a domain's first xenstore nodes
+/// (and, under the host lock, no rxl create is between its createdomain and its skeleton).
+/// One xenstore read, whatever the number of domains: Xen can only be asked for the
+/// handles of all domains at once.
 fn check_uuid<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
     let uuid = &b.uuid;
-    if let Some(other) =
-        b.hv.list_domains()?
-            .iter()
-            .find(|d| uuid_string(&d.handle) == *uuid)
-    {
+    let hint = "give this domain another uuid (or none, for a fresh one)";
+    if b.cfg.uuid.is_nil() {
         return Err(Failure::Msg(format!(
-            "uuid {uuid} is already used by domain {}; give this domain another uuid (or \
-             none, for a fresh one)",
-            other.domid
+            "uuid {uuid} is already used by domain 0 (Domain-0's); {hint}"
         )));
     }
-    if b.xs.read(TxId::NONE, &xs_layout::vm_path(uuid))?.is_some() {
+    let vm = xs_layout::vm_path(uuid);
+    if b.xs.read(TxId::NONE, &vm)?.is_some() {
+        let owner = xen_host::read_string(b.xs, TxId::NONE, &format!("{vm}/name"))?
+            .map_or_else(|| "another domain".to_string(), |n| format!("domain {n:?}"));
         return Err(Failure::Msg(format!(
-            "uuid {uuid} is already in use: xenstore has {}; give this domain another uuid \
-             (or none, for a fresh one)",
-            xs_layout::vm_path(uuid)
+            "uuid {uuid} is already used by {owner} (xenstore has {vm}); {hint}"
         )));
     }
     Ok(())
