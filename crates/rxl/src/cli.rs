@@ -25,7 +25,10 @@ fn sim_help() -> String {
          (default 4) size it.\n\n\
          Fault injection: RXL_SIM_FAIL=OP[:N][=ERRNO][,OP[:N][=ERRNO]...] makes the N-th call \
          (default the first) of operation OP in this rxl process fail with ERRNO (a name such \
-         as ENOMEM, or a number; default EINVAL). OP is one of: {}.",
+         as ENOMEM, or a number; default EINVAL); OP[:N]=sleep:MS makes that call wait MS \
+         milliseconds and then succeed. The monitor `rxl create` starts does not inherit \
+         RXL_SIM_FAIL; RXL_SIM_FAIL_MONITOR (same syntax) is the monitor's own. OP is one of: \
+         {}.",
         sim::FAIL_OPS.join(", ")
     )
 }

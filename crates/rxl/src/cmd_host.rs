@@ -115,7 +115,8 @@ pub fn list(host: &Backend, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let mut rows = domains::list(host.hv(), host.xs())?
         .into_iter()
         .map(|r| {
-            let incomplete = toolstack::create::is_incomplete(host.xs(), r.info.domid)?;
+            let incomplete =
+                toolstack::create::is_incomplete_domain(host.xs(), &host.state_dir(), &r.info)?;
             Ok((r, incomplete))
         })
         .collect::<Result<Vec<(DomainRow, bool)>, xen_host::Error>>()?;

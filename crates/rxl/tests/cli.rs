@@ -555,15 +555,17 @@ fn failed_creates_leave_nothing_through_the_cli() {
 
 /// Start `rxl create -e -q CFG` on `sim` without waiting for it.
 fn spawn_create(sim: &Sim, cfg: &Path) -> std::process::Child {
+    spawn_create_with(sim, &["-e"], cfg, "")
+}
+
+/// Start `rxl create -q FLAGS CFG` on `sim` with `RXL_SIM_FAIL=faults`, without waiting.
+fn spawn_create_with(sim: &Sim, flags: &[&str], cfg: &Path, faults: &str) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_rxl"))
-        .args([
-            "--sim",
-            sim.path(),
-            "create",
-            "-e",
-            "-q",
-            cfg.to_str().expect("utf-8"),
-        ])
+        .args(["--sim", sim.path(), "create", "-q"])
+        .args(flags)
+        .arg(cfg)
+        .env_remove("RXL_SIM")
+        .env("RXL_SIM_FAIL", faults)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -683,4 +685,212 @@ fn a_name_mid_restart_is_held_for_its_monitor() {
     // The mark of a dead monitor holds nothing.
     ok(sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]));
     ok(sim.run(&["destroy", "ghost"]));
+}
+
+/// Everything a create may leave on the simulated host besides Domain-0: domains, xenstore
+/// nodes of other domains, rxl's records, name index entries and pending-create marks.
+fn leftovers(sim: &Sim) -> Vec<String> {
+    let mut left: Vec<String> = sim
+        .domains()
+        .into_iter()
+        .filter(|d| d["domid"] != 0)
+        .map(|d| format!("domain {d}"))
+        .collect();
+    let host = sim::SimHost::open(sim.dir.path()).expect("open sim");
+    for root in ["/local/domain", "/libxl", "/vm"] {
+        for (path, value) in host.xs_dump(root).expect("dump") {
+            let dom0 = path == "/local/domain/0"
+                || path.starts_with("/local/domain/0/")
+                || path.starts_with("/libxl/0/")
+                || path.starts_with("/vm/00000000-0000-0000-0000-000000000000");
+            let root_itself = path == root;
+            if !dom0 && !root_itself {
+                left.push(format!("{path}={value}"));
+            }
+        }
+    }
+    let state = sim.dir.path().join("rxl");
+    for sub in ["", "names", "creating"] {
+        if let Ok(entries) = std::fs::read_dir(state.join(sub)) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if sub.is_empty() && !name.ends_with(".json") {
+                    continue;
+                }
+                left.push(format!("{sub}/{name}"));
+            }
+        }
+    }
+    left
+}
+
+#[test]
+fn a_monitor_that_cannot_start_rolls_the_create_back() {
+    let sim = Sim::new();
+    // The log directory cannot be made: a file stands where it would be.
+    std::fs::create_dir_all(sim.dir.path().join("rxl")).expect("mkdir");
+    std::fs::write(sim.dir.path().join("rxl/log"), b"not a directory").expect("write");
+    let cfg = hello_cfg("nomon", "");
+    let o = sim.run(&["create", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("step \"start monitor\"") && stderr(&o).contains("log directory"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).is_empty(),
+        "no domain id is printed: {}",
+        stdout(&o)
+    );
+    assert_eq!(leftovers(&sim), Vec::<String>::new());
+}
+
+#[test]
+fn a_uuid_in_use_is_refused() {
+    let sim = Sim::new();
+    let host = sim::SimHost::open(sim.dir.path()).expect("open sim");
+    let dom0_vm = host.xs_dump("/vm").expect("dump");
+
+    let zero = hello_cfg("zero", "uuid = \"00000000-0000-0000-0000-000000000000\"\n");
+    let o = sim.run(&["create", zero.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("step \"check uuid\"") && stderr(&o).contains("used by domain 0"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        host.xs_dump("/vm").expect("dump"),
+        dom0_vm,
+        "Domain-0's /vm is intact"
+    );
+    assert_eq!(leftovers(&sim), Vec::<String>::new());
+
+    let uuid = "5a1d3c52-8f7e-4c0b-9d51-2a6b9b0e7f11";
+    let first = hello_cfg("first", &format!("uuid = \"{uuid}\"\n"));
+    let second = hello_cfg("second", &format!("uuid = \"{uuid}\"\n"));
+    ok(sim.run(&["create", "-e", first.to_str().expect("utf-8")]));
+    let o = sim.run(&["create", "-e", second.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("uuid {uuid} is already used by domain \"first\"")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sim.domain("second").is_none());
+    assert_eq!(sim.run(&["destroy", "second"]).status.code(), Some(1));
+    let vm_name = host
+        .xs_dump(&format!("/vm/{uuid}"))
+        .expect("dump")
+        .into_iter()
+        .find(|(k, _)| k.ends_with("/name"))
+        .map(|(_, v)| v);
+    assert_eq!(
+        vm_name.as_deref(),
+        Some("first"),
+        "the first's /vm is intact"
+    );
+    ok(sim.run(&["destroy", "first"]));
+    assert_eq!(leftovers(&sim), Vec::<String>::new());
+}
+
+#[test]
+fn a_signal_during_create_rolls_it_back() {
+    use nix::sys::signal::Signal;
+    for (sig, hold) in [
+        (Signal::SIGTERM, "sethvmcontext:1=sleep:1500"),
+        (Signal::SIGINT, "xs_introduce=sleep:1500"),
+        (Signal::SIGHUP, "populate_physmap:1=sleep:1500"),
+    ] {
+        let sim = Sim::new();
+        let cfg = hello_cfg("stopped", "");
+        let child = spawn_create_with(&sim, &[], &cfg, hold);
+        // The domain is listed from its xenstore skeleton on; the create is then held.
+        sim.wait_for("the create to be under way", |s| {
+            s.domain("stopped").is_some()
+        });
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, sig).expect("signal");
+        let o = child.wait_with_output().expect("wait");
+        assert_eq!(o.status.code(), Some(1), "{sig}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("interrupted by {}", sig.as_str()))
+                && stderr(&o).contains("create failed at step"),
+            "{sig}: {}",
+            stderr(&o)
+        );
+        assert_eq!(leftovers(&sim), Vec::<String>::new(), "{sig}");
+    }
+}
+
+#[test]
+fn a_create_killed_right_after_createdomain_is_flagged_and_destroyable() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("nameless", "");
+    // Held at the first xenstore transaction, the skeleton's: the domain exists, but has
+    // no xenstore node yet.
+    let mut child = spawn_create_with(&sim, &[], &cfg, "xs_transaction_start:1=sleep:20000");
+    let mut id = None;
+    sim.wait_for("the domain to exist", |s| {
+        id = s
+            .domains()
+            .into_iter()
+            .find(|d| d["domid"] != 0)
+            .and_then(|d| d["domid"].as_u64());
+        id.is_some()
+    });
+    let id = id.expect("domid");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let d = sim
+        .domains()
+        .into_iter()
+        .find(|d| d["domid"] == id)
+        .expect("listed");
+    assert_eq!(d["name"], Value::Null, "{d}");
+    assert_eq!(d["incomplete"], true, "{d}");
+
+    ok(sim.run(&["destroy", &id.to_string()]));
+    let left: Vec<String> = leftovers(&sim)
+        .into_iter()
+        .filter(|l| !l.starts_with("creating/"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    // The next create drops the mark of the killed one.
+    ok(sim.run(&["create", "-e", "-q", cfg.to_str().expect("utf-8")]));
+    ok(sim.run(&["destroy", "nameless"]));
+    assert_eq!(leftovers(&sim), Vec::<String>::new());
+}
+
+#[test]
+fn fault_injection_stays_with_the_process_it_was_given_to() {
+    // Given to `rxl create`, it does not reach the monitor: the monitor's destroy on
+    // poweroff works.
+    let sim = Sim::new();
+    let cfg = hello_cfg("faultless", "");
+    ok(sim.run_env(
+        &["create", "-q", cfg.to_str().expect("utf-8")],
+        &[("RXL_SIM_FAIL", "destroydomain=EPERM")],
+    ));
+    ok(sim.run(&["shutdown", "-w", "--timeout", "20", "faultless"]));
+    assert!(sim.domain("faultless").is_none());
+
+    // RXL_SIM_FAIL_MONITOR is the monitor's own: its destroy fails for good (EPERM is not
+    // transient) and it says so in its log.
+    let cfg = hello_cfg("monfault", "");
+    ok(sim.run_env(
+        &["create", "-q", cfg.to_str().expect("utf-8")],
+        &[("RXL_SIM_FAIL_MONITOR", "destroydomain=EPERM")],
+    ));
+    let o = sim.run(&["shutdown", "-w", "--timeout", "3", "monfault"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let hex: String = "monfault".bytes().map(|b| format!("{b:02x}")).collect();
+    let log_path = sim.dir.path().join(format!("rxl/log/{hex}.log"));
+    sim.wait_for("the monitor to give up", |_| {
+        std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("giving up"))
+    });
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("EPERM"), "{log}");
+    ok(sim.run(&["destroy", "monfault"]));
 }

@@ -1,4 +1,6 @@
-//! Fault injection: `OP[:N][=ERRNO],...` makes the N-th call of OP fail with ERRNO.
+//! Fault injection: `OP[:N][=ERRNO],...` makes the N-th call of OP fail with ERRNO;
+//! `OP[:N]=sleep:MS` makes it wait MS milliseconds first and then succeed (to hold a
+//! process at a known point, e.g. to signal or kill it there).
 
 use std::collections::HashMap;
 
@@ -54,6 +56,8 @@ pub(crate) struct FaultRule {
     pub op: &'static str,
     pub nth: u64,
     pub errno: Errno,
+    /// When set, the call sleeps this long and then proceeds instead of failing.
+    pub sleep_ms: Option<u64>,
 }
 
 /// Parse a fault specification.
@@ -68,16 +72,29 @@ pub(crate) fn parse_spec(spec: &str) -> Result<Vec<FaultRule>, SimError> {
         if item.is_empty() {
             continue;
         }
-        let (left, errno) = match item.split_once('=') {
-            Some((l, e)) => (
-                l,
-                parse_errno(e.trim()).ok_or_else(|| {
-                    bad(format!(
-                        "`{e}` is not an errno (use a name like ENOMEM or a positive number)"
-                    ))
-                })?,
-            ),
-            None => (item, Errno::EINVAL),
+        let (left, errno, sleep_ms) = match item.split_once('=') {
+            Some((l, e)) => match e.trim().strip_prefix("sleep:") {
+                Some(ms) => (
+                    l,
+                    Errno::EINVAL,
+                    Some(
+                        ms.trim()
+                            .parse::<u64>()
+                            .map_err(|_| bad(format!("`{ms}` is not a number of milliseconds")))?,
+                    ),
+                ),
+                None => (
+                    l,
+                    parse_errno(e.trim()).ok_or_else(|| {
+                        bad(format!(
+                            "`{e}` is not an errno (use a name like ENOMEM or a positive \
+                             number, or sleep:MS)"
+                        ))
+                    })?,
+                    None,
+                ),
+            },
+            None => (item, Errno::EINVAL, None),
         };
         let (op, nth) = match left.split_once(':') {
             Some((op, n)) => {
@@ -103,7 +120,12 @@ pub(crate) fn parse_spec(spec: &str) -> Result<Vec<FaultRule>, SimError> {
                     FAIL_OPS.join(" ")
                 ))
             })?;
-        rules.push(FaultRule { op, nth, errno });
+        rules.push(FaultRule {
+            op,
+            nth,
+            errno,
+            sleep_ms,
+        });
     }
     Ok(rules)
 }
@@ -130,7 +152,8 @@ impl Faults {
         }
     }
 
-    /// Count a call of `op`; the injected errno if a rule fires on it.
+    /// Count a call of `op`; the injected errno if a rule fires on it. A sleep rule
+    /// sleeps here and lets the call go on.
     pub(crate) fn hit(&mut self, op: &'static str) -> Option<(Errno, u64)> {
         if self.rules.is_empty() {
             return None;
@@ -138,10 +161,12 @@ impl Faults {
         let count = self.calls.entry(op).or_insert(0);
         *count += 1;
         let n = *count;
-        self.rules
-            .iter()
-            .find(|r| r.op == op && r.nth == n)
-            .map(|r| (r.errno, n))
+        let rule = self.rules.iter().find(|r| r.op == op && r.nth == n)?;
+        if let Some(ms) = rule.sleep_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            return None;
+        }
+        Some((rule.errno, n))
     }
 }
 
@@ -158,17 +183,20 @@ mod tests {
                 FaultRule {
                     op: "populate_physmap",
                     nth: 3,
-                    errno: Errno::ENOMEM
+                    errno: Errno::ENOMEM,
+                    sleep_ms: None
                 },
                 FaultRule {
                     op: "xs_write",
                     nth: 1,
-                    errno: Errno(5)
+                    errno: Errno(5),
+                    sleep_ms: None
                 },
                 FaultRule {
                     op: "createdomain",
                     nth: 1,
-                    errno: Errno::EINVAL
+                    errno: Errno::EINVAL,
+                    sleep_ms: None
                 },
             ]
         );
@@ -197,5 +225,18 @@ mod tests {
         assert_eq!(f.hit("xs_write"), None);
         assert_eq!(f.hit("xs_read"), Some((Errno::EIO, 2)));
         assert_eq!(f.hit("xs_read"), None);
+    }
+
+    #[test]
+    fn a_sleep_rule_waits_and_lets_the_call_succeed() {
+        let rules = parse_spec("xs_read:2=sleep:30").unwrap();
+        assert_eq!(rules[0].sleep_ms, Some(30));
+        let mut f = Faults::new(rules);
+        assert_eq!(f.hit("xs_read"), None);
+        let t = std::time::Instant::now();
+        assert_eq!(f.hit("xs_read"), None);
+        assert!(t.elapsed() >= std::time::Duration::from_millis(30));
+        let e = parse_spec("xs_read=sleep:x").unwrap_err().to_string();
+        assert!(e.contains("milliseconds"), "{e}");
     }
 }

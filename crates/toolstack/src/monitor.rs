@@ -1,10 +1,16 @@
 //! The per-domain monitor: waits for the guest to shut down and applies the config's
 //! `on_poweroff` / `on_reboot` / `on_crash` / `on_watchdog` / `on_soft_reset` action, as xl's
 //! background process does. It runs until the domain is gone (or preserved).
+//!
+//! A host error the monitor meets is typed ([`MonitorError`] keeps the operation and the
+//! errno). Transient ones (EAGAIN, EINTR, EBUSY, and ECONNRESET / EPIPE / ENOTCONN from a
+//! xenstore connection that dropped) are retried with a doubling delay, at most
+//! [`RETRY_ATTEMPTS`] times; only then, or on any other error, does the monitor give up,
+//! and it says so in its log.
 
 use std::time::Duration;
 
-use xen_host::{DomId, Hypervisor, ShutdownReason, Store, TxId};
+use xen_host::{DomId, Errno, Hypervisor, ShutdownReason, Store, TxId};
 use xlcfg::model::{Action, DomainConfig};
 
 use crate::create::{CreateOptions, Record};
@@ -12,6 +18,13 @@ use crate::lifecycle::{self, Until, Waited};
 use crate::restarts::RestartMark;
 use crate::state::StateDir;
 use crate::xs_layout::{dom_path, vm_path};
+use crate::LaunchError;
+
+/// The file name of the monitor log of the domain called `name`: the name's bytes in hex
+/// (as the name index encodes names), so no name can point outside the log directory.
+pub fn log_file_name(name: &str) -> String {
+    format!("{}.log", crate::names::file_name(name))
+}
 
 /// Why the monitor stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,13 +48,88 @@ pub enum MonitorError {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     /// A restart failed.
-    #[error("restarting {name} failed: {message}")]
+    #[error("restarting {name} failed: {source}")]
     Restart {
         /// The guest.
         name: String,
         /// Why.
-        message: String,
+        source: LaunchError,
     },
+}
+
+impl MonitorError {
+    /// The errno of the host error behind this one, if any.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            MonitorError::Host(e) => e.errno(),
+            MonitorError::Restart {
+                source: LaunchError::Create(e),
+                ..
+            } => e.errno(),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again may succeed: a host error that says "not now" rather than
+    /// "no" (a busy resource, an interrupted call, a dropped xenstore connection).
+    pub fn is_transient(&self) -> bool {
+        is_transient(self.errno())
+    }
+}
+
+/// Whether `errno` says "try again": EAGAIN, EINTR, EBUSY, or a xenstore connection that
+/// dropped (ECONNRESET, EPIPE, ENOTCONN) and is made again on the next request.
+pub fn is_transient(errno: Option<Errno>) -> bool {
+    matches!(
+        errno,
+        Some(
+            Errno::EAGAIN
+                | Errno::EINTR
+                | Errno::EBUSY
+                | Errno::ECONNRESET
+                | Errno::EPIPE
+                | Errno::ENOTCONN
+        )
+    )
+}
+
+/// How many times the monitor tries an operation that fails transiently before it gives up.
+pub const RETRY_ATTEMPTS: u32 = 8;
+/// The delay before the first retry; it doubles each time, up to [`RETRY_MAX_DELAY`].
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(50);
+/// The longest delay between two tries.
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// Run `op` until it succeeds, fails for good, or has failed transiently
+/// [`RETRY_ATTEMPTS`] times; each retry and the giving up are logged, naming `what`.
+fn retrying<T>(
+    what: &str,
+    mut op: impl FnMut() -> Result<T, MonitorError>,
+) -> Result<T, MonitorError> {
+    let mut delay = RETRY_FIRST_DELAY;
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && attempt < RETRY_ATTEMPTS => {
+                tracing::warn!(
+                    "{what} failed (attempt {attempt} of {RETRY_ATTEMPTS}): {e}; retrying in \
+                     {delay:?}"
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(RETRY_MAX_DELAY);
+                attempt += 1;
+            }
+            Err(e) => {
+                if e.is_transient() {
+                    tracing::error!("giving up: {what} failed {attempt} times; last: {e}");
+                } else {
+                    tracing::error!("giving up: {what} failed: {e}");
+                }
+                return Err(e);
+            }
+        }
+    }
 }
 
 /// The action the config asks for on a shutdown with `reason`.
@@ -56,7 +144,7 @@ pub fn action_for(cfg: &DomainConfig, reason: Option<ShutdownReason>) -> Action 
 }
 
 /// Rebuilds a guest from its stored config; returns the new domain id.
-pub type Rebuild<'a> = dyn FnMut(&DomainConfig) -> Result<DomId, String> + 'a;
+pub type Rebuild<'a> = dyn FnMut(&DomainConfig) -> Result<DomId, LaunchError> + 'a;
 
 /// How long one wait lasts before the monitor looks again (it waits forever in slices).
 const SLICE: Duration = Duration::from_secs(3600);
@@ -76,15 +164,21 @@ where
     let state = StateDir::new(opts.state_dir.clone());
     loop {
         let record: Record = state.load(dom)?.ok_or(MonitorError::NoRecord(dom))?;
-        let reason = match lifecycle::wait(hv, xs, dom, Until::ShutDown, SLICE) {
-            Ok(Waited::Gone) => {
+        let waited = retrying(
+            &format!("waiting for domain {dom}"),
+            || match lifecycle::wait(hv, xs, dom, Until::ShutDown, SLICE) {
+                Err(e) if e.errno() == Some(Errno::ETIMEDOUT) => Ok(None),
+                r => Ok(Some(r?)),
+            },
+        )?;
+        let reason = match waited {
+            None => continue,
+            Some(Waited::Gone) => {
                 tracing::info!("domain {dom} is gone");
                 let _ = state.remove(dom);
                 return Ok(Outcome::Gone);
             }
-            Ok(Waited::ShutDown(reason)) => reason,
-            Err(e) if e.errno() == Some(xen_host::Errno::ETIMEDOUT) => continue,
-            Err(e) => return Err(e.into()),
+            Some(Waited::ShutDown(reason)) => reason,
         };
         let cfg = &record.config;
         let action = action_for(cfg, reason);
@@ -100,7 +194,7 @@ where
                 if action == Action::CoredumpDestroy {
                     tracing::warn!("core dumps are not supported: destroying without one");
                 }
-                lifecycle::destroy(hv, xs, &state, dom)?;
+                destroy(hv, xs, &state, dom)?;
                 return Ok(Outcome::Gone);
             }
             Action::Restart | Action::CoredumpRestart | Action::SoftReset => {
@@ -109,13 +203,15 @@ where
                 }
                 // No domain carries the name until the new one exists: commands wait.
                 let _mark = mark_restart(opts, &cfg.name)?;
-                lifecycle::destroy(hv, xs, &state, dom)?;
+                destroy(hv, xs, &state, dom)?;
                 dom = restart(&state, cfg.clone(), record.restarts, rebuild)?;
             }
             Action::RenameRestart => {
                 let _mark = mark_restart(opts, &cfg.name)?;
                 let suffix = format!("-{}", record.restarts + 1);
-                preserve_renamed(xs, dom, cfg, &suffix)?;
+                retrying(&format!("renaming domain {dom}"), || {
+                    preserve_renamed(xs, dom, cfg, &suffix)
+                })?;
                 state.remove(dom)?;
                 // The preserved domain keeps its uuid; the new one gets a fresh one.
                 let mut fresh = cfg.clone();
@@ -137,15 +233,31 @@ fn mark_restart(opts: &CreateOptions, name: &str) -> Result<RestartMark, Monitor
     })
 }
 
+/// Destroy `dom`, retrying transient failures.
+fn destroy<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<(), MonitorError>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    retrying(&format!("destroying domain {dom}"), || {
+        lifecycle::destroy(hv, xs, state, dom)?;
+        Ok(())
+    })
+}
+
+/// Build the guest again (a failed build leaves nothing, so a transient failure is
+/// retried from the start).
 fn restart(
     state: &StateDir,
     cfg: DomainConfig,
     restarts: u32,
     rebuild: &mut Rebuild<'_>,
 ) -> Result<DomId, MonitorError> {
-    let new = rebuild(&cfg).map_err(|message| MonitorError::Restart {
-        name: cfg.name.clone(),
-        message,
+    let new = retrying(&format!("restarting {}", cfg.name), || {
+        rebuild(&cfg).map_err(|source| MonitorError::Restart {
+            name: cfg.name.clone(),
+            source,
+        })
     })?;
     tracing::info!("{} restarted as domain {new}", cfg.name);
     state.save(

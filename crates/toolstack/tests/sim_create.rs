@@ -290,15 +290,13 @@ fn a_restart_holds_the_name_and_lookups_wait_for_it() {
         .expect("reboot");
     let mut seen = Vec::new();
     let mut rebuilds = 0;
-    let mut rebuild = |c: &DomainConfig| -> Result<DomId, String> {
+    let mut rebuild = |c: &DomainConfig| -> Result<DomId, toolstack::LaunchError> {
         rebuilds += 1;
         seen.push(restarts::restarting(&o.state_dir, &c.name));
-        let dom = toolstack::launch(&host, &host, c, &o, &search)
-            .map(|c| c.domid)
-            .map_err(|e| e.to_string())?;
+        let dom = toolstack::launch(&host, &host, c, &o, &search)?.domid;
         // The second instance powers off: the monitor then destroys it and ends.
         host.shutdown(dom, xen_host::ShutdownReason::Poweroff)
-            .map_err(|e| e.to_string())?;
+            .expect("poweroff");
         Ok(dom)
     };
     let outcome = toolstack::monitor::run(&host, &host, &o, first, &mut rebuild).expect("monitor");
@@ -339,4 +337,134 @@ fn a_restart_holds_the_name_and_lookups_wait_for_it() {
     let err = toolstack::domains::resolve_waiting(&host, &host, &o.state_dir, "nobody")
         .expect_err("no such domain");
     assert_eq!(err.errno(), Some(xen_host::Errno::ESRCH));
+}
+
+/// Runs the monitor of a guest that has already shut down with `reason`, through a handle
+/// whose calls fail as `faults` says (rebuilds use that handle too).
+fn monitor_with_faults(
+    reason: xen_host::ShutdownReason,
+    faults: &str,
+) -> (
+    Result<toolstack::monitor::Outcome, toolstack::monitor::MonitorError>,
+    u32,
+) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let cfg = config("flaky", "");
+    let search = FirmwareSearch::default();
+    let first = toolstack::launch(&host, &host, &cfg, &o, &search)
+        .expect("create")
+        .domid;
+    host.shutdown(first, reason).expect("shut down");
+    let faulty = SimHost::open(tmp.path())
+        .expect("open")
+        .with_faults(faults)
+        .expect("faults");
+    let mut rebuilds = 0;
+    let mut rebuild = |c: &DomainConfig| -> Result<DomId, toolstack::LaunchError> {
+        rebuilds += 1;
+        let dom = toolstack::launch(&faulty, &faulty, c, &o, &search)?.domid;
+        faulty
+            .shutdown(dom, xen_host::ShutdownReason::Poweroff)
+            .expect("poweroff");
+        Ok(dom)
+    };
+    let outcome = toolstack::monitor::run(&faulty, &faulty, &o, first, &mut rebuild);
+    (outcome, rebuilds)
+}
+
+#[test]
+fn the_monitor_retries_transient_host_errors() {
+    use xen_host::ShutdownReason::{Poweroff, Reboot};
+    // Waiting: the domain's info cannot be read twice (busy, then try again).
+    let (outcome, _) =
+        monitor_with_faults(Poweroff, "getdomaininfo:1=EAGAIN,getdomaininfo:2=EBUSY");
+    assert_eq!(outcome.expect("monitor"), toolstack::monitor::Outcome::Gone);
+    // Destroying: xenstore's connection drops once.
+    let (outcome, _) = monitor_with_faults(Poweroff, "xs_rm:1=ECONNRESET");
+    assert_eq!(outcome.expect("monitor"), toolstack::monitor::Outcome::Gone);
+    // Restarting: createdomain says EAGAIN once; the failed build leaves nothing, the
+    // second one succeeds (and that guest powers off, so the monitor ends).
+    let (outcome, rebuilds) = monitor_with_faults(Reboot, "createdomain:1=EAGAIN");
+    assert_eq!(outcome.expect("monitor"), toolstack::monitor::Outcome::Gone);
+    assert_eq!(rebuilds, 2);
+}
+
+#[test]
+fn the_monitor_gives_up_on_a_lasting_or_permanent_error() {
+    use xen_host::ShutdownReason::Poweroff;
+    let spec: Vec<String> = (1..=toolstack::monitor::RETRY_ATTEMPTS)
+        .map(|n| format!("getdomaininfo:{n}=EAGAIN"))
+        .collect();
+    let (outcome, _) = monitor_with_faults(Poweroff, &spec.join(","));
+    let e = outcome.expect_err("gives up after the bound");
+    assert_eq!(e.errno(), Some(xen_host::Errno::EAGAIN));
+
+    let t = std::time::Instant::now();
+    let (outcome, _) = monitor_with_faults(Poweroff, "getdomaininfo:1=EPERM");
+    let e = outcome.expect_err("EPERM is not retried");
+    assert_eq!(e.errno(), Some(xen_host::Errno::EPERM));
+    assert!(!e.is_transient());
+    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn a_marker_whose_pid_was_reused_or_is_a_zombie_marks_an_incomplete_create() {
+    use toolstack::create::{building_marker, is_incomplete, is_incomplete_domain};
+    use toolstack::process::ProcessId;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let dom = toolstack::launch(
+        &host,
+        &host,
+        &config("marked", ""),
+        &o,
+        &FirmwareSearch::default(),
+    )
+    .expect("create")
+    .domid;
+    assert!(
+        !is_incomplete(&host, dom).expect("read"),
+        "a finished create"
+    );
+    let info = host.domain_info(dom).expect("info").expect("exists");
+    assert!(!is_incomplete_domain(&host, &o.state_dir, &info).expect("read"));
+
+    let me = ProcessId::current();
+    let mark = |text: String| {
+        host.write(TxId::NONE, &building_marker(dom), text.as_bytes())
+            .expect("write marker")
+    };
+    mark(me.to_string());
+    assert!(
+        !is_incomplete(&host, dom).expect("read"),
+        "its creator runs"
+    );
+    // The same pid, started at another time: another process now holds the pid.
+    mark(
+        ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        }
+        .to_string(),
+    );
+    assert!(is_incomplete(&host, dom).expect("read"), "a reused pid");
+    // A creator killed and not reaped.
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let zombie = ProcessId {
+        pid: child.id(),
+        start_time: 0,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{}/stat", zombie.pid))
+        .is_ok_and(|s| !s.contains(") Z "))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    mark(zombie.to_string());
+    assert!(is_incomplete(&host, dom).expect("read"), "a zombie creator");
+    child.wait().expect("reap");
 }

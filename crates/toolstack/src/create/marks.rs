@@ -1,0 +1,146 @@
+//! What marks a create in progress, so that one killed outright (SIGKILL, a crash, a power
+//! cut of the creator's session) is recognised afterwards as incomplete:
+//!
+//! - before `createdomain`, a pending-create mark in the state directory, named by the
+//!   domain's uuid (which Xen keeps as the domain's handle) and holding the creator's
+//!   [`ProcessId`]: it covers the window in which the domain exists but has no xenstore
+//!   node yet;
+//! - from the xenstore skeleton on, `/libxl/DOMID/rxl-creating` holding the creator's
+//!   [`ProcessId`] too.
+//!
+//! Both go in the last step. A domain with either mark whose creator is no longer alive
+//! (gone, a zombie, or its pid reused by another process) is incomplete.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use xen_host::{DomId, DomainInfo, Error, Hypervisor, Store, TxId};
+
+use crate::domains::uuid_string;
+use crate::process::ProcessId;
+use crate::xs_layout;
+
+/// The `/libxl/<id>` node that marks a create in progress; removed when the create
+/// completes. A domain that still has it once its creator is gone is incomplete.
+pub fn building_marker(dom: DomId) -> String {
+    format!("{}/rxl-creating", xs_layout::libxl_path(dom))
+}
+
+/// The directory of pending-create marks under `state_dir`.
+pub fn pending_marks_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("creating")
+}
+
+/// The pending-create mark of the domain with uuid `uuid` (8-4-4-4-12 text: hex digits and
+/// hyphens only, so safe as a file name).
+pub(super) fn pending_mark(state_dir: &Path, uuid: &str) -> PathBuf {
+    pending_marks_dir(state_dir).join(uuid)
+}
+
+/// Whether the mark's text names a process that is gone.
+fn creator_is_dead(text: &str) -> bool {
+    !ProcessId::parse(text.trim()).is_some_and(|p| p.is_alive())
+}
+
+/// Whether `dom` is a create that never finished: the xenstore in-progress marker is there
+/// and the process that wrote it is gone.
+pub fn is_incomplete<S: Store + ?Sized>(xs: &S, dom: DomId) -> Result<bool, Error> {
+    Ok(
+        xen_host::read_string(xs, TxId::NONE, &building_marker(dom))?
+            .is_some_and(|text| creator_is_dead(&text)),
+    )
+}
+
+/// Whether the domain `info` describes is a create that never finished: either mark (the
+/// xenstore one, or the pending-create mark of its uuid in `state_dir`) names a creator
+/// that is gone.
+pub fn is_incomplete_domain<S: Store + ?Sized>(
+    xs: &S,
+    state_dir: &Path,
+    info: &DomainInfo,
+) -> Result<bool, Error> {
+    if is_incomplete(xs, info.domid)? {
+        return Ok(true);
+    }
+    let path = pending_mark(state_dir, &uuid_string(&info.handle));
+    Ok(std::fs::read_to_string(path).is_ok_and(|text| creator_is_dead(&text)))
+}
+
+/// Write the pending-create mark of `uuid` for this process (mode 0600, never through a
+/// symlink). A mark left by a dead creator is replaced.
+pub(super) fn write_pending(state_dir: &Path, uuid: &str) -> std::io::Result<PathBuf> {
+    let dir = pending_marks_dir(state_dir);
+    std::fs::create_dir_all(&dir)?;
+    let path = pending_mark(state_dir, uuid);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(&path)?;
+    writeln!(file, "{}", ProcessId::current())?;
+    Ok(path)
+}
+
+/// Remove the marks of dead creators whose domain no longer exists (destroyed since, or
+/// never created): they mark nothing. Runs under the host lock.
+pub(super) fn sweep_pending<H: Hypervisor + ?Sized>(hv: &H, state_dir: &Path) -> Result<(), Error> {
+    let Ok(entries) = std::fs::read_dir(pending_marks_dir(state_dir)) else {
+        return Ok(());
+    };
+    let mut stale = Vec::new();
+    for e in entries.flatten() {
+        if std::fs::read_to_string(e.path()).is_ok_and(|t| creator_is_dead(&t)) {
+            stale.push(e);
+        }
+    }
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let live: Vec<String> = hv
+        .list_domains()?
+        .iter()
+        .map(|d| uuid_string(&d.handle))
+        .collect();
+    for e in stale {
+        if !live.iter().any(|u| *u == *e.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_names_a_dead_creator_when_its_pid_is_reused_or_unreadable() {
+        let me = ProcessId::current();
+        assert!(!creator_is_dead(&me.to_string()));
+        let reused = ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(creator_is_dead(&reused.to_string()), "a reused pid");
+        assert!(creator_is_dead("garbage"));
+        assert!(creator_is_dead(""));
+    }
+
+    #[test]
+    fn the_pending_mark_is_private_and_not_written_through_a_symlink() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let uuid = "12345678-9abc-def0-0123-456789abcdef";
+        let path = write_pending(tmp.path(), uuid).expect("write");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_file(&path).expect("rm");
+        let target = tmp.path().join("target");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        assert!(write_pending(tmp.path(), uuid).is_err());
+        assert!(!target.exists());
+    }
+}

@@ -1,0 +1,441 @@
+//! Building a PVH domain from a [`DomainConfig`] and its [`BootPlan`], as named steps, in
+//! the order libxl and libxenguest use (docs/architecture.md, xen-facts §5).
+//!
+//! [`Step::ALL`] lists the steps in order; [`steps`] holds one function per step. Every
+//! step runs through one combinator ([`Build::run`]) that checks for SIGINT, SIGTERM and
+//! SIGHUP, times the step and tags its error with the step's name. A step that leaves
+//! something behind registers its undo with the guard ([`Undo`]); when a later step fails
+//! (or the create is interrupted) the guard destroys the domain first and then undoes the
+//! rest in reverse order, so a failed create leaves nothing.
+
+mod marks;
+mod signals;
+mod steps;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use pvh::BootPlan;
+use xen_host::{DomId, Errno, Error, Hypervisor, Store, VersionInfo};
+use xlcfg::model::DomainConfig;
+
+use crate::lock::HostLock;
+use crate::names::NameIndex;
+use crate::state::StateDir;
+use crate::xs_layout;
+
+pub use marks::{building_marker, is_incomplete, is_incomplete_domain, pending_marks_dir};
+
+/// Declares the steps once: the enum, its names in messages and [`Step::ALL`] in order.
+macro_rules! steps {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// The steps of a create, in order.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Step {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Step {
+            /// Every step, in the order a create runs them.
+            pub const ALL: &'static [Step] = &[$(Step::$variant),*];
+
+            /// The step's name in messages (and in docs/architecture.md).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( Step::$variant => $name, )*
+                }
+            }
+        }
+    };
+}
+
+steps! {
+    /// physinfo and xen_version: the host can run PVH guests.
+    CheckHost => "check host",
+    /// Take the host lock; the name is free.
+    ReserveName => "reserve name",
+    /// No domain on the host uses the uuid (Xen's domain handles and `/vm`).
+    CheckUuid => "check uuid",
+    /// The pending-create mark keyed by uuid, naming this process, in the state directory.
+    PendingMark => "pending mark",
+    /// XEN_DOMCTL_createdomain.
+    CreateDomain => "createdomain",
+    /// The xenstore skeleton (name, vm, control nodes, the in-progress marker) and the name
+    /// index entry; the host lock is released after it.
+    XenstoreSkeleton => "xenstore skeleton",
+    /// max_vcpus.
+    MaxVcpus => "max_vcpus",
+    /// max_mem.
+    MaxMem => "max_mem",
+    /// Event channels for xenstore and the console.
+    EventChannels => "event channels",
+    /// HVM parameters, TSC mode, paging pool.
+    HvmParams => "hvm params",
+    /// Claim the guest's memory.
+    ClaimMemory => "claim memory",
+    /// Populate RAM, ACPI and special pages.
+    PopulateMemory => "populate memory",
+    /// Release what is left of the claim.
+    ReleaseClaim => "release claim",
+    /// XENMEM_set_memory_map.
+    MemoryMap => "memory map",
+    /// Copy the kernel, modules, start_info and ACPI tables.
+    LoadImage => "load image",
+    /// The special pages' HVM parameters.
+    SpecialPages => "special pages",
+    /// The first vCPU's registers (sethvmcontext).
+    VcpuContext => "vcpu context",
+    /// Grant entries for the console and xenstore rings.
+    GrantTable => "grant table",
+    /// The rest of the xenstore entries (memory, store, console).
+    XenstoreEntries => "xenstore entries",
+    /// XS_INTRODUCE.
+    Introduce => "introduce",
+    /// rxl's record of the domain.
+    Record => "record",
+    /// Start the domain's monitor (when the caller asks for one).
+    StartMonitor => "start monitor",
+    /// Unpause (unless the create asks for a paused domain).
+    Unpause => "unpause",
+    /// Remove the in-progress marker and the pending-create mark: the create is complete.
+    MarkComplete => "mark complete",
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failed create: the step, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("create failed at step \"{step}\": {message}")]
+pub struct CreateError {
+    /// The step that failed.
+    pub step: Step,
+    /// What went wrong.
+    pub message: String,
+    /// The host error, when there was one (its text is already in `message`).
+    pub host_error: Option<Error>,
+    /// The signal that interrupted the create before this step, if that is why it failed.
+    pub signal: Option<nix::sys::signal::Signal>,
+}
+
+impl CreateError {
+    /// The errno of the host error, if any.
+    pub fn errno(&self) -> Option<Errno> {
+        self.host_error.as_ref().and_then(Error::errno)
+    }
+}
+
+/// Why a step failed, before the combinator tags it with the step.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A host operation failed.
+    Host(Error),
+    /// A host operation failed; `context` says on what.
+    HostIn(String, Error),
+    /// Anything else.
+    Msg(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Host(e)
+    }
+}
+
+impl Failure {
+    fn at(self, step: Step) -> CreateError {
+        let (message, host_error) = match self {
+            Failure::Host(e) => (e.to_string(), Some(e)),
+            Failure::HostIn(context, e) => (format!("{context}: {e}"), Some(e)),
+            Failure::Msg(m) => (m, None),
+        };
+        CreateError {
+            step,
+            message,
+            host_error,
+            signal: None,
+        }
+    }
+}
+
+/// How to create.
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    /// Leave the domain paused.
+    pub paused: bool,
+    /// rxl's state directory: records and the host lock.
+    pub state_dir: PathBuf,
+    /// The domain id of xenconsoled and xenstored (0: dom0).
+    pub backend_domid: DomId,
+}
+
+/// Starts the monitor of a built domain (the [`Step::StartMonitor`] step). A failure rolls
+/// the create back.
+pub type StartMonitor<'a> = dyn FnMut(DomId) -> std::io::Result<()> + 'a;
+
+/// What a create did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Created {
+    /// The new domain.
+    pub domid: DomId,
+    /// Its name.
+    pub name: String,
+    /// Hypercalls issued (as counted by the backend).
+    pub hypercalls: u64,
+    /// Time per step, in microseconds, in order.
+    pub step_us: Vec<(Step, u64)>,
+}
+
+/// The record rxl keeps per domain.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// The domain id.
+    pub domid: DomId,
+    /// The resolved config (absolute paths): a restart rebuilds from it.
+    pub config: DomainConfig,
+    /// How many times the monitor restarted the guest.
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// What a step left behind, undone when a later step fails.
+#[derive(Debug)]
+enum UndoAction {
+    /// The pending-create mark file.
+    RemovePendingMark(PathBuf),
+    /// The domain itself (undone first, whenever it was registered).
+    Destroy(DomId),
+    /// The xenstore nodes of the domain (under `/vm/UUID` too) and the name index entry.
+    RemoveNodes { dom: DomId, name: String },
+    /// The domain's introduction to xenstored.
+    Release(DomId),
+    /// rxl's record.
+    RemoveRecord(DomId),
+}
+
+/// The undo guard: armed until the last step succeeds.
+struct Undo<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
+    hv: &'a H,
+    xs: &'a S,
+    state_dir: PathBuf,
+    uuid: String,
+    actions: Vec<(Step, UndoAction)>,
+    armed: bool,
+}
+
+impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Undo<'_, H, S> {
+    fn undo(&self, step: Step, action: &UndoAction) {
+        let failed = |what: &str, e: &dyn fmt::Display| {
+            tracing::error!("cleanup of step \"{step}\": {what} failed: {e}");
+        };
+        match action {
+            UndoAction::RemovePendingMark(path) => {
+                if let Err(e) = std::fs::remove_file(path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        failed("removing the pending-create mark", &e);
+                    }
+                }
+            }
+            UndoAction::Destroy(dom) => {
+                tracing::warn!("create of domain {dom} failed: destroying it");
+                match self.hv.destroy(*dom) {
+                    Err(e) if e.errno() != Some(Errno::ESRCH) => failed("destroy", &e),
+                    _ => {}
+                }
+            }
+            UndoAction::RemoveNodes { dom, name } => {
+                if let Err(e) = xs_layout::remove(self.xs, *dom, &self.uuid) {
+                    failed("removing the xenstore nodes", &e);
+                }
+                NameIndex::new(&self.state_dir).remove(name, *dom);
+            }
+            UndoAction::Release(dom) => {
+                if let Err(e) = self.xs.release(*dom) {
+                    failed("release from xenstored", &e);
+                }
+            }
+            UndoAction::RemoveRecord(dom) => {
+                if let Err(e) = StateDir::new(self.state_dir.clone()).remove(*dom) {
+                    failed("removing the record", &e);
+                }
+            }
+        }
+    }
+}
+
+impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Drop for Undo<'_, H, S> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // The domain goes first, so that nothing runs in it while its records go and a
+        // cleanup cut short leaves records of no domain rather than a domain without them.
+        for (step, action) in &self.actions {
+            if matches!(action, UndoAction::Destroy(_)) {
+                self.undo(*step, action);
+            }
+        }
+        for (step, action) in self.actions.iter().rev() {
+            if !matches!(action, UndoAction::Destroy(_)) {
+                self.undo(*step, action);
+            }
+        }
+    }
+}
+
+/// Everything the steps share: the inputs, what earlier steps produced, and the guard.
+pub(crate) struct Build<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
+    hv: &'a H,
+    xs: &'a S,
+    cfg: &'a DomainConfig,
+    plan: &'a BootPlan,
+    opts: &'a CreateOptions,
+    monitor: Option<&'a mut StartMonitor<'a>>,
+    uuid: String,
+    undo: Undo<'a, H, S>,
+    version: Option<VersionInfo>,
+    lock: Option<HostLock>,
+    dom: Option<DomId>,
+    ports: Option<(u32, u32)>,
+    timings: Vec<(Step, u64)>,
+}
+
+impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Build<'_, H, S> {
+    /// Register what `step` left behind with the undo guard.
+    fn left(&mut self, step: Step, action: UndoAction) {
+        self.undo.actions.push((step, action));
+    }
+
+    /// The domain, once [`Step::CreateDomain`] has run.
+    fn dom(&self) -> Result<DomId, Failure> {
+        self.dom
+            .ok_or_else(|| Failure::Msg("no domain yet: the step list is out of order".into()))
+    }
+
+    /// The combinator: one step, checked for signals, timed, its error tagged.
+    fn run(&mut self, step: Step, signals: &signals::Interrupts) -> Result<(), CreateError> {
+        if let Some(sig) = signals.pending() {
+            return Err(CreateError {
+                step,
+                message: format!("interrupted by {}", sig.as_str()),
+                host_error: None,
+                signal: Some(sig),
+            });
+        }
+        let start = Instant::now();
+        let result = steps::run(step, self);
+        let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::debug!("create step {step}: {us} us");
+        self.timings.push((step, us));
+        result.map_err(|f| f.at(step))
+    }
+}
+
+/// Create the domain described by `cfg`, booting as `plan` says.
+pub fn create<H, S>(
+    hv: &H,
+    xs: &S,
+    cfg: &DomainConfig,
+    plan: &BootPlan,
+    opts: &CreateOptions,
+) -> Result<Created, CreateError>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    create_monitored(hv, xs, cfg, plan, opts, None)
+}
+
+/// As [`create`], and start the domain's monitor with `monitor` before it is unpaused: a
+/// monitor that cannot start fails the create, which then leaves nothing.
+pub fn create_monitored<'a, H, S>(
+    hv: &'a H,
+    xs: &'a S,
+    cfg: &'a DomainConfig,
+    plan: &'a BootPlan,
+    opts: &'a CreateOptions,
+    monitor: Option<&'a mut StartMonitor<'a>>,
+) -> Result<Created, CreateError>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let started_calls = hv.hypercall_count();
+    let signals = signals::Interrupts::catch();
+    let uuid = cfg.uuid.hyphenated().to_string();
+    let mut build = Build {
+        hv,
+        xs,
+        cfg,
+        plan,
+        opts,
+        monitor,
+        uuid: uuid.clone(),
+        undo: Undo {
+            hv,
+            xs,
+            state_dir: opts.state_dir.clone(),
+            uuid,
+            actions: Vec::new(),
+            armed: true,
+        },
+        version: None,
+        lock: None,
+        dom: None,
+        ports: None,
+        timings: Vec::with_capacity(Step::ALL.len()),
+    };
+    for &step in Step::ALL {
+        build.run(step, &signals)?;
+    }
+    build.undo.armed = false;
+    let dom = build.dom().map_err(|f| f.at(Step::MarkComplete))?;
+    Ok(Created {
+        domid: dom,
+        name: cfg.name.clone(),
+        hypercalls: hv.hypercall_count().saturating_sub(started_calls),
+        step_us: std::mem::take(&mut build.timings),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The step list in docs/architecture.md is the code's, in order.
+    #[test]
+    fn the_documented_step_list_is_the_code_s() {
+        let doc = include_str!("../../../../docs/architecture.md");
+        let section = doc
+            .split("## The create sequence")
+            .nth(1)
+            .expect("docs/architecture.md has a create sequence section");
+        let documented: Vec<&str> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("<!-- steps -->"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("<!-- /steps -->"))
+            .filter_map(|l| {
+                let l = l.trim_start();
+                let (number, rest) = l.split_once(". ")?;
+                number.parse::<usize>().ok()?;
+                rest.strip_prefix("**")?.split_once("**").map(|(n, _)| n)
+            })
+            .collect();
+        let code: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(documented, code, "docs/architecture.md lists other steps");
+    }
+
+    #[test]
+    fn step_names_are_unique() {
+        let mut names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Step::ALL.len());
+    }
+}
