@@ -325,3 +325,234 @@ fn env_summary(cmd: &HotplugCommand) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &Path, name: &str, body: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}")).expect("write script");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p.to_string_lossy().into_owned()
+    }
+
+    /// `run`, retrying while another test thread's fork briefly holds the new script
+    /// open for writing (ETXTBSY).
+    fn run_retrying(cmd: &HotplugCommand, log: &Path, timeout: Duration) -> HotplugRun {
+        for _ in 0..50 {
+            match run(cmd, log, timeout) {
+                Err(HotplugError::Spawn { source, .. })
+                    if source.raw_os_error() == Some(nix::libc::ETXTBSY) =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => return r.expect("script ran"),
+            }
+        }
+        panic!("script stayed busy");
+    }
+
+    #[test]
+    fn block_command_as_libxl_builds_it() {
+        let c = vbd_command("/etc/xen/scripts/block", DomId(7), 51712, Action::Add);
+        assert_eq!(c.to_string(), "/etc/xen/scripts/block add");
+        assert_eq!(
+            c.env,
+            [
+                ("script", "/etc/xen/scripts/block"),
+                ("XENBUS_TYPE", "vbd"),
+                ("XENBUS_PATH", "backend/vbd/7/51712"),
+                ("XENBUS_BASE_PATH", "backend"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        let c = vbd_command("/etc/xen/scripts/block", DomId(7), 51712, Action::Remove);
+        assert_eq!(c.args, ["remove"]);
+    }
+
+    #[test]
+    fn vif_command_as_libxl_builds_it() {
+        let c = vif_command(
+            "/etc/xen/scripts/vif-bridge",
+            DomId(7),
+            1,
+            None,
+            Action::Add,
+        );
+        assert_eq!(
+            c.to_string(),
+            "/etc/xen/scripts/vif-bridge online type_if=vif"
+        );
+        assert_eq!(c.env_var("XENBUS_PATH"), Some("backend/vif/7/1"));
+        assert_eq!(c.env_var("XENBUS_TYPE"), Some("vif"));
+        assert_eq!(c.env_var("netdev"), Some(""));
+        assert_eq!(c.env_var("vif"), Some("vif7.1"));
+        let c = vif_command("/s/vif-route", DomId(7), 1, Some("eth1"), Action::Remove);
+        assert_eq!(c.args, ["offline", "type_if=vif"]);
+        assert_eq!(c.env_var("netdev"), Some("eth1"));
+    }
+
+    #[test]
+    fn command_from_the_node_set() {
+        use crate::assign::{xen_mac, VifDevice};
+        let parsed = xlcfg::parse_str(
+            "t.cfg",
+            "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\nvif = [ \"gatewaydev=eth3\" ]\n",
+        );
+        let cfg = xlcfg::build(&parsed.settings, Path::new("/"))
+            .expect("ok")
+            .config;
+        let vif = VifDevice {
+            spec: cfg.vifs[0].clone(),
+            devid: 0,
+            mac: xen_mac([1, 2, 3]),
+            backend: DomId::DOM0,
+        };
+        let guest = crate::Guest {
+            domid: DomId(4),
+            domain_type: xlcfg::DomainType::Pvh,
+        };
+        let nodes = crate::vif_nodes(&guest, &vif, Path::new("/etc/xen/scripts")).expect("nodes");
+        let c = command_for(&nodes, Action::Add).expect("has a script");
+        assert_eq!(c.script, Path::new("/etc/xen/scripts/vif-bridge"));
+        assert_eq!(c.env_var("netdev"), Some("eth3"));
+        assert_eq!(c.env_var("vif"), Some("vif4.0"));
+    }
+
+    #[test]
+    fn success_with_arguments_environment_and_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = script(
+            dir.path(),
+            "block",
+            "echo \"args=$*\"\necho \"script=$script type=$XENBUS_TYPE path=$XENBUS_PATH base=$XENBUS_BASE_PATH\"\n\
+             echo to-stderr >&2\nread x && echo \"stdin gave $x\"\nexit 0\n",
+        );
+        let log = dir.path().join("hotplug.log");
+        let cmd = vbd_command(&s, DomId(9), 51712, Action::Add);
+        let r = run_retrying(&cmd, &log, Duration::from_secs(10));
+        assert!(r.success(), "{r:?}");
+        assert_eq!((r.exit_code, r.signal, r.timed_out), (Some(0), None, false));
+        r.check("disk xvda", None).expect("ok");
+        let text = std::fs::read_to_string(&log).expect("log");
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines[0], format!("rxl: {s} add (script={s} XENBUS_TYPE=vbd XENBUS_PATH=backend/vbd/9/51712 XENBUS_BASE_PATH=backend)"));
+        assert_eq!(lines[1], "args=add");
+        assert_eq!(
+            lines[2],
+            format!("script={s} type=vbd path=backend/vbd/9/51712 base=backend")
+        );
+        assert_eq!(lines[3], "to-stderr");
+        // stdin is /dev/null: `read` fails, nothing more is printed.
+        assert_eq!(lines.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn vif_environment_reaches_the_script() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = script(
+            dir.path(),
+            "vif-bridge",
+            "echo \"$1 $2 vif=$vif netdev=[$netdev] inherited=$RXL_TEST_INHERITED\"\n",
+        );
+        let log = dir.path().join("log");
+        let mut cmd = vif_command(&s, DomId(3), 2, None, Action::Remove);
+        // The caller's environment is inherited; set one variable through the command
+        // so as not to change this process's environment.
+        cmd.env.push(("RXL_TEST_INHERITED".into(), "yes".into()));
+        let r = run_retrying(&cmd, &log, Duration::from_secs(10));
+        assert!(r.success());
+        let text = std::fs::read_to_string(&log).expect("log");
+        assert_eq!(
+            text.lines().nth(1),
+            Some("offline type_if=vif vif=vif3.2 netdev=[] inherited=yes")
+        );
+    }
+
+    #[test]
+    fn failure_names_device_script_error_and_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = script(dir.path(), "block", "echo losetup failed >&2\nexit 3\n");
+        let log = dir.path().join("xen-hotplug.log");
+        let r = run_retrying(
+            &vbd_command(&s, DomId(2), 51712, Action::Add),
+            &log,
+            Duration::from_secs(10),
+        );
+        assert_eq!((r.exit_code, r.timed_out), (Some(3), false));
+        let e = r
+            .check(
+                "disk xvda (line 4:10)",
+                Some("File /x.img is loopback-mounted"),
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "disk xvda (line 4:10): hotplug script `{s} add` exited with status 3 \
+                 (hotplug-error: File /x.img is loopback-mounted); its output is in {}",
+                log.display()
+            )
+        );
+        assert!(std::fs::read_to_string(&log)
+            .expect("log")
+            .contains("losetup failed"));
+    }
+
+    #[test]
+    fn a_hung_script_is_killed_at_the_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The shell's child sleeps too: the kill must reach the whole group.
+        let marker = dir.path().join("survived");
+        let s = script(
+            dir.path(),
+            "vif-bridge",
+            &format!("(sleep 2; touch {}) &\nexec sleep 30\n", marker.display()),
+        );
+        let log = dir.path().join("log");
+        let t0 = Instant::now();
+        let r = run_retrying(
+            &vif_command(&s, DomId(2), 0, None, Action::Add),
+            &log,
+            Duration::from_millis(200),
+        );
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(r.timed_out);
+        assert_eq!(r.exit_code, None);
+        assert_eq!(r.signal, Some(nix::libc::SIGKILL));
+        assert!(!r.success());
+        let e = r.check("vif 0 (00:16:3e:00:00:01)", None).unwrap_err();
+        assert!(
+            e.to_string().contains("still running after") && e.to_string().contains("and killed"),
+            "{e}"
+        );
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(
+            !marker.exists(),
+            "the script's background child outlived the kill"
+        );
+    }
+
+    #[test]
+    fn a_missing_script_or_log_dir_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cmd = vbd_command("/nonexistent/block", DomId(1), 51712, Action::Add);
+        let e = run(&cmd, &dir.path().join("log"), HOTPLUG_TIMEOUT).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("hotplug script /nonexistent/block: cannot run it"),
+            "{e}"
+        );
+        let e = run(&cmd, &dir.path().join("no/such/log"), HOTPLUG_TIMEOUT).unwrap_err();
+        assert!(e.to_string().starts_with("hotplug log "), "{e}");
+    }
+
+    #[test]
+    fn libxl_timeouts() {
+        assert_eq!(HOTPLUG_TIMEOUT, Duration::from_secs(40));
+        assert_eq!(INIT_TIMEOUT, Duration::from_secs(10));
+        assert_eq!(DESTROY_TIMEOUT, Duration::from_secs(10));
+    }
+}
