@@ -173,14 +173,7 @@ fn backend_of(
 mod tests {
     use super::*;
 
-    fn config(text: &str) -> DomainConfig {
-        let parsed = xlcfg::parse_str("test.cfg", text);
-        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
-        let dir = std::path::Path::new("/guests");
-        xlcfg::build(&parsed.settings, dir)
-            .expect("valid config")
-            .config
-    }
+    use crate::test_config as config;
 
     fn no_backends(_: &str) -> Option<DomId> {
         None

@@ -20,6 +20,7 @@
 pub mod assign;
 pub mod hotplug;
 pub mod nodes;
+pub mod plan;
 pub mod vdev;
 
 use std::fmt;
@@ -28,7 +29,8 @@ use serde::Serialize;
 use xen_host::DomId;
 
 pub use assign::{assign, Assigned, DiskDevice, VifDevice};
-pub use nodes::{disk_nodes, vif_nodes, DeviceNodes, Guest, Node};
+pub use nodes::{disk_nodes, vif_nodes, DeviceNodes, Guest, Node, XsOp};
+pub use plan::{plan, PlannedDevice};
 
 /// Where libxl finds hotplug scripts named without a directory (`XEN_SCRIPT_DIR`).
 pub const XEN_SCRIPT_DIR: &str = "/etc/xen/scripts";
@@ -111,6 +113,16 @@ impl DeviceError {
             message: message.into(),
         }
     }
+}
+
+/// A config built from `text`, relative paths against /guests.
+#[cfg(test)]
+pub(crate) fn test_config(text: &str) -> xlcfg::DomainConfig {
+    let parsed = xlcfg::parse_str("test.cfg", text);
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+    xlcfg::build(&parsed.settings, std::path::Path::new("/guests"))
+        .expect("valid config")
+        .config
 }
 
 #[cfg(test)]

@@ -426,12 +426,9 @@ mod tests {
     const SCRIPTS: &str = "/etc/xen/scripts";
 
     fn devices(lines: &str) -> Assigned {
-        let text = format!("name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\n{lines}");
-        let parsed = xlcfg::parse_str("test.cfg", &text);
-        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
-        let cfg = xlcfg::build(&parsed.settings, Path::new("/guests"))
-            .expect("valid config")
-            .config;
+        let cfg = crate::test_config(&format!(
+            "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\n{lines}"
+        ));
         assign(&cfg, &mut |_| None).expect("assigned")
     }
 
