@@ -397,13 +397,9 @@ mod tests {
     #[test]
     fn command_from_the_node_set() {
         use crate::assign::{xen_mac, VifDevice};
-        let parsed = xlcfg::parse_str(
-            "t.cfg",
+        let cfg = crate::test_config(
             "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\nvif = [ \"gatewaydev=eth3\" ]\n",
         );
-        let cfg = xlcfg::build(&parsed.settings, Path::new("/"))
-            .expect("ok")
-            .config;
         let vif = VifDevice {
             spec: cfg.vifs[0].clone(),
             devid: 0,
