@@ -69,12 +69,13 @@ pub struct DeviceNodes {
     pub frontend_perms: Vec<Perm>,
     /// Permissions of the backend directory: the backend owns it, the guest reads.
     pub backend_perms: Vec<Perm>,
-    /// The nodes, in write order: the `/libxl` copy, the frontend, the backend.
+    /// The nodes, in write order: the `/libxl` links, the frontend, the backend, the
+    /// `/libxl` copy of the backend's keys.
     pub nodes: Vec<Node>,
 }
 
 impl DeviceNodes {
-    /// The value of the node at `dir/key`.
+    /// The value of the node at `path`.
     pub fn value(&self, path: &str) -> Option<&str> {
         self.nodes
             .iter()
@@ -286,11 +287,19 @@ pub fn disk_nodes(
     if spec.specification == Some(DiskSpecification::Virtio) {
         return refuse("specification=virtio is not supported".into());
     }
-    if spec.devtype == DiskType::Cdrom && guest.domain_type != DomainType::Pv {
-        return refuse(format!(
-            "devtype=cdrom is not supported for {} guests (a CD-ROM {NEEDS_QDISK})",
-            guest.domain_type.as_str()
-        ));
+    match (spec.devtype, guest.domain_type) {
+        (DiskType::Cdrom, DomainType::Pvh) => {
+            return refuse(
+                "devtype=cdrom is not supported for PVH guests: attach the image as a \
+                 read-only disk (devtype=disk, access=ro)"
+                    .into(),
+            )
+        }
+        // libxl__device_disk_setdefault forces qdisk for an HVM guest's CD-ROM.
+        (DiskType::Cdrom, DomainType::Hvm) => {
+            return refuse(format!("a CD-ROM of an HVM guest {NEEDS_QDISK}"))
+        }
+        _ => {}
     }
     let Some(target) = &spec.target else {
         return refuse(format!("an empty drive {NEEDS_QDISK}"));
@@ -566,7 +575,23 @@ mod tests {
         );
         assert!(disk_err(&pvh(1), "/d/x.vhd,vhd,xvda,rw").contains("format vhd needs a QEMU"));
         assert!(disk_err(&pvh(1), "/d/x.img,raw,xvda,r,devtype=cdrom")
-            .contains("devtype=cdrom is not supported for pvh guests"));
+            .contains("devtype=cdrom is not supported for PVH guests"));
+        let hvm = Guest {
+            domid: DomId(1),
+            domain_type: DomainType::Hvm,
+        };
+        assert!(disk_err(&hvm, "/d/x.iso,raw,hdc,r,devtype=cdrom")
+            .contains("a CD-ROM of an HVM guest needs a QEMU disk backend"));
+        let pv = Guest {
+            domid: DomId(1),
+            domain_type: DomainType::Pv,
+        };
+        let a = devices("disk = [ \"/d/x.iso,raw,xvdc,r,devtype=cdrom\" ]\n");
+        let n = disk_nodes(&pv, &a.disks[0], Path::new(SCRIPTS)).expect("a PV CD-ROM is blkback's");
+        assert_eq!(
+            n.value("/local/domain/0/backend/vbd/1/51744/device-type"),
+            Some("cdrom")
+        );
         assert!(
             disk_err(&pvh(1), "vdev=xvda,backendtype=qdisk,target=/d/x.img")
                 .contains("backendtype=qdisk needs a QEMU disk backend")
@@ -633,5 +658,23 @@ mod tests {
         let a = devices("vif = [ \"bridge=xenbr0\" ]\n");
         let e = vif_nodes(&hvm, &a.vifs[0], Path::new(SCRIPTS)).unwrap_err();
         assert!(e.message.contains("needs a QEMU device model"), "{e}");
+        let a = devices("vif = [ \"type=vif\" ]\n");
+        let n = vif_nodes(&hvm, &a.vifs[0], Path::new(SCRIPTS)).expect("a PV vif of HVM");
+        assert_eq!(n.value("/local/domain/0/backend/vif/5/0/type"), Some("vif"));
+    }
+
+    #[test]
+    fn script_disks_keep_their_target_verbatim() {
+        let a = devices("disk = [ \"vdev=xvda,access=rw,script=block-iscsi,target=iqn.2026-01.org.example:disk0\" ]\n");
+        let n = disk_nodes(&pvh(2), &a.disks[0], Path::new(SCRIPTS)).expect("nodes");
+        let be = "/local/domain/0/backend/vbd/2/51712";
+        assert_eq!(
+            n.value(&format!("{be}/params")),
+            Some("iqn.2026-01.org.example:disk0")
+        );
+        assert_eq!(
+            n.value(&format!("{be}/script")),
+            Some("/etc/xen/scripts/block-iscsi")
+        );
     }
 }
