@@ -157,6 +157,30 @@ impl DeviceNodes {
         ops
     }
 
+    /// The first step of a teardown, given the backend's `state` as read in the same
+    /// transaction (`libxl__initiate_device_generic_remove`): `None` when the state is
+    /// missing (the device is already gone); otherwise, for a forced removal (destroy)
+    /// remove the frontend, then write `online=0`, and `state=5` unless the backend is
+    /// already Closed (6). The toolstack then waits for state 6.
+    pub fn close_ops(&self, backend_state: Option<&str>, force: bool) -> Option<Vec<XsOp>> {
+        let st = backend_state?;
+        let mut ops = Vec::new();
+        if force {
+            ops.push(XsOp::Rm(self.frontend.clone()));
+        }
+        let write = |key: &str, value: String| XsOp::Write {
+            path: format!("{}/{key}", self.backend),
+            value,
+            perms: None,
+        };
+        ops.push(write("online", "0".into()));
+        // A value that is not a number counts as not Closed.
+        if st.trim().parse::<u8>().ok() != Some(state::CLOSED) {
+            ops.push(write("state", state::CLOSING.to_string()));
+        }
+        Some(ops)
+    }
+
     /// The directories a teardown removes once the backend is closed and the script has
     /// run, in libxl's order (`libxl__device_destroy`: frontend, `/libxl` copy, backend).
     pub fn teardown_paths(&self) -> [&str; 3] {
@@ -520,6 +544,32 @@ mod tests {
                 "/local/domain/0/backend/vif/7/0"
             ]
         );
+    }
+
+    #[test]
+    fn close_ops_as_libxl_starts_a_removal() {
+        let a = devices("disk = [ \"/d/x.img,raw,xvda,rw\" ]\n");
+        let n = disk_nodes(&pvh(7), &a.disks[0], Path::new(SCRIPTS)).expect("nodes");
+        let be = "/local/domain/0/backend/vbd/7/51712";
+        let w = |k: &str, v: &str| XsOp::Write {
+            path: format!("{be}/{k}"),
+            value: v.into(),
+            perms: None,
+        };
+        assert_eq!(n.close_ops(None, true), None);
+        assert_eq!(
+            n.close_ops(Some("4"), true),
+            Some(vec![
+                XsOp::Rm("/local/domain/7/device/vbd/51712".into()),
+                w("online", "0"),
+                w("state", "5")
+            ])
+        );
+        assert_eq!(
+            n.close_ops(Some("4"), false),
+            Some(vec![w("online", "0"), w("state", "5")])
+        );
+        assert_eq!(n.close_ops(Some("6"), false), Some(vec![w("online", "0")]));
     }
 
     #[test]
