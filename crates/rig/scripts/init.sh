@@ -17,6 +17,12 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
+# What udev would make and devtmpfs does not: Xen's hotplug scripts (locking.sh) stat
+# /dev/stdin.
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
@@ -67,6 +73,21 @@ xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 \
     || setup_failed "xen-init-dom0: $(tail -n 3 /tmp/xen-init-dom0.log)"
 xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console \
     || setup_failed "xenconsoled did not start"
+
+# Guest networking: the bridge xenbr0 (vif-bridge adds each vif to it), with IPv6
+# link-local addresses only. Its MAC is fixed (vifs are fe:ff:ff:ff:ff:ff, which the bridge
+# would otherwise take), no router advertisement is accepted (so no routable address can
+# appear), and interfaces made later (the vifs) have no IPv6 of their own. Nothing in dom0
+# assigns IPv4 addresses.
+mkdir -p /run/xen-hotplug /var/log/xen
+/bin/ip link add name xenbr0 address 02:00:00:00:0b:01 type bridge forward_delay 0 stp_state 0 \
+    || setup_failed "ip link add xenbr0 type bridge"
+for c in xenbr0 default; do
+    echo 0 >"/proc/sys/net/ipv6/conf/$c/accept_ra"
+    echo 0 >"/proc/sys/net/ipv6/conf/$c/autoconf"
+done
+echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6
+/bin/ip link set dev xenbr0 up || setup_failed "ip link set xenbr0 up"
 
 echo "@@RXL-READY" >&3
 echo "rxl-e2e: dom0 ready"

@@ -91,3 +91,39 @@ wait_console() {
     done
     return 0
 }
+
+# guest_run NAME SECS CMD: runs the shell command CMD in the Linux guest NAME through its
+# PV console (written to the console's pty, answered in xenconsoled's log: the guest's /init
+# answers "RXL-RUN ID CMD" with one "RXL-OUT ID line" per output line and "RXL-RC ID STATUS").
+# Prints CMD's output and returns its status: 124 when no answer came within SECS seconds,
+# 125 when the domain or its console pty was not found.
+guest_run() {
+    _gr_n=$((${_gr_n:-0} + 1))
+    _gr_id="$(now_ms)x${_gr_n}"
+    _gr_log=/var/log/xen/console/guest-$1.log
+    _gr_dom=$(xl domid "$1" 2>/dev/null) || return 125
+    _gr_tty=$(xenstore-read "/local/domain/$_gr_dom/console/tty" 2>/dev/null) || return 125
+    printf 'RXL-RUN %s %s\n' "$_gr_id" "$3" >"$_gr_tty" || return 125
+    _gr_i=0
+    until grep -a -q "RXL-RC $_gr_id " "$_gr_log" 2>/dev/null; do
+        _gr_i=$((_gr_i + 1))
+        [ "$_gr_i" -gt $(($2 * 5)) ] && return 124
+        sleep 0.2
+    done
+    tr -d '\r' <"$_gr_log" | sed -n "s/^.*RXL-OUT $_gr_id //p"
+    _gr_rc=$(tr -d '\r' <"$_gr_log" | sed -n "s/^.*RXL-RC $_gr_id \([0-9]*\).*/\1/p" | tail -n 1)
+    return "${_gr_rc:-125}"
+}
+
+# leftovers DOMID IMAGE: one "leftover: ..." line for each thing of the (destroyed) domain
+# DOMID still present: its xenstore directories (backends, /libxl, its own), a vifDOMID.N
+# interface, a loop device bound to IMAGE.
+leftovers() {
+    for _lo_p in "/local/domain/0/backend/vbd/$1" "/local/domain/0/backend/vif/$1" \
+        "/libxl/$1" "/local/domain/$1"; do
+        xenstore-exists "$_lo_p" 2>/dev/null && echo "leftover: xenstore $_lo_p"
+    done
+    /bin/ip -o link show | grep -o "vif$1\.[0-9]*" | sort -u | sed 's/^/leftover: interface /'
+    /sbin/losetup -a | grep -F "$2" | sed 's/^/leftover: loop /'
+    return 0
+}

@@ -86,6 +86,9 @@ pub fn args(boot: &Boot) -> Result<Vec<String>, QemuError> {
         "-monitor",
         "none",
         "-no-reboot",
+        // No network device at all: the only network is dom0's bridge and its guests.
+        "-nic",
+        "none",
         "-device",
         "isa-debug-exit,iobase=0xf4,iosize=0x04",
     ]
@@ -343,6 +346,7 @@ mod tests {
             "{a}"
         );
         assert!(a.contains("-m 3072"), "{a}");
+        assert!(a.contains("-no-reboot -nic none"), "no network device: {a}");
         assert!(
             a.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"),
             "{a}"

@@ -62,6 +62,23 @@ const XEN_PROGRAMS: &[&str] = &[
     "/usr/bin/xenstore-chmod",
 ];
 
+/// What Xen's hotplug scripts need beyond busybox (`#!/bin/bash`, `losetup`, `flock`, `ip`,
+/// `bridge`), and mke2fs/debugfs for the devices step's disk images. Each takes the place
+/// of the busybox applet of that name, if any (`busybox --install` keeps existing files).
+const HOTPLUG_PROGRAMS: &[&str] = &[
+    "/bin/bash",
+    "/sbin/losetup",
+    "/usr/bin/flock",
+    "/bin/ip",
+    "/sbin/bridge",
+    "/sbin/mke2fs",
+    "/sbin/debugfs",
+];
+
+/// Where Xen's hotplug scripts live (xen-utils-common): `block`, `vif-bridge` and the
+/// libraries they source. The whole directory goes into the image.
+const XEN_SCRIPTS_DIR: &str = "/etc/xen/scripts";
+
 /// Libraries loaded with dlopen, which no DT_NEEDED names: glibc opens libgcc_s for
 /// pthread_cancel and xl aborts at exit without it.
 const DLOPENED: &[&str] = &["/lib/x86_64-linux-gnu/libgcc_s.so.1"];
@@ -76,6 +93,11 @@ const MODULES: &[&str] = &[
     "xen-evtchn",
     "xen-gntdev",
     "xen-gntalloc",
+    // Device backends: blkback with loop devices for disk images, netback with a bridge.
+    "xen-blkback",
+    "loop",
+    "xen-netback",
+    "bridge",
 ];
 
 /// Options of `cargo xtask e2e`.
@@ -220,6 +242,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         xs_smoke: Some(xs_smoke),
     });
     let mut steps = steps;
+    if let Ok(only) = std::env::var("RXL_E2E_STEPS") {
+        scenario::keep_only(&mut steps, &only)
+            .map_err(|e| anyhow::anyhow!("RXL_E2E_STEPS: {e}"))?;
+        say(&format!("RXL_E2E_STEPS={only}: only these steps run"));
+    }
     if let Some(spec) = &opts.inject {
         scenario::inject(&mut steps, spec).map_err(|e| anyhow::anyhow!("--inject {spec}: {e}"))?;
         say(&format!("--inject {spec}: only in the first boot"));
@@ -606,6 +633,7 @@ fn build_image(
     let base = image::elfdeps::DirTree::new(root);
     let tree = image::elfdeps::Overlay::new(&base, &[(RXL_PATH, staged.clone())]);
     let mut programs: Vec<&str> = XEN_PROGRAMS.to_vec();
+    programs.extend_from_slice(HOTPLUG_PROGRAMS);
     programs.extend_from_slice(DLOPENED);
     programs.push(RXL_PATH);
     let mut closure = image::elfdeps::closure(&tree, &programs, LIB_DIRS)
@@ -614,6 +642,10 @@ fn build_image(
     img.closure(&closure, root)?;
     img.host_file(RXL_PATH, &staged)?;
     img.host_file("/etc/xen/xl.conf", &root.join("etc/xen/xl.conf"))?;
+    // iproute2 installs ip as /bin/ip with /sbin/ip pointing to it; /sbin comes first in
+    // dom0's PATH, where busybox would otherwise put its own ip.
+    img.symlink("/sbin/ip", "/bin/ip")?;
+    add_host_dir(&mut img, root, XEN_SCRIPTS_DIR)?;
 
     let mod_dir = root.join("lib/modules").join(release);
     let modules = image::kmod::ModuleDir::open(&mod_dir)?.load_order(MODULES)?;
@@ -645,6 +677,28 @@ fn build_image(
     let entries = img.len();
     let (data, size) = img.write_gz(out)?;
     Ok((entries, data, size))
+}
+
+/// Adds every regular file of the unpacked tree's directory `dir` (not its subdirectories),
+/// keeping the files' executable bits.
+fn add_host_dir(img: &mut Image, root: &Path, dir: &str) -> anyhow::Result<()> {
+    let host = root.join(dir.trim_start_matches('/'));
+    let entries =
+        std::fs::read_dir(&host).with_context(|| format!("reading {}", host.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", host.display()))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    if names.is_empty() {
+        bail!("{} holds no files", host.display());
+    }
+    for name in names {
+        img.host_file(&format!("{dir}/{name}"), &host.join(&name))?;
+    }
+    Ok(())
 }
 
 /// dom0's /init: the template with the library path, the mode and the module loads.

@@ -301,6 +301,24 @@ pub const DOM0_PACKAGES: &[&str] = &[
     "busybox-static",
     // GRUB built for Xen PVH (firmware = "pvgrub"); only its image is used.
     "grub-xen-host",
+    // What Xen's hotplug scripts (/etc/xen/scripts, in xen-utils-common) run: bash, losetup
+    // (package mount), flock (util-linux), ip and bridge (iproute2); and mke2fs/debugfs
+    // (e2fsprogs) for the disk images of the devices step. Their libraries follow.
+    "bash",
+    "mount",
+    "util-linux",
+    "iproute2",
+    "e2fsprogs",
+    "libsmartcols1",
+    "libblkid1",
+    "libcom-err2",
+    "libss2",
+    "libbpf1",
+    "libelf1",
+    "libmnl0",
+    "libbsd0",
+    "libmd0",
+    "libcap2",
 ];
 
 /// Picks the kernel image package out of `apt-cache depends linux-image-amd64` output.

@@ -313,6 +313,12 @@ fn diagnostics() -> Vec<CaptureSpec> {
             20,
             include_str!("../scripts/steps/diag/guest-consoles.sh"),
         ),
+        // What Xen's hotplug scripts (block, vif-bridge) said.
+        cap(
+            "hotplug-log",
+            20,
+            "tail -n 40 /var/log/xen/xen-hotplug.log 2>/dev/null\n",
+        ),
         // User processes only (kernel threads are shown in brackets).
         cap("ps", 20, "ps | grep -v ' \\[[^]]*\\]$'\n"),
     ]
@@ -356,7 +362,29 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
             inputs.benchmarks_doc.clone(),
         ));
     }
+    if let Some(l) = &inputs.linux {
+        list.push(crate::steps::devices::devices_step(l));
+    }
     list
+}
+
+/// Keeps only the steps named in `only` (comma-separated; `RXL_E2E_STEPS`), in their
+/// order; an unknown name is an error that lists the known ones.
+pub fn keep_only(steps: &mut Vec<Step>, only: &str) -> Result<(), String> {
+    let wanted: Vec<&str> = only
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let known: Vec<&str> = steps.iter().map(|s| s.name).collect();
+    if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
+        return Err(format!(
+            "no step {bad:?}; the steps are {}",
+            known.join(", ")
+        ));
+    }
+    steps.retain(|s| wanted.contains(&s.name));
+    Ok(())
 }
 
 /// A capture whose script is one of the rig's `.sh` files (`body`, built in with
@@ -832,6 +860,19 @@ mod tests {
     }
 
     #[test]
+    fn only_the_named_steps_are_kept() {
+        let mut steps = steps_with_linux();
+        keep_only(&mut steps, "devices, info").unwrap();
+        let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["info", "devices"]);
+        let err = keep_only(&mut steps, "info,nosuch").unwrap_err();
+        assert!(
+            err.contains("\"nosuch\"") && err.contains("info, devices"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn script_values_are_single_quoted_words() {
         let c = script_cap("x", 1, "echo \"$A\"\n", &[("A", "it's $HOME".into())]);
         assert_eq!(c.script, "A='it'\\''s $HOME'\necho \"$A\"\n");
@@ -870,7 +911,8 @@ mod tests {
                 "rxl-linux",
                 "failures",
                 "pvgrub",
-                "side-by-side"
+                "side-by-side",
+                "devices"
             ]
         );
         let lib = include_str!("../scripts/lib.sh");

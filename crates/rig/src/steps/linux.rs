@@ -18,6 +18,11 @@ const LINUX_INIT: &str = include_str!("../../scripts/guest/linux-init.sh");
 /// What the guest answers to the line the console capture types.
 const CONSOLE_ECHO: &str = "RXL-ECHO console check 42";
 
+/// Kernel modules the Linux guest's initramfs carries (with their dependencies) for the
+/// devices step: blkfront, netfront, and ext4 with the crc32c its metadata checksums need
+/// (ext4 asks the crypto API for it by name, so no module dependency names it).
+const GUEST_MODULES: &[&str] = &["xen-blkfront", "xen-netfront", "crc32c_generic", "ext4"];
+
 /// Writes the Linux guest's initramfs (busybox, /init, and the /sbin/poweroff and
 /// /sbin/reboot that Linux runs on a xenstore shutdown request) into `out_dir`. Returns
 /// `None` when the unpacked tree has no kernel `boot/vmlinuz-RELEASE` or no `bin/busybox`.
@@ -57,6 +62,18 @@ pub fn build_linux(
         0o755,
         include_str!("../../scripts/guest/reboot.sh"),
     )?;
+    // The PV disk and network drivers and ext4 (with crc32c for its checksums), loaded by
+    // /init when the command line says rxl_devices.
+    let mod_dir = root.join("lib/modules").join(release);
+    let modules = crate::image::kmod::ModuleDir::open(&mod_dir)?.load_order(GUEST_MODULES)?;
+    let mut list = String::new();
+    for m in &modules {
+        let path = format!("/lib/modules/{release}/{}", m.rel_path);
+        img.host_file(&path, &mod_dir.join(&m.rel_path))?;
+        list.push_str(&path);
+        list.push('\n');
+    }
+    img.bytes("/etc/rxl-modules", 0o644, list)?;
     let initrd = out_dir.join("initrd.img");
     img.write_gz(&initrd)
         .with_context(|| format!("writing {}", initrd.display()))?;
@@ -99,8 +116,9 @@ pub(crate) fn linux_cfg(
     )
 }
 
-/// The Linux guest's files in dom0.
-fn linux_files(linux: &LinuxFiles) -> Vec<StepFile> {
+/// The Linux guest's kernel and initramfs in dom0 (`LINUX_DIR`); every step that boots it
+/// names them (the image holds one copy).
+pub(crate) fn kernel_files(linux: &LinuxFiles) -> Vec<StepFile> {
     vec![
         StepFile::Host {
             path: format!("{LINUX_DIR}/vmlinuz"),
@@ -110,11 +128,17 @@ fn linux_files(linux: &LinuxFiles) -> Vec<StepFile> {
             path: format!("{LINUX_DIR}/initrd.img"),
             host: linux.initrd.clone(),
         },
-        StepFile::Text {
-            path: format!("{LINUX_DIR}/linux.cfg"),
-            text: linux_cfg(LINUX_NAME, "vmlinuz", "initrd.img", LINUX_VCPUS, ""),
-        },
     ]
+}
+
+/// The Linux guest's files in dom0.
+fn linux_files(linux: &LinuxFiles) -> Vec<StepFile> {
+    let mut files = kernel_files(linux);
+    files.push(StepFile::Text {
+        path: format!("{LINUX_DIR}/linux.cfg"),
+        text: linux_cfg(LINUX_NAME, "vmlinuz", "initrd.img", LINUX_VCPUS, ""),
+    });
+    files
 }
 
 /// Debian's kernel booted by rxl: /init, pause/unpause, reboot, shutdown.
@@ -368,6 +392,17 @@ mod tests {
             .is_none());
         std::fs::write(root.join("boot/vmlinuz-1.0"), b"kernel").unwrap();
         std::fs::write(root.join("bin/busybox"), b"busybox-bytes").unwrap();
+        // A kernel without the guest's modules: no initramfs.
+        assert!(build_linux(&root, "1.0", &dir.path().join("out")).is_err());
+        // Built into this kernel: nothing to load, and an empty list.
+        let mods = root.join("lib/modules/1.0");
+        std::fs::create_dir_all(mods.join("kernel")).unwrap();
+        std::fs::write(
+            mods.join("modules.builtin"),
+            "kernel/drivers/block/xen-blkfront.ko\nkernel/drivers/net/xen-netfront.ko\n\
+             kernel/crypto/crc32c_generic.ko\nkernel/fs/ext4/ext4.ko\n",
+        )
+        .unwrap();
         let l = build_linux(&root, "1.0", &dir.path().join("out"))
             .unwrap()
             .unwrap();
@@ -382,6 +417,8 @@ mod tests {
             LINUX_INIT_LINE,
             "sbin/poweroff",
             "dev/console",
+            "etc/rxl-modules",
+            "RXL-RUN ",
         ] {
             assert!(text.contains(want), "{want} missing");
         }
