@@ -746,6 +746,40 @@ fn a_monitor_that_cannot_start_rolls_the_create_back() {
     assert_eq!(leftovers(&sim), Vec::<String>::new());
 }
 
+/// A create whose step fails and whose undo then fails too (a xenstore remove: of
+/// `/local/domain/ID`, or of `/vm/UUID` once `/local/domain/ID` is gone) leaves what a
+/// later `rxl destroy ID` or `rxl destroy NAME` finds and removes entirely.
+#[test]
+fn a_failed_create_whose_undo_fails_is_finished_by_destroy() {
+    let cfg = hello_cfg("halfundone", "");
+    for (spec, by) in [
+        ("xs_introduce,xs_rm:1=EIO", "id"),
+        ("xs_introduce,xs_rm:2=EIO", "id"),
+        ("sethvmcontext,xs_rm:2=EIO", "name"),
+        ("unpausedomain,xs_rm:2=EIO", "id"),
+    ] {
+        let sim = Sim::new();
+        let o = sim.run_env(
+            &["create", "-e", cfg.to_str().expect("utf-8")],
+            &[("RXL_SIM_FAIL", spec)],
+        );
+        assert_eq!(o.status.code(), Some(1), "{spec}: {}", stderr(&o));
+        assert!(
+            !leftovers(&sim).is_empty(),
+            "{spec}: the undo was cut short"
+        );
+        // The first domain of a fresh simulated host is domain 1.
+        let target = if by == "id" { "1" } else { "halfundone" };
+        let o = ok(sim.run(&["destroy", target]));
+        assert!(
+            stderr(&o).contains("already gone"),
+            "{spec}: {}",
+            stderr(&o)
+        );
+        assert_eq!(leftovers(&sim), Vec::<String>::new(), "{spec}");
+    }
+}
+
 #[test]
 fn a_uuid_in_use_is_refused() {
     let sim = Sim::new();

@@ -34,7 +34,7 @@ pub fn pending_marks_dir(state_dir: &Path) -> PathBuf {
 
 /// The pending-create mark of the domain with uuid `uuid` (8-4-4-4-12 text: hex digits and
 /// hyphens only, so safe as a file name).
-pub(super) fn pending_mark(state_dir: &Path, uuid: &str) -> PathBuf {
+pub fn pending_mark(state_dir: &Path, uuid: &str) -> PathBuf {
     pending_marks_dir(state_dir).join(uuid)
 }
 
