@@ -36,6 +36,18 @@ impl Request {
     }
 }
 
+/// EPERM for `op` when `dom` is Domain-0, which rxl never `verb`s.
+fn refuse_dom0(dom: DomId, op: &str, verb: &str) -> Result<()> {
+    if dom == DomId::DOM0 {
+        return Err(Error::os_detail(
+            op,
+            Errno::EPERM,
+            format!("refusing to {verb} Domain-0"),
+        ));
+    }
+    Ok(())
+}
+
 fn existing<H: Hypervisor + ?Sized>(hv: &H, dom: DomId) -> Result<DomainInfo> {
     hv.domain_info(dom)?.ok_or_else(|| {
         Error::os_detail("find domain", Errno::ESRCH, format!("domain {dom} is gone"))
@@ -49,13 +61,7 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    if dom == DomId::DOM0 {
-        return Err(Error::os_detail(
-            "shutdown",
-            Errno::EPERM,
-            "refusing to shut down Domain-0",
-        ));
-    }
+    refuse_dom0(dom, "shutdown", "shut down")?;
     let info = existing(hv, dom)?;
     if info.dying {
         return Err(Error::os_detail(
@@ -171,13 +177,7 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    if dom == DomId::DOM0 {
-        return Err(Error::os_detail(
-            "destroy",
-            Errno::EPERM,
-            "refusing to destroy Domain-0",
-        ));
-    }
+    refuse_dom0(dom, "destroy", "destroy")?;
     let mut found = hv.domain_info(dom)?.is_some();
     if found {
         match hv.destroy(dom) {
@@ -226,13 +226,7 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    if dom == DomId::DOM0 {
-        return Err(Error::os_detail(
-            "clean up",
-            Errno::EPERM,
-            "refusing to clean up Domain-0",
-        ));
-    }
+    refuse_dom0(dom, "clean up", "clean up")?;
     let info = hv.domain_info(dom)?;
     if info.as_ref().is_some_and(|i| !i.dying) {
         return Err(Error::os_detail(
