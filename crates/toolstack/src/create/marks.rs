@@ -67,11 +67,11 @@ pub fn is_incomplete_domain<S: Store + ?Sized>(
     Ok(std::fs::read_to_string(path).is_ok_and(|text| creator_is_dead(&text)))
 }
 
-/// Write the pending-create mark of `uuid` for this process (mode 0600, never through a
-/// symlink). A mark left by a dead creator is replaced.
+/// Write the pending-create mark of `uuid` for this process (mode 0600 in a directory of
+/// mode 0700, never through a symlink). A mark left by a dead creator is replaced.
 pub(super) fn write_pending(state_dir: &Path, uuid: &str) -> std::io::Result<PathBuf> {
-    let dir = pending_marks_dir(state_dir);
-    std::fs::create_dir_all(&dir)?;
+    // Mode 0700, and a link planted in its place is refused, as for every state directory.
+    crate::state::ensure_dir(&pending_marks_dir(state_dir), crate::state::DIR_MODE)?;
     let path = pending_mark(state_dir, uuid);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -142,5 +142,29 @@ mod tests {
         std::os::unix::fs::symlink(&target, &path).expect("symlink");
         assert!(write_pending(tmp.path(), uuid).is_err());
         assert!(!target.exists());
+    }
+
+    #[test]
+    fn the_marks_directory_is_private_and_never_a_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let uuid = "12345678-9abc-def0-0123-456789abcdef";
+        let state = tmp.path().join("rxl");
+        std::fs::create_dir(&state).expect("mkdir");
+        write_pending(&state, uuid).expect("write");
+        let mode = std::fs::metadata(pending_marks_dir(&state))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A link planted where the directory goes is refused, its target untouched.
+        let other = tmp.path().join("other");
+        std::fs::create_dir(&other).expect("mkdir");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).expect("mkdir");
+        std::os::unix::fs::symlink(&elsewhere, pending_marks_dir(&other)).expect("symlink");
+        let e = write_pending(&other, uuid).expect_err("a linked directory is refused");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(&elsewhere).expect("read").count(), 0);
     }
 }
