@@ -424,6 +424,12 @@ fn failed_creates_leave_nothing_through_the_cli() {
             "{spec}: {}",
             stderr(&o)
         );
+        // Nothing fails in the undo: it reports no error of its own.
+        assert!(
+            !stderr(&o).contains("cleanup of step"),
+            "{spec}: {}",
+            stderr(&o)
+        );
         let names: Vec<Value> = sim
             .domains()
             .into_iter()

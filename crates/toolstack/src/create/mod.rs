@@ -273,9 +273,11 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Undo<'_, H, S> {
                 }
             }
             UndoAction::Release(dom) => match self.xs.release(*dom) {
+                // ENOENT: xenstored already forgot the domain it saw destroyed.
+                Ok(()) => true,
+                Err(e) if e.errno() == Some(Errno::ENOENT) => true,
                 // xenstored forgets a dead domain by itself: nothing is left for a destroy.
                 Err(e) => !failed("release from xenstored", &e),
-                Ok(()) => true,
             },
         }
     }
