@@ -178,7 +178,10 @@ where
     S: Store + ?Sized,
 {
     refuse_dom0(dom, "destroy", "destroy")?;
-    let mut found = hv.domain_info(dom)?.is_some();
+    let info = hv.domain_info(dom)?;
+    // Xen's handle is the uuid, read while Xen still has the domain.
+    let handle = info.as_ref().map(|i| uuid_string(&i.handle));
+    let mut found = info.is_some();
     if found {
         match hv.destroy(dom) {
             Ok(()) => {}
@@ -187,7 +190,7 @@ where
             Err(e) => return Err(e),
         }
     }
-    finish_cleanup(hv, xs, state, dom)?;
+    finish_cleanup_of(hv, xs, state, dom, handle.as_deref())?;
     Ok(if found {
         Destroyed::Domain
     } else {
@@ -203,8 +206,8 @@ where
 /// finishes. Returns whether anything was left. Refuses (EBUSY) a domain Xen still runs
 /// and that is not dying.
 ///
-/// The uuid of `/vm/UUID` comes from the domain's own `vm` node, else from Xen, else from
-/// rxl's record.
+/// The uuid of `/vm/UUID` (and of the pending-create mark) comes from the domain's own `vm`
+/// node, else from Xen (while it has the domain), else from rxl's record.
 pub fn finish_cleanup<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<bool>
 where
     H: Hypervisor + ?Sized,
@@ -213,8 +216,9 @@ where
     finish_cleanup_of(hv, xs, state, dom, None)
 }
 
-/// [`finish_cleanup`] by a caller that knows the domain's uuid (a create undoing itself),
-/// which then need not be found.
+/// [`finish_cleanup`] by a caller that knows the domain's uuid (a create undoing itself, a
+/// destroy that read Xen's handle before the domain went): used when the domain's `vm`
+/// node does not give one.
 pub(crate) fn finish_cleanup_of<H, S>(
     hv: &H,
     xs: &S,
@@ -237,12 +241,9 @@ where
     }
     let name = crate::domains::name_of(xs, dom)?;
     let record: Option<crate::create::Record> = state.load(dom).ok().flatten();
-    let from_vm_node = match known_uuid {
-        Some(uuid) => Some(uuid.to_string()),
-        None => xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom)))?
-            .and_then(|vm| vm.strip_prefix("/vm/").map(str::to_string)),
-    };
-    let uuid = from_vm_node
+    let uuid = xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom)))?
+        .and_then(|vm| vm.strip_prefix("/vm/").map(str::to_string))
+        .or_else(|| known_uuid.map(str::to_string))
         .or_else(|| info.as_ref().map(|i| uuid_string(&i.handle)))
         .or_else(|| {
             record
@@ -445,6 +446,15 @@ mod tests {
         assert_eq!(destroy(&h, &h, &state, dom).ok(), Some(Destroyed::Domain));
         assert!(!marks.join(&uuid).exists(), "the domain's mark is removed");
         assert!(marks.join(&other).exists(), "another domain's mark stays");
+        // A create killed before it wrote the domain's `vm` node: the uuid is Xen's handle,
+        // read before the domain goes.
+        let dom = h
+            .create_domain(&CreateDomain::pvh([4; 16], 1))
+            .expect("create domain");
+        let uuid = uuid_string(&[4; 16]);
+        std::fs::write(marks.join(&uuid), "1 1\n").expect("mark");
+        assert_eq!(destroy(&h, &h, &state, dom).ok(), Some(Destroyed::Domain));
+        assert!(!marks.join(&uuid).exists(), "found by the Xen handle");
     }
 
     #[test]
