@@ -38,6 +38,15 @@ pub fn pending_mark(state_dir: &Path, uuid: &str) -> PathBuf {
     pending_marks_dir(state_dir).join(uuid)
 }
 
+/// The text of the mark at `path`: only a regular file, never through a link, and never
+/// waiting on a FIFO planted there (`None` for any of those, or no file).
+fn read_mark(path: &Path) -> Option<String> {
+    crate::state::read_file(path)
+        .ok()
+        .flatten()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Whether the mark's text names a process that is gone.
 fn creator_is_dead(text: &str) -> bool {
     !ProcessId::parse(text.trim()).is_some_and(|p| p.is_alive())
@@ -64,7 +73,7 @@ pub fn is_incomplete_domain<S: Store + ?Sized>(
         return Ok(true);
     }
     let path = pending_mark(state_dir, &uuid_string(&info.handle));
-    Ok(std::fs::read_to_string(path).is_ok_and(|text| creator_is_dead(&text)))
+    Ok(read_mark(&path).is_some_and(|text| creator_is_dead(&text)))
 }
 
 /// Write the pending-create mark of `uuid` for this process (mode 0600 in a directory of
@@ -92,7 +101,7 @@ pub(super) fn sweep_pending<H: Hypervisor + ?Sized>(hv: &H, state_dir: &Path) ->
     };
     let mut stale = Vec::new();
     for e in entries.flatten() {
-        if std::fs::read_to_string(e.path()).is_ok_and(|t| creator_is_dead(&t)) {
+        if read_mark(&e.path()).is_some_and(|t| creator_is_dead(&t)) {
             stale.push(e);
         }
     }
@@ -166,5 +175,35 @@ mod tests {
         let e = write_pending(&other, uuid).expect_err("a linked directory is refused");
         assert!(e.to_string().contains("symbolic link"), "{e}");
         assert_eq!(std::fs::read_dir(&elsewhere).expect("read").count(), 0);
+    }
+
+    /// A FIFO planted among the marks neither hangs a create's sweep nor `rxl list`.
+    #[test]
+    fn a_fifo_among_the_marks_blocks_nothing() {
+        use sim::{HostConfig, SimHost};
+        let tmp = tempfile::tempdir().expect("tmp");
+        let state = tmp.path().join("rxl");
+        let host_dir = tmp.path().join("host");
+        crate::state::ensure_dir(&state, crate::state::DIR_MODE).expect("mkdir");
+        crate::state::ensure_dir(&pending_marks_dir(&state), crate::state::DIR_MODE)
+            .expect("mkdir");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let h = SimHost::create(&host_dir, HostConfig::default()).expect("host");
+            let dom = h
+                .create_domain(&xen_host::CreateDomain::pvh([5; 16], 1))
+                .expect("create domain");
+            let fifo = pending_mark(&state, &uuid_string(&[5; 16]));
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+            let info = h.domain_info(dom).expect("info").expect("domain");
+            let listed = is_incomplete_domain(&h, &state, &info).map_err(|e| e.to_string());
+            let swept = sweep_pending(&h, &state).map_err(|e| e.to_string());
+            let _ = tx.send((listed, swept));
+        });
+        let (listed, swept) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("a FIFO is not read as a mark");
+        assert_eq!(listed, Ok(false));
+        assert_eq!(swept, Ok(()));
     }
 }
