@@ -11,8 +11,6 @@
 //! Both go in the last step. A domain with either mark whose creator is no longer alive
 //! (gone, a zombie, or its pid reused by another process) is incomplete.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use xen_host::{DomId, DomainInfo, Error, Hypervisor, Store, TxId};
@@ -77,20 +75,15 @@ pub fn is_incomplete_domain<S: Store + ?Sized>(
 }
 
 /// Write the pending-create mark of `uuid` for this process (mode 0600 in a directory of
-/// mode 0700, never through a symlink). A mark left by a dead creator is replaced.
+/// mode 0700): written to a fresh file renamed into place, so that whatever was planted at
+/// its path (a link, a FIFO, a dead creator's mark) is replaced, never opened.
 pub(super) fn write_pending(state_dir: &Path, uuid: &str) -> std::io::Result<PathBuf> {
+    let dir = pending_marks_dir(state_dir);
     // Mode 0700, and a link planted in its place is refused, as for every state directory.
-    crate::state::ensure_dir(&pending_marks_dir(state_dir), crate::state::DIR_MODE)?;
-    let path = pending_mark(state_dir, uuid);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(&path)?;
-    writeln!(file, "{}", ProcessId::current())?;
-    Ok(path)
+    crate::state::ensure_dir(&dir, crate::state::DIR_MODE)?;
+    let text = format!("{}\n", ProcessId::current());
+    crate::state::write_file(&dir, uuid, text.as_bytes(), crate::state::FILE_MODE)?;
+    Ok(pending_mark(state_dir, uuid))
 }
 
 /// Remove the marks of dead creators whose domain no longer exists (destroyed since, or
@@ -149,8 +142,10 @@ mod tests {
         std::fs::remove_file(&path).expect("rm");
         let target = tmp.path().join("target");
         std::os::unix::fs::symlink(&target, &path).expect("symlink");
-        assert!(write_pending(tmp.path(), uuid).is_err());
+        // The link is replaced by the mark, its target never made.
+        assert_eq!(write_pending(tmp.path(), uuid).ok(), Some(path.clone()));
         assert!(!target.exists());
+        assert!(std::fs::symlink_metadata(&path).expect("meta").is_file());
     }
 
     #[test]
@@ -205,5 +200,30 @@ mod tests {
             .expect("a FIFO is not read as a mark");
         assert_eq!(listed, Ok(false));
         assert_eq!(swept, Ok(()));
+    }
+
+    /// A FIFO planted at the mark's path (the uuid may be fixed in the config) is replaced,
+    /// never opened: the create neither hangs nor writes into it.
+    #[test]
+    fn a_fifo_at_the_mark_path_is_replaced() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let state = tmp.path().join("rxl");
+        crate::state::ensure_dir(&state, crate::state::DIR_MODE).expect("mkdir");
+        crate::state::ensure_dir(&pending_marks_dir(&state), crate::state::DIR_MODE)
+            .expect("mkdir");
+        let uuid = "12345678-9abc-def0-0123-456789abcdef";
+        let path = pending_mark(&state, uuid);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = state.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(write_pending(&dir, uuid).map_err(|e| e.to_string()));
+        });
+        let written = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the FIFO is not opened");
+        assert_eq!(written, Ok(path.clone()));
+        assert!(std::fs::symlink_metadata(&path).expect("meta").is_file());
+        assert!(read_mark(&path).is_some_and(|t| !creator_is_dead(&t)));
     }
 }
