@@ -267,8 +267,9 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Undo<'_, H, S> {
                         true
                     }
                     Err(e) => {
+                        let done = failed("removing what is kept about the domain", &e);
                         self.keep_leftovers_findable(&state, *dom);
-                        failed("removing what is kept about the domain", &e)
+                        done
                     }
                 }
             }
