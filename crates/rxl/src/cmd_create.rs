@@ -254,6 +254,19 @@ pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<E
     if !foreground {
         // Leave the terminal's session so hang-ups and Ctrl-C there do not reach us.
         let _ = nix::unistd::setsid();
+        // The create that started us blocks SIGINT, SIGTERM and SIGHUP while it builds, and
+        // a child inherits that mask: unblock them, or only SIGKILL would stop a monitor.
+        let mut inherited = nix::sys::signal::SigSet::empty();
+        for sig in [
+            nix::sys::signal::Signal::SIGINT,
+            nix::sys::signal::Signal::SIGTERM,
+            nix::sys::signal::Signal::SIGHUP,
+        ] {
+            inherited.add(sig);
+        }
+        if let Err(e) = inherited.thread_unblock() {
+            tracing::warn!("cannot unblock SIGINT, SIGTERM and SIGHUP: {e}");
+        }
     }
     let opts = create_options(host, false);
     let search = FirmwareSearch::from_env();

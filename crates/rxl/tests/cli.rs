@@ -801,3 +801,54 @@ fn fault_injection_stays_with_the_process_it_was_given_to() {
     assert!(log.contains("EPERM"), "{log}");
     ok(sim.run(&["destroy", "monfault"]));
 }
+
+/// The pids of the monitors running on `sim` (their command line names its directory).
+fn monitors(sim: &Sim) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.contains(&b"__monitor".as_slice()) && args.contains(&sim.path().as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether `pid` still runs (a zombie does not).
+fn runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.starts_with(" Z"))
+    })
+}
+
+/// The create blocks SIGINT, SIGTERM and SIGHUP while it builds; the monitor it starts must
+/// not keep them blocked, or nothing but SIGKILL could stop it.
+#[test]
+fn the_background_monitor_stops_on_sigterm() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("termed", "");
+    ok(sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]));
+    let pids = monitors(&sim);
+    assert_eq!(pids.len(), 1, "one monitor: {pids:?}");
+    let pid = pids[0];
+    let started = std::time::Instant::now();
+    // Its signal handling is set up once it runs; send until it goes (at most 10 s).
+    while runs(pid) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the monitor ignores SIGTERM"
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
