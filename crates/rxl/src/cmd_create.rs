@@ -1,11 +1,9 @@
 //! `rxl create` (and its dry run), and the monitor it starts.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Context as _;
-use nix::fcntl::OFlag;
 use pvh::{BootPlan, FirmwareSearch};
 use serde_json::json;
 use toolstack::create::CreateOptions;
@@ -221,34 +219,6 @@ fn summary(cfg: &DomainConfig) -> String {
     out
 }
 
-/// Open (or create) the monitor log of the domain called `name` in `log_dir`: the file
-/// name is the name hex-encoded (so no name can reach outside `log_dir`), the file is
-/// never opened through a symlink, is closed on exec, and has mode 0640 whatever the
-/// umask.
-fn open_monitor_log(log_dir: &Path, name: &str) -> std::io::Result<(File, PathBuf)> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let with_path = |what: &str, path: &Path, e: std::io::Error| {
-        std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
-    };
-    std::fs::create_dir_all(log_dir)
-        .map_err(|e| with_path("cannot create the log directory", log_dir, e))?;
-    let path = log_dir.join(toolstack::monitor::log_file_name(name));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(LOG_MODE)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
-        .open(&path)
-        .map_err(|e| with_path("cannot open the monitor log", &path, e))?;
-    log.set_permissions(std::fs::Permissions::from_mode(LOG_MODE))
-        .map_err(|e| with_path("cannot set the mode of the monitor log", &path, e))?;
-    Ok((log, path))
-}
-
-/// A monitor log's mode: its owner (root, on a real host) writes it, its group may read it,
-/// others may not (a guest's console and errors are not for every user).
-const LOG_MODE: u32 = 0o640;
-
 /// Start `rxl __monitor DOMID` in the background, logging to the host's log directory.
 /// The monitor does not inherit `RXL_SIM_FAIL` (it is the creating process's own); it gets
 /// `RXL_SIM_FAIL_MONITOR` as its `RXL_SIM_FAIL` when that is set.
@@ -258,7 +228,8 @@ fn spawn_monitor(
     dom: DomId,
     name: &str,
 ) -> std::io::Result<()> {
-    let (log, _) = open_monitor_log(&host.log_dir(), name)?;
+    let (log, _) = toolstack::state::open_log(&host.log_dir(), name)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let log2 = log.try_clone()?;
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
@@ -283,6 +254,19 @@ pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<E
     if !foreground {
         // Leave the terminal's session so hang-ups and Ctrl-C there do not reach us.
         let _ = nix::unistd::setsid();
+        // The create that started us blocks SIGINT, SIGTERM and SIGHUP while it builds, and
+        // a child inherits that mask: unblock them, or only SIGKILL would stop a monitor.
+        let mut inherited = nix::sys::signal::SigSet::empty();
+        for sig in [
+            nix::sys::signal::Signal::SIGINT,
+            nix::sys::signal::Signal::SIGTERM,
+            nix::sys::signal::Signal::SIGHUP,
+        ] {
+            inherited.add(sig);
+        }
+        if let Err(e) = inherited.thread_unblock() {
+            tracing::warn!("cannot unblock SIGINT, SIGTERM and SIGHUP: {e}");
+        }
     }
     let opts = create_options(host, false);
     let search = FirmwareSearch::from_env();
@@ -293,52 +277,4 @@ pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<E
     let outcome = toolstack::monitor::run(host.hv(), host.xs(), &opts, dom, &mut rebuild)?;
     tracing::info!("monitor done: {outcome:?}");
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt as _;
-
-    #[test]
-    fn a_name_cannot_place_the_log_outside_the_log_directory() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let log_dir = tmp.path().join("log");
-        for name in ["../x", "../../../../x", "/etc/x", "a/b", ".."] {
-            let (_, path) = open_monitor_log(&log_dir, name).expect("open");
-            assert_eq!(path.parent(), Some(log_dir.as_path()), "{name}");
-            assert!(path.file_name().and_then(|f| f.to_str()).is_some_and(|f| f
-                .strip_suffix(".log")
-                .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))));
-        }
-        let outside: Vec<_> = std::fs::read_dir(tmp.path())
-            .expect("read")
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(outside, vec![std::ffi::OsString::from("log")]);
-    }
-
-    #[test]
-    fn the_log_is_not_opened_through_a_symlink_and_has_mode_0640() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let log_dir = tmp.path().join("log");
-        std::fs::create_dir_all(&log_dir).expect("mkdir");
-        let target = tmp.path().join("elsewhere");
-        let planted = log_dir.join(toolstack::monitor::log_file_name("web"));
-        std::os::unix::fs::symlink(&target, &planted).expect("symlink");
-        let e = open_monitor_log(&log_dir, "web").expect_err("a symlink is refused");
-        assert!(e.to_string().contains("cannot open the monitor log"), "{e}");
-        assert!(!target.exists());
-
-        // Mode 0640 under a umask that would give 0600 (and one that would give 0666).
-        for umask in [0o077, 0o000] {
-            let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
-            let opened = open_monitor_log(&log_dir, &format!("guest{umask}"));
-            nix::sys::stat::umask(old);
-            let (log, _) = opened.expect("open");
-            let mode = log.metadata().expect("meta").permissions().mode() & 0o777;
-            assert_eq!(mode, 0o640, "umask {umask:o}");
-        }
-    }
 }

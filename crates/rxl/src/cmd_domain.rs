@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use toolstack::domains;
 use toolstack::lifecycle::{self, Request, Until, Waited};
 use toolstack::state::StateDir;
-use xen_host::{DomId, Errno, TxId};
+use xen_host::{DomId, TxId};
 
 use crate::backend::Backend;
 use crate::cli::ShutdownArgs;
@@ -25,7 +25,7 @@ pub fn destroy(host: &Backend, spec: &str) -> anyhow::Result<ExitCode> {
     let state = StateDir::new(host.state_dir());
     let dom = match resolve(host, spec) {
         Ok(dom) => dom,
-        Err(e) if e.errno() == Some(Errno::ESRCH) => {
+        Err(e) if e.is_gone() => {
             let left = lifecycle::leftovers(host.hv(), host.xs(), &state, spec)?;
             if left.is_empty() {
                 return Err(e.into());

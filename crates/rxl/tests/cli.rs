@@ -1,23 +1,13 @@
 //! The rxl command line, driven as a user or a script would: exit codes, output contracts,
 //! and whole lifecycles on the simulated host.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::process::Output;
 
+use common::{guest_dir, json, ok, plant_restart_mark, rxl, stderr, stdout, Sim};
 use serde_json::Value;
-
-/// A directory with the test guest and configs that name it relatively.
-fn guest_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rxl-cli-guest-{}", std::process::id()));
-        pvh::testguest::build(&dir).expect("build the test guest (needs GNU as and ld)");
-        std::fs::write(dir.join("initrd.img"), b"a small ramdisk\n").expect("write ramdisk");
-        dir
-    })
-}
 
 fn write_cfg(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(format!("{name}.cfg"));
@@ -31,108 +21,6 @@ fn hello_cfg(name: &str, extra: &str) -> PathBuf {
          ramdisk = \"initrd.img\"\ncmdline = \"hello world\"\n{extra}"
     );
     write_cfg(guest_dir(), name, &body)
-}
-
-fn rxl(args: &[&str]) -> Output {
-    rxl_env(args, &[])
-}
-
-fn rxl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxl"));
-    // Run from somewhere unrelated: paths must resolve against the cfg's directory.
-    cmd.args(args)
-        .current_dir("/")
-        .env_remove("RXL_SIM")
-        .env_remove("RXL_SIM_FAIL");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run rxl")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "rxl failed ({}): {}{}",
-        o.status,
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-struct Sim {
-    dir: tempfile::TempDir,
-}
-
-impl Sim {
-    fn new() -> Sim {
-        Sim {
-            dir: tempfile::tempdir().expect("tmp"),
-        }
-    }
-
-    fn path(&self) -> &str {
-        self.dir.path().to_str().expect("utf-8 temp path")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_env(args, &[])
-    }
-
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut all = vec!["--sim", self.path()];
-        all.extend_from_slice(args);
-        rxl_env(&all, env)
-    }
-
-    fn domains(&self) -> Vec<Value> {
-        match json(&ok(self.run(&["list", "--json"]))) {
-            Value::Array(items) => items,
-            other => panic!("list --json is not an array: {other}"),
-        }
-    }
-
-    fn domain(&self, name: &str) -> Option<Value> {
-        self.domains().into_iter().find(|d| d["name"] == name)
-    }
-
-    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Sim) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !cond(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        // Destroy what is left so no monitor outlives the test.
-        if let Ok(Value::Array(items)) =
-            serde_json::from_slice::<Value>(&self.run(&["list", "--json"]).stdout)
-        {
-            for d in items {
-                if d["domid"] != 0 {
-                    let id = d["domid"].to_string();
-                    let _ = self.run(&["destroy", &id]);
-                }
-            }
-        }
-    }
 }
 
 #[test]
@@ -195,10 +83,8 @@ fn a_reader_that_goes_away_ends_rxl_quietly() {
         // A pipe whose reading end is already closed, as after `| head -n 0`.
         let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
         drop(read_end);
-        let mut all = vec!["--sim", sim.path()];
-        all.extend_from_slice(args);
-        let o = Command::new(env!("CARGO_BIN_EXE_rxl"))
-            .args(&all)
+        let o = sim
+            .command(args, None)
             .stdout(std::process::Stdio::from(write_end))
             .stderr(std::process::Stdio::piped())
             .output()
@@ -210,14 +96,8 @@ fn a_reader_that_goes_away_ends_rxl_quietly() {
     let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
     drop(read_end);
     let second = hello_cfg("piped-2", "");
-    let o = Command::new(env!("CARGO_BIN_EXE_rxl"))
-        .args([
-            "--sim",
-            sim.path(),
-            "create",
-            "-e",
-            second.to_str().unwrap(),
-        ])
+    let o = sim
+        .command(&["create", "-e", second.to_str().unwrap()], None)
         .stdout(std::process::Stdio::from(write_end))
         .output()
         .expect("run rxl");
@@ -544,6 +424,12 @@ fn failed_creates_leave_nothing_through_the_cli() {
             "{spec}: {}",
             stderr(&o)
         );
+        // Nothing fails in the undo: it reports no error of its own.
+        assert!(
+            !stderr(&o).contains("cleanup of step"),
+            "{spec}: {}",
+            stderr(&o)
+        );
         let names: Vec<Value> = sim
             .domains()
             .into_iter()
@@ -560,12 +446,8 @@ fn spawn_create(sim: &Sim, cfg: &Path) -> std::process::Child {
 
 /// Start `rxl create -q FLAGS CFG` on `sim` with `RXL_SIM_FAIL=faults`, without waiting.
 fn spawn_create_with(sim: &Sim, flags: &[&str], cfg: &Path, faults: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_rxl"))
-        .args(["--sim", sim.path(), "create", "-q"])
-        .args(flags)
+    sim.command(&[&["create", "-q"], flags].concat(), Some(faults))
         .arg(cfg)
-        .env_remove("RXL_SIM")
-        .env("RXL_SIM_FAIL", faults)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -647,16 +529,7 @@ fn a_name_mid_restart_is_held_for_its_monitor() {
         .spawn()
         .expect("sleep");
     let pid = monitor.id();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let start = stat[stat.rfind(')').expect(")") + 1..]
-        .split_whitespace()
-        .nth(19)
-        .expect("start time")
-        .to_owned();
-    let marks = sim.dir.path().join("rxl/restarting");
-    std::fs::create_dir_all(&marks).expect("mkdir");
-    let hex: String = "ghost".bytes().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(marks.join(&hex), format!("{pid} {start}\n")).expect("mark");
+    plant_restart_mark(&sim.state(), "ghost", pid);
 
     let cfg = hello_cfg("ghost", "");
     let o = sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]);
@@ -744,6 +617,40 @@ fn a_monitor_that_cannot_start_rolls_the_create_back() {
         stdout(&o)
     );
     assert_eq!(leftovers(&sim), Vec::<String>::new());
+}
+
+/// A create whose step fails and whose undo then fails too (a xenstore remove: of
+/// `/local/domain/ID`, or of `/vm/UUID` once `/local/domain/ID` is gone) leaves what a
+/// later `rxl destroy ID` or `rxl destroy NAME` finds and removes entirely.
+#[test]
+fn a_failed_create_whose_undo_fails_is_finished_by_destroy() {
+    let cfg = hello_cfg("halfundone", "");
+    for (spec, by) in [
+        ("xs_introduce,xs_rm:1=EIO", "id"),
+        ("xs_introduce,xs_rm:2=EIO", "id"),
+        ("sethvmcontext,xs_rm:2=EIO", "name"),
+        ("unpausedomain,xs_rm:2=EIO", "id"),
+    ] {
+        let sim = Sim::new();
+        let o = sim.run_env(
+            &["create", "-e", cfg.to_str().expect("utf-8")],
+            &[("RXL_SIM_FAIL", spec)],
+        );
+        assert_eq!(o.status.code(), Some(1), "{spec}: {}", stderr(&o));
+        assert!(
+            !leftovers(&sim).is_empty(),
+            "{spec}: the undo was cut short"
+        );
+        // The first domain of a fresh simulated host is domain 1.
+        let target = if by == "id" { "1" } else { "halfundone" };
+        let o = ok(sim.run(&["destroy", target]));
+        assert!(
+            stderr(&o).contains("already gone"),
+            "{spec}: {}",
+            stderr(&o)
+        );
+        assert_eq!(leftovers(&sim), Vec::<String>::new(), "{spec}");
+    }
 }
 
 #[test]
@@ -893,4 +800,55 @@ fn fault_injection_stays_with_the_process_it_was_given_to() {
     let log = std::fs::read_to_string(&log_path).expect("log");
     assert!(log.contains("EPERM"), "{log}");
     ok(sim.run(&["destroy", "monfault"]));
+}
+
+/// The pids of the monitors running on `sim` (their command line names its directory).
+fn monitors(sim: &Sim) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.contains(&b"__monitor".as_slice()) && args.contains(&sim.path().as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether `pid` still runs (a zombie does not).
+fn runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.starts_with(" Z"))
+    })
+}
+
+/// The create blocks SIGINT, SIGTERM and SIGHUP while it builds; the monitor it starts must
+/// not keep them blocked, or nothing but SIGKILL could stop it.
+#[test]
+fn the_background_monitor_stops_on_sigterm() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("termed", "");
+    ok(sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]));
+    let pids = monitors(&sim);
+    assert_eq!(pids.len(), 1, "one monitor: {pids:?}");
+    let pid = pids[0];
+    let started = std::time::Instant::now();
+    // Its signal handling is set up once it runs; send until it goes (at most 10 s).
+    while runs(pid) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the monitor ignores SIGTERM"
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

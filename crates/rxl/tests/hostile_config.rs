@@ -2,35 +2,13 @@
 //! escape a directory or are too long for rxl's files, inputs that never end, and errors that
 //! must point at the right line.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Stdio;
 
-/// A directory with the test guest's kernel.
-fn guest_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rxl-hostile-guest-{}", std::process::id()));
-        pvh::testguest::build(&dir).expect("build the test guest (needs GNU as and ld)");
-        dir
-    })
-}
-
-fn rxl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rxl"))
-        .args(args)
-        .current_dir("/")
-        .env_remove("RXL_SIM")
-        .env_remove("RXL_SIM_FAIL")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rxl")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{guest_dir, rxl, rxl_command, stderr};
 
 fn write(dir: &Path, file: &str, body: &str) -> PathBuf {
     let p = dir.join(file);
@@ -163,8 +141,7 @@ fn a_device_as_config_is_refused_at_once() {
 
 #[test]
 fn endless_stdin_is_cut_at_the_limit() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rxl"))
-        .args(["config", "check", "-"])
+    let mut child = rxl_command(&["config", "check", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

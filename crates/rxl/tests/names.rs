@@ -1,22 +1,14 @@
 //! Names with xenstore as the truth, destroys that finish, and rxl's state files, driven
 //! through the rxl command line on the simulated host.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Command;
 
+use common::{guest_dir, ok, plant_restart_mark, stderr, Sim};
 use xen_host::{Store as _, TxId};
-
-/// The test guest, built once per test process.
-fn guest_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rxl-names-guest-{}", std::process::id()));
-        pvh::testguest::build(&dir).expect("build the test guest (needs GNU as and ld)");
-        dir
-    })
-}
 
 /// A config of the test guest called `name`, in `dir` (each test its own: tests run in
 /// parallel).
@@ -32,43 +24,10 @@ fn cfg_in(dir: &Path, name: &str) -> String {
     path.to_str().expect("utf-8 path").to_string()
 }
 
-/// A simulated host in a temporary directory.
-struct Sim {
-    dir: tempfile::TempDir,
-}
-
 impl Sim {
-    fn new() -> Sim {
-        Sim {
-            dir: tempfile::tempdir().expect("tmp"),
-        }
-    }
-
     /// A config of the test guest called `name`.
     fn cfg(&self, name: &str) -> String {
         cfg_in(self.dir.path(), name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("rxl")
-    }
-
-    fn command(&self, args: &[&str], fail: Option<&str>) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxl"));
-        cmd.arg("--sim")
-            .arg(self.dir.path())
-            .args(args)
-            .current_dir("/")
-            .env_remove("RXL_SIM")
-            .env_remove("RXL_SIM_FAIL");
-        if let Some(spec) = fail {
-            cmd.env("RXL_SIM_FAIL", spec);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args, None).output().expect("run rxl")
     }
 
     /// `rxl create -e` (no monitor) of the guest `name`; its domain id.
@@ -81,28 +40,10 @@ impl Sim {
             .expect("domid")
     }
 
-    fn host(&self) -> sim::SimHost {
-        sim::SimHost::open(self.dir.path()).expect("open sim")
-    }
-
     /// Every xenstore node under `prefix`.
     fn nodes(&self, prefix: &str) -> Vec<(String, String)> {
         self.host().xs_dump(prefix).expect("xs dump")
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "rxl failed ({}): {}",
-        o.status,
-        stderr(&o)
-    );
-    o
 }
 
 /// Runs `rxl create` of `name` and asserts it is refused because the name is taken.
@@ -202,15 +143,7 @@ fn a_killed_monitor_not_yet_reaped_holds_no_name() {
     let sim = Sim::new();
     let mut monitor = Command::new("sleep").arg("60").spawn().expect("sleep");
     let pid = monitor.id();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let start = stat[stat.rfind(')').expect(")") + 1..]
-        .split_whitespace()
-        .nth(19)
-        .expect("start time")
-        .to_owned();
-    let marks = sim.state().join("restarting");
-    std::fs::create_dir_all(&marks).expect("mkdir");
-    std::fs::write(marks.join("67686f7374"), format!("{pid} {start}\n")).expect("mark");
+    plant_restart_mark(&sim.state(), "ghost", pid);
     monitor.kill().expect("kill");
     // Not reaped: a zombie until wait().
     while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {

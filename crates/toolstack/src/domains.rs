@@ -99,7 +99,7 @@ where
     S: Store + ?Sized,
 {
     match resolve(hv, store, spec) {
-        Err(e) if e.errno() == Some(Errno::ESRCH) => {
+        Err(e) if e.is_gone() => {
             match crate::restarts::wait_restarted(state_dir, spec, RESTART_WAIT) {
                 Ok(true) => resolve(hv, store, spec),
                 Ok(false) => Err(e),

@@ -36,6 +36,18 @@ impl Request {
     }
 }
 
+/// EPERM for `op` when `dom` is Domain-0, which rxl never `verb`s.
+fn refuse_dom0(dom: DomId, op: &str, verb: &str) -> Result<()> {
+    if dom == DomId::DOM0 {
+        return Err(Error::os_detail(
+            op,
+            Errno::EPERM,
+            format!("refusing to {verb} Domain-0"),
+        ));
+    }
+    Ok(())
+}
+
 fn existing<H: Hypervisor + ?Sized>(hv: &H, dom: DomId) -> Result<DomainInfo> {
     hv.domain_info(dom)?.ok_or_else(|| {
         Error::os_detail("find domain", Errno::ESRCH, format!("domain {dom} is gone"))
@@ -49,13 +61,7 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    if dom == DomId::DOM0 {
-        return Err(Error::os_detail(
-            "shutdown",
-            Errno::EPERM,
-            "refusing to shut down Domain-0",
-        ));
-    }
+    refuse_dom0(dom, "shutdown", "shut down")?;
     let info = existing(hv, dom)?;
     if info.dying {
         return Err(Error::os_detail(
@@ -171,23 +177,20 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    if dom == DomId::DOM0 {
-        return Err(Error::os_detail(
-            "destroy",
-            Errno::EPERM,
-            "refusing to destroy Domain-0",
-        ));
-    }
-    let mut found = hv.domain_info(dom)?.is_some();
+    refuse_dom0(dom, "destroy", "destroy")?;
+    let info = hv.domain_info(dom)?;
+    // Xen's handle is the uuid, read while Xen still has the domain.
+    let handle = info.as_ref().map(|i| uuid_string(&i.handle));
+    let mut found = info.is_some();
     if found {
         match hv.destroy(dom) {
             Ok(()) => {}
             // Gone between the look and the destroy.
-            Err(e) if e.errno() == Some(Errno::ESRCH) => found = false,
+            Err(e) if e.is_gone() => found = false,
             Err(e) => return Err(e),
         }
     }
-    finish_cleanup(hv, xs, state, dom)?;
+    finish_cleanup_of(hv, xs, state, dom, handle.as_deref())?;
     Ok(if found {
         Destroyed::Domain
     } else {
@@ -197,25 +200,37 @@ where
 
 /// Removes what is kept about a domain Xen has destroyed (or is destroying): its xenstore
 /// nodes (`/local/domain/ID`, `/vm/UUID`, `/libxl/ID`, its console backend), then rxl's
-/// record and name index entry. Every xenstore node is tried; when one cannot be removed
-/// the record and the index entry are kept, so that a later `rxl destroy NAME` or
-/// `rxl destroy ID` finds the leftovers again and finishes. Returns whether anything was
-/// left. Refuses (EBUSY) a domain Xen still runs and that is not dying.
+/// record, name index entry and pending-create mark (`creating/UUID`). Every xenstore node
+/// is tried; when one cannot be removed the record, the index entry and the mark are kept,
+/// so that a later `rxl destroy NAME` or `rxl destroy ID` finds the leftovers again and
+/// finishes. Returns whether anything was left. Refuses (EBUSY) a domain Xen still runs
+/// and that is not dying.
 ///
-/// The uuid of `/vm/UUID` comes from the domain's own `vm` node, else from Xen, else from
-/// rxl's record.
+/// The uuid of `/vm/UUID` (and of the pending-create mark) comes from the domain's own `vm`
+/// node, else from Xen (while it has the domain), else from rxl's record.
 pub fn finish_cleanup<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<bool>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    if dom == DomId::DOM0 {
-        return Err(Error::os_detail(
-            "clean up",
-            Errno::EPERM,
-            "refusing to clean up Domain-0",
-        ));
-    }
+    finish_cleanup_of(hv, xs, state, dom, None)
+}
+
+/// [`finish_cleanup`] by a caller that knows the domain's uuid (a create undoing itself, a
+/// destroy that read Xen's handle before the domain went): used when the domain's `vm`
+/// node does not give one.
+pub(crate) fn finish_cleanup_of<H, S>(
+    hv: &H,
+    xs: &S,
+    state: &StateDir,
+    dom: DomId,
+    known_uuid: Option<&str>,
+) -> Result<bool>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    refuse_dom0(dom, "clean up", "clean up")?;
     let info = hv.domain_info(dom)?;
     if info.as_ref().is_some_and(|i| !i.dying) {
         return Err(Error::os_detail(
@@ -228,6 +243,7 @@ where
     let record: Option<crate::create::Record> = state.load(dom).ok().flatten();
     let uuid = xen_host::read_string(xs, TxId::NONE, &format!("{}/vm", dom_path(dom)))?
         .and_then(|vm| vm.strip_prefix("/vm/").map(str::to_string))
+        .or_else(|| known_uuid.map(str::to_string))
         .or_else(|| info.as_ref().map(|i| uuid_string(&i.handle)))
         .or_else(|| {
             record
@@ -269,6 +285,21 @@ where
             None => Error::other("remove the domain record", detail),
         }
     })?;
+    // A uuid from xenstore is a file name here only when it is a uuid.
+    if let Some(uuid) = uuid.as_deref().filter(|u| uuid::Uuid::parse_str(u).is_ok()) {
+        let mark = crate::create::pending_mark(state.path(), uuid);
+        match std::fs::remove_file(&mark) {
+            Ok(()) => left = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::os_detail(
+                    "remove the pending-create mark",
+                    Errno::from_io(&e),
+                    format!("{}: {e}", mark.display()),
+                ))
+            }
+        }
+    }
     Ok(left)
 }
 
@@ -389,6 +420,41 @@ mod tests {
         assert_eq!(leftovers(&h, &h, &state, "web").ok(), Some(Vec::new()));
         // Nothing was left: finishing again finds nothing.
         assert_eq!(finish_cleanup(&h, &h, &state, dom).ok(), Some(false));
+    }
+
+    #[test]
+    fn destroy_removes_the_pending_create_mark_of_the_domain_and_no_other() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let h = SimHost::create(&tmp.path().join("host"), HostConfig::default()).expect("host");
+        let state = StateDir::new(tmp.path().join("rxl"));
+        let dom = h
+            .create_domain(&CreateDomain::pvh([2; 16], 1))
+            .expect("create domain");
+        let uuid = uuid_string(&[2; 16]);
+        h.write(
+            TxId::NONE,
+            &format!("/local/domain/{dom}/vm"),
+            format!("/vm/{uuid}").as_bytes(),
+        )
+        .expect("write");
+        let marks = crate::create::pending_marks_dir(state.path());
+        std::fs::create_dir_all(&marks).expect("mkdir");
+        let other = uuid_string(&[3; 16]);
+        for u in [&uuid, &other] {
+            std::fs::write(marks.join(u), "1 1\n").expect("mark");
+        }
+        assert_eq!(destroy(&h, &h, &state, dom).ok(), Some(Destroyed::Domain));
+        assert!(!marks.join(&uuid).exists(), "the domain's mark is removed");
+        assert!(marks.join(&other).exists(), "another domain's mark stays");
+        // A create killed before it wrote the domain's `vm` node: the uuid is Xen's handle,
+        // read before the domain goes.
+        let dom = h
+            .create_domain(&CreateDomain::pvh([4; 16], 1))
+            .expect("create domain");
+        let uuid = uuid_string(&[4; 16]);
+        std::fs::write(marks.join(&uuid), "1 1\n").expect("mark");
+        assert_eq!(destroy(&h, &h, &state, dom).ok(), Some(Destroyed::Domain));
+        assert!(!marks.join(&uuid).exists(), "found by the Xen handle");
     }
 
     #[test]

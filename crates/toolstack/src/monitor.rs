@@ -10,21 +10,14 @@
 
 use std::time::Duration;
 
-use xen_host::{DomId, Errno, Hypervisor, ShutdownReason, Store, TxId};
+use xen_host::{DomId, Errno, Hypervisor, ShutdownReason, Store};
 use xlcfg::model::{Action, DomainConfig};
 
 use crate::create::{CreateOptions, Record};
 use crate::lifecycle::{self, Until, Waited};
 use crate::restarts::RestartMark;
 use crate::state::StateDir;
-use crate::xs_layout::{dom_path, vm_path};
 use crate::LaunchError;
-
-/// The file name of the monitor log of the domain called `name`: the name's bytes in hex
-/// (as the name index encodes names), so no name can point outside the log directory.
-pub fn log_file_name(name: &str) -> String {
-    format!("{}.log", crate::names::file_name(name))
-}
 
 /// Why the monitor stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +40,24 @@ pub enum MonitorError {
     /// Reading or writing the record failed.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// Renaming the old domain out of the way failed.
+    #[error(transparent)]
+    Rename(#[from] crate::names::RenameError),
+    /// Every name a rename-restart tried for the old domain is taken.
+    #[error(
+        "no free name for the old domain {dom} of {name}: {name}-{first} to {name}-{last} are \
+         all taken; it stays shut down under its own name"
+    )]
+    NoFreeName {
+        /// The old domain.
+        dom: DomId,
+        /// The guest's name.
+        name: String,
+        /// The first suffix tried.
+        first: u32,
+        /// The last suffix tried.
+        last: u32,
+    },
     /// A restart failed.
     #[error("restarting {name} failed: {source}")]
     Restart {
@@ -61,7 +72,8 @@ impl MonitorError {
     /// The errno of the host error behind this one, if any.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            MonitorError::Host(e) => e.errno(),
+            MonitorError::Host(e)
+            | MonitorError::Rename(crate::names::RenameError::Host { source: e, .. }) => e.errno(),
             MonitorError::Restart {
                 source: LaunchError::Create(e),
                 ..
@@ -70,27 +82,11 @@ impl MonitorError {
         }
     }
 
-    /// Whether trying again may succeed: a host error that says "not now" rather than
-    /// "no" (a busy resource, an interrupted call, a dropped xenstore connection).
+    /// Whether trying again may succeed: the host error behind this one says "not now"
+    /// rather than "no" ([`Errno::is_transient`]).
     pub fn is_transient(&self) -> bool {
-        is_transient(self.errno())
+        self.errno().is_some_and(Errno::is_transient)
     }
-}
-
-/// Whether `errno` says "try again": EAGAIN, EINTR, EBUSY, or a xenstore connection that
-/// dropped (ECONNRESET, EPIPE, ENOTCONN) and is made again on the next request.
-pub fn is_transient(errno: Option<Errno>) -> bool {
-    matches!(
-        errno,
-        Some(
-            Errno::EAGAIN
-                | Errno::EINTR
-                | Errno::EBUSY
-                | Errno::ECONNRESET
-                | Errno::EPIPE
-                | Errno::ENOTCONN
-        )
-    )
 }
 
 /// How many times the monitor tries an operation that fails transiently before it gives up.
@@ -174,8 +170,12 @@ where
         let reason = match waited {
             None => continue,
             Some(Waited::Gone) => {
+                // Someone else destroyed it, perhaps only in part: finish the cleanup.
                 tracing::info!("domain {dom} is gone");
-                let _ = state.remove(dom);
+                retrying(&format!("cleaning up after domain {dom}"), || {
+                    lifecycle::finish_cleanup(hv, xs, &state, dom)?;
+                    Ok(())
+                })?;
                 return Ok(Outcome::Gone);
             }
             Some(Waited::ShutDown(reason)) => reason,
@@ -208,10 +208,7 @@ where
             }
             Action::RenameRestart => {
                 let _mark = mark_restart(opts, &cfg.name)?;
-                let suffix = format!("-{}", record.restarts + 1);
-                retrying(&format!("renaming domain {dom}"), || {
-                    preserve_renamed(xs, dom, cfg, &suffix)
-                })?;
+                preserve_renamed(hv, xs, opts, dom, &cfg.name, record.restarts + 1)?;
                 state.remove(dom)?;
                 // The preserved domain keeps its uuid; the new one gets a fresh one.
                 let mut fresh = cfg.clone();
@@ -271,27 +268,57 @@ fn restart(
     Ok(new)
 }
 
-/// Rename a shut-down domain out of the way, as xl's rename-restart preserves it.
-fn preserve_renamed<S: Store + ?Sized>(
+/// How many names `NAME-N` a rename-restart tries for the old domain before it gives up.
+pub const RENAME_TRIES: u32 = 16;
+
+/// Renames the shut-down domain `dom` out of the way, as xl's rename-restart preserves it:
+/// to `NAME-N` from `N = first`, with the checked rename ([`crate::names::rename`], under
+/// the host lock, refused onto a name another domain carries). A taken name moves on to
+/// the next `N`, at most [`RENAME_TRIES`] names; when all are taken the domain keeps its
+/// name and the monitor gives up, so that no two domains ever share a name. Returns the
+/// new name.
+fn preserve_renamed<H, S>(
+    hv: &H,
     xs: &S,
+    opts: &CreateOptions,
     dom: DomId,
-    cfg: &DomainConfig,
-    suffix: &str,
-) -> Result<(), MonitorError> {
-    let name = format!("{}{suffix}", cfg.name);
-    xs.write(
-        TxId::NONE,
-        &format!("{}/name", dom_path(dom)),
-        name.as_bytes(),
-    )?;
-    let uuid = cfg.uuid.hyphenated().to_string();
-    xs.write(
-        TxId::NONE,
-        &format!("{}/name", vm_path(&uuid)),
-        name.as_bytes(),
-    )?;
-    tracing::info!("domain {dom} preserved as {name}");
-    Ok(())
+    name: &str,
+    first: u32,
+) -> Result<String, MonitorError>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let last = first.saturating_add(RENAME_TRIES - 1);
+    for n in first..=last {
+        let new = format!("{name}-{n}");
+        let taken =
+            retrying(
+                &format!("renaming domain {dom} to {new}"),
+                || match crate::names::rename(hv, xs, &opts.state_dir, dom, &new) {
+                    Ok(()) => Ok(None),
+                    Err(crate::names::RenameError::Taken { holder, .. }) => Ok(Some(holder)),
+                    Err(e) => Err(e.into()),
+                },
+            )?;
+        match taken {
+            None => {
+                tracing::info!("domain {dom} preserved as {new}");
+                return Ok(new);
+            }
+            Some(holder) => {
+                tracing::info!("{new} is taken by domain {holder}: trying the next name");
+            }
+        }
+    }
+    let e = MonitorError::NoFreeName {
+        dom,
+        name: name.to_string(),
+        first,
+        last,
+    };
+    tracing::error!("giving up: {e}");
+    Err(e)
 }
 
 fn reason_name(r: ShutdownReason) -> &'static str {

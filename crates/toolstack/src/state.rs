@@ -392,4 +392,44 @@ mod tests {
         assert!(err.contains("not a regular file"), "{err}");
         Ok(())
     }
+
+    #[test]
+    fn no_name_places_a_log_outside_its_directory() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("log");
+        for name in ["../x", "../../../../x", "/etc/x", "a/b", ".."] {
+            let (_, path) = open_log(&dir, name)?;
+            assert_eq!(path.parent(), Some(dir.as_path()), "{name}");
+            let file = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default();
+            let hex = file.strip_suffix(".log").unwrap_or_default();
+            assert!(
+                !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{file}"
+            );
+        }
+        let outside: Vec<_> = std::fs::read_dir(tmp.path())?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(outside, vec![std::ffi::OsString::from("log")]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_log_has_mode_0640_whatever_the_umask() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("log");
+        // A umask that would give 0600, and one that would give 0666.
+        for umask in [0o077, 0o000] {
+            let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+            let opened = open_log(&dir, &format!("guest{umask}"));
+            nix::sys::stat::umask(old);
+            let (log, _) = opened?;
+            assert_eq!(log.metadata()?.mode() & 0o777, LOG_MODE, "umask {umask:o}");
+        }
+        Ok(())
+    }
 }

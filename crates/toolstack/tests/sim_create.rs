@@ -468,3 +468,126 @@ fn a_marker_whose_pid_was_reused_or_is_a_zombie_marks_an_incomplete_create() {
     assert!(is_incomplete(&host, dom).expect("read"), "a zombie creator");
     child.wait().expect("reap");
 }
+
+/// A domain as another tool makes one: Xen's domain and its xenstore name only.
+fn foreign_domain(host: &SimHost, handle: u8, name: &str) -> DomId {
+    let dom = host
+        .create_domain(&xen_host::CreateDomain::pvh([handle; 16], 1))
+        .expect("create domain");
+    host.write(
+        TxId::NONE,
+        &format!("/local/domain/{dom}/name"),
+        name.as_bytes(),
+    )
+    .expect("write name");
+    dom
+}
+
+/// The name of every domain xenstore lists, sorted; no two domains share one.
+fn all_unique_names(host: &SimHost) -> Vec<String> {
+    let mut names: Vec<String> = host
+        .directory(TxId::NONE, "/local/domain")
+        .expect("list")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|id| {
+            xen_host::read_string(host, TxId::NONE, &format!("/local/domain/{id}/name"))
+                .expect("read")
+        })
+        .collect();
+    names.sort();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique, "no two domains share a name");
+    names
+}
+
+/// Runs the monitor of `web` (on_reboot = "rename-restart") after a reboot; the new
+/// guest powers off, so the monitor ends. Returns the outcome and the old domain.
+fn rename_restart_of_web(
+    tmp: &Path,
+    host: &SimHost,
+) -> (
+    Result<toolstack::monitor::Outcome, toolstack::monitor::MonitorError>,
+    DomId,
+) {
+    let o = opts(tmp);
+    let cfg = config("web", "on_reboot = \"rename-restart\"\n");
+    let search = FirmwareSearch::default();
+    let old = toolstack::launch(host, host, &cfg, &o, &search)
+        .expect("create")
+        .domid;
+    host.shutdown(old, xen_host::ShutdownReason::Reboot)
+        .expect("reboot");
+    let mut rebuild = |c: &DomainConfig| -> Result<DomId, toolstack::LaunchError> {
+        let dom = toolstack::launch(host, host, c, &o, &search)?.domid;
+        host.shutdown(dom, xen_host::ShutdownReason::Poweroff)
+            .expect("poweroff");
+        Ok(dom)
+    };
+    (
+        toolstack::monitor::run(host, host, &o, old, &mut rebuild),
+        old,
+    )
+}
+
+#[test]
+fn rename_restart_never_renames_onto_a_taken_name() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let foreign = foreign_domain(&host, 9, "web-1");
+    let (outcome, old) = rename_restart_of_web(tmp.path(), &host);
+    assert_eq!(outcome.expect("monitor"), toolstack::monitor::Outcome::Gone);
+    let names = all_unique_names(&host);
+    assert_eq!(names, ["Domain-0", "web-1", "web-2"]);
+    let name_of = |d: DomId| toolstack::domains::name_of(&host, d).expect("read");
+    assert_eq!(name_of(foreign).as_deref(), Some("web-1"));
+    assert_eq!(
+        name_of(old).as_deref(),
+        Some("web-2"),
+        "the next free suffix"
+    );
+}
+
+#[test]
+fn rename_restart_gives_up_when_every_name_is_taken() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    for n in 1..=toolstack::monitor::RENAME_TRIES {
+        foreign_domain(&host, 9, &format!("web-{n}"));
+    }
+    let (outcome, old) = rename_restart_of_web(tmp.path(), &host);
+    let e = outcome.expect_err("no free name");
+    assert!(e.to_string().contains("all taken"), "{e}");
+    all_unique_names(&host);
+    assert_eq!(
+        toolstack::domains::name_of(&host, old)
+            .expect("read")
+            .as_deref(),
+        Some("web"),
+        "the old domain keeps its name, shut down"
+    );
+}
+
+#[test]
+fn the_monitor_finishes_the_cleanup_of_a_domain_destroyed_under_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let before = snapshot(&host, &o.state_dir);
+    let cfg = config("vanishing", "");
+    let dom = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
+        .expect("create")
+        .domid;
+    // Another tool (or a destroy cut short) has Xen destroy it and leaves the rest.
+    host.destroy(dom).expect("destroy in Xen only");
+    let mut rebuild = |_: &DomainConfig| -> Result<DomId, toolstack::LaunchError> {
+        panic!("nothing to rebuild")
+    };
+    let outcome = toolstack::monitor::run(&host, &host, &o, dom, &mut rebuild).expect("monitor");
+    assert_eq!(outcome, toolstack::monitor::Outcome::Gone);
+    assert_eq!(
+        added(&before, &snapshot(&host, &o.state_dir)),
+        Vec::<String>::new()
+    );
+}

@@ -146,6 +146,26 @@ impl Errno {
     pub fn from_io(err: &std::io::Error) -> Errno {
         Errno(err.raw_os_error().unwrap_or(Errno::EIO.0))
     }
+
+    /// Whether this errno says "not now" rather than "no": a busy resource (EAGAIN,
+    /// EBUSY), an interrupted call (EINTR), or a xenstore connection that dropped
+    /// (ECONNRESET, EPIPE, ENOTCONN), which the next request makes again.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Errno::EAGAIN
+                | Errno::EINTR
+                | Errno::EBUSY
+                | Errno::ECONNRESET
+                | Errno::EPIPE
+                | Errno::ENOTCONN
+        )
+    }
+
+    /// Whether this errno says the domain (or process) asked for does not exist (ESRCH).
+    pub fn is_gone(self) -> bool {
+        self == Errno::ESRCH
+    }
 }
 
 impl fmt::Debug for Errno {
@@ -230,6 +250,17 @@ impl Error {
             Error::Os { errno, .. } => Some(*errno),
             Error::Other { .. } => None,
         }
+    }
+
+    /// Whether trying the operation again may succeed ([`Errno::is_transient`]); an error
+    /// without an errno is not transient.
+    pub fn is_transient(&self) -> bool {
+        self.errno().is_some_and(Errno::is_transient)
+    }
+
+    /// Whether the operation failed because its domain no longer exists (ESRCH).
+    pub fn is_gone(&self) -> bool {
+        self.errno().is_some_and(Errno::is_gone)
     }
 
     /// The operation that failed.
@@ -810,6 +841,29 @@ pub fn read_string<S: Store + ?Sized>(store: &S, tx: TxId, path: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_whether_they_are_transient_or_mean_gone() {
+        for errno in [
+            Errno::EAGAIN,
+            Errno::EINTR,
+            Errno::EBUSY,
+            Errno::ECONNRESET,
+            Errno::EPIPE,
+            Errno::ENOTCONN,
+        ] {
+            let e = Error::os("xs_read", errno);
+            assert!(e.is_transient(), "{e}");
+            assert!(!e.is_gone(), "{e}");
+        }
+        for errno in [Errno::EPERM, Errno::EIO, Errno::ENOMEM, Errno::ESRCH] {
+            assert!(!Error::os("op", errno).is_transient(), "{errno}");
+        }
+        assert!(Error::os_detail("find domain", Errno::ESRCH, "gone").is_gone());
+        assert!(!Error::os("op", Errno::ENOENT).is_gone());
+        let other = Error::other("parse", "malformed reply");
+        assert!(!other.is_transient() && !other.is_gone());
+    }
 
     #[test]
     fn errno_names_round_trip() {

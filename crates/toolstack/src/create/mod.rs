@@ -20,12 +20,14 @@ use pvh::BootPlan;
 use xen_host::{DomId, Errno, Error, Hypervisor, Store, VersionInfo};
 use xlcfg::model::DomainConfig;
 
+use crate::lifecycle;
 use crate::lock::HostLock;
 use crate::names::NameIndex;
 use crate::state::StateDir;
-use crate::xs_layout;
 
-pub use marks::{building_marker, is_incomplete, is_incomplete_domain, pending_marks_dir};
+pub use marks::{
+    building_marker, is_incomplete, is_incomplete_domain, pending_mark, pending_marks_dir,
+};
 
 /// Declares the steps once: the enum, its names in messages and [`Step::ALL`] in order.
 macro_rules! steps {
@@ -206,22 +208,24 @@ pub struct Record {
 /// What a step left behind, undone when a later step fails.
 #[derive(Debug)]
 enum UndoAction {
-    /// The pending-create mark file.
+    /// The pending-create mark file (kept when the domain's cleanup failed: it marks what
+    /// is left as an abandoned create).
     RemovePendingMark(PathBuf),
     /// The domain itself (undone first, whenever it was registered).
     Destroy(DomId),
-    /// The xenstore nodes of the domain (under `/vm/UUID` too) and the name index entry.
-    RemoveNodes { dom: DomId, name: String },
+    /// Everything kept about the domain once Xen has destroyed it: its xenstore nodes
+    /// (under `/vm/UUID` too), rxl's record, the name index entry
+    /// ([`lifecycle::finish_cleanup`]).
+    Cleanup(DomId),
     /// The domain's introduction to xenstored.
     Release(DomId),
-    /// rxl's record.
-    RemoveRecord(DomId),
 }
 
 /// The undo guard: armed until the last step succeeds.
 struct Undo<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     hv: &'a H,
     xs: &'a S,
+    cfg: &'a DomainConfig,
     state_dir: PathBuf,
     uuid: String,
     actions: Vec<(Step, UndoAction)>,
@@ -229,42 +233,79 @@ struct Undo<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
 }
 
 impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Undo<'_, H, S> {
-    fn undo(&self, step: Step, action: &UndoAction) {
+    /// Undo `action`; false when it failed. `clean` says whether everything before it
+    /// succeeded.
+    fn undo(&self, step: Step, action: &UndoAction, clean: bool) -> bool {
         let failed = |what: &str, e: &dyn fmt::Display| {
             tracing::error!("cleanup of step \"{step}\": {what} failed: {e}");
+            false
         };
         match action {
-            UndoAction::RemovePendingMark(path) => {
-                if let Err(e) = std::fs::remove_file(path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        failed("removing the pending-create mark", &e);
-                    }
-                }
+            UndoAction::RemovePendingMark(_) if !clean => {
+                tracing::warn!("the pending-create mark stays: the domain was not cleaned up");
+                false
             }
+            UndoAction::RemovePendingMark(path) => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    failed("removing the pending-create mark", &e)
+                }
+                _ => true,
+            },
             UndoAction::Destroy(dom) => {
                 tracing::warn!("create of domain {dom} failed: destroying it");
                 match self.hv.destroy(*dom) {
-                    Err(e) if e.errno() != Some(Errno::ESRCH) => failed("destroy", &e),
-                    _ => {}
+                    Err(e) if !e.is_gone() => failed("destroy", &e),
+                    _ => true,
                 }
             }
-            UndoAction::RemoveNodes { dom, name } => {
-                if let Err(e) = xs_layout::remove(self.xs, *dom, &self.uuid) {
-                    failed("removing the xenstore nodes", &e);
+            UndoAction::Cleanup(dom) => {
+                let state = StateDir::new(self.state_dir.clone());
+                match lifecycle::finish_cleanup_of(self.hv, self.xs, &state, *dom, Some(&self.uuid))
+                {
+                    Ok(_) => {
+                        NameIndex::new(&self.state_dir).remove(&self.cfg.name, *dom);
+                        true
+                    }
+                    Err(e) => {
+                        let done = failed("removing what is kept about the domain", &e);
+                        self.keep_leftovers_findable(&state, *dom);
+                        done
+                    }
                 }
-                NameIndex::new(&self.state_dir).remove(name, *dom);
             }
-            UndoAction::Release(dom) => {
-                if let Err(e) = self.xs.release(*dom) {
-                    failed("release from xenstored", &e);
-                }
-            }
-            UndoAction::RemoveRecord(dom) => {
-                if let Err(e) = StateDir::new(self.state_dir.clone()).remove(*dom) {
-                    failed("removing the record", &e);
-                }
+            UndoAction::Release(dom) => match self.xs.release(*dom) {
+                // ENOENT: xenstored already forgot the domain it saw destroyed.
+                Ok(()) => true,
+                Err(e) if e.errno() == Some(Errno::ENOENT) => true,
+                // xenstored forgets a dead domain by itself: nothing is left for a destroy.
+                Err(e) => !failed("release from xenstored", &e),
+            },
+        }
+    }
+
+    /// After a cleanup that failed part-way: what a later `rxl destroy ID` or `rxl destroy
+    /// NAME` needs to find what is left (`lifecycle::leftovers`) and the uuid of its
+    /// `/vm/UUID` node: rxl's record of the domain and its name index entry.
+    fn keep_leftovers_findable(&self, state: &StateDir, dom: DomId) {
+        if !state.has_record(dom) {
+            let record = Record {
+                domid: dom,
+                config: self.cfg.clone(),
+                restarts: 0,
+            };
+            if let Err(e) = state.save(dom, &record) {
+                tracing::error!("cannot keep the record of domain {dom}'s leftovers: {e}");
             }
         }
+        let index = NameIndex::new(&self.state_dir);
+        if index.lookup(&self.cfg.name).is_none() {
+            if let Err(e) = index.insert(&self.cfg.name, dom) {
+                tracing::error!("cannot keep the name of domain {dom}'s leftovers: {e}");
+            }
+        }
+        tracing::error!(
+            "domain {dom} was not cleaned up entirely: `rxl destroy {dom}` removes what is left"
+        );
     }
 }
 
@@ -275,14 +316,15 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Drop for Undo<'_, H, S> {
         }
         // The domain goes first, so that nothing runs in it while its records go and a
         // cleanup cut short leaves records of no domain rather than a domain without them.
+        let mut clean = true;
         for (step, action) in &self.actions {
             if matches!(action, UndoAction::Destroy(_)) {
-                self.undo(*step, action);
+                clean &= self.undo(*step, action, clean);
             }
         }
         for (step, action) in self.actions.iter().rev() {
             if !matches!(action, UndoAction::Destroy(_)) {
-                self.undo(*step, action);
+                clean &= self.undo(*step, action, clean);
             }
         }
     }
@@ -379,6 +421,7 @@ where
         undo: Undo {
             hv,
             xs,
+            cfg,
             state_dir: opts.state_dir.clone(),
             uuid,
             actions: Vec::new(),

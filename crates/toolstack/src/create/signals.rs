@@ -4,8 +4,9 @@
 //!
 //! The signals are blocked in the creating thread for the duration of the create and read
 //! from a non-blocking signalfd; the previous mask comes back when the create ends (a
-//! signal that arrived after the last check is then delivered as usual). Child processes
-//! (the monitor) start with an empty mask, as `std::process::Command` resets it. A signal
+//! signal that arrived after the last check is then delivered as usual). A child process
+//! started during the create inherits the mask: the background monitor, started in the
+//! "start monitor" step, unblocks the three signals first thing. A signal
 //! the process ignores (SIGHUP under `nohup`) is left alone: it stays ignored.
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};

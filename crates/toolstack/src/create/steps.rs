@@ -193,6 +193,9 @@ where
     let dom = b.hv.create_domain(&create)?;
     b.dom = Some(dom);
     b.left(Step::CreateDomain, UndoAction::Destroy(dom));
+    // Whatever later steps keep about the domain (xenstore nodes, the name index entry,
+    // the record) goes in one cleanup, after the domain and before the pending mark.
+    b.left(Step::CreateDomain, UndoAction::Cleanup(dom));
     Ok(())
 }
 
@@ -204,14 +207,6 @@ where
 {
     let dom = b.dom()?;
     let name = &b.cfg.name;
-    // Registered first: a skeleton written in part is removed too.
-    b.left(
-        Step::XenstoreSkeleton,
-        UndoAction::RemoveNodes {
-            dom,
-            name: name.clone(),
-        },
-    );
     let mut nodes = xs_layout::skeleton(&Identity {
         dom,
         uuid: &b.uuid,
@@ -386,7 +381,6 @@ where
     S: Store + ?Sized,
 {
     let dom = b.dom()?;
-    b.left(Step::Record, UndoAction::RemoveRecord(dom));
     StateDir::new(b.opts.state_dir.clone())
         .save(
             dom,
