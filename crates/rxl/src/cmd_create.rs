@@ -161,14 +161,67 @@ fn dry_run(
     args: &CreateArgs,
 ) -> anyhow::Result<ExitCode> {
     let plan = plan(cfg, search)?;
+    let devices = planned_devices(cfg);
     if args.json {
         let mut v = cfg.to_json();
         v["layout"] = plan.layout_json();
+        v["devices"] = match &devices {
+            Ok(list) => json!({ "planned": list.iter().map(device_json).collect::<Vec<_>>() }),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
         print_json(&v);
     } else {
-        out(format_args!("{}\n{}", summary(cfg), plan.layout_table()));
+        let mut text = summary(cfg);
+        match &devices {
+            Ok(list) => {
+                for d in list {
+                    text.push_str(&format!("device    {d}\n"));
+                }
+            }
+            Err(e) => text.push_str(&format!("devices   cannot be planned: {e}\n")),
+        }
+        out(format_args!("{text}\n{}", plan.layout_table()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The devices a create would set up for `cfg` (rxl does not attach them yet: the create
+/// warns and leaves them out). A dry run has no host to ask, so a backend domain can be
+/// named only as `0`, `Domain-0` or a domain id; a vif without a mac gets a random one, as
+/// at create.
+fn planned_devices(
+    cfg: &DomainConfig,
+) -> Result<Vec<devices::PlannedDevice>, devices::DeviceError> {
+    let guest = devices::Guest {
+        domid: DomId(1),
+        domain_type: cfg.domain_type,
+    };
+    let mut backend = |name: &str| match name {
+        "Domain-0" => Some(DomId::DOM0),
+        id => id.parse::<u16>().ok().map(DomId),
+    };
+    devices::plan(
+        &guest,
+        cfg,
+        Path::new(devices::XEN_SCRIPT_DIR),
+        &mut backend,
+    )
+}
+
+/// One planned device in `create -n --json`: what it is and what serves it, without the
+/// xenstore paths (they depend on the domain id the create will get).
+fn device_json(d: &devices::PlannedDevice) -> serde_json::Value {
+    json!({
+        "kind": d.kind.as_str(),
+        "devid": d.devid,
+        "label": d.label,
+        "backend_kind": d.backend_kind,
+        "backend_domid": d.backend.0,
+        "target": d.target,
+        "mode": d.mode,
+        "mac": d.mac,
+        "script": d.hotplug_add.as_ref().map(|h| h.script.display().to_string()),
+    })
 }
 
 /// The readable form of a resolved domain.

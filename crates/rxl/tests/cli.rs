@@ -281,6 +281,58 @@ fn dry_run_json_contract() {
 }
 
 #[test]
+fn dry_run_shows_the_devices_a_create_would_set_up() {
+    let cfg = hello_cfg(
+        "devs",
+        "disk = [ \"root.img,raw,xvda,rw\", \"phy:/dev/vg/data,xvdb,r\" ]\n\
+         vif = [ \"mac=00:16:3e:01:02:03\", \"bridge=br1\" ]\n",
+    );
+    let path = cfg.to_str().expect("utf-8");
+    let v = json(&ok(rxl(&["create", "-n", path, "--json"])));
+    let planned = v["devices"]["planned"].as_array().expect("planned devices");
+    assert_eq!(planned.len(), 4, "{v}");
+    assert_eq!(planned[0]["kind"], "vbd");
+    assert_eq!(planned[0]["devid"], 51712);
+    assert_eq!(
+        planned[0]["target"],
+        guest_dir().join("root.img").to_str().expect("utf-8"),
+        "an image path is resolved against the config's directory"
+    );
+    assert_eq!(planned[0]["mode"], "w");
+    assert_eq!(planned[0]["script"], "/etc/xen/scripts/block");
+    assert_eq!(planned[1]["devid"], 51728);
+    assert_eq!(planned[1]["target"], "/dev/vg/data");
+    assert_eq!(planned[1]["mode"], "r");
+    assert_eq!(planned[2]["kind"], "vif");
+    assert_eq!(planned[2]["devid"], 0);
+    assert_eq!(planned[2]["mac"], "00:16:3e:01:02:03");
+    assert_eq!(planned[3]["devid"], 1);
+    let mac = planned[3]["mac"].as_str().expect("a generated mac");
+    assert!(mac.starts_with("00:16:3e:"), "{mac}");
+    assert_eq!(planned[3]["script"], "/etc/xen/scripts/vif-bridge");
+
+    let text = stdout(&ok(rxl(&["create", "-n", path])));
+    assert!(
+        text.contains("device    vbd devid 51712: blkback, image file through a loop device"),
+        "{text}"
+    );
+    assert!(text.contains("netback on bridge br1"), "{text}");
+
+    // A device rxl could not serve is said, without failing the dry run.
+    let cfg = hello_cfg(
+        "devs-bad",
+        "disk = [ \"format=qcow2,vdev=xvda,target=d.qcow2\" ]\n",
+    );
+    let o = ok(rxl(&["create", "-n", cfg.to_str().expect("utf-8")]));
+    assert!(
+        stdout(&o).contains("devices   cannot be planned:")
+            && stdout(&o).contains("needs a QEMU disk backend"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
 fn dry_run_points_at_a_bad_kernel() {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("notakernel"), b"#!/bin/sh\necho hi\n").expect("write");
