@@ -74,6 +74,14 @@ pub fn hello_problems(lines: &[String], cmdline: &str, vcpus: u32) -> Vec<String
         Some(n) if n > 0 => {}
         other => problems.push(format!("memmap_entries={other:?}, expected at least one")),
     }
+    madt_and_done_problems(lines, vcpus, &mut problems);
+    problems
+}
+
+/// The hello guest's closing lines: a MADT with `vcpus` enabled local APICs, then
+/// `RXLTEST done`. Adds what is wrong to `problems`.
+pub fn madt_and_done_problems(lines: &[String], vcpus: u32, problems: &mut Vec<String>) {
+    let has = |want: &str| lines.iter().any(|l| l.trim_end() == want);
     let want_madt = format!("RXLTEST madt lapics={vcpus} enabled={vcpus}");
     if !has(&want_madt) {
         let got = lines.iter().find(|l| l.contains("madt"));
@@ -82,7 +90,6 @@ pub fn hello_problems(lines: &[String], cmdline: &str, vcpus: u32) -> Vec<String
     if !has("RXLTEST done") {
         problems.push("no \"RXLTEST done\" line: the guest stopped early".into());
     }
-    problems
 }
 
 /// The text of every line domain `domid` printed on Xen's console (`(dN) text`, with or

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::checks::{compare_lists, domid_of, excerpt, field, guest_lines, hex, row};
+use crate::checks::{
+    compare_lists, domid_of, excerpt, field, guest_lines, hex, madt_and_done_problems, row,
+};
 use crate::scenario::{cap, script_cap, Outcome, Step, StepFile};
 
 /// The 32-bit FNV-1a hash of `data` (what the hello guest prints as a module's `sum`).
@@ -373,14 +375,7 @@ fn guest_problems(lines: &[String], plan: &Value, modules: &[TestModule]) -> Vec
         }
         None => problems.push("no \"RXLTEST rsdp=\" line".into()),
     }
-    let want_madt = format!("RXLTEST madt lapics={RXL_HELLO_VCPUS} enabled={RXL_HELLO_VCPUS}");
-    if !has(&want_madt) {
-        let got = lines.iter().find(|l| l.contains("madt"));
-        problems.push(format!("expected \"{want_madt}\", got {got:?}"));
-    }
-    if !has("RXLTEST done") {
-        problems.push("no \"RXLTEST done\" line: the guest stopped early".into());
-    }
+    madt_and_done_problems(lines, RXL_HELLO_VCPUS, &mut problems);
     problems
 }
 
