@@ -14,6 +14,7 @@
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -251,6 +252,45 @@ pub enum HotplugError {
     },
 }
 
+/// What carries out a device's hotplug command once its backend is in InitWait (add) or
+/// Closed (remove): Xen's scripts ([`Scripts`]), rxl's native path, or the simulated host.
+/// An implementation must leave the backend's nodes as the script would (for an add:
+/// `physical-device`, `physical-device-path`, `node` for a loop device,
+/// `hotplug-status=connected`; on failure `hotplug-error` and `hotplug-status=error`), and
+/// report how the command ended as a [`HotplugRun`].
+pub trait Hotplug: Send + Sync {
+    /// Carry out `cmd`, appending what it says to `log`, giving up after `timeout`.
+    fn run(
+        &self,
+        cmd: &HotplugCommand,
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<HotplugRun, HotplugError>;
+
+    /// How this runner is named in messages and in `rxl create -n` (`scripts`, `native`,
+    /// `simulated`).
+    fn name(&self) -> &'static str;
+}
+
+/// Xen's hotplug scripts, run as libxl runs them ([`run`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scripts;
+
+impl Hotplug for Scripts {
+    fn run(
+        &self,
+        cmd: &HotplugCommand,
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<HotplugRun, HotplugError> {
+        run(cmd, log, timeout)
+    }
+
+    fn name(&self) -> &'static str {
+        "scripts"
+    }
+}
+
 /// Run `cmd` with stdin from /dev/null and stdout and stderr appended to `log` (created
 /// if missing), killing it (and its process group) with SIGKILL if it runs longer than
 /// `timeout`. No shell is involved: the script is executed directly. A script that runs
@@ -264,9 +304,12 @@ pub fn run(
         log: log.to_owned(),
         source,
     };
+    // Never through a symbolic link planted at the log's path.
     let mut out = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(log)
         .map_err(log_err)?;
     writeln!(out, "rxl: {} ({})", cmd, env_summary(cmd)).map_err(log_err)?;
