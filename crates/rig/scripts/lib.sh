@@ -127,3 +127,36 @@ leftovers() {
     /sbin/losetup -a | grep -F "$2" | sed 's/^/leftover: loop /'
     return 0
 }
+
+# use_hotplug MODE: the hotplug path rxl takes on this host from now on: "native" writes
+# /etc/rxl/rxl.conf with hotplug = "native"; anything else removes the file (rxl's default,
+# Xen's scripts). xl does not read the file.
+use_hotplug() {
+    if [ "$1" = native ]; then
+        mkdir -p /etc/rxl && printf 'hotplug = "native"\n' >/etc/rxl/rxl.conf
+    else
+        rm -f /etc/rxl/rxl.conf
+    fi
+}
+
+# dev_lists NAME TAG TOOL...: each TOOL's block-list and network-list of the domain NAME,
+# each under a "--- TOOL block-list TAG" heading and followed by TOOL_block_list_rc=N (the
+# same for network-list); for rxl also the --json forms.
+dev_lists() {
+    _dl_name=$1
+    _dl_tag=$2
+    shift 2
+    for _dl_t in "$@"; do
+        for _dl_kind in block network; do
+            echo "--- ${_dl_t} ${_dl_kind}-list ${_dl_tag}"
+            timeout 60 "${_dl_t}" "${_dl_kind}-list" "${_dl_name}"
+            echo "${_dl_t}_${_dl_kind}_list_rc=$?"
+            if [ "${_dl_t}" = rxl ]; then
+                echo "--- rxl ${_dl_kind}-list --json ${_dl_tag}"
+                timeout 60 rxl "${_dl_kind}-list" --json "${_dl_name}"
+                echo "rxl_${_dl_kind}_list_json_rc=$?"
+            fi
+        done
+    done
+    echo "--- lists end"
+}

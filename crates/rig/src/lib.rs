@@ -138,6 +138,17 @@ impl Options {
     }
 }
 
+/// The devices step's tools from `RXL_E2E_DEVICE_TOOLS` (None when it is not set).
+fn device_tools() -> anyhow::Result<Option<Vec<steps::devices::Tool>>> {
+    let env = steps::devices::TOOLS_ENV;
+    let Ok(spec) = std::env::var(env) else {
+        return Ok(None);
+    };
+    let tools = steps::devices::select_tools(&spec).map_err(|e| anyhow::anyhow!("{env}: {e}"))?;
+    say(&format!("{env}={spec}: the devices step runs these tools"));
+    Ok(Some(tools))
+}
+
 /// Run the end-to-end scenario.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let opts =
@@ -240,6 +251,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .filter(|p| p.is_file()),
         benchmarks_doc: opts.benchmarks_doc(&repo),
         xs_smoke: Some(xs_smoke),
+        device_tools: device_tools()?,
     });
     let mut steps = steps;
     if let Ok(only) = std::env::var("RXL_E2E_STEPS") {

@@ -363,7 +363,16 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
         ));
     }
     if let Some(l) = &inputs.linux {
-        list.push(crate::steps::devices::devices_step(l));
+        let tools = match &inputs.device_tools {
+            Some(t) => t.clone(),
+            None => crate::steps::devices::select_tools(crate::steps::devices::DEFAULT_TOOLS)
+                .unwrap_or_default(),
+        };
+        list.push(crate::steps::devices::devices_step(
+            l,
+            &tools,
+            inputs.benchmarks_doc.clone(),
+        ));
     }
     list
 }
@@ -432,6 +441,8 @@ pub struct Inputs {
     pub benchmarks_doc: Option<PathBuf>,
     /// The xenstore client's live check (`cargo build --example xs-smoke`).
     pub xs_smoke: Option<PathBuf>,
+    /// The tools of the devices step (`RXL_E2E_DEVICE_TOOLS`); None: its default ones.
+    pub device_tools: Option<Vec<crate::steps::devices::Tool>>,
 }
 
 /// The Linux guest: dom0's own Debian kernel and an initramfs holding busybox.
@@ -554,6 +565,7 @@ mod tests {
             pvgrub: Some(dir.join("grub.bin")),
             benchmarks_doc: None,
             xs_smoke: Some(dir.join("xs-smoke")),
+            device_tools: None,
         })
     }
 
@@ -846,6 +858,7 @@ mod tests {
             pvgrub: Some(f.clone()),
             benchmarks_doc: None,
             xs_smoke: Some(f),
+            device_tools: Some(crate::steps::devices::ALL_TOOLS.to_vec()),
         });
         for step in &steps {
             for c in &step.captures {
@@ -897,6 +910,7 @@ mod tests {
             pvgrub: Some(f.clone()),
             benchmarks_doc: None,
             xs_smoke: Some(f),
+            device_tools: Some(crate::steps::devices::ALL_TOOLS.to_vec()),
         };
         let steps = steps_for(&inputs);
         let names: Vec<&str> = steps.iter().map(|s| s.name).collect();

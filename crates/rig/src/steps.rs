@@ -4,6 +4,8 @@
 
 pub mod devices;
 pub mod failures;
+#[cfg(test)]
+pub(crate) mod fake_dom0;
 pub mod guest_list;
 pub mod hello;
 pub mod info;

@@ -129,7 +129,7 @@ pub fn side_by_side_step(linux: bool, doc: Option<PathBuf>) -> Step {
 }
 
 /// Median of some milliseconds (the upper middle one for an even count).
-fn median(mut v: Vec<u64>) -> Option<u64> {
+pub(crate) fn median(mut v: Vec<u64>) -> Option<u64> {
     v.sort_unstable();
     v.get(v.len() / 2).copied()
 }
@@ -164,12 +164,22 @@ fn parse_timed(lines: &[String]) -> std::collections::BTreeMap<(String, String),
     out
 }
 
+/// The first `max` lines of timed runs saying why a run failed (`run N of ...: cause`).
+pub(crate) fn why_runs_failed(lines: &[String], max: usize) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("run ") && l.contains(": "))
+        .map(String::as_str)
+        .take(max)
+        .collect()
+}
+
 /// How many timed attempts failed and were run again.
 fn failed_attempts(lines: &[String]) -> usize {
     lines.iter().filter(|l| l.starts_with("RETRY")).count()
 }
 
-fn secs(ms: Option<u64>) -> String {
+pub(crate) fn secs(ms: Option<u64>) -> String {
     ms.map_or("-".into(), |m| format!("{:.2} s", m as f64 / 1000.0))
 }
 
@@ -250,13 +260,7 @@ fn check_side_by_side(o: &Outcome<'_>, guests: &[&str]) -> Result<String, Vec<St
         {
             // Why runs failed, even when the step passes: the emulation's rare faults are
             // worth seeing.
-            let why: Vec<&str> = timed
-                .lines
-                .iter()
-                .filter(|l| l.starts_with("run ") && l.contains(": "))
-                .map(String::as_str)
-                .take(4)
-                .collect();
+            let why = why_runs_failed(&timed.lines, 4);
             if why.is_empty() {
                 String::new()
             } else {
@@ -306,7 +310,7 @@ fn bench_table(runs: &std::collections::BTreeMap<(String, String), Timed>) -> St
 fn write_bench_section(doc: &Path, table: &str, retries: usize) -> std::io::Result<()> {
     let old = std::fs::read_to_string(doc).unwrap_or_default();
     let section = bench_section(table, retries, &today());
-    std::fs::write(doc, replace_section(&old, &section))
+    std::fs::write(doc, replace_section(&old, BENCH_HEADING, &section))
 }
 
 fn bench_section(table: &str, retries: usize, date: &str) -> String {
@@ -330,10 +334,10 @@ fn bench_section(table: &str, retries: usize, date: &str) -> String {
     )
 }
 
-/// `old` with the section under [`BENCH_HEADING`] (up to the next `## ` heading or the end)
+/// `old` with the section under `heading` (up to the next `## ` heading or the end)
 /// replaced by `section`, or `section` appended.
-fn replace_section(old: &str, section: &str) -> String {
-    let Some(start) = old.find(BENCH_HEADING) else {
+pub(crate) fn replace_section(old: &str, heading: &str, section: &str) -> String {
+    let Some(start) = old.find(heading) else {
         let mut s = old.trim_end().to_owned();
         if !s.is_empty() {
             s.push_str("\n\n");
@@ -341,7 +345,7 @@ fn replace_section(old: &str, section: &str) -> String {
         s.push_str(section);
         return s;
     };
-    let after = start + BENCH_HEADING.len();
+    let after = start + heading.len();
     let end = old[after..]
         .find("\n## ")
         .map_or(old.len(), |p| after + p + 1);
@@ -355,7 +359,7 @@ fn replace_section(old: &str, section: &str) -> String {
 }
 
 /// Today's date (UTC) as YYYY-MM-DD.
-fn today() -> String {
+pub(crate) fn today() -> String {
     let days = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() / 86_400);
@@ -396,7 +400,7 @@ mod tests {
         );
         let section = bench_section(&table, 0, "2026-12-01");
         let doc = "# Benchmarks\n\n## Other\n\ntext\n";
-        let once = replace_section(doc, &section);
+        let once = replace_section(doc, BENCH_HEADING, &section);
         assert!(
             once.starts_with(doc.trim_end()) && once.ends_with(&section),
             "{once}"
@@ -404,6 +408,7 @@ mod tests {
         // Rewriting replaces the section only, and keeps a section that follows it.
         let twice = replace_section(
             &format!("{once}\n## Later\n\nkept\n"),
+            BENCH_HEADING,
             "## Real Xen: rxl and xl side by side\n\nnew\n",
         );
         assert!(
@@ -420,51 +425,24 @@ mod tests {
     fn run_timed(fail_xl: &str, fail_rxl: &str) -> (Vec<String>, usize, usize) {
         let step = side_by_side_step(true, None);
         let timed = step.captures.iter().find(|c| c.name == "timed").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for tool in ["xl", "rxl"] {
-            let fake = format!(
-                "#!/bin/sh\nd={}\ncase $1 in\ncreate)\n  echo x >>$d/{tool}.creates\n  \
-                 n=$(wc -l <$d/{tool}.creates)\n  case \" $FAIL_{tool} \" in\n    \
-                 *\" all \"*|*\" $n \"*) echo 'libxl: error: no' >&2; exit 1 ;;\n  esac ;;\n\
-                 esac\nexit 0\n",
-                d.display()
-            );
-            let p = d.join(tool);
-            std::fs::write(&p, fake).unwrap();
-            std::process::Command::new("chmod")
-                .arg("+x")
-                .arg(&p)
-                .status()
-                .unwrap();
-        }
-        // The rig's helpers, with the ones that look at dom0 replaced.
-        let lib = format!(
-            "{}\nnote() {{ :; }}\nconsole_count() {{ echo 0; }}\n\
-             wait_console() {{ return 0; }}\ndom_state() {{ echo -b----; }}\n",
-            include_str!("../../scripts/lib.sh")
+        let dir = crate::steps::fake_dom0::fake_dom0(
+            "case $1 in\ncreate)\n  echo x >>$d/$tool.creates\n  \
+             n=$(wc -l <$d/$tool.creates)\n  eval fail=\\$FAIL_$tool\n  case \" $fail \" in\n    \
+             *\" all \"*|*\" $n \"*) echo 'libxl: error: no' >&2; exit 1 ;;\n  esac ;;\n\
+             esac\nexit 0\n",
+            // The rig's helpers that look at dom0, replaced.
+            "note() { :; }\nconsole_count() { echo 0; }\n\
+             wait_console() { return 0; }\ndom_state() { echo -b----; }\n",
         );
-        std::fs::write(d.join("lib.sh"), lib).unwrap();
-        let script = timed
-            .script
-            .replace(". /e2e/lib.sh", &format!(". {}/lib.sh", d.display()));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .env("PATH", format!("{}:/usr/bin:/bin", d.display()))
-            .env("RXL_SETTLE_S", "0")
-            .env("FAIL_xl", fail_xl)
-            .env("FAIL_rxl", fail_rxl)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        let d = dir.path();
+        let lines = crate::steps::fake_dom0::run_script(
+            d,
+            &timed.script,
+            &[("FAIL_xl", fail_xl), ("FAIL_rxl", fail_rxl)],
+        );
         let creates = |t: &str| {
             std::fs::read_to_string(d.join(format!("{t}.creates"))).map_or(0, |s| s.lines().count())
         };
-        let lines = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
         (lines, creates("xl"), creates("rxl"))
     }
 

@@ -1,12 +1,21 @@
 # Step devices: the disk images (ext4, made in dom0 with mke2fs -d from a directory holding
-# the file the guest must read) and the state of dom0's bridge before any guest.
-# Set by the rig: DEV_DIR, DISK_TEXT, TOOLS (the tools that take turns).
+# the file the guests must read), the loop device of the phy: disk (written into the configs
+# in place of @PHY@), and the state of dom0's bridge before any guest.
+# Set by the rig: DEV_DIR, CFG_DIR, DISK_TEXT.
+# shellcheck source=lib.sh
+. /e2e/lib.sh
+use_hotplug scripts
 mkdir -p "${DEV_DIR}/src" || exit 1
 printf '%s\n' "${DISK_TEXT}" >"${DEV_DIR}/src/hello.txt" || exit 1
-for tool in ${TOOLS}; do
-    /sbin/mke2fs -q -t ext4 -d "${DEV_DIR}/src" -F "${DEV_DIR}/disk-$tool.img" 16M || exit 1
-    /sbin/mke2fs -q -t ext4 -F "${DEV_DIR}/extra-$tool.img" 8M || exit 1
+for img in disk phy; do
+    /sbin/mke2fs -q -t ext4 -d "${DEV_DIR}/src" -F "${DEV_DIR}/$img.img" 16M || exit 1
 done
+/sbin/mke2fs -q -t ext4 -F "${DEV_DIR}/extra.img" 8M || exit 1
+/sbin/mke2fs -q -t ext4 -F "${DEV_DIR}/bench.img" 8M || exit 1
+phy=$(/sbin/losetup -f --show "${DEV_DIR}/phy.img") || exit 1
+echo "${phy}" >"${DEV_DIR}/phy.dev"
+echo "phy=${phy}"
+sed -i "s|@PHY@|${phy}|" "${CFG_DIR}"/*.cfg || exit 1
 ls -l "${DEV_DIR}"
 echo "--- modules"
 lsmod | awk 'NR > 1 { print $1 }' | sort | tr '\n' ' '

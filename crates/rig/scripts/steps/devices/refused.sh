@@ -1,9 +1,11 @@
 # Step devices, refusals: TOOL creates a guest whose vif names a bridge that does not exist,
 # then one whose disk image does not exist. Both must fail; what each leaves behind is
-# listed (reported, not judged: it is the tool's own behaviour).
-# Set by the rig: TOOL, NOBRIDGE_NAME, NOBRIDGE_CFG, NOIMAGE_NAME, NOIMAGE_CFG, DEV_DIR.
+# listed (the host judges rxl's and reports xl's).
+# Set by the rig: TOOL, LABEL, HOTPLUG, NOBRIDGE_NAME, NOBRIDGE_CFG, NOIMAGE_NAME, NOIMAGE_CFG,
+# DEV_DIR.
 # shellcheck source=lib.sh
 . /e2e/lib.sh
+use_hotplug "${HOTPLUG}"
 # orphans IMAGE: what belongs to no domain xl lists: xenstore directories under the
 # backends, /libxl and /local/domain, vif interfaces, loop devices bound to IMAGE.
 orphans() {
@@ -28,16 +30,16 @@ orphans() {
 }
 refused() {
     echo "--- ${TOOL} create $2"
-    "${TOOL}" create "$2" >/tmp/refused.out 2>&1
+    timeout 120 "${TOOL}" create "$2" >/tmp/refused.out 2>&1
     rc=$?
     tail -n 12 /tmp/refused.out
     echo "$1_rc=$rc"
     echo "--- $1 leftovers"
     orphans "$3"
-    if "${TOOL}" destroy "$4" >/dev/null 2>&1; then
+    if timeout 60 "${TOOL}" destroy "$4" >/dev/null 2>&1; then
         echo "leftover: domain $4 (destroyed now)"
     fi
 }
-refused nobridge "${NOBRIDGE_CFG}" "${DEV_DIR}/disk-${TOOL}.img" "${NOBRIDGE_NAME}"
-refused noimage "${NOIMAGE_CFG}" "${DEV_DIR}/missing-${TOOL}.img" "${NOIMAGE_NAME}"
+refused nobridge "${NOBRIDGE_CFG}" "${DEV_DIR}/disk.img" "${NOBRIDGE_NAME}"
+refused noimage "${NOIMAGE_CFG}" "${DEV_DIR}/missing-${LABEL}.img" "${NOIMAGE_NAME}"
 echo "--- end"
