@@ -118,7 +118,7 @@ struct Options {
     /// `cargo build --release -p rxl`.
     #[arg(long, value_name = "PATH")]
     rxl: Option<PathBuf>,
-    /// Hard limit on QEMU's run time in seconds (default 1500; 3600 with --shell).
+    /// Hard limit on QEMU's run time in seconds (default 2100; 3600 with --shell).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// Test the rig's recovery: in the first boot, make dom0 crash (`crash:STEP`, a kernel
@@ -275,7 +275,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     // Boot; when dom0 hangs or dies during a step, boot again from that step (each step
     // gets at most FRESH_BOOTS_PER_STEP fresh boots, and a run at most MAX_BOOTS boots).
-    let timeout = opts.timeout.unwrap_or(if opts.shell { 3600 } else { 1500 });
+    // The whole scenario in one boot takes 20 minutes or so with the devices step's three
+    // tools; a hung dom0 is stopped long before this by the watchdog.
+    let timeout = opts.timeout.unwrap_or(if opts.shell { 3600 } else { 2100 });
     let mut boots: Vec<BootRun> = Vec::new();
     let mut from = 0usize;
     loop {

@@ -104,7 +104,7 @@ pub fn side_by_side_step(linux: bool, doc: Option<PathBuf>) -> Step {
                 quiet_s: Some(TIMED_CMD_S + 10),
                 ..script_cap(
                     "timed",
-                    // Well inside one boot's QEMU timeout (1500 s) after the earlier
+                    // Well inside one boot's QEMU timeout (2100 s) after the earlier
                     // steps; normally six or seven minutes.
                     if linux { 1100 } else { 300 },
                     include_str!("../../scripts/steps/side-by-side/timed.sh"),
