@@ -79,8 +79,11 @@
 
 #![forbid(unsafe_code)]
 
+mod backend;
+mod devstate;
 mod disk;
 mod fault;
+mod hotplug;
 mod hv;
 mod store;
 mod xs;
@@ -95,9 +98,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use xen_host::{DomId, E820Entry, Errno, GrantEntryV1, ShutdownReason, VersionInfo, WatchEvent};
 
+pub use crate::devstate::{LoopDevice, VifInterface};
 use crate::disk::{Change, ChangeKind, DomRecord, HostLock, HostState, PendingShutdown};
 use crate::fault::Faults;
 pub use crate::fault::FAIL_OPS;
+pub use crate::hotplug::SimHotplug;
 pub use crate::hv::MAP_BATCH_PAGES;
 
 /// Pages per MiB.
@@ -190,7 +195,18 @@ pub struct HostConfig {
     pub xen_version: VersionInfo,
     /// CPU frequency in kHz.
     pub cpu_khz: u32,
+    /// The bridges in dom0, for simulated `vif-bridge` (a host made before bridges were
+    /// simulated has `xenbr0`).
+    #[serde(default = "default_bridges")]
+    pub bridges: Vec<String>,
 }
+
+fn default_bridges() -> Vec<String> {
+    vec!["xenbr0".to_owned()]
+}
+
+/// Longest interface name Linux takes (`IFNAMSIZ` - 1).
+const IFNAME_MAX: usize = 15;
 
 impl Default for HostConfig {
     fn default() -> HostConfig {
@@ -207,12 +223,14 @@ impl Default for HostConfig {
                 sysctl_interface: 0x15,
             },
             cpu_khz: 2_400_000,
+            bridges: default_bridges(),
         }
     }
 }
 
 impl HostConfig {
-    /// The defaults, with `RXL_SIM_MEM_MIB` and `RXL_SIM_CPUS` applied.
+    /// The defaults, with `RXL_SIM_MEM_MIB`, `RXL_SIM_CPUS` and `RXL_SIM_BRIDGES` (names
+    /// separated by commas; empty for none) applied.
     pub fn from_env() -> Result<HostConfig, SimError> {
         let mut cfg = HostConfig::default();
         if let Ok(v) = std::env::var("RXL_SIM_MEM_MIB") {
@@ -224,6 +242,14 @@ impl HostConfig {
             cfg.nr_cpus = v.trim().parse().map_err(|_| {
                 SimError::Config(format!("RXL_SIM_CPUS=`{v}` is not a number of CPUs"))
             })?;
+        }
+        if let Ok(v) = std::env::var("RXL_SIM_BRIDGES") {
+            cfg.bridges = v
+                .split(',')
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         Ok(cfg)
     }
@@ -240,6 +266,19 @@ impl HostConfig {
                 "{} MiB host with a {} MiB Domain-0: the host needs more memory than Domain-0",
                 self.total_mib, self.dom0_mib
             )));
+        }
+        for b in &self.bridges {
+            let bad = b.is_empty()
+                || b.len() > IFNAME_MAX
+                || b == "."
+                || b == ".."
+                || b.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+            if bad {
+                return Err(SimError::Config(format!(
+                    "bridge `{b}` is not an interface name (1 to {IFNAME_MAX} bytes, no `/`, \
+                     `:` or blanks)"
+                )));
+            }
         }
         if self.total_mib > (1 << 30) {
             return Err(SimError::Config(format!(
@@ -398,8 +437,7 @@ impl SimHost {
     /// `RXL_SIM_MEM_MIB` / `RXL_SIM_CPUS`, else 16 GiB and 4 CPUs). `RXL_SIM_FAIL` sets
     /// up fault injection for this handle.
     pub fn open(dir: &Path) -> Result<SimHost, SimError> {
-        let spec = std::env::var("RXL_SIM_FAIL").unwrap_or_default();
-        let rules = fault::parse_spec(&spec)?;
+        let rules = fault::from_env()?;
         let config = Self::init(dir, None)?;
         Ok(Self::from_parts(dir, config, rules))
     }
@@ -648,6 +686,31 @@ impl SimHost {
             Ok(None) => Err(esrch(dom).into_host(op)),
             Err(e) => Err(e.into_host(op)),
         }
+    }
+
+    /// The simulated loop devices (set up by [`SimHotplug`]'s `block add`), by minor.
+    pub fn loop_devices(&self) -> xen_host::Result<Vec<LoopDevice>> {
+        devstate::inspect(&self.dir)
+            .map(|(loops, _)| loops)
+            .map_err(|e| e.into_host("loop_devices"))
+    }
+
+    /// The vif interfaces in dom0 (made by [`SimHotplug`]'s `vif-*` scripts), by name.
+    pub fn vif_interfaces(&self) -> xen_host::Result<Vec<VifInterface>> {
+        devstate::inspect(&self.dir)
+            .map(|(_, ifaces)| ifaces)
+            .map_err(|e| e.into_host("vif_interfaces"))
+    }
+
+    /// The ports of each bridge: `(bridge, interface)`, in order.
+    pub fn bridge_ports(&self) -> xen_host::Result<Vec<(String, String)>> {
+        let mut ports: Vec<(String, String)> = self
+            .vif_interfaces()?
+            .into_iter()
+            .filter_map(|i| Some((i.bridge?, i.name)))
+            .collect();
+        ports.sort();
+        Ok(ports)
     }
 
     /// The ids of every domain, Domain-0 included, in order.
