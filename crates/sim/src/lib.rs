@@ -8,12 +8,12 @@
 //! returns fewer extents than asked when the host or the domain's limit runs out),
 //! xenstore permissions, transactions and watches follow xenstored, and an unpaused
 //! domain behaves like a cooperative PV-aware guest that reacts to
-//! `control/shutdown`.
+//! `control/shutdown` and connects the frontends of its block and network devices.
 //!
 //! # On-disk layout
 //!
 //! ```text
-//! DIR/host.json            the host's size and version (written once, at creation)
+//! DIR/host.json            the host's size, version and bridges (written once, at creation)
 //! DIR/lock                 flock'ed exclusively by every operation
 //! DIR/state.json           small mutable host state: change sequence number, xenstore
 //!                          generation, the last domain id allocated, page accounting
@@ -25,6 +25,8 @@
 //!                          the last 8 segments kept; watchers in every process poll it
 //!                          (one that fell further behind has each watch fired once)
 //! DIR/trash/               removed subtrees, renamed here before deletion
+//! DIR/devices.json         what simulated hotplug set up: loop devices (by minor) and
+//!                          vif interfaces (with their bridge); absent when nothing is
 //! ```
 //!
 //! An operation takes the lock, reads only the files it concerns (the state file, one
@@ -58,6 +60,32 @@
 //! permission check. [`SimHost::guest_event`] makes a guest power off, reboot, crash,
 //! trip its watchdog, or ignore `control/shutdown`.
 //!
+//! # Devices: backends, frontends, hotplug
+//!
+//! Domain-0 runs simulated blkback and netback: a backend directory
+//! `/local/domain/0/backend/{vbd,vif}/D/N` follows the xenbus state machine as the
+//! toolstack drives it, and the guest's frontend `/local/domain/D/device/{vbd,vif}/N`
+//! connects while the domain runs. They react after the write (or the transaction
+//! commit, or the removal) that concerns them, in the process that made it, like the
+//! reaction to `control/shutdown`:
+//!
+//! | when | what happens |
+//! |---|---|
+//! | a backend's directory or `state` is written, `state` 1, `online` 1 | backend → 2 (InitWait); fault `backend_init`: stays 1 |
+//! | the domain is unpaused, or a backend's `state`, `physical-device` or `hotplug-status` is written, while the domain runs, the backend is in 2 and ready (vbd: `physical-device`; vif: `hotplug-status=connected`), the frontend in 1..=3 | frontend → 4, backend → 4; fault `frontend_connect`: both stay |
+//! | `online` 0 and `state` 5 written, frontend missing or not in 4, or the domain not running | backend → 6 |
+//! | the same with the frontend in 4 and the domain running | frontend → 6, backend → 6; fault `frontend_release`: backend stays 5 |
+//! | the frontend (or the domain's directory) is removed while the backend is in 5 with `online` 0 | backend → 6 |
+//! | a vif backend is removed | its interface (and bridge port) goes |
+//!
+//! [`SimHotplug`] implements `devices::hotplug::Hotplug`: it carries out `block`,
+//! `vif-bridge`, `vif-route` and `vif-nat` on the host's state (loop devices, bridge
+//! ports; [`HostConfig::bridges`] lists the bridges) and runs any other script for
+//! real; its module doc says exactly what each does. [`SimHost::loop_devices`],
+//! [`SimHost::vif_interfaces`] and [`SimHost::bridge_ports`] show what is set up. A
+//! loop device stays until `block remove` frees it, as on Linux: a toolstack that skips
+//! the remove leaves it behind, and a test sees it.
+//!
 //! # Where it differs from Xen and xenstored
 //!
 //! - `@releaseDomain` fires when any domain shuts down, when its destruction starts and
@@ -74,8 +102,20 @@
 //!
 //! `RXL_SIM_FAIL=OP[:N][=ERRNO],...` (read by [`SimHost::open`]) or
 //! [`SimHost::with_faults`] makes the N-th call (default the first) of OP through this
-//! handle fail with ERRNO (a name such as `ENOMEM` or a number; default `EINVAL`).
-//! [`FAIL_OPS`] lists the operation names.
+//! handle fail with ERRNO (a name such as `ENOMEM` or a number; default `EINVAL`);
+//! `OP[:N]=sleep:MS` makes it wait first and then succeed. [`FAIL_OPS`] lists the
+//! operation names.
+//!
+//! The device faults count steps, not calls: `backend_init`, `frontend_connect` and
+//! `frontend_release` refuse the N-th such step of the reactions above (counted by the
+//! handle whose write or unpause caused it; [`SimHotplug`] counts the connects its own
+//! runs cause). `hotplug_add` and `hotplug_remove` are counted by [`SimHotplug`]
+//! ([`SimHotplug::open`] reads `RXL_SIM_FAIL` too): the N-th add or remove fails as the
+//! scripts' `fatal` does (`hotplug-error` naming the fault, `hotplug-status=error`, exit
+//! status 1), or with `=hang` is reported as killed at its timeout without waiting.
+//!
+//! `RXL_SIM_BRIDGES=br0,br1` (read when a host is created, like `RXL_SIM_MEM_MIB`)
+//! names the host's bridges; the default is `xenbr0`, and an empty value means none.
 
 #![forbid(unsafe_code)]
 
