@@ -159,7 +159,9 @@ fn number(w: &World<'_>, path: &str) -> Result<Option<u8>, SimError> {
     Ok(value(w, path)?.and_then(|v| v.parse::<u8>().ok()))
 }
 
-fn set(w: &mut World<'_>, path: &str, v: &str) -> Result<(), SimError> {
+/// Write a node as Domain-0 (the backend, the scripts, or the guest's own frontend
+/// driver), without reacting to it again.
+pub(crate) fn set(w: &mut World<'_>, path: &str, v: &str) -> Result<(), SimError> {
     xs::write(w, DomId::DOM0, path, v.as_bytes(), false)
 }
 

@@ -46,7 +46,7 @@ use devices::hotplug::{Hotplug, HotplugCommand, HotplugError, HotplugRun};
 use nix::sys::signal::Signal;
 use xen_host::DomId;
 
-use crate::backend::{self, value, Dev, BACKEND_ROOT};
+use crate::backend::{self, set, value, Dev, BACKEND_ROOT};
 use crate::devstate::{self, loop_node, DevState, IfaceRec, LoopDevice, LoopRec, VifInterface};
 use crate::fault::{self, Faults, Fired};
 use crate::{run_locked, xs, HostConfig, SimError, SimHost, World};
@@ -223,10 +223,6 @@ impl SimHotplug {
     }
 }
 
-fn set(w: &mut World<'_>, path: &str, v: &str) -> Result<(), SimError> {
-    xs::write(w, DomId::DOM0, path, v.as_bytes(), false)
-}
-
 /// The block script's mode classes: `r`, `w`, or `!` (no checks).
 fn canonical_mode(mode: &str) -> char {
     if !mode.contains('w') {
@@ -256,7 +252,10 @@ fn block_add(w: &mut World<'_>, be: &str, dev: Dev) -> Result<Outcome, SimError>
     let mode = canonical_mode(&mode);
     let meta = match std::fs::metadata(&params) {
         Ok(m) => m,
-        Err(e) => return Ok(fatal(format!("{params} does not exist ({e})"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(fatal(format!("{params} does not exist")))
+        }
+        Err(e) => return Ok(fatal(format!("{params}: {e}"))),
     };
     let target = std::fs::canonicalize(&params).unwrap_or_else(|_| PathBuf::from(&params));
     let mut st = DevState::load(w.dir)?;

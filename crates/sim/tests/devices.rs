@@ -477,6 +477,14 @@ fn an_image_used_read_write_by_another_guest_is_refused() {
         assert_eq!(bed.be(&p[0], "hotplug-status").as_deref(), Some("busy"));
     }
     assert_eq!(bed.host.loop_devices().unwrap().len(), 1);
+    // A domain of the same VM (same `vm` node, as across a restart) may share it.
+    let a2 = domain(&bed.host, 64);
+    bed.host
+        .write(T, &format!("/local/domain/{}/vm", a2.0), b"/vm/aaaa")
+        .unwrap();
+    let p = bed.plan(a2, &["shared.img,raw,xvda,rw"], &[]);
+    assert!(bed.attach(&p[0]).success(), "{}", bed.log_text());
+    assert_eq!(bed.host.loop_devices().unwrap().len(), 2);
     // Read-only in two guests is fine; read-write then is not.
     bed.image("ro.img");
     let pb = bed.plan(b, &["ro.img,raw,xvdb,r"], &[]);
