@@ -40,6 +40,7 @@ mod batch;
 mod error;
 mod host;
 mod ioctl;
+pub mod loopdev;
 mod privcmd;
 mod sys;
 
