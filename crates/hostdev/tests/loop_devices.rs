@@ -1,0 +1,475 @@
+//! `block add` / `block remove` on real loop devices (root, /dev/loop-control), with a
+//! simulated xenstore and a stand-in for blkback: a thread that, like blkback, opens the
+//! device once `physical-device` appears and then shows it in a sysfs-like directory.
+
+mod common;
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{privileged, Recorder, Xs};
+use devices::hotplug::{vbd_command, Action, Hotplug};
+use hostdev::sharing::DevNum;
+use hostdev::Native;
+use xen_host::DomId;
+
+const XVDA: u32 = 51712;
+
+fn gate(test: &str) -> bool {
+    let missing = (!Path::new("/dev/loop-control").exists())
+        .then(|| "/dev/loop-control is missing (no loop driver)".to_owned());
+    privileged(test, missing)
+}
+
+struct Host {
+    xs: Xs,
+    sysfs: PathBuf,
+    locks: PathBuf,
+    image: PathBuf,
+}
+
+impl Host {
+    fn new() -> Host {
+        let xs = Xs::new();
+        let sysfs = xs.dir.path().join("xen-backend");
+        let locks = xs.dir.path().join("locks");
+        std::fs::create_dir_all(&sysfs).expect("sysfs dir");
+        let image = xs.dir.path().join("disk.img");
+        let f = File::create(&image).expect("image");
+        f.set_len(1 << 20).expect("size the image");
+        Host {
+            xs,
+            sysfs,
+            locks,
+            image,
+        }
+    }
+
+    fn native(&self) -> Native {
+        Native::new(self.xs.store.clone(), Recorder::default())
+            .with_backend_sysfs(&self.sysfs)
+            .with_lock_dir(&self.locks)
+    }
+
+    /// A vbd's backend nodes as the toolstack leaves them when the backend is in
+    /// InitWait, and the frontend domain's `vm`.
+    fn vbd(&self, domid: u32, params: &Path, mode: &str, vm: &str) -> String {
+        let p = format!("backend/vbd/{domid}/{XVDA}");
+        self.xs
+            .write(&format!("{p}/params"), &params.to_string_lossy());
+        self.xs.write(&format!("{p}/mode"), mode);
+        self.xs
+            .write(&format!("{p}/frontend-id"), &domid.to_string());
+        self.xs.write(&format!("{p}/state"), "2");
+        self.xs.write(&format!("/local/domain/{domid}/vm"), vm);
+        p
+    }
+
+    /// Start a stand-in for blkback on one vbd: when `physical-device` appears it opens
+    /// that device and writes `vbd-D-N/physical_device`; the open device comes back
+    /// through the receiver (dropping it is blkback letting go).
+    fn blkback(&self, domid: u32) -> mpsc::Receiver<File> {
+        let (tx, rx) = mpsc::channel();
+        let store = self.xs.store.clone();
+        let sysfs = self.sysfs.join(format!("vbd-{domid}-{XVDA}"));
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let path = format!("backend/vbd/{domid}/{XVDA}");
+            while Instant::now() < deadline {
+                let pd = xen_host::read_string(
+                    &*store,
+                    xen_host::TxId::NONE,
+                    &format!("{path}/physical-device"),
+                )
+                .ok()
+                .flatten();
+                let node =
+                    xen_host::read_string(&*store, xen_host::TxId::NONE, &format!("{path}/node"))
+                        .ok()
+                        .flatten();
+                if let (Some(pd), Some(node)) = (pd, node) {
+                    let f = OpenOptions::new()
+                        .read(true)
+                        .custom_flags(nix::libc::O_CLOEXEC)
+                        .open(&node)
+                        .expect("blkback stand-in opens the loop device");
+                    std::fs::create_dir_all(&sysfs).expect("sysfs node");
+                    std::fs::write(sysfs.join("physical_device"), format!("{pd}\n"))
+                        .expect("physical_device");
+                    let _ = tx.send(f);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        rx
+    }
+}
+
+fn sys_block(node: &str, file: &str) -> Option<String> {
+    let name = node.trim_start_matches("/dev/");
+    std::fs::read_to_string(format!("/sys/block/{name}/{file}"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn bound(node: &str) -> bool {
+    let name = node.trim_start_matches("/dev/");
+    Path::new(&format!("/sys/block/{name}/loop")).exists()
+}
+
+fn wait_unbound(node: &str) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        if !bound(node) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn a_file_in_mode_r_gets_a_read_only_autoclear_loop_device() {
+    if !gate("a_file_in_mode_r_gets_a_read_only_autoclear_loop_device") {
+        return;
+    }
+    let host = Host::new();
+    let native = host.native();
+    let p = host.vbd(5, &host.image, "r", "uuid-a");
+    let blkback = host.blkback(5);
+    let add = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(10))
+        .expect("native add ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    let held = blkback
+        .recv_timeout(Duration::from_secs(5))
+        .expect("blkback stand-in got the device");
+
+    let node = host.xs.read(&format!("{p}/node")).expect("node written");
+    assert!(node.starts_with("/dev/loop"), "{node}");
+    let dev = DevNum::from_raw(
+        std::fs::metadata(&node)
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.rdev()
+            })
+            .expect("stat node"),
+    );
+    assert_eq!(dev.major, 7);
+    assert_eq!(
+        host.xs.read(&format!("{p}/physical-device")),
+        Some(format!("7:{:x}", dev.minor))
+    );
+    assert_eq!(
+        host.xs.read(&format!("{p}/physical-device-path")),
+        Some(node.clone())
+    );
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-status")).as_deref(),
+        Some("connected")
+    );
+    assert_eq!(host.xs.read(&format!("{p}/hotplug-error")), None);
+    // The kernel's view: read-only, autoclear, backed by the image.
+    assert_eq!(sys_block(&node, "ro").as_deref(), Some("1"));
+    assert_eq!(sys_block(&node, "loop/autoclear").as_deref(), Some("1"));
+    assert_eq!(
+        sys_block(&node, "loop/backing_file").map(PathBuf::from),
+        Some(std::fs::canonicalize(&host.image).expect("canonical image"))
+    );
+    let log = host.xs.log_text();
+    assert!(
+        log.contains("rxl native: /etc/xen/scripts/block add"),
+        "{log}"
+    );
+    assert!(log.contains("blkback holds"), "{log}");
+
+    // blkback lets go (the backend device went away): autoclear frees the loop device.
+    drop(held);
+    assert!(
+        wait_unbound(&node),
+        "{node} still bound after its last opener closed it"
+    );
+    // remove finds it already detached: success, nothing else touched.
+    let rm = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Remove);
+    let run = native
+        .run(&rm, &host.xs.log(), Duration::from_secs(10))
+        .expect("native remove ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    assert!(host.xs.log_text().contains("already detached"));
+}
+
+#[test]
+fn mode_w_gives_a_writable_loop_device() {
+    if !gate("mode_w_gives_a_writable_loop_device") {
+        return;
+    }
+    let host = Host::new();
+    let native = host.native();
+    let p = host.vbd(5, &host.image, "w", "uuid-a");
+    let blkback = host.blkback(5);
+    let add = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    let held = blkback.recv_timeout(Duration::from_secs(5)).expect("held");
+    let node = host.xs.read(&format!("{p}/node")).expect("node");
+    assert_eq!(sys_block(&node, "ro").as_deref(), Some("0"));
+    drop(held);
+    assert!(wait_unbound(&node));
+}
+
+/// A loop device bound the way the block script binds it (`losetup`, no autoclear),
+/// so that it stays bound with no opener.
+fn script_style_loop(file: &Path) -> String {
+    let ctl = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")
+        .expect("loop-control");
+    let backing = File::open(file).expect("backing");
+    loop {
+        let n = xencall::loopdev::get_free(&ctl).expect("free loop");
+        let node = format!("/dev/loop{n}");
+        let dev = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&node)
+            .expect("loop");
+        match xencall::loopdev::configure(
+            &dev,
+            &backing,
+            xencall::loopdev::LO_FLAGS_READ_ONLY,
+            b"t",
+        ) {
+            Ok(()) => return node,
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => continue,
+            Err(e) => panic!("configure {node}: {e}"),
+        }
+    }
+}
+
+fn detach(node: &str) {
+    if let Ok(f) = File::open(node) {
+        let _ = xencall::loopdev::clear(&f);
+    }
+}
+
+#[test]
+fn remove_detaches_the_loop_device_of_params_and_nothing_else() {
+    if !gate("remove_detaches_the_loop_device_of_params_and_nothing_else") {
+        return;
+    }
+    let host = Host::new();
+    let native = host.native();
+    let other = host.xs.dir.path().join("other.img");
+    File::create(&other)
+        .expect("other")
+        .set_len(1 << 20)
+        .expect("size");
+
+    // `node` names a loop device backed by another file: refused, left bound.
+    let p = host.vbd(5, &host.image, "r", "uuid-a");
+    let foreign = script_style_loop(&other);
+    host.xs.write(&format!("{p}/node"), &foreign);
+    let rm = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Remove);
+    let run = native
+        .run(&rm, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    let err = host
+        .xs
+        .read(&format!("{p}/hotplug-error"))
+        .expect("hotplug-error");
+    assert!(
+        err.contains("not detaching it") && err.contains(&foreign),
+        "{err}"
+    );
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-status")).as_deref(),
+        Some("error")
+    );
+    assert!(
+        bound(&foreign),
+        "a loop device of another file was detached"
+    );
+    detach(&foreign);
+
+    // `node` names a device that is not a loop device: refused.
+    host.xs.write(&format!("{p}/node"), "/dev/null");
+    let run = native
+        .run(&rm, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    assert!(host
+        .xs
+        .read(&format!("{p}/hotplug-error"))
+        .is_some_and(|e| e.contains("/dev/null is not a loop device")));
+
+    // A loop device bound to params by the script (no autoclear): detached.
+    let mine = script_style_loop(&host.image);
+    host.xs.write(&format!("{p}/node"), &mine);
+    let run = native
+        .run(&rm, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    assert!(wait_unbound(&mine), "{mine} still bound after remove");
+    assert!(host
+        .xs
+        .log_text()
+        .contains(&format!("{mine} detached from")));
+}
+
+#[test]
+fn a_file_used_read_write_by_another_guest_is_refused() {
+    if !gate("a_file_used_read_write_by_another_guest_is_refused") {
+        return;
+    }
+    let host = Host::new();
+    let native = host.native();
+    host.vbd(5, &host.image, "w", "uuid-a");
+    let blkback = host.blkback(5);
+    let add5 = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+    let run = native
+        .run(&add5, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    let held = blkback.recv_timeout(Duration::from_secs(5)).expect("held");
+
+    // Another guest, read-only: refused as busy, no loop device made for it.
+    let p6 = host.vbd(6, &host.image, "r", "uuid-b");
+    let add6 = vbd_command("/etc/xen/scripts/block", DomId(6), XVDA, Action::Add);
+    let run = native
+        .run(&add6, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    assert_eq!(
+        host.xs.read(&format!("{p6}/hotplug-status")).as_deref(),
+        Some("busy")
+    );
+    let err = host
+        .xs
+        .read(&format!("{p6}/hotplug-error"))
+        .expect("hotplug-error");
+    assert!(
+        err.contains("cannot be used read-only by domain 6")
+            && err.contains("is used read-write by domain 5 (vbd 51712)"),
+        "{err}"
+    );
+    assert_eq!(host.xs.read(&format!("{p6}/node")), None);
+    assert_eq!(host.xs.read(&format!("{p6}/physical-device")), None);
+
+    // The same guest (same vm uuid) may use it again.
+    host.vbd(7, &host.image, "r", "uuid-a");
+    let blk7 = host.blkback(7);
+    let add7 = vbd_command("/etc/xen/scripts/block", DomId(7), XVDA, Action::Add);
+    let run = native
+        .run(&add7, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    let held7 = blk7.recv_timeout(Duration::from_secs(5)).expect("held");
+
+    // Forced (w!): no sharing checks.
+    host.xs.rm_all(&p6);
+    let p6 = host.vbd(6, &host.image, "w!", "uuid-b");
+    let blk6 = host.blkback(6);
+    let run = native
+        .run(&add6, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    let held6 = blk6.recv_timeout(Duration::from_secs(5)).expect("held");
+    assert_eq!(
+        host.xs.read(&format!("{p6}/hotplug-status")).as_deref(),
+        Some("connected")
+    );
+
+    let nodes: Vec<String> = [5, 6, 7]
+        .iter()
+        .map(|d| {
+            host.xs
+                .read(&format!("backend/vbd/{d}/{XVDA}/node"))
+                .expect("node")
+        })
+        .collect();
+    drop((held, held6, held7));
+    for n in &nodes {
+        assert!(wait_unbound(n), "{n} still bound");
+    }
+}
+
+#[test]
+fn blkback_never_opening_the_device_fails_and_leaves_no_loop_device() {
+    if !gate("blkback_never_opening_the_device_fails_and_leaves_no_loop_device") {
+        return;
+    }
+    let host = Host::new();
+    let native = host.native();
+    let p = host.vbd(5, &host.image, "r", "uuid-a");
+    let add = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_millis(300))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    let err = host
+        .xs
+        .read(&format!("{p}/hotplug-error"))
+        .expect("hotplug-error");
+    assert!(err.starts_with("blkback did not open /dev/loop"), "{err}");
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-status")).as_deref(),
+        Some("error")
+    );
+    let node = host.xs.read(&format!("{p}/node")).expect("node");
+    assert!(wait_unbound(&node), "{node} outlived the failed add");
+}
+
+#[test]
+fn a_missing_target_or_a_closed_backend_is_an_error() {
+    if !gate("a_missing_target_or_a_closed_backend_is_an_error") {
+        return;
+    }
+    let host = Host::new();
+    let native = host.native();
+    let missing = host.xs.dir.path().join("nope.img");
+    let p = host.vbd(5, &missing, "r", "uuid-a");
+    let add = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(5))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    let err = host.xs.read(&format!("{p}/hotplug-error")).expect("error");
+    assert!(
+        err.starts_with(&format!("{} does not exist", missing.display())),
+        "{err}"
+    );
+
+    host.xs.write(&format!("{p}/params"), "/dev/null");
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(5))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-error")).as_deref(),
+        Some("/dev/null is neither a block device nor a regular file")
+    );
+
+    host.xs
+        .write(&format!("{p}/params"), &host.image.to_string_lossy());
+    host.xs.write(&format!("{p}/state"), "5");
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(5))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-error")),
+        Some(format!(
+            "Path closed or removed during hotplug add: {p} state: 5"
+        ))
+    );
+    assert_eq!(host.xs.read(&format!("{p}/node")), None);
+}
