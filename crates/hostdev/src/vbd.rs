@@ -53,8 +53,11 @@ use crate::lock::HotplugLock;
 use crate::sharing::{self, DevNum, Mode, OtherUser};
 use crate::{Failure, Job, Native};
 
-/// How often the wait for blkback looks again.
-const POLL: Duration = Duration::from_millis(2);
+/// The wait for blkback looks again after this, doubling up to [`POLL_MAX`]: blkback
+/// usually opens the device within a millisecond of the `physical-device` write.
+const POLL_FIRST: Duration = Duration::from_micros(100);
+/// The longest pause of the wait for blkback.
+const POLL_MAX: Duration = Duration::from_millis(4);
 
 /// What `params` names, opened.
 #[derive(Debug)]
@@ -205,14 +208,16 @@ pub(crate) fn add(
             check_sharing(native, job, &target, frontend, mode, &loops)?;
         }
     }
+    let t_attach = Instant::now();
     let (loop_file, number) = attach(&target, mode, job.deadline)?;
     let node = format!("/dev/loop{number}");
+    let attach_us = t_attach.elapsed().as_micros();
     let dev = loop_file
         .metadata()
         .map(|m| DevNum::from_raw(m.rdev()))
         .map_err(|e| fatal(format!("cannot stat {node}: {e}")))?;
     job.note(format!(
-        "{node} ({dev}) attached to {}{}",
+        "{node} ({dev}) attached to {}{} in {attach_us} us",
         target.path.display(),
         if mode.writes() { "" } else { ", read-only" }
     ));
@@ -419,6 +424,7 @@ fn wait_for_blkback(
         .join(format!("vbd-{domid}-{devid}"))
         .join("physical_device");
     let start = Instant::now();
+    let mut pause = POLL_FIRST;
     loop {
         if let Ok(text) = std::fs::read_to_string(&sysfs) {
             if DevNum::parse_hex(&text) == Some(dev) {
@@ -449,7 +455,8 @@ fn wait_for_blkback(
                 sysfs.display()
             )));
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(POLL_MAX);
     }
 }
 

@@ -259,3 +259,45 @@ fn ip_hooks_and_other_scripts_go_to_the_fallback_unchanged() {
         },
     );
 }
+
+/// One native online and offline, timed (run with `--ignored --nocapture`, release
+/// build).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn timing_of_a_native_online_and_offline() {
+    in_netns("timing_of_a_native_online_and_offline", || {
+        let vif = Vif::new("rxltestbr");
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for _ in 0..30 {
+            let run = vif
+                .native
+                .run(&vif.cmd(Action::Add), &vif.xs.log(), Duration::from_secs(5))
+                .expect("online");
+            assert_eq!(run.exit_code, Some(0));
+            on.push(run.elapsed);
+            let run = vif
+                .native
+                .run(
+                    &vif.cmd(Action::Remove),
+                    &vif.xs.log(),
+                    Duration::from_secs(5),
+                )
+                .expect("offline");
+            assert_eq!(run.exit_code, Some(0));
+            off.push(run.elapsed);
+        }
+        for (name, mut v) in [
+            ("native vif-bridge online", on),
+            ("native vif-bridge offline", off),
+        ] {
+            v.sort();
+            println!(
+                "{name}: median {} us, min {} us, p90 {} us ({} runs)",
+                v[v.len() / 2].as_micros(),
+                v[0].as_micros(),
+                v[v.len() * 9 / 10].as_micros(),
+                v.len()
+            );
+        }
+    });
+}

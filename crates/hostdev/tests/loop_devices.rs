@@ -102,7 +102,7 @@ impl Host {
                     let _ = tx.send(f);
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(100));
             }
         });
         rx
@@ -472,4 +472,52 @@ fn a_missing_target_or_a_closed_backend_is_an_error() {
         ))
     );
     assert_eq!(host.xs.read(&format!("{p}/node")), None);
+}
+
+fn stats(name: &str, mut v: Vec<Duration>) {
+    v.sort();
+    let us = |d: Duration| d.as_micros();
+    println!(
+        "{name}: median {} us, min {} us, p90 {} us ({} runs)",
+        us(v[v.len() / 2]),
+        us(v[0]),
+        us(v[v.len() * 9 / 10]),
+        v.len()
+    );
+}
+
+/// One native add and remove of a file-backed disk, timed (run with `--ignored
+/// --nocapture`, release build). The add includes the wait for the blkback stand-in,
+/// which polls the simulated xenstore every 100 us.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn timing_of_a_native_loop_add_and_remove() {
+    if !gate("timing_of_a_native_loop_add_and_remove") {
+        return;
+    }
+    let host = Host::new();
+    let native = host.native();
+    let add = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+    let rm = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Remove);
+    let (mut adds, mut removes) = (Vec::new(), Vec::new());
+    for _ in 0..30 {
+        host.xs.rm_all(&format!("backend/vbd/5/{XVDA}"));
+        let _ = std::fs::remove_dir_all(host.sysfs.join(format!("vbd-5-{XVDA}")));
+        host.vbd(5, &host.image, "w", "uuid-a");
+        let blkback = host.blkback(5);
+        let run = native
+            .run(&add, &host.xs.log(), Duration::from_secs(10))
+            .expect("add");
+        assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+        adds.push(run.elapsed);
+        let held = blkback.recv_timeout(Duration::from_secs(5)).expect("held");
+        let run = native
+            .run(&rm, &host.xs.log(), Duration::from_secs(10))
+            .expect("remove");
+        assert_eq!(run.exit_code, Some(0));
+        removes.push(run.elapsed);
+        drop(held);
+    }
+    stats("native block add (file, loop device)", adds);
+    stats("native block remove", removes);
 }
