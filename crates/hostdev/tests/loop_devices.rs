@@ -521,3 +521,122 @@ fn timing_of_a_native_loop_add_and_remove() {
     stats("native block add (file, loop device)", adds);
     stats("native block remove", removes);
 }
+
+#[test]
+fn a_block_device_is_recorded_and_checked_but_not_looped() {
+    if !gate("a_block_device_is_recorded_and_checked_but_not_looped") {
+        return;
+    }
+    let host = Host::new();
+    // A loop device bound by hand stands in for a disk.
+    let disk = script_style_loop(&host.image);
+    let minor = {
+        use std::os::unix::fs::MetadataExt;
+        nix::sys::stat::minor(std::fs::metadata(&disk).expect("stat").rdev())
+    };
+    let add = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+
+    // Mounted read-write in dom0 (as mountinfo says): refused even for reading.
+    let mountinfo = host.xs.dir.path().join("mountinfo");
+    std::fs::write(
+        &mountinfo,
+        format!("50 1 7:{minor} / /mnt/x rw,relatime - ext4 {disk} rw\n"),
+    )
+    .expect("mountinfo");
+    let native = host.native().with_mountinfo(&mountinfo);
+    let p = host.vbd(5, Path::new(&disk), "r", "uuid-a");
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(5))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-status")).as_deref(),
+        Some("busy")
+    );
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-error")),
+        Some(format!(
+            "{disk} cannot be used read-only by domain 5: device 7:{minor:x} is mounted \
+             read-write in the privileged domain at /mnt/x"
+        ))
+    );
+
+    // Claimed exclusively by someone (as a mount or swap would): refused for writing.
+    let native = host.native();
+    host.xs.write(&format!("{p}/mode"), "w");
+    let claim = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_EXCL)
+        .open(&disk)
+        .expect("exclusive open");
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(5))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    assert!(host
+        .xs
+        .read(&format!("{p}/hotplug-error"))
+        .is_some_and(|e| e.contains("is in use in the privileged domain")));
+    drop(claim);
+
+    // Free: recorded as it is, through a symbolic link, with no loop device of its own.
+    let link = host.xs.dir.path().join("disk-link");
+    std::os::unix::fs::symlink(&disk, &link).expect("symlink");
+    host.xs
+        .write(&format!("{p}/params"), &link.to_string_lossy());
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(5))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    assert_eq!(
+        host.xs.read(&format!("{p}/physical-device")),
+        Some(format!("7:{minor:x}"))
+    );
+    assert_eq!(
+        host.xs.read(&format!("{p}/physical-device-path")),
+        Some(disk.clone())
+    );
+    assert_eq!(host.xs.read(&format!("{p}/node")), None);
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-status")).as_deref(),
+        Some("connected")
+    );
+    // remove has nothing to undo for a block device.
+    let rm = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Remove);
+    let run = native
+        .run(&rm, &host.xs.log(), Duration::from_secs(5))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(0));
+    assert!(
+        bound(&disk),
+        "remove touched a block device it did not make"
+    );
+    detach(&disk);
+}
+
+#[test]
+fn a_file_with_no_write_permission_is_refused_for_mode_w() {
+    if !gate("a_file_with_no_write_permission_is_refused_for_mode_w") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::new();
+    std::fs::set_permissions(&host.image, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let p = host.vbd(5, &host.image, "w", "uuid-a");
+    let add = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+    let run = host
+        .native()
+        .run(&add, &host.xs.log(), Duration::from_secs(5))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    assert_eq!(
+        host.xs.read(&format!("{p}/hotplug-status")).as_deref(),
+        Some("busy")
+    );
+    assert!(host
+        .xs
+        .read(&format!("{p}/hotplug-error"))
+        .is_some_and(|e| e
+            .ends_with("is read-only, and so I will not mount it read-write in a guest domain.")));
+    assert_eq!(host.xs.read(&format!("{p}/node")), None);
+}
