@@ -146,7 +146,8 @@ impl Native {
         self
     }
 
-    /// Why a `vif-bridge` command must still go to the script, from what the backend
+    /// Why a `vif-bridge` command (online or offline) must still go to the script, from
+    /// what the backend
     /// holds and what the script directory has: an `ip` node (the script adds iptables
     /// rules for those addresses), no `bridge` node (the script then picks the host's
     /// first bridge), or executable hooks in `vif-post.d` next to the script (the script
@@ -339,7 +340,9 @@ impl Hotplug for Native {
     ) -> Result<HotplugRun, HotplugError> {
         let start = Instant::now();
         let mut route = route(cmd);
-        if route == Route::Vif(Action::Add) {
+        // Both directions: what the script set up (iptables rules, hooks) only the
+        // script takes down.
+        if matches!(route, Route::Vif(_)) {
             if let Some(why) = self.vif_needs_script(cmd) {
                 route = Route::Fallback(why);
             }

@@ -235,6 +235,13 @@ fn ip_hooks_and_other_scripts_go_to_the_fallback_unchanged() {
                 .contains("goes to the scripts: the vif has ip="));
             // Nothing was done natively.
             assert_eq!(link("vif5.0").expect("vif").master, None);
+            // What the script set up (its iptables rules) the script takes down.
+            assert_eq!(vif.run(Action::Remove), 0);
+            assert_eq!(
+                vif.fallback.seen().last(),
+                Some(&format!("{} offline type_if=vif", script.display()))
+            );
+            let seen = vif.fallback.seen().len();
 
             vif.xs.rm_all(&format!("{}/ip", vif.path));
             let hooks = vif.script_dir.join("vif-post.d");
@@ -244,17 +251,17 @@ fn ip_hooks_and_other_scripts_go_to_the_fallback_unchanged() {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
             assert_eq!(vif.run(Action::Add), 0);
-            assert_eq!(vif.fallback.seen().len(), 2);
+            assert_eq!(vif.fallback.seen().len(), seen + 1);
             std::fs::remove_file(&hook).expect("rm hook");
 
             let route = vif_command("/etc/xen/scripts/vif-route", DomId(5), 0, None, Action::Add);
             vif.native
                 .run(&route, &vif.xs.log(), Duration::from_secs(5))
                 .expect("ran");
-            assert_eq!(vif.fallback.seen().len(), 3);
+            assert_eq!(vif.fallback.seen().len(), seen + 2);
             // With neither, the vif is handled natively.
             assert_eq!(vif.run(Action::Add), 0);
-            assert_eq!(vif.fallback.seen().len(), 3);
+            assert_eq!(vif.fallback.seen().len(), seen + 2);
             assert!(link("vif5.0").expect("vif").master.is_some());
         },
     );
