@@ -129,13 +129,28 @@ fn open_target(params: &str, write: bool) -> Result<Target, Failure> {
                 path.display()
             )));
         }
+        blocking(&file, &path)?;
         return Ok(Target {
             path,
             file,
             meta: again,
         });
     }
+    blocking(&file, &path)?;
     Ok(Target { path, file, meta })
+}
+
+/// Clear `O_NONBLOCK` (used only so that opening a FIFO planted at the path cannot
+/// hang) on a regular file before it backs a loop device.
+fn blocking(file: &File, path: &Path) -> Result<(), Failure> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    fcntl(fd, FcntlArg::F_GETFL)
+        .map(OFlag::from_bits_truncate)
+        .and_then(|f| fcntl(fd, FcntlArg::F_SETFL(f - OFlag::O_NONBLOCK)))
+        .map(drop)
+        .map_err(|e| fatal(format!("cannot set up {}: {e}", path.display())))
 }
 
 fn read_only_file(path: &Path) -> Failure {
@@ -526,4 +541,55 @@ pub(crate) fn remove(
         Err(e) => return Err(fatal(format!("losetup -d {node} failed: {e}"))),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+
+    fn flags(f: &File) -> OFlag {
+        OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL).expect("F_GETFL"))
+    }
+
+    #[test]
+    fn a_file_target_is_resolved_opened_blocking_in_the_right_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = dir.path().join("a.img");
+        std::fs::write(&img, b"x").expect("image");
+        let link = dir.path().join("link.img");
+        std::os::unix::fs::symlink(&img, &link).expect("symlink");
+        let t = open_target(&link.to_string_lossy(), false).expect("read-only");
+        assert_eq!(t.path, std::fs::canonicalize(&img).expect("canonical"));
+        let f = flags(&t.file);
+        assert!(!f.contains(OFlag::O_NONBLOCK), "{f:?}");
+        assert_eq!(f & OFlag::O_ACCMODE, OFlag::O_RDONLY);
+        let t = open_target(&img.to_string_lossy(), true).expect("read-write");
+        let f = flags(&t.file);
+        assert!(!f.contains(OFlag::O_NONBLOCK), "{f:?}");
+        assert_eq!(f & OFlag::O_ACCMODE, OFlag::O_RDWR);
+    }
+
+    #[test]
+    fn a_fifo_or_directory_target_is_refused_without_hanging() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        for p in [fifo.as_path(), dir.path()] {
+            let e = open_target(&p.to_string_lossy(), false).unwrap_err();
+            assert!(
+                e.message()
+                    .ends_with("is neither a block device nor a regular file"),
+                "{e:?}"
+            );
+        }
+        let e = open_target("no/such/device", false).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("/dev/no/such/device does not exist"),
+            "{e:?}"
+        );
+    }
 }
