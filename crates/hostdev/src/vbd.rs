@@ -5,7 +5,8 @@
 //!
 //! * `add` does nothing when `physical-device` is already written (the script may be
 //!   called twice); it reads `params`, `mode`, `frontend-id` and requires the backend's
-//!   `state` to be 2 (the script checks that for files only; here for both).
+//!   `state` to be 2, or 3 or 4 (the toolstack accepts a backend that raced ahead); the
+//!   script checks the state for files only, here it is checked for both.
 //! * The target: a `params` that is not absolute names a device under /dev (the
 //!   script's `expand_dev`). Symbolic links are resolved once, as the script's
 //!   `readlink -f` does (a /dev/disk/by-id link or an image directory behind a link are
@@ -29,8 +30,9 @@
 //!   guest's backend even if `remove` never runs. Therefore the loop device is kept open
 //!   here until blkback holds it: until blkback's sysfs node
 //!   `vbd-DOMID-DEVID/physical_device` shows this device (blkback creates it right after
-//!   opening the device), or the backend leaves InitWait (blkback failed to open it; its
-//!   xenbus error is reported), or the timeout.
+//!   opening the device) or the backend is Connected (blkback gets there only with the
+//!   device open), or the backend closes (blkback failed to open it; its xenbus error is
+//!   reported), or the timeout.
 //! * Written in one transaction: `node` (files), `physical-device` (`MAJOR:MINOR` in
 //!   lowercase hex), `physical-device-path`, `hotplug-status=connected`.
 //! * The script's lock (`/var/run/xen-hotplug/block`) is held from the sharing check to
@@ -181,7 +183,8 @@ pub(crate) fn add(
         .parse()
         .map_err(|_| fatal(format!("{}/frontend-id is not a domain id", job.path)))?;
     let state = job.read("state")?.unwrap_or_else(|| "missing".into());
-    if state != "2" {
+    // InitWait, or past it (the toolstack accepts a backend that raced ahead).
+    if !matches!(state.as_str(), "2" | "3" | "4") {
         return Err(fatal(format!(
             "Path closed or removed during hotplug add: {} state: {state}",
             job.path
@@ -451,7 +454,16 @@ fn wait_for_blkback(
             }
         }
         match job.read("state")?.as_deref() {
-            Some("2") => {}
+            Some("2" | "3") => {}
+            // Connected: blkback connects only with the device open (it may get there
+            // between the sysfs look and this read, when the frontend was waiting).
+            Some("4") => {
+                job.note(format!(
+                    "blkback connected with {node} after {} us",
+                    start.elapsed().as_micros()
+                ));
+                return Ok(());
+            }
             state => {
                 let error = job
                     .read_abs(&format!("error/{}/error", job.path))?

@@ -24,6 +24,18 @@ fn gate(test: &str) -> bool {
     privileged(test, missing)
 }
 
+/// What the blkback stand-in does once `physical-device` appears.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blkback {
+    /// Open the device and show it in sysfs, as blkback does.
+    Sysfs,
+    /// Open the device and go straight to Connected (a guest that was waiting),
+    /// before the sysfs node is seen.
+    Connect,
+    /// Fail to open it: an xenbus error and state Closing.
+    Fail(&'static str),
+}
+
 struct Host {
     xs: Xs,
     sysfs: PathBuf,
@@ -72,6 +84,10 @@ impl Host {
     /// that device and writes `vbd-D-N/physical_device`; the open device comes back
     /// through the receiver (dropping it is blkback letting go).
     fn blkback(&self, domid: u32) -> mpsc::Receiver<File> {
+        self.blkback_acting(domid, Blkback::Sysfs)
+    }
+
+    fn blkback_acting(&self, domid: u32, act: Blkback) -> mpsc::Receiver<File> {
         let (tx, rx) = mpsc::channel();
         let store = self.xs.store.clone();
         let sysfs = self.sysfs.join(format!("vbd-{domid}-{XVDA}"));
@@ -91,14 +107,28 @@ impl Host {
                         .ok()
                         .flatten();
                 if let (Some(pd), Some(node)) = (pd, node) {
+                    let write = |p: &str, v: &str| {
+                        store
+                            .write(xen_host::TxId::NONE, p, v.as_bytes())
+                            .expect("write")
+                    };
+                    if let Blkback::Fail(error) = act {
+                        write(&format!("error/{path}/error"), error);
+                        write(&format!("{path}/state"), "5");
+                        return;
+                    }
                     let f = OpenOptions::new()
                         .read(true)
                         .custom_flags(nix::libc::O_CLOEXEC)
                         .open(&node)
                         .expect("blkback stand-in opens the loop device");
-                    std::fs::create_dir_all(&sysfs).expect("sysfs node");
-                    std::fs::write(sysfs.join("physical_device"), format!("{pd}\n"))
-                        .expect("physical_device");
+                    if act == Blkback::Sysfs {
+                        std::fs::create_dir_all(&sysfs).expect("sysfs node");
+                        std::fs::write(sysfs.join("physical_device"), format!("{pd}\n"))
+                            .expect("physical_device");
+                    } else {
+                        write(&format!("{path}/state"), "4");
+                    }
                     let _ = tx.send(f);
                     return;
                 }
@@ -639,4 +669,41 @@ fn a_file_with_no_write_permission_is_refused_for_mode_w() {
         .is_some_and(|e| e
             .ends_with("is read-only, and so I will not mount it read-write in a guest domain.")));
     assert_eq!(host.xs.read(&format!("{p}/node")), None);
+}
+
+#[test]
+fn a_backend_that_connects_has_the_device_and_one_that_closes_has_failed() {
+    if !gate("a_backend_that_connects_has_the_device_and_one_that_closes_has_failed") {
+        return;
+    }
+    let host = Host::new();
+    let native = host.native();
+    let add = vbd_command("/etc/xen/scripts/block", DomId(5), XVDA, Action::Add);
+    let p = host.vbd(5, &host.image, "r", "uuid-a");
+    let blkback = host.blkback_acting(5, Blkback::Connect);
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
+    let held = blkback.recv_timeout(Duration::from_secs(5)).expect("held");
+    let node = host.xs.read(&format!("{p}/node")).expect("node");
+    assert!(bound(&node));
+    drop(held);
+    assert!(wait_unbound(&node));
+
+    host.xs.rm_all(&p);
+    let p = host.vbd(5, &host.image, "r", "uuid-a");
+    let _blkback = host.blkback_acting(5, Blkback::Fail("2 creating vbd structure"));
+    let run = native
+        .run(&add, &host.xs.log(), Duration::from_secs(10))
+        .expect("ran");
+    assert_eq!(run.exit_code, Some(1));
+    let err = host.xs.read(&format!("{p}/hotplug-error")).expect("error");
+    assert!(
+        err.starts_with("blkback did not open /dev/loop")
+            && err.ends_with("the backend is in state 5 (error: 2 creating vbd structure)"),
+        "{err}"
+    );
+    let node = host.xs.read(&format!("{p}/node")).expect("node");
+    assert!(wait_unbound(&node), "{node} outlived the failed add");
 }
