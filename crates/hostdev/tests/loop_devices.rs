@@ -151,14 +151,23 @@ fn bound(node: &str) -> bool {
     Path::new(&format!("/sys/block/{name}/loop")).exists()
 }
 
-fn wait_unbound(node: &str) -> bool {
+/// Whether, within 5 s, no loop device is bound to `file` any more (`node` is the one
+/// that was; its number may meanwhile be reused by another test, so the file is what is
+/// checked).
+fn wait_unbound(node: &str, file: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).expect("stat the image");
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(5) {
-        if !bound(node) {
+        if hostdev::vbd::loops_backed_by(m.dev(), m.ino()).is_empty() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    eprintln!(
+        "{node} or another loop device is still bound to {}",
+        file.display()
+    );
     false
 }
 
@@ -221,7 +230,7 @@ fn a_file_in_mode_r_gets_a_read_only_autoclear_loop_device() {
     // blkback lets go (the backend device went away): autoclear frees the loop device.
     drop(held);
     assert!(
-        wait_unbound(&node),
+        wait_unbound(&node, &host.image),
         "{node} still bound after its last opener closed it"
     );
     // remove finds it already detached: success, nothing else touched.
@@ -251,7 +260,7 @@ fn mode_w_gives_a_writable_loop_device() {
     let node = host.xs.read(&format!("{p}/node")).expect("node");
     assert_eq!(sys_block(&node, "ro").as_deref(), Some("0"));
     drop(held);
-    assert!(wait_unbound(&node));
+    assert!(wait_unbound(&node, &host.image));
 }
 
 /// A loop device bound the way the block script binds it (`losetup`, no autoclear),
@@ -348,7 +357,10 @@ fn remove_detaches_the_loop_device_of_params_and_nothing_else() {
         .run(&rm, &host.xs.log(), Duration::from_secs(10))
         .expect("ran");
     assert_eq!(run.exit_code, Some(0), "{}", host.xs.log_text());
-    assert!(wait_unbound(&mine), "{mine} still bound after remove");
+    assert!(
+        wait_unbound(&mine, &host.image),
+        "{mine} still bound after remove"
+    );
     assert!(host
         .xs
         .log_text()
@@ -428,7 +440,7 @@ fn a_file_used_read_write_by_another_guest_is_refused() {
         .collect();
     drop((held, held6, held7));
     for n in &nodes {
-        assert!(wait_unbound(n), "{n} still bound");
+        assert!(wait_unbound(n, &host.image), "{n} still bound");
     }
 }
 
@@ -455,7 +467,10 @@ fn blkback_never_opening_the_device_fails_and_leaves_no_loop_device() {
         Some("error")
     );
     let node = host.xs.read(&format!("{p}/node")).expect("node");
-    assert!(wait_unbound(&node), "{node} outlived the failed add");
+    assert!(
+        wait_unbound(&node, &host.image),
+        "{node} outlived the failed add"
+    );
 }
 
 #[test]
@@ -689,7 +704,7 @@ fn a_backend_that_connects_has_the_device_and_one_that_closes_has_failed() {
     let node = host.xs.read(&format!("{p}/node")).expect("node");
     assert!(bound(&node));
     drop(held);
-    assert!(wait_unbound(&node));
+    assert!(wait_unbound(&node, &host.image));
 
     host.xs.rm_all(&p);
     let p = host.vbd(5, &host.image, "r", "uuid-a");
@@ -705,5 +720,8 @@ fn a_backend_that_connects_has_the_device_and_one_that_closes_has_failed() {
         "{err}"
     );
     let node = host.xs.read(&format!("{p}/node")).expect("node");
-    assert!(wait_unbound(&node), "{node} outlived the failed add");
+    assert!(
+        wait_unbound(&node, &host.image),
+        "{node} outlived the failed add"
+    );
 }
