@@ -29,6 +29,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Administratively up (`IFF_UP`).
     pub up: bool,
+    /// Its hardware address.
+    pub address: Option<Vec<u8>>,
 }
 
 /// A change to one link; `None` fields are left alone.
@@ -206,12 +208,14 @@ fn to_link(m: &LinkMessage) -> Link {
         master: None,
         mtu: None,
         up: m.header.flags.contains(LinkFlags::Up),
+        address: None,
     };
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => link.name.clone_from(n),
             LinkAttribute::Controller(i) if *i != 0 => link.master = Some(*i),
             LinkAttribute::Mtu(v) => link.mtu = Some(*v),
+            LinkAttribute::Address(a) => link.address = Some(a.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 link.is_bridge = infos
                     .iter()

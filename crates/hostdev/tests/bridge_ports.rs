@@ -107,6 +107,10 @@ fn online_makes_the_vif_a_port_of_its_bridge_and_offline_takes_it_off() {
             assert_eq!(port.master, Some(br.index));
             assert!(port.up);
             assert_eq!(port.mtu, Some(1400));
+            assert_eq!(
+                port.address.as_deref(),
+                Some(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff][..])
+            );
             assert_eq!(vif.node("hotplug-status").as_deref(), Some("connected"));
             assert_eq!(vif.node("hotplug-error"), None);
             assert_eq!(
@@ -166,6 +170,23 @@ fn a_missing_bridge_fails_with_hotplug_error_naming_it() {
                 .xs
                 .log_text()
                 .contains("failed: Could not find bridge device xenbr9"));
+        },
+    );
+}
+
+#[test]
+fn a_missing_xenbr_n_means_eth_n_when_that_is_a_bridge() {
+    in_netns(
+        "a_missing_xenbr_n_means_eth_n_when_that_is_a_bridge",
+        || {
+            Rtnl::open()
+                .expect("rtnl")
+                .add_bridge("eth7")
+                .expect("bridge eth7");
+            let vif = Vif::new("xenbr7");
+            assert_eq!(vif.run(Action::Add), 0, "{}", vif.xs.log_text());
+            let br = link("eth7").expect("eth7");
+            assert_eq!(link("vif5.0").expect("vif").master, Some(br.index));
         },
     );
 }
