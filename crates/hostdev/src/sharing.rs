@@ -244,9 +244,9 @@ pub fn check_sharing(
 /// their `vm` uuids are equal, or one's `vm` equals the `vm` of the other's `target`
 /// (a device model and its guest). A missing `vm` on the other side counts as the same
 /// guest (its domain is going away while its backend is still listed), as the script
-/// says. Empty values never match, unlike the script, whose `-1` defaults turn into two
-/// empty strings that always compare equal, so that Xen 4.17's script never refuses a
-/// disk used by another guest.
+/// says. Empty values never match: RELEASE-4.17.0's script turned its `-1` defaults into
+/// two empty strings that always compared equal, so it never refused a disk used by
+/// another guest (fixed upstream in 4.19, 4.17.5 and 4.18.3).
 pub fn same_vm(
     our_vm: Option<&str>,
     our_target_vm: Option<&str>,
