@@ -20,6 +20,9 @@ pub enum Backend {
         host: Box<sim::SimHost>,
         /// Its state directory.
         dir: PathBuf,
+        /// Its simulated hotplug (one per process, so its fault counters count this
+        /// process's commands).
+        hotplug: std::sync::Arc<sim::SimHotplug>,
     },
 }
 
@@ -42,12 +45,13 @@ impl Backend {
     pub fn open(sim: Option<&Path>) -> anyhow::Result<Backend> {
         match sim {
             Some(dir) => {
-                let host = sim::SimHost::open(dir).with_context(|| {
-                    format!("cannot open the simulated host in {}", dir.display())
-                })?;
+                let opening = || format!("cannot open the simulated host in {}", dir.display());
+                let host = sim::SimHost::open(dir).with_context(opening)?;
+                let hotplug = sim::SimHotplug::open(dir).with_context(opening)?;
                 Ok(Backend::Sim {
                     host: Box::new(host),
                     dir: dir.to_path_buf(),
+                    hotplug: std::sync::Arc::new(hotplug),
                 })
             }
             None => {
@@ -94,14 +98,14 @@ impl Backend {
     }
 
     /// How devices are set up on this host: Xen's scripts on real Xen; on the simulated
-    /// host its simulated hotplug, with the timeouts `RXL_SIM_DEVICE_TIMEOUT_MS` gives (so
+    /// host its simulated hotplug ([`sim::SimHotplug`]), with the timeouts `RXL_SIM_DEVICE_TIMEOUT_MS` gives (so
     /// that tests of a stuck backend do not wait libxl's 10 s).
     pub fn device_options(&self) -> toolstack::devices::DeviceOptions {
         let logs = self.log_dir();
         match self {
             Backend::Xen { .. } => toolstack::devices::DeviceOptions::scripts(logs),
-            Backend::Sim { .. } => {
-                let mut o = toolstack::devices::DeviceOptions::scripts(logs);
+            Backend::Sim { hotplug, .. } => {
+                let mut o = toolstack::devices::DeviceOptions::with(hotplug.clone(), logs);
                 if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
                     .ok()
                     .and_then(|v| v.parse::<u64>().ok())
