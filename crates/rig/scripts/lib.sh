@@ -160,3 +160,19 @@ dev_lists() {
     done
     echo "--- lists end"
 }
+
+# The hotplug scripts the devices step counts: prepare.sh puts a wrapper in the place of each,
+# which appends "SCRIPT ARGS" to hotplug_calls_log and runs the real one (SCRIPT.real).
+# (Read by the scripts that source this file.)
+# shellcheck disable=SC2034
+hotplug_counted="block vif-bridge"
+hotplug_calls_log=/run/rxl-hotplug-calls
+
+# hotplug_calls: how many runs of the counted hotplug scripts there have been so far.
+hotplug_calls() {
+    if [ -f "${hotplug_calls_log}" ]; then
+        wc -l <"${hotplug_calls_log}" | tr -d ' '
+    else
+        echo 0
+    fi
+}

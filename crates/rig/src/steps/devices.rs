@@ -570,6 +570,8 @@ fn check_tool(
             ] {
                 zero(h, key, &format!("{who}: {what}"), p);
             }
+            script_runs(t, h, "block_attach_scripts", "block-attach", p);
+            script_runs(t, h, "network_attach_scripts", "network-attach", p);
             p.extend(lists_row(who, h, t.cmd, "block", "with-xvdb", XVDB));
             p.extend(lists_row(
                 who,
@@ -691,6 +693,7 @@ fn check_boot(
         p.push(format!("{who}: before its boot, {l}"));
     }
     zero(boot, "boot", &format!("{who}: boot"), p);
+    script_runs(t, boot, "create_scripts", "create", p);
     for (vdev, _) in DISKS {
         zero(
             boot,
@@ -759,6 +762,28 @@ fn check_boot(
             "{who}: create to /init {:.1} s",
             ms as f64 / 1000.0
         ));
+    }
+}
+
+/// `t`'s runs of Xen's block and vif-bridge scripts (`KEY=N`, counted by the wrappers
+/// prepare.sh installs) during `what`: none for rxl's native path, some for the others.
+fn script_runs(t: &Tool, c: &Capture, key: &str, what: &str, p: &mut Vec<String>) {
+    let n = number(c, key);
+    let native = t.hotplug == "native";
+    match n {
+        Some(0) if !native => p.push(format!(
+            "{}: {what} ran no hotplug script (block, vif-bridge), though this tool runs them",
+            t.title
+        )),
+        Some(n) if native && n > 0 => p.push(format!(
+            "{}: {what} ran Xen's hotplug scripts {n} time(s); the native path runs none",
+            t.title
+        )),
+        Some(_) => {}
+        None => p.push(format!(
+            "{}: no count of hotplug script runs ({key})",
+            t.title
+        )),
     }
 }
 
@@ -1035,13 +1060,15 @@ mod tests {
                 );
             }
             last_token = t.token();
+            let scripts = if t.hotplug == "native" { 0 } else { 3 };
             text += &format!(
-                "@@RXL-BEGIN devices/{0}\nboot=0\nboot_ms=31000\ndomid=3\n{disks}\
+                "@@RXL-BEGIN devices/{0}\ncreate_scripts={2}\nboot=0\nboot_ms=31000\ndomid=3\n{disks}\
                  --- network\nguest_mac={mac}\nnet_rc=0\nguest_ll=fe80::216:3eff:fe5a:1\n\
                  dom0_ll=fe80::ff:fe00:b01\ndom0_ping_rc=0\nguest_ping_rc=0\n{1}--- end\n\
                  @@RXL-END devices/{0} rc=0\n",
                 t.boot,
-                lists("at-boot", &listers, XL_BLOCK, &xl_net(&mac))
+                lists("at-boot", &listers, XL_BLOCK, &xl_net(&mac)),
+                scripts
             );
             let with_xvdb = format!(
                 "{XL_BLOCK}51728 0   3      4     10     532      /local/domain/0/backend/vbd/3/51728\n"
@@ -1052,12 +1079,15 @@ mod tests {
                 t.extra_mac()
             );
             text += &format!(
-                "@@RXL-BEGIN devices/{0}\nblock_attach_rc=0\nxvdb_seen_rc=0\n{1}block_detach_rc=0\n\
-                 xvdb_gone_rc=0\nnetwork_attach_rc=0\neth1_seen_rc=0\n{2}network_detach_rc=0\n\
+                "@@RXL-BEGIN devices/{0}\nblock_attach_rc=0\nblock_attach_scripts={3}\n\
+                 xvdb_seen_rc=0\n{1}block_detach_rc=0\n\
+                 xvdb_gone_rc=0\nnetwork_attach_rc=0\nnetwork_attach_scripts={3}\n\
+                 eth1_seen_rc=0\n{2}network_detach_rc=0\n\
                  eth1_gone_rc=0\n--- end\n@@RXL-END devices/{0} rc=0\n",
                 t.plug,
                 lists("with-xvdb", &listers, &with_xvdb, &xl_net(&mac)),
                 lists("with-eth1", &listers, XL_BLOCK, &with_eth1),
+                scripts.min(1)
             );
             text += &format!(
                 "@@RXL-BEGIN devices/{0}\ndestroy_rc=0\ndestroy_ms=2400\n\
@@ -1214,6 +1244,16 @@ mod tests {
                 "/tmp/devices/missing-rxl-native.img: not found".to_owned(),
                 "disk xvda: hotplug script failed".to_owned(),
                 "rxl (native): the error of a create with a missing image does not name missing-rxl-native.img",
+            ),
+            (
+                "create_scripts=0\n".to_owned(),
+                "create_scripts=2\n".to_owned(),
+                "rxl (native): create ran Xen's hotplug scripts 2 time(s); the native path runs none",
+            ),
+            (
+                "block_attach_scripts=1".to_owned(),
+                "block_attach_scripts=0".to_owned(),
+                "xl: block-attach ran no hotplug script",
             ),
             (
                 "phy_detach_rc=0".to_owned(),

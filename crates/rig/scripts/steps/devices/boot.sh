@@ -16,7 +16,10 @@ for d in $(xl list | awk 'NR > 1 && $1 ~ /^dev-/ { print $1 }'); do
 done
 boot_once() {
     n0=$(console_count "${NAME}" "${LINUX_INIT_LINE}")
+    c0=$(hotplug_calls)
     timeout 120 "${TOOL}" create "${CFG}" || return 3
+    # Runs of Xen's block and vif-bridge scripts during the create.
+    echo "create_scripts=$(($(hotplug_calls) - c0))"
     wait_console "${NAME}" "${LINUX_INIT_LINE}" $((n0 + 1)) "${BOOT_S}"
 }
 t0=$(now_ms)

@@ -10,8 +10,10 @@ use_hotplug "${HOTPLUG}"
 in_guest() {
     guest_run "${NAME}" $(($1 + 20)) "i=0; until $2; do i=\$((i+1)); [ \$i -gt $(($1 * 5)) ] && exit 9; sleep 0.2; done"
 }
+c0=$(hotplug_calls)
 timeout 60 "${TOOL}" block-attach "${NAME}" "format=raw,vdev=xvdb,access=rw,target=${DEV_DIR}/extra.img"
 echo "block_attach_rc=$?"
+echo "block_attach_scripts=$(($(hotplug_calls) - c0))"
 in_guest 30 "grep -q -w xvdb /proc/partitions"
 echo "xvdb_seen_rc=$?"
 # Word splitting of LISTERS (tool names) is meant.
@@ -23,8 +25,10 @@ in_guest 30 "! grep -q -w xvdb /proc/partitions"
 echo "xvdb_gone_rc=$?"
 /sbin/losetup -a | grep -F "${DEV_DIR}/extra.img" | sed 's/^/leftover: loop /'
 
+c0=$(hotplug_calls)
 timeout 60 "${TOOL}" network-attach "${NAME}" bridge=xenbr0 "mac=${EXTRA_MAC}"
 echo "network_attach_rc=$?"
+echo "network_attach_scripts=$(($(hotplug_calls) - c0))"
 in_guest 30 "grep -q -i ${EXTRA_MAC} /sys/class/net/eth1/address 2>/dev/null"
 echo "eth1_seen_rc=$?"
 # shellcheck disable=SC2086
