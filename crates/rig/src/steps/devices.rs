@@ -445,8 +445,9 @@ fn zero(c: &Capture, key: &str, what: &str, problems: &mut Vec<String>) {
 
 /// What rxl's block-list and network-list (text and `--json`) printed for a guest against
 /// xl's for the same guest at the same moment. Both read the same xenstore nodes, so the
-/// text must be xl's line for line (trailing blanks aside), evt-ch included; the JSON must
-/// parse and name every device xl lists (its vdev number or its MAC).
+/// text must be xl's line for line (trailing blanks aside), evt-ch included, but for the
+/// order of the rows; the JSON must parse and name every device xl lists (its vdev number
+/// or its MAC).
 fn compare_device_lists(who: &str, c: &Capture, tag: &str, p: &mut Vec<String>) {
     for kind in ["block", "network"] {
         let Some((xl, xl_rc)) = list_output(c, "xl", kind, false, tag) else {
@@ -465,11 +466,18 @@ fn compare_device_lists(who: &str, c: &Capture, tag: &str, p: &mut Vec<String>) 
                 p.push(format!("{who}: rxl {kind}-list {tag} exited with {rc:?}"))
             }
             Some((rxl, _)) => {
+                // The header as it is, then the rows in sorted order: xl prints them in
+                // the order xenstored lists the backend directory, which is no contract.
                 let norm = |v: &[&str]| -> Vec<String> {
-                    v.iter()
+                    let mut lines: Vec<String> = v
+                        .iter()
                         .map(|l| l.trim_end().to_owned())
                         .filter(|l| !l.is_empty())
-                        .collect()
+                        .collect();
+                    if lines.len() > 1 {
+                        lines[1..].sort();
+                    }
+                    lines
                 };
                 let (x, r) = (norm(&xl), norm(&rxl));
                 if x != r {
@@ -479,7 +487,7 @@ fn compare_device_lists(who: &str, c: &Capture, tag: &str, p: &mut Vec<String>) 
                         .position(|(a, b)| a != b)
                         .unwrap_or(x.len().min(r.len()));
                     p.push(format!(
-                        "{who}: rxl {kind}-list {tag} differs from xl's at line {}: xl {:?}, rxl {:?}",
+                        "{who}: rxl {kind}-list {tag} differs from xl's at line {} (rows sorted): xl {:?}, rxl {:?}",
                         at + 1,
                         x.get(at),
                         r.get(at)
@@ -648,7 +656,8 @@ fn check_tool(
                 // rxl must say which config and which image (a missing image is refused
                 // before the domain is built, with the config's file:line:col).
                 if case == "noimage" && !t.is_xl() {
-                    let out = section(r, &format!("{} create noimg", t.cmd)).join("\n");
+                    let out =
+                        section(r, &format!("{} create {}", t.cmd, t.cfg("noimage"))).join("\n");
                     for want in [
                         format!("noimage-{}.cfg", t.label),
                         format!("missing-{}.img", t.label),
@@ -1097,8 +1106,8 @@ mod tests {
                 t.token()
             );
             text += &format!(
-                "@@RXL-BEGIN devices/{0}\n--- {1} create nobr\nnobridge_rc=1\n\
-                 --- nobridge leftovers\n{2}--- {1} create noimg\n\
+                "@@RXL-BEGIN devices/{0}\n--- {1} create /e2e/devices/nobridge-{3}.cfg\nnobridge_rc=1\n\
+                 --- nobridge leftovers\n{2}--- {1} create /e2e/devices/noimage-{3}.cfg\n\
                  error: /e2e/devices/noimage-{3}.cfg:10:49: /tmp/devices/missing-{3}.img: not found\n\
                  noimage_rc=1\n--- noimage leftovers\n--- end\n@@RXL-END devices/{0} rc=0\n",
                 t.refused,
@@ -1224,9 +1233,8 @@ mod tests {
                 "xl: rxl block-list --json with-xvdb does not name 51728",
             ),
             (
-                "--- nobridge leftovers\n--- rxl create noimg".to_owned(),
-                "--- nobridge leftovers\nleftover: interface vif9.0\n--- rxl create noimg"
-                    .to_owned(),
+                "--- nobridge leftovers\n--- rxl create".to_owned(),
+                "--- nobridge leftovers\nleftover: interface vif9.0\n--- rxl create".to_owned(),
                 "rxl (scripts) left after a missing bridge: leftover: interface vif9.0",
             ),
             (
@@ -1266,6 +1274,41 @@ mod tests {
             let problems = judge(&text, tools).unwrap_err().join("\n");
             assert!(problems.contains(want), "{want}: {problems}");
         }
+    }
+
+    #[test]
+    fn rxl_may_order_the_rows_otherwise_but_not_change_them() {
+        let tools = &ALL_TOOLS[..2];
+        let rows = "51712 0   3      4     7      8        /local/domain/0/backend/vbd/3/51712\n\
+                    51744 0   3      4     9      9        /local/domain/0/backend/vbd/3/51744\n\
+                    51728 0   3      4     10     532      /local/domain/0/backend/vbd/3/51728\n";
+        let sorted = "51712 0   3      4     7      8        /local/domain/0/backend/vbd/3/51712\n\
+                      51728 0   3      4     10     532      /local/domain/0/backend/vbd/3/51728\n\
+                      51744 0   3      4     9      9        /local/domain/0/backend/vbd/3/51744\n";
+        let from = format!(
+            "--- rxl block-list with-xvdb\nVdev  BE  handle state evt-ch ring-ref BE-path\n{rows}"
+        );
+        let text = good_run(tools);
+        assert!(text.contains(&from));
+        let reordered = text.replacen(
+            &from,
+            &format!("--- rxl block-list with-xvdb\nVdev  BE  handle state evt-ch ring-ref BE-path\n{sorted}"),
+            1,
+        );
+        judge(&reordered, tools).unwrap();
+        let changed = text.replacen(
+            &from,
+            &format!(
+                "--- rxl block-list with-xvdb\nVdev  BE  handle state evt-ch ring-ref BE-path\n{}",
+                sorted.replace("532 ", "533 ")
+            ),
+            1,
+        );
+        let problems = judge(&changed, tools).unwrap_err().join("\n");
+        assert!(
+            problems.contains("xl: rxl block-list with-xvdb differs from xl's at line 3"),
+            "{problems}"
+        );
     }
 
     #[test]
