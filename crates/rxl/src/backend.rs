@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use xen_host::{DomId, Hypervisor, Store};
+use xlcfg::hostconf::{HostConf, HostConfError};
+
+use crate::report::{print_diagnostics, Reported};
 
 /// The host rxl acts on.
 pub enum Backend {
@@ -29,6 +32,37 @@ impl std::fmt::Debug for Backend {
             Backend::Xen { .. } => f.write_str("Backend::Xen"),
             Backend::Sim { dir, .. } => write!(f, "Backend::Sim({})", dir.display()),
         }
+    }
+}
+
+/// The host's files, xl.conf and rxl.conf: /etc/xen/xl.conf and /etc/rxl/rxl.conf on a
+/// real host, DIR/etc/xl.conf and DIR/etc/rxl.conf on the simulated host in DIR.
+pub fn host_conf_paths(sim: Option<&Path>) -> (PathBuf, PathBuf) {
+    match sim {
+        Some(dir) => (dir.join("etc/xl.conf"), dir.join("etc/rxl.conf")),
+        None => (
+            PathBuf::from(xlcfg::hostconf::XL_CONF),
+            PathBuf::from(xlcfg::hostconf::RXL_CONF),
+        ),
+    }
+}
+
+/// Read the host's files (missing ones mean the defaults). Warnings are printed unless
+/// `quiet`; errors are printed as `FILE:LINE:COL: error: ...` and returned as [`Reported`].
+pub fn read_host_conf(sim: Option<&Path>, quiet: bool) -> anyhow::Result<HostConf> {
+    let (xl, rxl) = host_conf_paths(sim);
+    match xlcfg::hostconf::read(&xl, &rxl) {
+        Ok(read) => {
+            if !quiet {
+                print_diagnostics(&read.warnings);
+            }
+            Ok(read.conf)
+        }
+        Err(HostConfError::Invalid { diagnostics, .. }) => {
+            print_diagnostics(diagnostics.iter().filter(|d| !quiet || d.is_error()));
+            Err(Reported.into())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -19,7 +19,8 @@ use crate::report::{json_text, out, print_diagnostics, print_json, try_out, Repo
 
 /// `rxl create`.
 pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load::load(&args.file, &args.overrides, args.quiet)?;
+    let host_conf = crate::backend::read_host_conf(sim, args.quiet)?;
+    let loaded = load::load(&args.file, &args.overrides, args.quiet, &host_conf.xl.vif)?;
     let cfg = loaded.config;
     let search = FirmwareSearch::from_env();
     if args.dry_run {
