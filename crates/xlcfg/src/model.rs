@@ -363,12 +363,20 @@ pub fn check_files(cfg: &DomainConfig) -> Vec<Diagnostic> {
         }
         Boot::Bootloader { .. } => {}
     }
-    for d in &cfg.disks {
-        if let (Some(t), DiskTargetKind::File) = (&d.target, d.target_kind) {
-            check("disk image", t);
-        }
-    }
+    out.extend(check_disk_files(&cfg.disks));
     out
+}
+
+/// Check that the image file of each disk (a `File` target) exists and is a readable
+/// regular file: [`check_files`] for disks alone (`rxl block-attach`).
+pub fn check_disk_files(disks: &[DiskSpec]) -> Vec<Diagnostic> {
+    disks
+        .iter()
+        .filter_map(|d| match (&d.target, d.target_kind) {
+            (Some(t), DiskTargetKind::File) => check_file("disk image", t),
+            _ => None,
+        })
+        .collect()
 }
 
 fn check_file(what: &str, loc: &Located<PathBuf>) -> Option<Diagnostic> {
@@ -395,6 +403,12 @@ fn check_file(what: &str, loc: &Located<PathBuf>) -> Option<Diagnostic> {
     let mut d = Diagnostic::error(loc.diag_span(), message);
     if let Some(h) = hint {
         d = d.with_hint(h);
+    } else if loc
+        .span
+        .as_ref()
+        .is_some_and(|s| s.source.name == COMMAND_LINE_SPEC)
+    {
+        d = d.with_hint("a relative path is taken from the current directory");
     } else if loc.line != 0 {
         d = d.with_hint("relative paths are resolved against the config file's directory");
     }

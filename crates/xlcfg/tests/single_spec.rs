@@ -157,3 +157,26 @@ fn a_config_built_for_a_host_takes_its_vif_defaults() {
         .unwrap_or_else(|e| panic!("{}", rendered(&e)));
     assert_eq!(plain.config.vifs[0].bridge, "xenbr0");
 }
+
+#[test]
+fn a_missing_image_of_a_command_line_disk_is_named_at_its_position() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("here.img"), b"").unwrap_or_else(|e| panic!("{e}"));
+    let (ok, _) = disk_arg("here.img,raw,xvdb", dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(xlcfg::model::check_disk_files(&[ok]).is_empty());
+    let (d, _) = disk_arg("vdev=xvdb,target=gone.img", dir.path())
+        .unwrap_or_else(|e| panic!("{}", rendered(&e)));
+    let missing = xlcfg::model::check_disk_files(&[d]);
+    let text = rendered(&missing);
+    assert!(
+        text.starts_with(&format!(
+            "command line:1:18: error: disk image {} does not exist",
+            dir.path().join("gone.img").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: a relative path is taken from the current directory"),
+        "{text}"
+    );
+}
