@@ -61,7 +61,7 @@ pub struct Assigned {
     pub vifs: Vec<VifDevice>,
 }
 
-fn disk_label(spec: &DiskSpec) -> String {
+pub fn disk_label(spec: &DiskSpec) -> String {
     match &spec.target {
         Some(t) if t.line > 0 => format!("disk {} (line {}:{})", spec.vdev, t.line, t.column),
         _ => format!("disk {}", spec.vdev),

@@ -9,7 +9,7 @@ use xen_host::DomId;
 use xlcfg::model::{DiskAccess, DiskTargetKind};
 use xlcfg::DomainConfig;
 
-use crate::assign::assign;
+use crate::assign::{assign, DiskDevice, VifDevice};
 use crate::hotplug::{command_for, Action, HotplugCommand};
 use crate::nodes::{disk_nodes, vif_nodes, DeviceNodes, Guest};
 use crate::{DeviceError, DeviceKind};
@@ -79,48 +79,62 @@ pub fn plan(
     let assigned = assign(cfg, resolve_backend)?;
     let mut out = Vec::new();
     for d in &assigned.disks {
-        let nodes = disk_nodes(guest, d, script_dir)?;
-        let backend_kind = match d.spec.target_kind {
-            DiskTargetKind::File => "blkback, image file through a loop device",
-            DiskTargetKind::Device => "blkback, block device",
-            _ => "blkback, target given to the script",
-        };
-        out.push(PlannedDevice {
-            kind: DeviceKind::Vbd,
-            devid: d.devid,
-            label: d.label(),
-            backend_kind: backend_kind.to_owned(),
-            backend: d.backend,
-            target: d
-                .spec
-                .target
-                .as_ref()
-                .map(|t| t.value.to_string_lossy().into_owned()),
-            mode: Some(match d.spec.access {
-                DiskAccess::Rw => "w",
-                DiskAccess::Ro => "r",
-            }),
-            mac: None,
-            hotplug_add: hotplug_in_dom0(&nodes),
-            nodes,
-        });
+        out.push(disk(guest, d, script_dir)?);
     }
     for v in &assigned.vifs {
-        let nodes = vif_nodes(guest, v, script_dir)?;
-        out.push(PlannedDevice {
-            kind: DeviceKind::Vif,
-            devid: v.devid,
-            label: v.label(),
-            backend_kind: format!("netback on bridge {}", v.spec.bridge),
-            backend: v.backend,
-            target: None,
-            mode: None,
-            mac: Some(v.mac.to_string()),
-            hotplug_add: hotplug_in_dom0(&nodes),
-            nodes,
-        });
+        out.push(vif(guest, v, script_dir)?);
     }
     Ok(out)
+}
+
+/// One disk, checked and computed (also what `block-attach` sets up).
+pub fn disk(
+    guest: &Guest,
+    d: &DiskDevice,
+    script_dir: &Path,
+) -> Result<PlannedDevice, DeviceError> {
+    let nodes = disk_nodes(guest, d, script_dir)?;
+    let backend_kind = match d.spec.target_kind {
+        DiskTargetKind::File => "blkback, image file through a loop device",
+        DiskTargetKind::Device => "blkback, block device",
+        _ => "blkback, target given to the script",
+    };
+    Ok(PlannedDevice {
+        kind: DeviceKind::Vbd,
+        devid: d.devid,
+        label: d.label(),
+        backend_kind: backend_kind.to_owned(),
+        backend: d.backend,
+        target: d
+            .spec
+            .target
+            .as_ref()
+            .map(|t| t.value.to_string_lossy().into_owned()),
+        mode: Some(match d.spec.access {
+            DiskAccess::Rw => "w",
+            DiskAccess::Ro => "r",
+        }),
+        mac: None,
+        hotplug_add: hotplug_in_dom0(&nodes),
+        nodes,
+    })
+}
+
+/// One vif, checked and computed (also what `network-attach` sets up).
+pub fn vif(guest: &Guest, v: &VifDevice, script_dir: &Path) -> Result<PlannedDevice, DeviceError> {
+    let nodes = vif_nodes(guest, v, script_dir)?;
+    Ok(PlannedDevice {
+        kind: DeviceKind::Vif,
+        devid: v.devid,
+        label: v.label(),
+        backend_kind: format!("netback on bridge {}", v.spec.bridge),
+        backend: v.backend,
+        target: None,
+        mode: None,
+        mac: Some(v.mac.to_string()),
+        hotplug_add: hotplug_in_dom0(&nodes),
+        nodes,
+    })
 }
 
 /// libxl runs scripts only for backends in its own domain (`device_hotplug`): a driver

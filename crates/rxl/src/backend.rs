@@ -127,6 +127,31 @@ impl Backend {
         }
     }
 
+    /// How devices are set up on this host: Xen's scripts on real Xen; on the simulated
+    /// host its simulated hotplug, with the timeouts `RXL_SIM_DEVICE_TIMEOUT_MS` gives (so
+    /// that tests of a stuck backend do not wait libxl's 10 s).
+    pub fn device_options(&self) -> toolstack::devices::DeviceOptions {
+        let logs = self.log_dir();
+        match self {
+            Backend::Xen { .. } => toolstack::devices::DeviceOptions::scripts(logs),
+            Backend::Sim { .. } => {
+                let mut o = toolstack::devices::DeviceOptions::scripts(logs);
+                if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    let t = std::time::Duration::from_millis(ms);
+                    o.timeouts = toolstack::devices::Timeouts {
+                        init: t,
+                        hotplug: t,
+                        destroy: t,
+                    };
+                }
+                o
+            }
+        }
+    }
+
     /// The stored resolved config of a domain, if rxl created it.
     pub fn stored_config(&self, dom: DomId) -> Option<serde_json::Value> {
         let record: toolstack::create::Record = toolstack::state::StateDir::new(self.state_dir())

@@ -28,7 +28,6 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     }
     if !args.quiet {
         warn_unsupported_actions(&cfg);
-        warn_unattached_devices(&cfg);
     }
     let plan = plan(&cfg, &search)?;
     let host = Backend::open(sim)?;
@@ -68,6 +67,7 @@ pub fn create_options(host: &Backend, paused: bool) -> CreateOptions {
         paused,
         state_dir: host.state_dir(),
         backend_domid: DomId::DOM0,
+        devices: host.device_options(),
     }
 }
 
@@ -93,25 +93,6 @@ fn warn_unsupported_actions(cfg: &DomainConfig) {
             ),
             _ => {}
         }
-    }
-}
-
-/// Disks and vifs are parsed and checked, but rxl does not attach devices yet: say so for
-/// each one rather than let a guest boot without them unnoticed.
-fn warn_unattached_devices(cfg: &DomainConfig) {
-    for d in &cfg.disks {
-        eprintln!(
-            "rxl: warning: disk {} is not attached: rxl does not set up block devices yet, \
-             so the guest boots without it (boot from the kernel's initramfs)",
-            d.vdev
-        );
-    }
-    for v in &cfg.vifs {
-        eprintln!(
-            "rxl: warning: vif {} ({}) is not attached: rxl does not set up network \
-             devices yet, so the guest boots without it",
-            v.devid, v.mac
-        );
     }
 }
 

@@ -31,9 +31,14 @@ pub fn destroy(host: &Backend, spec: &str) -> anyhow::Result<ExitCode> {
                 return Err(e.into());
             }
             for dom in left {
-                lifecycle::finish_cleanup(host.hv(), host.xs(), &state, dom).with_context(
-                    || format!("cannot remove what is left of domain {dom} ({spec})"),
-                )?;
+                lifecycle::finish_cleanup(
+                    host.hv(),
+                    host.xs(),
+                    &host.device_options(),
+                    &state,
+                    dom,
+                )
+                .with_context(|| format!("cannot remove what is left of domain {dom} ({spec})"))?;
                 eprintln!(
                     "rxl: domain {dom} ({spec}) was already gone from Xen: removed what was \
                      left of it"
@@ -43,7 +48,7 @@ pub fn destroy(host: &Backend, spec: &str) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let destroyed = lifecycle::destroy(host.hv(), host.xs(), &state, dom)
+    let destroyed = lifecycle::destroy(host.hv(), host.xs(), &host.device_options(), &state, dom)
         .with_context(|| format!("cannot destroy domain {dom}"))?;
     if destroyed == lifecycle::Destroyed::Leftovers {
         eprintln!("rxl: domain {dom} was already gone from Xen: removed what was left of it");

@@ -38,35 +38,40 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn devices_that_are_not_attached_are_named_at_create() {
+fn a_backend_that_never_probes_fails_the_create_at_the_device_and_leaves_nothing() {
     let sim = Sim::new();
+    let img = tempfile::NamedTempFile::new().expect("image");
     let cfg = hello_cfg(
-        "devices",
-        "disk = [ 'file:/srv/guest.img,xvda,w' ]\nvif = [ 'mac=00:16:3e:01:02:03,bridge=xenbr0' ]\n",
+        "stuck",
+        &format!(
+            "disk = [ 'file:{},xvda,w' ]\nvif = [ 'mac=00:16:3e:01:02:03' ]\n",
+            img.path().display()
+        ),
     );
-    let o = ok(sim.run(&["create", "-e", cfg.to_str().unwrap()]));
+    let o = sim.run_env(
+        &["create", "-e", cfg.to_str().unwrap()],
+        &[("RXL_SIM_DEVICE_TIMEOUT_MS", "300")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("warning: disk xvda is not attached"), "{err}");
-    assert!(
-        err.contains("warning: vif 0 (00:16:3e:01:02:03) is not attached"),
-        "{err}"
-    );
-    assert!(
-        sim.domain("devices").is_some(),
-        "the guest is still created"
-    );
-    // -q keeps it quiet; a config without devices gets no such warning.
-    let o = ok(sim.run(&[
-        "create",
-        "-e",
-        "-q",
-        cfg.to_str().unwrap(),
-        "name=\"devices-q\"",
-    ]));
-    assert!(!stderr(&o).contains("not attached"), "{}", stderr(&o));
-    let plain = hello_cfg("no-devices", "");
-    let o = ok(sim.run(&["create", "-e", plain.to_str().unwrap()]));
-    assert!(!stderr(&o).contains("not attached"), "{}", stderr(&o));
+    assert!(err.contains("step \"devices\""), "{err}");
+    assert!(err.contains("disk xvda (line 8:"), "{err}");
+    assert!(err.contains("did not reach state 2 (InitWait)"), "{err}");
+    assert!(sim.domain("stuck").is_none(), "the domain went");
+    let left: Vec<String> = sim
+        .host()
+        .xs_dump("/")
+        .expect("dump")
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            p.contains("/backend/vbd")
+                || p.contains("/backend/vif")
+                || p.starts_with("/libxl/")
+                || (p.starts_with("/local/domain/") && !p.starts_with("/local/domain/0"))
+        })
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "no node of the guest is left");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod create;
+pub mod devices;
 pub mod domains;
 pub mod lifecycle;
 pub mod lock;

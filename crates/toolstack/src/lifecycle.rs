@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use xen_host::{DomId, DomainInfo, Errno, Error, Hypervisor, Result, ShutdownReason, Store, TxId};
 
+use crate::devices::{self, DeviceOptions};
 use crate::domains::uuid_string;
 use crate::names::NameIndex;
 use crate::state::StateDir;
@@ -172,7 +173,13 @@ pub enum Destroyed {
 /// Destroy a domain and everything rxl and libxl keep about it: the domain itself, its
 /// xenstore nodes, rxl's record and name index entry. A domain Xen no longer has (ESRCH)
 /// still gets its leftovers removed ([`finish_cleanup`]).
-pub fn destroy<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<Destroyed>
+pub fn destroy<H, S>(
+    hv: &H,
+    xs: &S,
+    devs: &DeviceOptions,
+    state: &StateDir,
+    dom: DomId,
+) -> Result<Destroyed>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
@@ -183,6 +190,15 @@ where
     let handle = info.as_ref().map(|i| uuid_string(&i.handle));
     let mut found = info.is_some();
     if found {
+        // libxl's order: pause, remove the devices by force, then destroy. A device that
+        // cannot be removed does not keep the domain alive: the cleanup below tries again
+        // and reports it.
+        if info.as_ref().is_some_and(|i| !i.dying && !i.paused) {
+            let _ = hv.pause(dom);
+        }
+        if let Err(e) = devices::remove_all(xs, devs, dom) {
+            tracing::warn!("domain {dom}: {e}");
+        }
         match hv.destroy(dom) {
             Ok(()) => {}
             // Gone between the look and the destroy.
@@ -190,7 +206,7 @@ where
             Err(e) => return Err(e),
         }
     }
-    finish_cleanup_of(hv, xs, state, dom, handle.as_deref())?;
+    finish_cleanup_of(hv, xs, devs, state, dom, handle.as_deref())?;
     Ok(if found {
         Destroyed::Domain
     } else {
@@ -208,12 +224,18 @@ where
 ///
 /// The uuid of `/vm/UUID` (and of the pending-create mark) comes from the domain's own `vm`
 /// node, else from Xen (while it has the domain), else from rxl's record.
-pub fn finish_cleanup<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<bool>
+pub fn finish_cleanup<H, S>(
+    hv: &H,
+    xs: &S,
+    devs: &DeviceOptions,
+    state: &StateDir,
+    dom: DomId,
+) -> Result<bool>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    finish_cleanup_of(hv, xs, state, dom, None)
+    finish_cleanup_of(hv, xs, devs, state, dom, None)
 }
 
 /// [`finish_cleanup`] by a caller that knows the domain's uuid (a create undoing itself, a
@@ -222,6 +244,7 @@ where
 pub(crate) fn finish_cleanup_of<H, S>(
     hv: &H,
     xs: &S,
+    devs: &DeviceOptions,
     state: &StateDir,
     dom: DomId,
     known_uuid: Option<&str>,
@@ -259,6 +282,19 @@ where
         ],
     };
     let mut left = state.has_record(dom);
+    // Devices first: their remove commands read the backend nodes, which go with them.
+    let had_devices = !devices::list(xs, dom)?.is_empty();
+    left |= had_devices;
+    if had_devices {
+        devices::remove_all(xs, devs, dom).map_err(|e| match e.host_error {
+            Some(h) => Error::os_detail(
+                "remove the devices",
+                h.errno().unwrap_or(Errno::EIO),
+                format!("{}: {}", e.device, e.message),
+            ),
+            None => Error::other("remove the devices", format!("{}: {}", e.device, e.message)),
+        })?;
+    }
     let mut first_err = None;
     for path in paths {
         match xs.read(TxId::NONE, &path) {
@@ -356,6 +392,10 @@ where
 
 #[cfg(test)]
 mod tests {
+    /// Device options for tests: Xen's scripts (these domains have no devices).
+    fn devs() -> DeviceOptions {
+        DeviceOptions::scripts("/nonexistent/rxl-test-logs")
+    }
     use sim::{HostConfig, SimHost};
     use xen_host::CreateDomain;
 
@@ -391,7 +431,7 @@ mod tests {
         let faulty = SimHost::open(&tmp.path().join("host"))
             .and_then(|h| h.with_faults("xs_rm"))
             .expect("faulty handle");
-        assert!(destroy(&faulty, &faulty, &state, dom).is_err());
+        assert!(destroy(&faulty, &faulty, &devs(), &state, dom).is_err());
         assert_eq!(h.domain_info(dom).ok(), Some(None), "Xen destroyed it");
         assert!(state.has_record(dom), "kept to find the leftovers again");
         assert_eq!(
@@ -405,7 +445,7 @@ mod tests {
             "found by id"
         );
         assert_eq!(
-            destroy(&h, &h, &state, dom).ok(),
+            destroy(&h, &h, &devs(), &state, dom).ok(),
             Some(Destroyed::Leftovers)
         );
         for prefix in [
@@ -419,7 +459,10 @@ mod tests {
         assert_eq!(NameIndex::new(state.path()).lookup("web"), None);
         assert_eq!(leftovers(&h, &h, &state, "web").ok(), Some(Vec::new()));
         // Nothing was left: finishing again finds nothing.
-        assert_eq!(finish_cleanup(&h, &h, &state, dom).ok(), Some(false));
+        assert_eq!(
+            finish_cleanup(&h, &h, &devs(), &state, dom).ok(),
+            Some(false)
+        );
     }
 
     #[test]
@@ -443,7 +486,10 @@ mod tests {
         for u in [&uuid, &other] {
             std::fs::write(marks.join(u), "1 1\n").expect("mark");
         }
-        assert_eq!(destroy(&h, &h, &state, dom).ok(), Some(Destroyed::Domain));
+        assert_eq!(
+            destroy(&h, &h, &devs(), &state, dom).ok(),
+            Some(Destroyed::Domain)
+        );
         assert!(!marks.join(&uuid).exists(), "the domain's mark is removed");
         assert!(marks.join(&other).exists(), "another domain's mark stays");
         // A create killed before it wrote the domain's `vm` node: the uuid is Xen's handle,
@@ -453,7 +499,10 @@ mod tests {
             .expect("create domain");
         let uuid = uuid_string(&[4; 16]);
         std::fs::write(marks.join(&uuid), "1 1\n").expect("mark");
-        assert_eq!(destroy(&h, &h, &state, dom).ok(), Some(Destroyed::Domain));
+        assert_eq!(
+            destroy(&h, &h, &devs(), &state, dom).ok(),
+            Some(Destroyed::Domain)
+        );
         assert!(!marks.join(&uuid).exists(), "found by the Xen handle");
     }
 
@@ -463,10 +512,10 @@ mod tests {
         let h = SimHost::create(&tmp.path().join("host"), HostConfig::default()).expect("host");
         let state = StateDir::new(tmp.path().join("rxl"));
         let dom = rxl_domain(&h, &state, "web");
-        let busy = finish_cleanup(&h, &h, &state, dom).unwrap_err();
+        let busy = finish_cleanup(&h, &h, &devs(), &state, dom).unwrap_err();
         assert_eq!(busy.errno(), Some(Errno::EBUSY), "{busy}");
         assert!(state.has_record(dom));
-        let dom0 = destroy(&h, &h, &state, DomId::DOM0).unwrap_err();
+        let dom0 = destroy(&h, &h, &devs(), &state, DomId::DOM0).unwrap_err();
         assert_eq!(dom0.errno(), Some(Errno::EPERM), "{dom0}");
         assert_eq!(leftovers(&h, &h, &state, "web").ok(), Some(Vec::new()));
         assert_eq!(leftovers(&h, &h, &state, "0").ok(), Some(Vec::new()));

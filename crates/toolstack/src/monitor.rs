@@ -173,7 +173,7 @@ where
                 // Someone else destroyed it, perhaps only in part: finish the cleanup.
                 tracing::info!("domain {dom} is gone");
                 retrying(&format!("cleaning up after domain {dom}"), || {
-                    lifecycle::finish_cleanup(hv, xs, &state, dom)?;
+                    lifecycle::finish_cleanup(hv, xs, &opts.devices, &state, dom)?;
                     Ok(())
                 })?;
                 return Ok(Outcome::Gone);
@@ -194,7 +194,7 @@ where
                 if action == Action::CoredumpDestroy {
                     tracing::warn!("core dumps are not supported: destroying without one");
                 }
-                destroy(hv, xs, &state, dom)?;
+                destroy(hv, xs, opts, &state, dom)?;
                 return Ok(Outcome::Gone);
             }
             Action::Restart | Action::CoredumpRestart | Action::SoftReset => {
@@ -203,7 +203,7 @@ where
                 }
                 // No domain carries the name until the new one exists: commands wait.
                 let _mark = mark_restart(opts, &cfg.name)?;
-                destroy(hv, xs, &state, dom)?;
+                destroy(hv, xs, opts, &state, dom)?;
                 dom = restart(&state, cfg.clone(), record.restarts, rebuild)?;
             }
             Action::RenameRestart => {
@@ -231,13 +231,19 @@ fn mark_restart(opts: &CreateOptions, name: &str) -> Result<RestartMark, Monitor
 }
 
 /// Destroy `dom`, retrying transient failures.
-fn destroy<H, S>(hv: &H, xs: &S, state: &StateDir, dom: DomId) -> Result<(), MonitorError>
+fn destroy<H, S>(
+    hv: &H,
+    xs: &S,
+    opts: &CreateOptions,
+    state: &StateDir,
+    dom: DomId,
+) -> Result<(), MonitorError>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
     retrying(&format!("destroying domain {dom}"), || {
-        lifecycle::destroy(hv, xs, state, dom)?;
+        lifecycle::destroy(hv, xs, &opts.devices, state, dom)?;
         Ok(())
     })
 }

@@ -194,6 +194,11 @@ pub(crate) fn write_file(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io:
     written
 }
 
+/// Makes the log directory `dir` (mode [`LOG_DIR_MODE`]; a symbolic link is refused).
+pub(crate) fn ensure_log_dir(dir: &Path) -> io::Result<()> {
+    ensure_dir(dir, LOG_DIR_MODE)
+}
+
 /// Opens the monitor log of the domain called `name` in `dir` for appending: the file
 /// `<name in hex>.log` (any name makes a plain file name), mode [`LOG_MODE`], never through
 /// a symbolic link; `dir` is made with [`LOG_DIR_MODE`]. Returns the file and its path.

@@ -41,6 +41,7 @@ fn opts(dir: &Path) -> CreateOptions {
         paused: false,
         state_dir: dir.join("rxl"),
         backend_domid: DomId::DOM0,
+        devices: toolstack::devices::DeviceOptions::scripts(dir.join("rxl/log")),
     }
 }
 
@@ -172,8 +173,14 @@ fn create_builds_a_running_domain() {
     assert!(err.to_string().contains("already exists"), "{err}");
     assert_eq!(host.domain_ids().expect("ids").len(), 2);
 
-    toolstack::lifecycle::destroy(&host, &host, &StateDir::new(tmp.path().join("rxl")), dom)
-        .expect("destroy");
+    toolstack::lifecycle::destroy(
+        &host,
+        &host,
+        &opts(tmp.path()).devices,
+        &StateDir::new(tmp.path().join("rxl")),
+        dom,
+    )
+    .expect("destroy");
     assert_eq!(
         added(&before, &snapshot(&host, &tmp.path().join("rxl"))),
         Vec::<String>::new()

@@ -95,6 +95,7 @@ impl Bed {
             paused: false,
             state_dir: dir.path().join("rxl"),
             backend_domid: DomId::DOM0,
+            devices: toolstack::devices::DeviceOptions::scripts(dir.path().join("rxl/log")),
         };
         Ok(Bed { dir, host, opts })
     }
@@ -126,6 +127,7 @@ impl Bed {
         toolstack::lifecycle::destroy(
             &self.host,
             &self.host,
+            &self.opts.devices,
             &StateDir::new(self.opts.state_dir.clone()),
             dom,
         )

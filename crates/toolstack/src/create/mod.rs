@@ -56,6 +56,8 @@ macro_rules! steps {
 steps! {
     /// physinfo and xen_version: the host can run PVH guests.
     CheckHost => "check host",
+    /// Every disk and vif can be set up (checked before anything is made).
+    CheckDevices => "check devices",
     /// Take the host lock; the name is free.
     ReserveName => "reserve name",
     /// No domain on the host uses the uuid (Xen's domain handles and `/vm`).
@@ -95,6 +97,8 @@ steps! {
     XenstoreEntries => "xenstore entries",
     /// XS_INTRODUCE.
     Introduce => "introduce",
+    /// Disks, then vifs: nodes, backends in InitWait, hotplug commands in parallel.
+    Devices => "devices",
     /// rxl's record of the domain.
     Record => "record",
     /// Start the domain's monitor (when the caller asks for one).
@@ -174,6 +178,8 @@ pub struct CreateOptions {
     pub state_dir: PathBuf,
     /// The domain id of xenconsoled and xenstored (0: dom0).
     pub backend_domid: DomId,
+    /// How disks and vifs are set up and taken down.
+    pub devices: crate::devices::DeviceOptions,
 }
 
 /// Starts the monitor of a built domain (the [`Step::StartMonitor`] step). A failure rolls
@@ -219,6 +225,9 @@ enum UndoAction {
     Cleanup(DomId),
     /// The domain's introduction to xenstored.
     Release(DomId),
+    /// The domain's devices (undone before the domain is destroyed, as libxl's destroy
+    /// removes the devices of a paused domain first).
+    Devices(DomId),
 }
 
 /// The undo guard: armed until the last step succeeds.
@@ -227,6 +236,7 @@ struct Undo<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     xs: &'a S,
     cfg: &'a DomainConfig,
     state_dir: PathBuf,
+    devices: crate::devices::DeviceOptions,
     uuid: String,
     actions: Vec<(Step, UndoAction)>,
     armed: bool,
@@ -260,8 +270,14 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Undo<'_, H, S> {
             }
             UndoAction::Cleanup(dom) => {
                 let state = StateDir::new(self.state_dir.clone());
-                match lifecycle::finish_cleanup_of(self.hv, self.xs, &state, *dom, Some(&self.uuid))
-                {
+                match lifecycle::finish_cleanup_of(
+                    self.hv,
+                    self.xs,
+                    &self.devices,
+                    &state,
+                    *dom,
+                    Some(&self.uuid),
+                ) {
                     Ok(_) => {
                         NameIndex::new(&self.state_dir).remove(&self.cfg.name, *dom);
                         true
@@ -271,6 +287,12 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Undo<'_, H, S> {
                         self.keep_leftovers_findable(&state, *dom);
                         done
                     }
+                }
+            }
+            UndoAction::Devices(dom) => {
+                match crate::devices::remove_all(self.xs, &self.devices, *dom) {
+                    Ok(()) => true,
+                    Err(e) => failed("removing the devices", &e),
                 }
             }
             UndoAction::Release(dom) => match self.xs.release(*dom) {
@@ -314,16 +336,24 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Drop for Undo<'_, H, S> {
         if !self.armed {
             return;
         }
-        // The domain goes first, so that nothing runs in it while its records go and a
-        // cleanup cut short leaves records of no domain rather than a domain without them.
+        // The devices go first, while the domain is still paused (libxl's destroy order);
+        // then the domain, so that nothing runs in it while its records go and a cleanup
+        // cut short leaves records of no domain rather than a domain without them.
         let mut clean = true;
+        for (step, action) in &self.actions {
+            if let UndoAction::Devices(dom) = action {
+                // Already paused unless the create failed after unpause.
+                let _ = self.hv.pause(*dom);
+                clean &= self.undo(*step, action, clean);
+            }
+        }
         for (step, action) in &self.actions {
             if matches!(action, UndoAction::Destroy(_)) {
                 clean &= self.undo(*step, action, clean);
             }
         }
         for (step, action) in self.actions.iter().rev() {
-            if !matches!(action, UndoAction::Destroy(_)) {
+            if !matches!(action, UndoAction::Destroy(_) | UndoAction::Devices(_)) {
                 clean &= self.undo(*step, action, clean);
             }
         }
@@ -344,6 +374,7 @@ pub(crate) struct Build<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     lock: Option<HostLock>,
     dom: Option<DomId>,
     ports: Option<(u32, u32)>,
+    devices: Vec<devices::PlannedDevice>,
     timings: Vec<(Step, u64)>,
 }
 
@@ -423,6 +454,7 @@ where
             xs,
             cfg,
             state_dir: opts.state_dir.clone(),
+            devices: opts.devices.clone(),
             uuid,
             actions: Vec::new(),
             armed: true,
@@ -431,6 +463,7 @@ where
         lock: None,
         dom: None,
         ports: None,
+        devices: Vec::new(),
         timings: Vec::with_capacity(Step::ALL.len()),
     };
     for &step in Step::ALL {

@@ -32,6 +32,10 @@ where
 {
     match step {
         Step::CheckHost => check_host(b),
+        Step::CheckDevices => {
+            plan_devices(b, DomId(1))?;
+            Ok(())
+        }
         Step::ReserveName => reserve_name(b),
         Step::CheckUuid => check_uuid(b),
         Step::PendingMark => pending_mark(b),
@@ -59,6 +63,7 @@ where
         Step::GrantTable => grant_table(b),
         Step::XenstoreEntries => xenstore_entries(b),
         Step::Introduce => introduce(b),
+        Step::Devices => devices(b),
         Step::Record => record(b),
         Step::StartMonitor => start_monitor(b),
         Step::Unpause => {
@@ -372,6 +377,45 @@ where
         store_port,
     )?;
     b.left(Step::Introduce, UndoAction::Release(dom));
+    Ok(())
+}
+
+/// Check and compute every device of the config for domain `dom` (a placeholder id before
+/// the domain exists: the checks do not depend on it).
+fn plan_devices<H, S>(
+    b: &Build<'_, H, S>,
+    dom: DomId,
+) -> Result<Vec<devices::PlannedDevice>, Failure>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let guest = devices::Guest {
+        domid: dom,
+        domain_type: b.cfg.domain_type,
+    };
+    let (hv, xs) = (b.hv, b.xs);
+    let mut resolve = |name: &str| crate::devices::resolve_backend(hv, xs, name);
+    devices::plan(&guest, b.cfg, &b.opts.devices.script_dir, &mut resolve)
+        .map_err(|e| Failure::Msg(e.to_string()))
+}
+
+/// Disks, then vifs, as libxl adds them before the guest runs. Registered for undo before
+/// anything is written, so that a device set up in part goes with the rest.
+fn devices<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let dom = b.dom()?;
+    let planned = plan_devices(b, dom)?;
+    if planned.is_empty() {
+        return Ok(());
+    }
+    b.left(Step::Devices, UndoAction::Devices(dom));
+    crate::devices::setup(b.xs, &b.opts.devices, &planned)
+        .map_err(|e| Failure::Msg(e.to_string()))?;
+    b.devices = planned;
     Ok(())
 }
 
