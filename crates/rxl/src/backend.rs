@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use xen_host::{DomId, Hypervisor, Store};
-use xlcfg::hostconf::{HostConf, HostConfError};
+use xlcfg::hostconf::{HostConf, HostConfError, HotplugMode};
 
 use crate::report::{print_diagnostics, Reported};
 
@@ -127,29 +127,54 @@ impl Backend {
         }
     }
 
-    /// How devices are set up on this host: Xen's scripts on real Xen; on the simulated
-    /// host its simulated hotplug, with the timeouts `RXL_SIM_DEVICE_TIMEOUT_MS` gives (so
-    /// that tests of a stuck backend do not wait libxl's 10 s).
-    pub fn device_options(&self) -> toolstack::devices::DeviceOptions {
-        let logs = self.log_dir();
+    /// The simulated host's directory, `None` on real Xen.
+    pub fn sim_dir(&self) -> Option<&Path> {
         match self {
-            Backend::Xen { .. } => toolstack::devices::DeviceOptions::scripts(logs),
-            Backend::Sim { .. } => {
-                let mut o = toolstack::devices::DeviceOptions::scripts(logs);
-                if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    let t = std::time::Duration::from_millis(ms);
-                    o.timeouts = toolstack::devices::Timeouts {
-                        init: t,
-                        hotplug: t,
-                        destroy: t,
-                    };
-                }
-                o
+            Backend::Xen { .. } => None,
+            Backend::Sim { dir, .. } => Some(dir),
+        }
+    }
+
+    /// How devices are set up on this host, from its files (xl.conf's
+    /// `run_hotplug_scripts`, rxl.conf's `hotplug`; see [`read_host_conf`]): Xen's
+    /// scripts from /etc/xen/scripts on real Xen. rxl.conf's `hotplug = "native"` is not
+    /// available in this build: it is said once and the scripts run instead.
+    ///
+    /// The simulated host runs the scripts of DIR/etc/xen/scripts (never the real host's),
+    /// with the timeouts `RXL_SIM_DEVICE_TIMEOUT_MS` gives (so that tests of a stuck
+    /// backend do not wait libxl's 10 s).
+    pub fn device_options(&self) -> anyhow::Result<toolstack::devices::DeviceOptions> {
+        let conf = read_host_conf(self.sim_dir(), false)?;
+        Ok(self.device_options_for(&conf))
+    }
+
+    /// [`Backend::device_options`] for host files already read.
+    pub fn device_options_for(&self, conf: &HostConf) -> toolstack::devices::DeviceOptions {
+        let mut o = toolstack::devices::DeviceOptions::scripts(self.log_dir());
+        match conf.hotplug_mode() {
+            HotplugMode::Scripts => {}
+            HotplugMode::Udev => o.run_scripts = false,
+            HotplugMode::Native => eprintln!(
+                "rxl: warning: hotplug = \"native\" in {}: this rxl has no native hotplug \
+                 path yet; running Xen's hotplug scripts instead",
+                host_conf_paths(self.sim_dir()).1.display()
+            ),
+        }
+        if let Backend::Sim { dir, .. } = self {
+            o.script_dir = dir.join("etc/xen/scripts");
+            if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                let t = std::time::Duration::from_millis(ms);
+                o.timeouts = toolstack::devices::Timeouts {
+                    init: t,
+                    hotplug: t,
+                    destroy: t,
+                };
             }
         }
+        o
     }
 
     /// The stored resolved config of a domain, if rxl created it.
