@@ -609,9 +609,9 @@ fn teardown<S: Store + ?Sized>(
         let n = &d.nodes;
         let dom = n.domid.0;
         let stops = [
-            format!("/local/domain/{dom}/device"),
-            format!("/libxl/{dom}/device"),
-            format!("/local/domain/{}/backend", n.backend_domid.0),
+            format!("/local/domain/{dom}"),
+            format!("/libxl/{dom}"),
+            format!("/local/domain/{}", n.backend_domid.0),
         ];
         for (path, stop) in n.teardown_paths().into_iter().zip(stops.iter()) {
             if let Err(e) = remove_with_parents(xs, path, stop) {
