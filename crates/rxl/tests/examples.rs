@@ -13,7 +13,12 @@ fn every_example_builds() {
         }
         seen += 1;
         let parsed = xlcfg::parse_file(&path).expect("read");
-        assert!(!parsed.has_errors(), "{}: {:?}", path.display(), parsed.diagnostics);
+        assert!(
+            !parsed.has_errors(),
+            "{}: {:?}",
+            path.display(),
+            parsed.diagnostics
+        );
         let built = xlcfg::build(&parsed.settings, &dir).unwrap_or_else(|d| {
             panic!(
                 "{}",

@@ -117,3 +117,27 @@ fn a_broken_host_file_stops_create_naming_its_line_and_column() {
         stderr(&o)
     );
 }
+
+#[test]
+fn rxl_conf_native_is_said_to_be_unavailable_and_the_scripts_run() {
+    let sim = Sim::new();
+    host_file(&sim, "rxl.conf", "hotplug = \"native\"\n");
+    let cfg = guest_cfg(sim.dir.path(), "native", "");
+    let o = ok(sim.run(&["create", "-p", "-e", cfg.to_str().expect("utf-8")]));
+    assert!(
+        stderr(&o).contains("hotplug = \"native\" in ")
+            && stderr(&o).contains("no native hotplug path yet"),
+        "{}",
+        stderr(&o)
+    );
+    // With run_hotplug_scripts = 0 udev does the work: rxl.conf's choice does not apply.
+    host_file(&sim, "xl.conf", "run_hotplug_scripts = 0\n");
+    let o = ok(sim.run(&[
+        "create",
+        "-p",
+        "-e",
+        cfg.to_str().expect("utf-8"),
+        "name=native-udev",
+    ]));
+    assert!(!stderr(&o).contains("native"), "{}", stderr(&o));
+}
