@@ -54,6 +54,14 @@ pub fn block_attach(sim: Option<&Path>, args: &BlockAttachArgs) -> anyhow::Resul
         print_diagnostics(&missing);
         return Err(Reported.into());
     }
+    // The position in the argument has served its purpose: messages about the device
+    // name it by its vdev ("disk xvdb"), not by a line of a config file.
+    let spec = xlcfg::model::DiskSpec {
+        target: spec
+            .target
+            .map(|t| xlcfg::model::Located::unplaced(t.value)),
+        ..spec
+    };
     attach(sim, &conf, &args.domain, NewDevice::Disk(spec), args.json)
 }
 

@@ -187,7 +187,7 @@ fn block_attach_list_and_detach_a_disk_image() {
             work.path(),
             &["block-attach", "blk", "data.img,raw,xvdb,w"],
         ),
-        "xvdb",
+        "disk xvdb: domain",
     );
     assert_eq!(
         array(&ok(run(&sim, &["block-list", "--json", "blk"]))).len(),
