@@ -23,6 +23,9 @@ pub enum Backend {
         host: Box<sim::SimHost>,
         /// Its state directory.
         dir: PathBuf,
+        /// Its simulated hotplug (one per process, so its fault counters count this
+        /// process's commands).
+        hotplug: std::sync::Arc<sim::SimHotplug>,
     },
 }
 
@@ -76,12 +79,13 @@ impl Backend {
     pub fn open(sim: Option<&Path>) -> anyhow::Result<Backend> {
         match sim {
             Some(dir) => {
-                let host = sim::SimHost::open(dir).with_context(|| {
-                    format!("cannot open the simulated host in {}", dir.display())
-                })?;
+                let opening = || format!("cannot open the simulated host in {}", dir.display());
+                let host = sim::SimHost::open(dir).with_context(opening)?;
+                let hotplug = sim::SimHotplug::open(dir).with_context(opening)?;
                 Ok(Backend::Sim {
                     host: Box::new(host),
                     dir: dir.to_path_buf(),
+                    hotplug: std::sync::Arc::new(hotplug),
                 })
             }
             None => {
@@ -137,12 +141,12 @@ impl Backend {
 
     /// How devices are set up on this host, from its files (xl.conf's
     /// `run_hotplug_scripts`, rxl.conf's `hotplug`; see [`read_host_conf`]): Xen's
-    /// scripts from /etc/xen/scripts on real Xen. rxl.conf's `hotplug = "native"` is not
-    /// available in this build: it is said once and the scripts run instead.
+    /// scripts on real Xen, the simulated hotplug ([`sim::SimHotplug`]) on the simulated
+    /// host. rxl.conf's `hotplug = "native"` is not available in this build: it is said
+    /// and the scripts run instead. `run_hotplug_scripts = 0` runs none (udev's job).
     ///
-    /// The simulated host runs the scripts of DIR/etc/xen/scripts (never the real host's),
-    /// with the timeouts `RXL_SIM_DEVICE_TIMEOUT_MS` gives (so that tests of a stuck
-    /// backend do not wait libxl's 10 s).
+    /// On the simulated host `RXL_SIM_DEVICE_TIMEOUT_MS` sets every device timeout (so
+    /// that tests of a stuck backend do not wait libxl's 10 s).
     pub fn device_options(&self) -> anyhow::Result<toolstack::devices::DeviceOptions> {
         let conf = read_host_conf(self.sim_dir(), false)?;
         Ok(self.device_options_for(&conf))
@@ -150,18 +154,27 @@ impl Backend {
 
     /// [`Backend::device_options`] for host files already read.
     pub fn device_options_for(&self, conf: &HostConf) -> toolstack::devices::DeviceOptions {
-        let mut o = toolstack::devices::DeviceOptions::scripts(self.log_dir());
+        let logs = self.log_dir();
+        let mut o = match self {
+            Backend::Xen { .. } => toolstack::devices::DeviceOptions::scripts(logs),
+            Backend::Sim { hotplug, .. } => {
+                toolstack::devices::DeviceOptions::with(hotplug.clone(), logs)
+            }
+        };
         match conf.hotplug_mode() {
             HotplugMode::Scripts => {}
             HotplugMode::Udev => o.run_scripts = false,
             HotplugMode::Native => eprintln!(
                 "rxl: warning: hotplug = \"native\" in {}: this rxl has no native hotplug \
-                 path yet; running Xen's hotplug scripts instead",
-                host_conf_paths(self.sim_dir()).1.display()
+                 path yet; running {} instead",
+                host_conf_paths(self.sim_dir()).1.display(),
+                match self {
+                    Backend::Xen { .. } => "Xen's hotplug scripts",
+                    Backend::Sim { .. } => "the simulated host's hotplug",
+                }
             ),
         }
-        if let Backend::Sim { dir, .. } = self {
-            o.script_dir = dir.join("etc/xen/scripts");
+        if let Backend::Sim { .. } = self {
             if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())

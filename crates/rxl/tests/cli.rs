@@ -50,7 +50,10 @@ fn a_backend_that_never_probes_fails_the_create_at_the_device_and_leaves_nothing
     );
     let o = sim.run_env(
         &["create", "-e", cfg.to_str().unwrap()],
-        &[("RXL_SIM_DEVICE_TIMEOUT_MS", "300")],
+        &[
+            ("RXL_SIM_DEVICE_TIMEOUT_MS", "300"),
+            ("RXL_SIM_FAIL", "backend_init"),
+        ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);

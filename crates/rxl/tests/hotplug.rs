@@ -1,11 +1,9 @@
 //! The hot-plug commands on the simulated host: block-attach/-detach/-list and
 //! network-attach/-detach/-list, text and JSON, and their errors.
 //!
-//! The simulated host has no blkback or netback yet, so no backend ever reaches InitWait.
-//! Most tests therefore give the host an xl.conf with `run_hotplug_scripts = 0` (udev's
-//! job, as with libxl): rxl then writes and removes the device's nodes without waiting for
-//! a backend or running a script, which is what these tests look at. With the default
-//! (rxl runs the scripts) an attach waits for the backend, fails, and must leave nothing.
+//! The simulated host has blkback, netback, cooperative frontends and simulated hotplug
+//! scripts (loop devices, bridge ports): each attach is checked in the guest's devices,
+//! in dom0's simulated loop devices and bridge ports, and gone after its detach.
 
 mod common;
 
@@ -15,29 +13,32 @@ use std::process::Output;
 use common::*;
 use serde_json::Value;
 
-/// How long a device step may wait on the simulated host (no backend ever answers).
-const TIMEOUT_MS: &str = "200";
+/// How long a device step may wait on the simulated host (for the faults that keep a
+/// backend from answering).
+const TIMEOUT_MS: &str = "300";
 
-/// A simulated host whose xl.conf says `extra` and leaves hotplug to udev.
-fn host(extra: &str) -> Sim {
+/// A simulated host with the bridges xenbr0 and br-host, whose xl.conf says `xl_conf`.
+fn host(xl_conf: &str) -> Sim {
     let sim = Sim::new();
     let etc = sim.dir.path().join("etc");
     std::fs::create_dir_all(&etc).expect("mkdir etc");
-    std::fs::write(
-        etc.join("xl.conf"),
-        format!("run_hotplug_scripts = 0\n{extra}"),
-    )
-    .expect("xl.conf");
+    std::fs::write(etc.join("xl.conf"), xl_conf).expect("xl.conf");
     sim
 }
 
-/// `rxl --sim DIR ARGS` run from `cwd`, with short device timeouts.
-fn run_in(sim: &Sim, cwd: &Path, args: &[&str]) -> Output {
-    sim.command(args, None)
+/// `rxl --sim DIR ARGS` run from `cwd`, with short device timeouts and `RXL_SIM_FAIL` =
+/// `fail` when given.
+fn run_fail(sim: &Sim, cwd: &Path, args: &[&str], fail: Option<&str>) -> Output {
+    sim.command(args, fail)
         .current_dir(cwd)
         .env("RXL_SIM_DEVICE_TIMEOUT_MS", TIMEOUT_MS)
+        .env("RXL_SIM_BRIDGES", "xenbr0,br-host")
         .output()
         .expect("run rxl")
+}
+
+fn run_in(sim: &Sim, cwd: &Path, args: &[&str]) -> Output {
+    run_fail(sim, cwd, args, None)
 }
 
 fn run(sim: &Sim, args: &[&str]) -> Output {
@@ -57,7 +58,8 @@ fn fails(o: Output, what: &str) -> Output {
     o
 }
 
-/// A paused guest without a monitor on `sim`; its domid.
+/// A running guest without a monitor on `sim` (its frontends connect what is attached);
+/// its domid.
 fn guest(sim: &Sim, name: &str) -> String {
     let cfg = sim.dir.path().join(format!("{name}.cfg"));
     std::fs::write(
@@ -68,10 +70,7 @@ fn guest(sim: &Sim, name: &str) -> String {
         ),
     )
     .expect("cfg");
-    let o = ok(run(
-        sim,
-        &["create", "-p", "-e", cfg.to_str().expect("utf-8")],
-    ));
+    let o = ok(run(sim, &["create", "-e", cfg.to_str().expect("utf-8")]));
     stdout(&o).trim().to_owned()
 }
 
@@ -145,8 +144,18 @@ fn block_attach_list_and_detach_a_disk_image() {
     );
     assert_eq!(attached["mode"], "w", "{attached}");
 
-    // xl's columns; the frontend (the paused guest) has not connected: state 1, no
-    // event channel or ring yet.
+    // dom0's side: the image is on a (simulated) loop device, read-write.
+    let loops = sim.host().loop_devices().expect("loops");
+    assert_eq!(loops.len(), 1, "{loops:?}");
+    assert_eq!(loops[0].file, img);
+    assert!(!loops[0].read_only);
+    assert_eq!(attached["node"], loops[0].node, "{attached}");
+    assert_eq!(attached["hotplug_status"], "connected", "{attached}");
+
+    // xl's columns, with the running guest's frontend connected (state 4).
+    let listed = array(&ok(run(&sim, &["block-list", "--json", &dom])));
+    assert_eq!(listed[0]["frontend_state"], 4, "{listed:?}");
+    let num = |v: &Value| v.as_i64().unwrap_or(-1);
     let text = stdout(&ok(run(&sim, &["block-list", "blk"])));
     assert_eq!(
         text,
@@ -155,9 +164,9 @@ fn block_attach_list_and_detach_a_disk_image() {
             51728,
             0,
             dom,
-            1,
-            -1,
-            -1,
+            4,
+            num(&listed[0]["event_channel"]),
+            num(&listed[0]["ring_ref"]),
             format!("/local/domain/0/backend/vbd/{dom}/51728")
         )
     );
@@ -199,6 +208,7 @@ fn block_attach_list_and_detach_a_disk_image() {
     assert_eq!(json(&o)["detached"], true);
     assert_eq!(stdout(&ok(run(&sim, &["block-list", "blk"]))), BLOCK_HEADER);
     assert_eq!(device_nodes(&sim, &dom), Vec::<String>::new());
+    assert_eq!(sim.host().loop_devices().expect("loops"), vec![]);
     fails(
         run(&sim, &["block-detach", "blk", "xvdb"]),
         "has no disk xvdb",
@@ -250,26 +260,42 @@ fn network_attach_list_and_detach_a_vif() {
     let mac = v["mac"].as_str().expect("mac").to_owned();
     assert!(mac.starts_with("00:16:3e:"), "{mac}");
 
-    let text = stdout(&ok(run(&sim, &["network-list", "net"])));
-    let row = |devid: u32, mac: &str| {
+    // dom0's side: each interface is a port of its bridge.
+    let ports = sim.host().bridge_ports().expect("ports");
+    assert_eq!(
+        ports,
+        vec![
+            ("br-host".to_owned(), format!("vif{dom}.1")),
+            ("xenbr0".to_owned(), format!("vif{dom}.0")),
+        ]
+    );
+
+    // xl's columns, with the running guest's frontends connected (state 4).
+    let listed = array(&ok(run(&sim, &["network-list", "--json", "net"])));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let num = |v: &Value| v.as_i64().unwrap_or(-1);
+    let row = |d: &Value, mac: &str| {
+        assert_eq!(d["frontend_state"], 4, "{d}");
+        let devid = d["devid"].as_u64().expect("devid");
         format!(
             "{:<3} {:<2} {mac}{:>6} {:>5} {:>6} {:>5}/{:<11} {:<30}\n",
             devid,
             0,
             devid,
-            1,
-            -1,
-            -1,
-            -1,
+            4,
+            num(&d["event_channel"]),
+            num(&d["tx_ring_ref"]),
+            num(&d["rx_ring_ref"]),
             format!("/local/domain/0/backend/vif/{dom}/{devid}")
         )
     };
+    let text = stdout(&ok(run(&sim, &["network-list", "net"])));
     assert_eq!(
         text,
         format!(
             "{NETWORK_HEADER}{}{}",
-            row(0, "00:16:3e:00:00:07"),
-            row(1, &mac)
+            row(&listed[0], "00:16:3e:00:00:07"),
+            row(&listed[1], &mac)
         )
     );
     assert_eq!(stdout(&ok(run(&sim, &["block-list", "net"]))), BLOCK_HEADER);
@@ -288,6 +314,7 @@ fn network_attach_list_and_detach_a_vif() {
         NETWORK_HEADER
     );
     assert_eq!(device_nodes(&sim, &dom), Vec::<String>::new());
+    assert_eq!(sim.host().bridge_ports().expect("ports"), vec![]);
 
     fails(run(&sim, &["network-detach", "net", "5"]), "has no vif 5");
     fails(
@@ -372,31 +399,74 @@ fn device_command_errors() {
     }
 }
 
-/// With rxl running the hotplug scripts (the default), an attach waits for the backend to
-/// reach InitWait; the simulated host has none, so the attach fails naming the device and
-/// the step, and nothing of the device is left.
+/// An attach that fails at any device step (a backend that never reaches InitWait, a
+/// hotplug script that fails or hangs, a bridge that does not exist) fails naming the
+/// device and why, and leaves nothing of it: no nodes, no loop device, no bridge port, no
+/// entry in rxl's record.
 #[test]
 fn an_attach_that_fails_halfway_leaves_nothing() {
-    let sim = Sim::new();
+    let sim = host("");
     let dom = guest(&sim, "half");
     let work = tempfile::tempdir().expect("tmp");
     image(work.path(), "d.img");
-    let o = fails(
-        run_in(
-            &sim,
-            work.path(),
-            &["block-attach", "half", "d.img,raw,xvdb"],
-        ),
-        "did not reach state 2 (InitWait)",
-    );
-    assert!(stderr(&o).contains("xvdb"), "{}", stderr(&o));
-    assert_eq!(device_nodes(&sim, &dom), Vec::<String>::new());
+    let nothing_left = |sim: &Sim| {
+        assert_eq!(device_nodes(sim, &dom), Vec::<String>::new());
+        assert_eq!(sim.host().loop_devices().expect("loops"), vec![]);
+        assert_eq!(sim.host().bridge_ports().expect("ports"), vec![]);
+        let rec = json(&ok(run(sim, &["list", "-l", "half"])));
+        assert_eq!(rec[0]["config"]["disks"], serde_json::json!([]), "{rec}");
+        assert_eq!(rec[0]["config"]["vifs"], serde_json::json!([]), "{rec}");
+    };
+    let disk = ["block-attach", "half", "d.img,raw,xvdb"];
+    let vif = ["network-attach", "half", "mac=00:16:3e:00:00:01"];
+    for (args, fault, said) in [
+        (&disk, "backend_init", "did not reach state 2 (InitWait)"),
+        (&vif, "backend_init", "did not reach state 2 (InitWait)"),
+        (&disk, "hotplug_add", "injected by RXL_SIM_FAIL"),
+        (&vif, "hotplug_add", "injected by RXL_SIM_FAIL"),
+        (&disk, "hotplug_add=hang", "killed"),
+    ] {
+        let o = fails(run_fail(&sim, work.path(), args, Some(fault)), said);
+        let label = if args[0] == "block-attach" {
+            "disk xvdb"
+        } else {
+            "vif 0"
+        };
+        assert!(stderr(&o).contains(label), "{fault}: {}", stderr(&o));
+        nothing_left(&sim);
+    }
     fails(
-        run(&sim, &["network-attach", "half", "mac=00:16:3e:00:00:01"]),
-        "did not reach state 2 (InitWait)",
+        run(&sim, &["network-attach", "half", "bridge=xenbr9"]),
+        "xenbr9",
     );
+    nothing_left(&sim);
+}
+
+/// With `run_hotplug_scripts = 0` in xl.conf, udev runs the scripts, not rxl: rxl writes
+/// the device's nodes and removes them, and sets nothing up in dom0 itself.
+#[test]
+fn run_hotplug_scripts_0_leaves_dom0_to_udev() {
+    let sim = host("run_hotplug_scripts = 0\n");
+    let dom = guest(&sim, "udev");
+    let work = tempfile::tempdir().expect("tmp");
+    image(work.path(), "d.img");
+    ok(run_in(
+        &sim,
+        work.path(),
+        &["block-attach", "udev", "d.img,raw,xvdb"],
+    ));
+    ok(run(&sim, &["network-attach", "udev"]));
+    assert_eq!(
+        array(&ok(run(&sim, &["block-list", "--json", "udev"]))).len(),
+        1
+    );
+    assert_eq!(
+        array(&ok(run(&sim, &["network-list", "--json", "udev"]))).len(),
+        1
+    );
+    assert_eq!(sim.host().loop_devices().expect("loops"), vec![]);
+    assert_eq!(sim.host().bridge_ports().expect("ports"), vec![]);
+    ok(run(&sim, &["block-detach", "-f", "udev", "xvdb"]));
+    ok(run(&sim, &["network-detach", "udev", "0"]));
     assert_eq!(device_nodes(&sim, &dom), Vec::<String>::new());
-    let rec = json(&ok(run(&sim, &["list", "-l", "half"])));
-    assert_eq!(rec[0]["config"]["disks"], serde_json::json!([]), "{rec}");
-    assert_eq!(rec[0]["config"]["vifs"], serde_json::json!([]), "{rec}");
 }

@@ -1,6 +1,13 @@
 //! Fault injection: `OP[:N][=ERRNO],...` makes the N-th call of OP fail with ERRNO;
 //! `OP[:N]=sleep:MS` makes it wait MS milliseconds first and then succeed (to hold a
-//! process at a known point, e.g. to signal or kill it there).
+//! process at a known point, e.g. to signal or kill it there); `OP[:N]=hang` (hotplug
+//! operations only) makes a hotplug run hang until its timeout.
+//!
+//! The device operations count steps of the simulated devices rather than calls:
+//! `hotplug_add` / `hotplug_remove` a hotplug run (`block add`, `vif-bridge online`, ...
+//! and their removals) through [`crate::SimHotplug`]; `backend_init` a new backend about
+//! to reach InitWait; `frontend_connect` a simulated frontend about to connect;
+//! `frontend_release` a connected frontend about to release its device on a close.
 
 use std::collections::HashMap;
 
@@ -48,7 +55,20 @@ pub const FAIL_OPS: &[&str] = &[
     "xs_release",
     "xs_get_domain_path",
     "xs_is_domain_introduced",
+    "hotplug_add",
+    "hotplug_remove",
+    "backend_init",
+    "frontend_connect",
+    "frontend_release",
 ];
+
+/// The operations `=hang` applies to.
+const HANG_OPS: &[&str] = &["hotplug_add", "hotplug_remove"];
+
+/// The rules `RXL_SIM_FAIL` sets (none when it is unset).
+pub(crate) fn from_env() -> Result<Vec<FaultRule>, SimError> {
+    parse_spec(&std::env::var("RXL_SIM_FAIL").unwrap_or_default())
+}
 
 /// One parsed rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +78,19 @@ pub(crate) struct FaultRule {
     pub errno: Errno,
     /// When set, the call sleeps this long and then proceeds instead of failing.
     pub sleep_ms: Option<u64>,
+    /// A hotplug run hangs (until its timeout) instead of failing.
+    pub hang: bool,
+}
+
+/// What a rule that fires does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fired {
+    /// The operation fails with this errno.
+    Fail(Errno),
+    /// The operation waits this many milliseconds, then goes on.
+    Sleep(u64),
+    /// The operation hangs (a hotplug run: until its timeout).
+    Hang,
 }
 
 /// Parse a fault specification.
@@ -72,7 +105,12 @@ pub(crate) fn parse_spec(spec: &str) -> Result<Vec<FaultRule>, SimError> {
         if item.is_empty() {
             continue;
         }
+        let mut hang = false;
         let (left, errno, sleep_ms) = match item.split_once('=') {
+            Some((l, e)) if e.trim() == "hang" => {
+                hang = true;
+                (l, Errno::EINVAL, None)
+            }
             Some((l, e)) => match e.trim().strip_prefix("sleep:") {
                 Some(ms) => (
                     l,
@@ -88,7 +126,7 @@ pub(crate) fn parse_spec(spec: &str) -> Result<Vec<FaultRule>, SimError> {
                     parse_errno(e.trim()).ok_or_else(|| {
                         bad(format!(
                             "`{e}` is not an errno (use a name like ENOMEM or a positive \
-                             number, or sleep:MS)"
+                             number, sleep:MS, or hang)"
                         ))
                     })?,
                     None,
@@ -120,11 +158,18 @@ pub(crate) fn parse_spec(spec: &str) -> Result<Vec<FaultRule>, SimError> {
                     FAIL_OPS.join(" ")
                 ))
             })?;
+        if hang && !HANG_OPS.contains(&op) {
+            return Err(bad(format!(
+                "`{op}=hang`: only {} can hang",
+                HANG_OPS.join(" and ")
+            )));
+        }
         rules.push(FaultRule {
             op,
             nth,
             errno,
             sleep_ms,
+            hang,
         });
     }
     Ok(rules)
@@ -152,9 +197,8 @@ impl Faults {
         }
     }
 
-    /// Count a call of `op`; the injected errno if a rule fires on it. A sleep rule
-    /// sleeps here and lets the call go on.
-    pub(crate) fn hit(&mut self, op: &'static str) -> Option<(Errno, u64)> {
+    /// Count a call of `op`; what the rule firing on it does, and the call's number.
+    pub(crate) fn fire(&mut self, op: &'static str) -> Option<(Fired, u64)> {
         if self.rules.is_empty() {
             return None;
         }
@@ -162,11 +206,33 @@ impl Faults {
         *count += 1;
         let n = *count;
         let rule = self.rules.iter().find(|r| r.op == op && r.nth == n)?;
-        if let Some(ms) = rule.sleep_ms {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-            return None;
+        let fired = match rule.sleep_ms {
+            Some(ms) => Fired::Sleep(ms),
+            None if rule.hang => Fired::Hang,
+            None => Fired::Fail(rule.errno),
+        };
+        Some((fired, n))
+    }
+
+    /// Count a call of `op`; the injected errno if a rule fires on it. A sleep rule
+    /// sleeps here and lets the call go on.
+    pub(crate) fn hit(&mut self, op: &'static str) -> Option<(Errno, u64)> {
+        match self.fire(op)? {
+            (Fired::Sleep(ms), _) => {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                None
+            }
+            (Fired::Fail(errno), n) => Some((errno, n)),
+            // Only hotplug runs can hang (the parser refuses it elsewhere); they ask
+            // `fire`, never `hit`.
+            (Fired::Hang, n) => Some((Errno::EINVAL, n)),
         }
-        Some((rule.errno, n))
+    }
+
+    /// Count a step of `op` that either happens or is refused (the device faults):
+    /// whether a rule refuses it (a sleep rule waits, then lets it happen).
+    pub(crate) fn refuses(&mut self, op: &'static str) -> bool {
+        self.hit(op).is_some()
     }
 }
 
@@ -184,19 +250,22 @@ mod tests {
                     op: "populate_physmap",
                     nth: 3,
                     errno: Errno::ENOMEM,
-                    sleep_ms: None
+                    sleep_ms: None,
+                    hang: false
                 },
                 FaultRule {
                     op: "xs_write",
                     nth: 1,
                     errno: Errno(5),
-                    sleep_ms: None
+                    sleep_ms: None,
+                    hang: false
                 },
                 FaultRule {
                     op: "createdomain",
                     nth: 1,
                     errno: Errno::EINVAL,
-                    sleep_ms: None
+                    sleep_ms: None,
+                    hang: false
                 },
             ]
         );
@@ -238,5 +307,30 @@ mod tests {
         assert!(t.elapsed() >= std::time::Duration::from_millis(30));
         let e = parse_spec("xs_read=sleep:x").unwrap_err().to_string();
         assert!(e.contains("milliseconds"), "{e}");
+    }
+
+    #[test]
+    fn device_faults_parse_and_only_hotplug_runs_hang() {
+        let rules =
+            parse_spec("hotplug_add=hang,hotplug_remove:2=EIO,backend_init,frontend_connect:3")
+                .unwrap();
+        assert!(rules[0].hang);
+        assert_eq!((rules[1].nth, rules[1].errno), (2, Errno::EIO));
+        assert_eq!(rules[2].op, "backend_init");
+        assert_eq!((rules[3].op, rules[3].nth), ("frontend_connect", 3));
+        let mut f = Faults::new(rules);
+        assert_eq!(f.fire("hotplug_add"), Some((Fired::Hang, 1)));
+        assert_eq!(f.fire("hotplug_add"), None);
+        assert!(f.refuses("backend_init"));
+        assert!(!f.refuses("backend_init"));
+        let e = parse_spec("xs_read=hang").unwrap_err().to_string();
+        assert!(
+            e.contains("only hotplug_add and hotplug_remove can hang"),
+            "{e}"
+        );
+        let e = parse_spec("frontend_release=nonsense")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hang"), "{e}");
     }
 }

@@ -769,7 +769,7 @@ impl Hypervisor for SimHost {
     }
 
     fn unpause(&self, dom: DomId) -> xen_host::Result<()> {
-        self.call("unpausedomain", "", 1, |w, _| {
+        self.call("unpausedomain", "", 1, |w, inner| {
             let dom = resolve(dom);
             let mut d = load_domu(w, dom, "unpausing")?;
             if d.pause_count == 0 {
@@ -800,7 +800,8 @@ impl Hypervisor for SimHost {
                 }
             }
             disk::store_dom(w.dir, &d)?;
-            guest_poll_shutdown(w, dom)
+            guest_poll_shutdown(w, dom)?;
+            crate::backend::on_run(w, &mut inner.faults, dom)
         })
     }
 

@@ -8,12 +8,12 @@
 //! returns fewer extents than asked when the host or the domain's limit runs out),
 //! xenstore permissions, transactions and watches follow xenstored, and an unpaused
 //! domain behaves like a cooperative PV-aware guest that reacts to
-//! `control/shutdown`.
+//! `control/shutdown` and connects the frontends of its block and network devices.
 //!
 //! # On-disk layout
 //!
 //! ```text
-//! DIR/host.json            the host's size and version (written once, at creation)
+//! DIR/host.json            the host's size, version and bridges (written once, at creation)
 //! DIR/lock                 flock'ed exclusively by every operation
 //! DIR/state.json           small mutable host state: change sequence number, xenstore
 //!                          generation, the last domain id allocated, page accounting
@@ -25,6 +25,8 @@
 //!                          the last 8 segments kept; watchers in every process poll it
 //!                          (one that fell further behind has each watch fired once)
 //! DIR/trash/               removed subtrees, renamed here before deletion
+//! DIR/devices.json         what simulated hotplug set up: loop devices (by minor) and
+//!                          vif interfaces (with their bridge); absent when nothing is
 //! ```
 //!
 //! An operation takes the lock, reads only the files it concerns (the state file, one
@@ -58,6 +60,32 @@
 //! permission check. [`SimHost::guest_event`] makes a guest power off, reboot, crash,
 //! trip its watchdog, or ignore `control/shutdown`.
 //!
+//! # Devices: backends, frontends, hotplug
+//!
+//! Domain-0 runs simulated blkback and netback: a backend directory
+//! `/local/domain/0/backend/{vbd,vif}/D/N` follows the xenbus state machine as the
+//! toolstack drives it, and the guest's frontend `/local/domain/D/device/{vbd,vif}/N`
+//! connects while the domain runs. They react after the write (or the transaction
+//! commit, or the removal) that concerns them, in the process that made it, like the
+//! reaction to `control/shutdown`:
+//!
+//! | when | what happens |
+//! |---|---|
+//! | a backend's directory or `state` is written, `state` 1, `online` 1 | backend → 2 (InitWait); fault `backend_init`: stays 1 |
+//! | the domain is unpaused, or a backend's `state`, `physical-device` or `hotplug-status` is written, while the domain runs, the backend is in 2 and ready (vbd: `physical-device`; vif: `hotplug-status=connected`), the frontend in 1..=3 | frontend → 4, backend → 4; fault `frontend_connect`: both stay |
+//! | `online` 0 and `state` 5 written, frontend missing or not in 4, or the domain not running | backend → 6 |
+//! | the same with the frontend in 4 and the domain running | frontend → 6, backend → 6; fault `frontend_release`: backend stays 5 |
+//! | the frontend (or the domain's directory) is removed while the backend is in 5 with `online` 0 | backend → 6 |
+//! | a vif backend is removed | its interface (and bridge port) goes |
+//!
+//! [`SimHotplug`] implements `devices::hotplug::Hotplug`: it carries out `block`,
+//! `vif-bridge`, `vif-route` and `vif-nat` on the host's state (loop devices, bridge
+//! ports; [`HostConfig::bridges`] lists the bridges) and runs any other script for
+//! real; its module doc says exactly what each does. [`SimHost::loop_devices`],
+//! [`SimHost::vif_interfaces`] and [`SimHost::bridge_ports`] show what is set up. A
+//! loop device stays until `block remove` frees it, as on Linux: a toolstack that skips
+//! the remove leaves it behind, and a test sees it.
+//!
 //! # Where it differs from Xen and xenstored
 //!
 //! - `@releaseDomain` fires when any domain shuts down, when its destruction starts and
@@ -74,13 +102,28 @@
 //!
 //! `RXL_SIM_FAIL=OP[:N][=ERRNO],...` (read by [`SimHost::open`]) or
 //! [`SimHost::with_faults`] makes the N-th call (default the first) of OP through this
-//! handle fail with ERRNO (a name such as `ENOMEM` or a number; default `EINVAL`).
-//! [`FAIL_OPS`] lists the operation names.
+//! handle fail with ERRNO (a name such as `ENOMEM` or a number; default `EINVAL`);
+//! `OP[:N]=sleep:MS` makes it wait first and then succeed. [`FAIL_OPS`] lists the
+//! operation names.
+//!
+//! The device faults count steps, not calls: `backend_init`, `frontend_connect` and
+//! `frontend_release` refuse the N-th such step of the reactions above (counted by the
+//! handle whose write or unpause caused it; [`SimHotplug`] counts the connects its own
+//! runs cause). `hotplug_add` and `hotplug_remove` are counted by [`SimHotplug`]
+//! ([`SimHotplug::open`] reads `RXL_SIM_FAIL` too): the N-th add or remove fails as the
+//! scripts' `fatal` does (`hotplug-error` naming the fault, `hotplug-status=error`, exit
+//! status 1), or with `=hang` is reported as killed at its timeout without waiting.
+//!
+//! `RXL_SIM_BRIDGES=br0,br1` (read when a host is created, like `RXL_SIM_MEM_MIB`)
+//! names the host's bridges; the default is `xenbr0`, and an empty value means none.
 
 #![forbid(unsafe_code)]
 
+mod backend;
+mod devstate;
 mod disk;
 mod fault;
+mod hotplug;
 mod hv;
 mod store;
 mod xs;
@@ -95,9 +138,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use xen_host::{DomId, E820Entry, Errno, GrantEntryV1, ShutdownReason, VersionInfo, WatchEvent};
 
+pub use crate::devstate::{LoopDevice, VifInterface};
 use crate::disk::{Change, ChangeKind, DomRecord, HostLock, HostState, PendingShutdown};
 use crate::fault::Faults;
 pub use crate::fault::FAIL_OPS;
+pub use crate::hotplug::SimHotplug;
 pub use crate::hv::MAP_BATCH_PAGES;
 
 /// Pages per MiB.
@@ -190,7 +235,18 @@ pub struct HostConfig {
     pub xen_version: VersionInfo,
     /// CPU frequency in kHz.
     pub cpu_khz: u32,
+    /// The bridges in dom0, for simulated `vif-bridge` (a host made before bridges were
+    /// simulated has `xenbr0`).
+    #[serde(default = "default_bridges")]
+    pub bridges: Vec<String>,
 }
+
+fn default_bridges() -> Vec<String> {
+    vec!["xenbr0".to_owned()]
+}
+
+/// Longest interface name Linux takes (`IFNAMSIZ` - 1).
+const IFNAME_MAX: usize = 15;
 
 impl Default for HostConfig {
     fn default() -> HostConfig {
@@ -207,12 +263,14 @@ impl Default for HostConfig {
                 sysctl_interface: 0x15,
             },
             cpu_khz: 2_400_000,
+            bridges: default_bridges(),
         }
     }
 }
 
 impl HostConfig {
-    /// The defaults, with `RXL_SIM_MEM_MIB` and `RXL_SIM_CPUS` applied.
+    /// The defaults, with `RXL_SIM_MEM_MIB`, `RXL_SIM_CPUS` and `RXL_SIM_BRIDGES` (names
+    /// separated by commas; empty for none) applied.
     pub fn from_env() -> Result<HostConfig, SimError> {
         let mut cfg = HostConfig::default();
         if let Ok(v) = std::env::var("RXL_SIM_MEM_MIB") {
@@ -224,6 +282,14 @@ impl HostConfig {
             cfg.nr_cpus = v.trim().parse().map_err(|_| {
                 SimError::Config(format!("RXL_SIM_CPUS=`{v}` is not a number of CPUs"))
             })?;
+        }
+        if let Ok(v) = std::env::var("RXL_SIM_BRIDGES") {
+            cfg.bridges = v
+                .split(',')
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         Ok(cfg)
     }
@@ -240,6 +306,19 @@ impl HostConfig {
                 "{} MiB host with a {} MiB Domain-0: the host needs more memory than Domain-0",
                 self.total_mib, self.dom0_mib
             )));
+        }
+        for b in &self.bridges {
+            let bad = b.is_empty()
+                || b.len() > IFNAME_MAX
+                || b == "."
+                || b == ".."
+                || b.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+            if bad {
+                return Err(SimError::Config(format!(
+                    "bridge `{b}` is not an interface name (1 to {IFNAME_MAX} bytes, no `/`, \
+                     `:` or blanks)"
+                )));
+            }
         }
         if self.total_mib > (1 << 30) {
             return Err(SimError::Config(format!(
@@ -398,8 +477,7 @@ impl SimHost {
     /// `RXL_SIM_MEM_MIB` / `RXL_SIM_CPUS`, else 16 GiB and 4 CPUs). `RXL_SIM_FAIL` sets
     /// up fault injection for this handle.
     pub fn open(dir: &Path) -> Result<SimHost, SimError> {
-        let spec = std::env::var("RXL_SIM_FAIL").unwrap_or_default();
-        let rules = fault::parse_spec(&spec)?;
+        let rules = fault::from_env()?;
         let config = Self::init(dir, None)?;
         Ok(Self::from_parts(dir, config, rules))
     }
@@ -648,6 +726,31 @@ impl SimHost {
             Ok(None) => Err(esrch(dom).into_host(op)),
             Err(e) => Err(e.into_host(op)),
         }
+    }
+
+    /// The simulated loop devices (set up by [`SimHotplug`]'s `block add`), by minor.
+    pub fn loop_devices(&self) -> xen_host::Result<Vec<LoopDevice>> {
+        devstate::inspect(&self.dir)
+            .map(|(loops, _)| loops)
+            .map_err(|e| e.into_host("loop_devices"))
+    }
+
+    /// The vif interfaces in dom0 (made by [`SimHotplug`]'s `vif-*` scripts), by name.
+    pub fn vif_interfaces(&self) -> xen_host::Result<Vec<VifInterface>> {
+        devstate::inspect(&self.dir)
+            .map(|(_, ifaces)| ifaces)
+            .map_err(|e| e.into_host("vif_interfaces"))
+    }
+
+    /// The ports of each bridge: `(bridge, interface)`, in order.
+    pub fn bridge_ports(&self) -> xen_host::Result<Vec<(String, String)>> {
+        let mut ports: Vec<(String, String)> = self
+            .vif_interfaces()?
+            .into_iter()
+            .filter_map(|i| Some((i.bridge?, i.name)))
+            .collect();
+        ports.sort();
+        Ok(ports)
     }
 
     /// The ids of every domain, Domain-0 included, in order.

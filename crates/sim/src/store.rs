@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use xen_host::{DomId, Errno, Gfn, Perm, Store, TxId, WatchEvent};
 
+use crate::backend::after_changes;
 use crate::disk::{self, ChangeKind, HostState};
 use crate::xs::{self, Tx};
 use crate::{guest_after_write, Inner, SimError, SimHost, Watch, World};
@@ -114,7 +115,8 @@ impl Store for SimHost {
         self.xs_call("xs_write", path, |w, inner, abs| {
             if tx == TxId::NONE {
                 xs::write(w, caller, abs, value, false)?;
-                guest_after_write(w, abs)
+                guest_after_write(w, abs)?;
+                after_changes(w, &mut inner.faults, &[(ChangeKind::Write, abs.to_owned())])
             } else {
                 take_tx(inner, tx)?.write(w.dir, caller, abs, value, false)
             }
@@ -125,7 +127,8 @@ impl Store for SimHost {
         let caller = self.caller;
         self.xs_call("xs_mkdir", path, |w, inner, abs| {
             if tx == TxId::NONE {
-                xs::write(w, caller, abs, b"", true)
+                xs::write(w, caller, abs, b"", true)?;
+                after_changes(w, &mut inner.faults, &[(ChangeKind::Write, abs.to_owned())])
             } else {
                 take_tx(inner, tx)?.write(w.dir, caller, abs, b"", true)
             }
@@ -136,7 +139,12 @@ impl Store for SimHost {
         let caller = self.caller;
         self.xs_call("xs_rm", path, |w, inner, abs| {
             if tx == TxId::NONE {
-                xs::rm(w, caller, abs)
+                xs::rm(w, caller, abs)?;
+                after_changes(
+                    w,
+                    &mut inner.faults,
+                    &[(ChangeKind::Remove, abs.to_owned())],
+                )
             } else {
                 take_tx(inner, tx)?.rm(w.dir, caller, abs)
             }
@@ -197,10 +205,13 @@ impl Store for SimHost {
             }
             match t.commit(w, caller)? {
                 None => Ok(false),
-                Some(written) => {
-                    for p in &written {
-                        guest_after_write(w, p)?;
+                Some(changes) => {
+                    for (kind, p) in &changes {
+                        if *kind == ChangeKind::Write {
+                            guest_after_write(w, p)?;
+                        }
                     }
+                    after_changes(w, &mut inner.faults, &changes)?;
                     Ok(true)
                 }
             }

@@ -765,12 +765,12 @@ impl Tx {
     }
 
     /// Check for conflicts and apply the buffered changes. `Ok(None)` on conflict,
-    /// otherwise the paths written.
+    /// otherwise the paths written and removed, in order.
     pub(crate) fn commit(
         self,
         w: &mut World<'_>,
         caller: DomId,
-    ) -> Result<Option<Vec<String>>, SimError> {
+    ) -> Result<Option<Vec<(ChangeKind, String)>>, SimError> {
         if self.conflicted {
             return Ok(None);
         }
@@ -785,9 +785,12 @@ impl Tx {
             match op {
                 TxOp::Write(p, v, mkdir) => {
                     write(w, caller, &p, &v, mkdir)?;
-                    written.push(p);
+                    written.push((ChangeKind::Write, p));
                 }
-                TxOp::Rm(p) => rm(w, caller, &p)?,
+                TxOp::Rm(p) => {
+                    rm(w, caller, &p)?;
+                    written.push((ChangeKind::Remove, p));
+                }
                 TxOp::SetPerms(p, perms) => set_perms(w, caller, &p, &perms)?,
             }
         }

@@ -430,19 +430,7 @@ fn child_process_helper() {
 }
 
 fn run_child(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "--ignored",
-        "child_process_helper",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("SIM_CHILD_DIR", dir);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
+    let out = run_child_status(dir, env);
     assert!(
         out.status.success(),
         "{}",
@@ -484,6 +472,54 @@ fn another_process_sees_one_host() {
         msg.contains("ENOSPC") && msg.contains("createdomain"),
         "{msg}"
     );
+}
+
+#[test]
+fn environment_names_the_bridges_of_a_new_host() {
+    let created = |bridges: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run_child_status(dir.path(), &[("RXL_SIM_BRIDGES", bridges)]);
+        (dir, out)
+    };
+    let (dir, out) = created("br0, br1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h = SimHost::open(dir.path()).unwrap();
+    assert_eq!(h.host_config().bridges, ["br0", "br1"]);
+    let (dir, out) = created("");
+    assert!(out.status.success());
+    assert!(SimHost::open(dir.path())
+        .unwrap()
+        .host_config()
+        .bridges
+        .is_empty());
+    let (_dir, out) = created("xenbr0,a/b");
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("bridge `a/b` is not an interface name"),
+        "{text}"
+    );
+}
+
+/// The child helper's output, whether it succeeded or not.
+fn run_child_status(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "--ignored",
+        "child_process_helper",
+        "--test-threads=1",
+    ])
+    .env("SIM_CHILD_DIR", dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
 }
 
 #[test]

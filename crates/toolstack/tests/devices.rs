@@ -1,9 +1,9 @@
-//! Setting devices up and taking them down, against the simulated xenstore with a test
-//! backend (a thread that moves backends 1 -> 2 and 5 -> 6) and a recording hotplug
-//! runner.
+//! Setting devices up and taking them down, against the simulated xenstore (whose
+//! simulated blkback and netback move a new backend to InitWait and a closing one to
+//! Closed) with a recording hotplug runner. Devices of whole guests, with the simulated
+//! hotplug, are tested in sim_create.rs.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,50 +62,6 @@ impl Hotplug for Recorder {
 
     fn name(&self) -> &'static str {
         "scripts"
-    }
-}
-
-/// A backend driver for the test: InitWait on a new device, Closed on Closing, unless
-/// `stubborn` (then it never closes).
-struct Backend {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Backend {
-    fn start(dir: &Path, stubborn: bool) -> Backend {
-        let stop = Arc::new(AtomicBool::new(false));
-        let xs = SimHost::open(dir).expect("open");
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                for (path, value) in xs.xs_dump("/local/domain/0/backend").expect("dump") {
-                    if !path.ends_with("/state") {
-                        continue;
-                    }
-                    let next = match value.as_str() {
-                        "1" => "2",
-                        "5" if !stubborn => "6",
-                        _ => continue,
-                    };
-                    let _ = xs.write(TxId::NONE, &path, next.as_bytes());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        Backend {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -175,8 +131,6 @@ fn dev_nodes(xs: &SimHost) -> Vec<String> {
 #[test]
 fn a_disk_and_a_vif_are_set_up_listed_and_removed_with_their_scripts() {
     let b = bed(None);
-    let dir = b._tmp.path().join("host");
-    let _backend = Backend::start(&dir, false);
     let devs = planned("disk = [ 'root.img,raw,xvda,w' ]\nvif = [ 'mac=00:16:3e:01:02:03' ]\n");
     dev::setup(&b.xs, &b.opts, &devs).expect("setup");
     let seen = b.recorder.seen.lock().unwrap().clone();
@@ -229,8 +183,6 @@ fn a_disk_and_a_vif_are_set_up_listed_and_removed_with_their_scripts() {
 #[test]
 fn a_failing_script_names_the_device_the_script_its_error_and_its_log() {
     let b = bed(Some("vif-bridge"));
-    let dir = b._tmp.path().join("host");
-    let _backend = Backend::start(&dir, false);
     let devs = planned("vif = [ 'mac=00:16:3e:01:02:03,bridge=xenbr9' ]\n");
     let e = dev::setup(&b.xs, &b.opts, &devs).expect_err("fails");
     let text = e.to_string();
@@ -255,8 +207,11 @@ fn a_backend_that_never_probes_is_named_with_its_state() {
     let mut opts = b.opts.clone();
     opts.timeouts.init = Duration::from_millis(200);
     let devs = planned("disk = [ 'root.img,raw,xvdb,w' ]\n");
+    let stuck = SimHost::open(&b._tmp.path().join("host"))
+        .and_then(|h| h.with_faults("backend_init"))
+        .expect("faults");
     let start = Instant::now();
-    let e = dev::setup(&b.xs, &opts, &devs).expect_err("no backend");
+    let e = dev::setup(&stuck, &opts, &devs).expect_err("no backend");
     assert!(start.elapsed() < Duration::from_secs(5));
     let text = e.to_string();
     assert!(
@@ -265,32 +220,4 @@ fn a_backend_that_never_probes_is_named_with_its_state() {
     );
     assert!(text.contains("xen-blkback"), "{text}");
     assert!(b.recorder.seen.lock().unwrap().is_empty(), "no script ran");
-}
-
-#[test]
-fn a_detach_the_guest_refuses_is_forced_after_the_timeout() {
-    let b = bed(None);
-    let dir = b._tmp.path().join("host");
-    let devs = planned("disk = [ 'root.img,raw,xvdc,w' ]\n");
-    {
-        let _backend = Backend::start(&dir, false);
-        dev::setup(&b.xs, &b.opts, &devs).expect("setup");
-    }
-    let _stubborn = Backend::start(&dir, true);
-    let fe = "/local/domain/5/device/vbd/51744";
-    assert!(b.xs.read(TxId::NONE, fe).expect("read").is_some());
-    let start = Instant::now();
-    assert!(dev::detach(&b.xs, &b.opts, DOM, DeviceKind::Vbd, 51744, false).expect("detach"));
-    // Two rounds of the 300 ms destroy timeout: asked, then forced.
-    assert!(
-        start.elapsed() >= Duration::from_millis(600),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(dev::list(&b.xs, DOM).expect("list").is_empty());
-    assert!(b.xs.read(TxId::NONE, fe).expect("read").is_none());
-    let seen = b.recorder.seen.lock().unwrap().clone();
-    assert_eq!(seen.last().map(|(_, a, _)| a[0].as_str()), Some("remove"));
-    // A device that is not there.
-    assert!(!dev::detach(&b.xs, &b.opts, DOM, DeviceKind::Vbd, 51744, false).expect("detach"));
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use pvh::FirmwareSearch;
 use sim::{HostConfig, SimHost};
@@ -37,12 +38,47 @@ fn host(dir: &Path) -> SimHost {
 }
 
 fn opts(dir: &Path) -> CreateOptions {
+    opts_with(dir, "")
+}
+
+/// Options whose simulated hotplug has the faults `faults` (the `RXL_SIM_FAIL` syntax),
+/// with short device timeouts so that a stuck backend fails fast.
+fn opts_with(dir: &Path, faults: &str) -> CreateOptions {
+    let hotplug = sim::SimHotplug::open(dir)
+        .and_then(|h| h.with_faults(faults))
+        .expect("simulated hotplug");
+    let mut devices =
+        toolstack::devices::DeviceOptions::with(std::sync::Arc::new(hotplug), dir.join("rxl/log"));
+    devices.timeouts = toolstack::devices::Timeouts {
+        init: Duration::from_millis(300),
+        hotplug: Duration::from_secs(5),
+        destroy: Duration::from_millis(300),
+    };
     CreateOptions {
         paused: false,
         state_dir: dir.join("rxl"),
         backend_domid: DomId::DOM0,
-        devices: toolstack::devices::DeviceOptions::scripts(dir.join("rxl/log")),
+        devices,
     }
+}
+
+/// An image file for a guest's disk, in `dir`.
+fn image(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, vec![0u8; 4096]).expect("image");
+    p
+}
+
+/// A config with one disk (an image in `dir`) and one vif.
+fn config_with_devices(name: &str, dir: &Path) -> DomainConfig {
+    let img = image(dir, &format!("{name}.img"));
+    config(
+        name,
+        &format!(
+            "disk = [ '{},raw,xvda,w' ]\nvif = [ 'mac=00:16:3e:0a:0b:0c' ]\n",
+            img.display()
+        ),
+    )
 }
 
 /// Everything the host knows: domains, xenstore nodes, rxl records.
@@ -68,6 +104,12 @@ fn snapshot(host: &SimHost, state: &Path) -> Vec<String> {
         for e in entries.flatten() {
             out.push(format!("name index {}", e.file_name().to_string_lossy()));
         }
+    }
+    for l in host.loop_devices().expect("loop devices") {
+        out.push(format!("loop device {l:?}"));
+    }
+    for (bridge, port) in host.bridge_ports().expect("bridge ports") {
+        out.push(format!("bridge port {bridge} {port}"));
     }
     out
 }
@@ -236,7 +278,8 @@ fn too_much_memory_fails_cleanly() {
 /// leaves no domain, no xenstore node and no record behind.
 #[test]
 fn every_failure_leaves_nothing_behind() {
-    let cfg = config("victim", "");
+    let images = tempfile::tempdir().expect("images");
+    let cfg = config_with_devices("victim", images.path());
     let plan = toolstack::plan_for(&cfg, &FirmwareSearch::default()).expect("plan");
     let mut failures = 0;
     for op in sim::FAIL_OPS {
@@ -246,11 +289,13 @@ fn every_failure_leaves_nothing_behind() {
                 &SimHost::create(tmp.path(), HostConfig::default()).expect("host"),
                 &tmp.path().join("rxl"),
             );
+            let spec = format!("{op}:{nth}=EIO");
             let host = SimHost::open(tmp.path())
                 .expect("host")
-                .with_faults(&format!("{op}:{nth}=EIO"))
+                .with_faults(&spec)
                 .expect("fault spec");
-            match toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path())) {
+            let o = opts_with(tmp.path(), &spec);
+            match toolstack::create::create(&host, &host, &cfg, &plan, &o) {
                 Ok(_) => break,
                 Err(err) => {
                     failures += 1;
@@ -595,6 +640,133 @@ fn the_monitor_finishes_the_cleanup_of_a_domain_destroyed_under_it() {
     assert_eq!(outcome, toolstack::monitor::Outcome::Gone);
     assert_eq!(
         added(&before, &snapshot(&host, &o.state_dir)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_guest_gets_its_disk_and_vif_and_destroy_leaves_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let state = tmp.path().join("rxl");
+    let before = snapshot(&host, &state);
+    let cfg = config_with_devices("web", tmp.path());
+    let o = opts(tmp.path());
+    let dom = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
+        .expect("create")
+        .domid;
+    let devs = toolstack::devices::list(&host, dom).expect("list");
+    assert_eq!(devs.len(), 2, "{devs:?}");
+    for d in &devs {
+        assert_eq!(
+            d.backend_state,
+            Some(4),
+            "{d:?} connected once the guest runs"
+        );
+        assert_eq!(d.frontend_state, Some(4), "{d:?}");
+        assert_eq!(d.hotplug_status.as_deref(), Some("connected"), "{d:?}");
+    }
+    assert_eq!(devs[0].node.as_deref(), Some("/dev/loop0"));
+    assert_eq!(
+        host.bridge_ports().expect("ports"),
+        [("xenbr0".to_owned(), format!("vif{}.0", dom.0))]
+    );
+    assert_eq!(host.loop_devices().expect("loops").len(), 1);
+    toolstack::lifecycle::destroy(&host, &host, &o.devices, &StateDir::new(&state), dom)
+        .expect("destroy");
+    assert_eq!(
+        added(&before, &snapshot(&host, &state)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_hung_or_failing_hotplug_fails_the_create_naming_the_device_and_leaves_nothing() {
+    for (fault, says) in [
+        ("hotplug_add=hang", "killed"),
+        ("hotplug_add", "hotplug-error: "),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let host = host(tmp.path());
+        let state = tmp.path().join("rxl");
+        let before = snapshot(&host, &state);
+        let cfg = config_with_devices("web", tmp.path());
+        let o = opts_with(tmp.path(), fault);
+        let err = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
+            .expect_err("fails");
+        let text = err.to_string();
+        assert!(text.contains("step \"devices\""), "{fault}: {text}");
+        assert!(
+            text.contains("disk xvda") || text.contains("vif 0"),
+            "{text}"
+        );
+        assert!(text.contains(says), "{fault}: {text}");
+        assert!(text.contains("its output is in"), "{fault}: {text}");
+        assert_eq!(
+            added(&before, &snapshot(&host, &state)),
+            Vec::<String>::new(),
+            "{fault}"
+        );
+    }
+}
+
+#[test]
+fn a_detach_the_guest_refuses_is_forced_after_the_timeout() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let cfg = config_with_devices("web", tmp.path());
+    let o = opts(tmp.path());
+    let dom = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
+        .expect("create")
+        .domid;
+    let stubborn = SimHost::open(tmp.path())
+        .and_then(|h| h.with_faults("frontend_release"))
+        .expect("faults");
+    let start = std::time::Instant::now();
+    let found = toolstack::devices::detach(
+        &stubborn,
+        &o.devices,
+        dom,
+        devices::DeviceKind::Vbd,
+        51712,
+        false,
+    )
+    .expect("detach");
+    assert!(found);
+    // Asked first: the guest keeps it for the whole 300 ms timeout; then forced.
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+    let left = toolstack::devices::list(&host, dom).expect("list");
+    assert_eq!(left.len(), 1, "only the vif is left: {left:?}");
+    assert!(
+        host.loop_devices().expect("loops").is_empty(),
+        "the loop device is freed"
+    );
+}
+
+#[test]
+fn destroy_of_a_domain_xen_already_destroyed_removes_its_devices() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let state = tmp.path().join("rxl");
+    let before = snapshot(&host, &state);
+    let cfg = config_with_devices("web", tmp.path());
+    let o = opts(tmp.path());
+    let dom = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
+        .expect("create")
+        .domid;
+    // As if a destroy was killed right after Xen destroyed the domain.
+    host.destroy(dom).expect("destroy in Xen only");
+    assert_eq!(host.loop_devices().expect("loops").len(), 1);
+    let destroyed =
+        toolstack::lifecycle::destroy(&host, &host, &o.devices, &StateDir::new(&state), dom)
+            .expect("destroy");
+    assert_eq!(destroyed, toolstack::lifecycle::Destroyed::Leftovers);
+    assert_eq!(
+        added(&before, &snapshot(&host, &state)),
         Vec::<String>::new()
     );
 }
