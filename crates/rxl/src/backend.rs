@@ -1,8 +1,10 @@
 //! Choosing the host: real Xen (privcmd + xenstored) or a simulated one (`--sim DIR`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use devices::hotplug::{Hotplug, Scripts};
 use xen_host::{DomId, Hypervisor, Store};
 use xlcfg::hostconf::{HostConf, HostConfError, HotplugMode};
 
@@ -15,7 +17,8 @@ pub enum Backend {
         /// /dev/xen/privcmd.
         hv: Box<xencall::XenHost>,
         /// xenstored.
-        xs: Box<xenstore::XsClient>,
+        /// xenstored (shared with the native hotplug runner).
+        xs: Arc<xenstore::XsClient>,
     },
     /// A simulated host whose state lives in a directory.
     Sim {
@@ -69,6 +72,29 @@ pub fn read_host_conf(sim: Option<&Path>, quiet: bool) -> anyhow::Result<HostCon
     }
 }
 
+/// What carries out the hotplug commands of devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// Xen's scripts (`devices::hotplug::Scripts`).
+    Scripts,
+    /// rxl's native path (`hostdev::Native`: loop devices and bridge ports itself, any
+    /// other script, such as a config's own `script=`, through the scripts).
+    Native,
+    /// The simulated host's hotplug (`sim::SimHotplug`), which simulates both paths.
+    Simulated,
+}
+
+/// The runner for a host whose files say `mode`, and whether rxl runs hotplug commands at
+/// all: with `run_hotplug_scripts = 0` (udev's job) it runs none, as libxl.
+pub fn runner_for(mode: HotplugMode, sim: bool) -> (Runner, bool) {
+    let runner = match mode {
+        _ if sim => Runner::Simulated,
+        HotplugMode::Native => Runner::Native,
+        HotplugMode::Scripts | HotplugMode::Udev => Runner::Scripts,
+    };
+    (runner, mode != HotplugMode::Udev)
+}
+
 /// Where rxl keeps its own state on a real host.
 const XEN_STATE_DIR: &str = "/var/lib/rxl";
 /// Where monitors log on a real host.
@@ -93,7 +119,7 @@ impl Backend {
                 let xs = xenstore::XsClient::open().context("cannot connect to xenstored")?;
                 Ok(Backend::Xen {
                     hv: Box::new(hv),
-                    xs: Box::new(xs),
+                    xs: Arc::new(xs),
                 })
             }
         }
@@ -140,10 +166,8 @@ impl Backend {
     }
 
     /// How devices are set up on this host, from its files (xl.conf's
-    /// `run_hotplug_scripts`, rxl.conf's `hotplug`; see [`read_host_conf`]): Xen's
-    /// scripts on real Xen, the simulated hotplug ([`sim::SimHotplug`]) on the simulated
-    /// host. rxl.conf's `hotplug = "native"` is not available in this build: it is said
-    /// and the scripts run instead. `run_hotplug_scripts = 0` runs none (udev's job).
+    /// `run_hotplug_scripts`, rxl.conf's `hotplug`; see [`read_host_conf`] and
+    /// [`runner_for`]).
     ///
     /// On the simulated host `RXL_SIM_DEVICE_TIMEOUT_MS` sets every device timeout (so
     /// that tests of a stuck backend do not wait libxl's 10 s).
@@ -155,25 +179,16 @@ impl Backend {
     /// [`Backend::device_options`] for host files already read.
     pub fn device_options_for(&self, conf: &HostConf) -> toolstack::devices::DeviceOptions {
         let logs = self.log_dir();
-        let mut o = match self {
-            Backend::Xen { .. } => toolstack::devices::DeviceOptions::scripts(logs),
-            Backend::Sim { hotplug, .. } => {
-                toolstack::devices::DeviceOptions::with(hotplug.clone(), logs)
+        let (runner, run_scripts) = runner_for(conf.hotplug_mode(), self.sim_dir().is_some());
+        let hotplug: Arc<dyn Hotplug> = match (self, runner) {
+            (Backend::Sim { hotplug, .. }, _) => hotplug.clone(),
+            (Backend::Xen { xs, .. }, Runner::Native) => {
+                Arc::new(hostdev::Native::new(xs.clone(), Scripts))
             }
+            (Backend::Xen { .. }, _) => Arc::new(Scripts),
         };
-        match conf.hotplug_mode() {
-            HotplugMode::Scripts => {}
-            HotplugMode::Udev => o.run_scripts = false,
-            HotplugMode::Native => eprintln!(
-                "rxl: warning: hotplug = \"native\" in {}: this rxl has no native hotplug \
-                 path yet; running {} instead",
-                host_conf_paths(self.sim_dir()).1.display(),
-                match self {
-                    Backend::Xen { .. } => "Xen's hotplug scripts",
-                    Backend::Sim { .. } => "the simulated host's hotplug",
-                }
-            ),
-        }
+        let mut o = toolstack::devices::DeviceOptions::with(hotplug, logs);
+        o.run_scripts = run_scripts;
         if let Backend::Sim { .. } = self {
             if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
                 .ok()
@@ -187,6 +202,7 @@ impl Backend {
                 };
             }
         }
+        tracing::debug!("devices: {o:?}");
         o
     }
 
@@ -196,5 +212,21 @@ impl Backend {
             .load(dom)
             .ok()??;
         Some(record.config.to_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runner_follows_the_host_files() {
+        use HotplugMode::*;
+        assert_eq!(runner_for(Scripts, false), (Runner::Scripts, true));
+        assert_eq!(runner_for(Native, false), (Runner::Native, true));
+        assert_eq!(runner_for(Udev, false), (Runner::Scripts, false));
+        assert_eq!(runner_for(Scripts, true), (Runner::Simulated, true));
+        assert_eq!(runner_for(Native, true), (Runner::Simulated, true));
+        assert_eq!(runner_for(Udev, true), (Runner::Simulated, false));
     }
 }

@@ -30,6 +30,11 @@
 //! `XENMEM_add_to_physmap` (`XENMAPSPACE_grant_table`), map that gfn, write, and remove it
 //! again with `XENMEM_remove_from_physmap`.
 //!
+//! # Loop devices
+//! [`loopdev`] holds the four loop-device ioctls of rxl's native hotplug path
+//! (`LOOP_CTL_GET_FREE`, `LOOP_CONFIGURE`, `LOOP_CLR_FD`, `LOOP_GET_STATUS64`) as safe
+//! functions on open files; the `hostdev` crate decides when to use them.
+//!
 //! # Interface versions
 //! [`XenHost::open`] reads `xen_version` and then finds the domctl and sysctl interface
 //! versions by trying the known ones on harmless calls (getdomaininfo of dom0, physinfo):
@@ -40,6 +45,7 @@ mod batch;
 mod error;
 mod host;
 mod ioctl;
+pub mod loopdev;
 mod privcmd;
 mod sys;
 
