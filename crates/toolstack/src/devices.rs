@@ -346,8 +346,12 @@ pub fn setup<S: Store + ?Sized>(
             }
             Err(e) => DeviceFailure::msg(&label, e.to_string()),
         };
-        tracing::error!("{failure}");
-        first.get_or_insert(failure);
+        // The first failure is the error; the others are told here.
+        if first.is_some() {
+            tracing::error!("{failure}");
+        } else {
+            first = Some(failure);
+        }
     }
     match first {
         Some(f) => Err(f),
@@ -532,8 +536,10 @@ fn teardown<S: Store + ?Sized>(
 ) -> Result<(), DeviceFailure> {
     let mut first: Option<DeviceFailure> = None;
     let mut keep = |f: DeviceFailure| {
-        tracing::error!("{f}");
-        if first.is_none() {
+        // The first failure is the error; the others are told here.
+        if first.is_some() {
+            tracing::error!("{f}");
+        } else {
             first = Some(f);
         }
     };
