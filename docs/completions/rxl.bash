@@ -19,6 +19,15 @@ _rxl() {
             rxl,__monitor)
                 cmd="rxl__subcmd____monitor"
                 ;;
+            rxl,block-attach)
+                cmd="rxl__subcmd__block__subcmd__attach"
+                ;;
+            rxl,block-detach)
+                cmd="rxl__subcmd__block__subcmd__detach"
+                ;;
+            rxl,block-list)
+                cmd="rxl__subcmd__block__subcmd__list"
+                ;;
             rxl,config)
                 cmd="rxl__subcmd__config"
                 ;;
@@ -45,6 +54,15 @@ _rxl() {
                 ;;
             rxl,list)
                 cmd="rxl__subcmd__list"
+                ;;
+            rxl,network-attach)
+                cmd="rxl__subcmd__network__subcmd__attach"
+                ;;
+            rxl,network-detach)
+                cmd="rxl__subcmd__network__subcmd__detach"
+                ;;
+            rxl,network-list)
+                cmd="rxl__subcmd__network__subcmd__list"
                 ;;
             rxl,pause)
                 cmd="rxl__subcmd__pause"
@@ -79,6 +97,15 @@ _rxl() {
             rxl__subcmd__help,__monitor)
                 cmd="rxl__subcmd__help__subcmd____monitor"
                 ;;
+            rxl__subcmd__help,block-attach)
+                cmd="rxl__subcmd__help__subcmd__block__subcmd__attach"
+                ;;
+            rxl__subcmd__help,block-detach)
+                cmd="rxl__subcmd__help__subcmd__block__subcmd__detach"
+                ;;
+            rxl__subcmd__help,block-list)
+                cmd="rxl__subcmd__help__subcmd__block__subcmd__list"
+                ;;
             rxl__subcmd__help,config)
                 cmd="rxl__subcmd__help__subcmd__config"
                 ;;
@@ -106,6 +133,15 @@ _rxl() {
             rxl__subcmd__help,list)
                 cmd="rxl__subcmd__help__subcmd__list"
                 ;;
+            rxl__subcmd__help,network-attach)
+                cmd="rxl__subcmd__help__subcmd__network__subcmd__attach"
+                ;;
+            rxl__subcmd__help,network-detach)
+                cmd="rxl__subcmd__help__subcmd__network__subcmd__detach"
+                ;;
+            rxl__subcmd__help,network-list)
+                cmd="rxl__subcmd__help__subcmd__network__subcmd__list"
+                ;;
             rxl__subcmd__help,pause)
                 cmd="rxl__subcmd__help__subcmd__pause"
                 ;;
@@ -131,7 +167,7 @@ _rxl() {
 
     case "${cmd}" in
         rxl)
-            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console __monitor info list domid domname help"
+            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -150,6 +186,60 @@ _rxl() {
             ;;
         rxl__subcmd____monitor)
             opts="-h --foreground --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__block__subcmd__attach)
+            opts="-h --json --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__block__subcmd__detach)
+            opts="-f -h --force --json --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__block__subcmd__list)
+            opts="-h --json --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,7 +457,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help)
-            opts="config create destroy shutdown reboot pause unpause console __monitor info list domid domname help"
+            opts="config create destroy shutdown reboot pause unpause console __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -381,6 +471,48 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help__subcmd____monitor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__block__subcmd__attach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__block__subcmd__detach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__block__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -548,6 +680,48 @@ _rxl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rxl__subcmd__help__subcmd__network__subcmd__attach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__network__subcmd__detach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__network__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rxl__subcmd__help__subcmd__pause)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -624,6 +798,60 @@ _rxl() {
             ;;
         rxl__subcmd__list)
             opts="-l -v -h --long --json --verbose-columns --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__network__subcmd__attach)
+            opts="-h --json --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__network__subcmd__detach)
+            opts="-h --json --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__network__subcmd__list)
+            opts="-h --json --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

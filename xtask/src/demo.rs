@@ -60,6 +60,37 @@ pub fn run_demo() -> anyhow::Result<()> {
     run(&rxl, &["--sim", sim, "list"])?;
     run(&rxl, &["--sim", sim, "shutdown", "-w", "hello"])?;
     run(&rxl, &["--sim", sim, "list"])?;
+
+    // A guest with a disk image and a vif; a second disk hot-plugged and detached.
+    let disk = build.join("disk.img");
+    let extra = build.join("extra.img");
+    for img in [&disk, &extra] {
+        let f = std::fs::File::create(img)
+            .with_context(|| format!("cannot create {}", img.display()))?;
+        f.set_len(16 << 20)
+            .with_context(|| format!("cannot size {}", img.display()))?;
+    }
+    let devices = root.join("examples").join("hello-devices.cfg");
+    let devices = devices.to_str().context("non-UTF-8 repository path")?;
+    let extra = format!(
+        "format=raw,vdev=xvdb,access=ro,target={}",
+        extra.to_str().context("non-UTF-8 repository path")?
+    );
+    run(&rxl, &["create", "-n", devices])?;
+    run(&rxl, &["--sim", sim, "create", devices])?;
+    run(&rxl, &["--sim", sim, "block-list", "hello-devices"])?;
+    run(&rxl, &["--sim", sim, "network-list", "hello-devices"])?;
+    run(
+        &rxl,
+        &["--sim", sim, "block-attach", "hello-devices", &extra],
+    )?;
+    run(&rxl, &["--sim", sim, "block-list", "hello-devices"])?;
+    run(
+        &rxl,
+        &["--sim", sim, "block-detach", "hello-devices", "xvdb"],
+    )?;
+    run(&rxl, &["--sim", sim, "destroy", "hello-devices"])?;
+    run(&rxl, &["--sim", sim, "list"])?;
     println!("\nThe simulated host lives in {sim}; try `rxl --sim {sim} ...` yourself.");
     Ok(())
 }

@@ -1,9 +1,14 @@
 //! Choosing the host: real Xen (privcmd + xenstored) or a simulated one (`--sim DIR`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use devices::hotplug::{Hotplug, Scripts};
 use xen_host::{DomId, Hypervisor, Store};
+use xlcfg::hostconf::{HostConf, HostConfError, HotplugMode};
+
+use crate::report::{print_diagnostics, Reported};
 
 /// The host rxl acts on.
 pub enum Backend {
@@ -12,7 +17,8 @@ pub enum Backend {
         /// /dev/xen/privcmd.
         hv: Box<xencall::XenHost>,
         /// xenstored.
-        xs: Box<xenstore::XsClient>,
+        /// xenstored (shared with the native hotplug runner).
+        xs: Arc<xenstore::XsClient>,
     },
     /// A simulated host whose state lives in a directory.
     Sim {
@@ -33,6 +39,60 @@ impl std::fmt::Debug for Backend {
             Backend::Sim { dir, .. } => write!(f, "Backend::Sim({})", dir.display()),
         }
     }
+}
+
+/// The host's files, xl.conf and rxl.conf: /etc/xen/xl.conf and /etc/rxl/rxl.conf on a
+/// real host, DIR/etc/xl.conf and DIR/etc/rxl.conf on the simulated host in DIR.
+pub fn host_conf_paths(sim: Option<&Path>) -> (PathBuf, PathBuf) {
+    match sim {
+        Some(dir) => (dir.join("etc/xl.conf"), dir.join("etc/rxl.conf")),
+        None => (
+            PathBuf::from(xlcfg::hostconf::XL_CONF),
+            PathBuf::from(xlcfg::hostconf::RXL_CONF),
+        ),
+    }
+}
+
+/// Read the host's files (missing ones mean the defaults). Warnings are printed unless
+/// `quiet`; errors are printed as `FILE:LINE:COL: error: ...` and returned as [`Reported`].
+pub fn read_host_conf(sim: Option<&Path>, quiet: bool) -> anyhow::Result<HostConf> {
+    let (xl, rxl) = host_conf_paths(sim);
+    match xlcfg::hostconf::read(&xl, &rxl) {
+        Ok(read) => {
+            if !quiet {
+                print_diagnostics(&read.warnings);
+            }
+            Ok(read.conf)
+        }
+        Err(HostConfError::Invalid { diagnostics, .. }) => {
+            print_diagnostics(diagnostics.iter().filter(|d| !quiet || d.is_error()));
+            Err(Reported.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What carries out the hotplug commands of devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// Xen's scripts (`devices::hotplug::Scripts`).
+    Scripts,
+    /// rxl's native path (`hostdev::Native`: loop devices and bridge ports itself, any
+    /// other script, such as a config's own `script=`, through the scripts).
+    Native,
+    /// The simulated host's hotplug (`sim::SimHotplug`), which simulates both paths.
+    Simulated,
+}
+
+/// The runner for a host whose files say `mode`, and whether rxl runs hotplug commands at
+/// all: with `run_hotplug_scripts = 0` (udev's job) it runs none, as libxl.
+pub fn runner_for(mode: HotplugMode, sim: bool) -> (Runner, bool) {
+    let runner = match mode {
+        _ if sim => Runner::Simulated,
+        HotplugMode::Native => Runner::Native,
+        HotplugMode::Scripts | HotplugMode::Udev => Runner::Scripts,
+    };
+    (runner, mode != HotplugMode::Udev)
 }
 
 /// Where rxl keeps its own state on a real host.
@@ -59,7 +119,7 @@ impl Backend {
                 let xs = xenstore::XsClient::open().context("cannot connect to xenstored")?;
                 Ok(Backend::Xen {
                     hv: Box::new(hv),
-                    xs: Box::new(xs),
+                    xs: Arc::new(xs),
                 })
             }
         }
@@ -97,29 +157,53 @@ impl Backend {
         }
     }
 
-    /// How devices are set up on this host: Xen's scripts on real Xen; on the simulated
-    /// host its simulated hotplug ([`sim::SimHotplug`]), with the timeouts `RXL_SIM_DEVICE_TIMEOUT_MS` gives (so
-    /// that tests of a stuck backend do not wait libxl's 10 s).
-    pub fn device_options(&self) -> toolstack::devices::DeviceOptions {
-        let logs = self.log_dir();
+    /// The simulated host's directory, `None` on real Xen.
+    pub fn sim_dir(&self) -> Option<&Path> {
         match self {
-            Backend::Xen { .. } => toolstack::devices::DeviceOptions::scripts(logs),
-            Backend::Sim { hotplug, .. } => {
-                let mut o = toolstack::devices::DeviceOptions::with(hotplug.clone(), logs);
-                if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    let t = std::time::Duration::from_millis(ms);
-                    o.timeouts = toolstack::devices::Timeouts {
-                        init: t,
-                        hotplug: t,
-                        destroy: t,
-                    };
-                }
-                o
+            Backend::Xen { .. } => None,
+            Backend::Sim { dir, .. } => Some(dir),
+        }
+    }
+
+    /// How devices are set up on this host, from its files (xl.conf's
+    /// `run_hotplug_scripts`, rxl.conf's `hotplug`; see [`read_host_conf`] and
+    /// [`runner_for`]).
+    ///
+    /// On the simulated host `RXL_SIM_DEVICE_TIMEOUT_MS` sets every device timeout (so
+    /// that tests of a stuck backend do not wait libxl's 10 s).
+    pub fn device_options(&self) -> anyhow::Result<toolstack::devices::DeviceOptions> {
+        let conf = read_host_conf(self.sim_dir(), false)?;
+        Ok(self.device_options_for(&conf))
+    }
+
+    /// [`Backend::device_options`] for host files already read.
+    pub fn device_options_for(&self, conf: &HostConf) -> toolstack::devices::DeviceOptions {
+        let logs = self.log_dir();
+        let (runner, run_scripts) = runner_for(conf.hotplug_mode(), self.sim_dir().is_some());
+        let hotplug: Arc<dyn Hotplug> = match (self, runner) {
+            (Backend::Sim { hotplug, .. }, _) => hotplug.clone(),
+            (Backend::Xen { xs, .. }, Runner::Native) => {
+                Arc::new(hostdev::Native::new(xs.clone(), Scripts))
+            }
+            (Backend::Xen { .. }, _) => Arc::new(Scripts),
+        };
+        let mut o = toolstack::devices::DeviceOptions::with(hotplug, logs);
+        o.run_scripts = run_scripts;
+        if let Backend::Sim { .. } = self {
+            if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                let t = std::time::Duration::from_millis(ms);
+                o.timeouts = toolstack::devices::Timeouts {
+                    init: t,
+                    hotplug: t,
+                    destroy: t,
+                };
             }
         }
+        tracing::debug!("devices: {o:?}");
+        o
     }
 
     /// The stored resolved config of a domain, if rxl created it.
@@ -128,5 +212,21 @@ impl Backend {
             .load(dom)
             .ok()??;
         Some(record.config.to_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runner_follows_the_host_files() {
+        use HotplugMode::*;
+        assert_eq!(runner_for(Scripts, false), (Runner::Scripts, true));
+        assert_eq!(runner_for(Native, false), (Runner::Native, true));
+        assert_eq!(runner_for(Udev, false), (Runner::Scripts, false));
+        assert_eq!(runner_for(Scripts, true), (Runner::Simulated, true));
+        assert_eq!(runner_for(Native, true), (Runner::Simulated, true));
+        assert_eq!(runner_for(Udev, true), (Runner::Simulated, false));
     }
 }

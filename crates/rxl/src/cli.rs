@@ -116,6 +116,104 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Attach a disk to a running domain (as xl block-attach).
+    #[command(
+        name = "block-attach",
+        after_help = "Examples:
+  rxl block-attach guest /srv/data.img,raw,xvdb,rw
+  rxl block-attach guest format=raw,vdev=xvdc,access=ro,target=/srv/iso.img
+  rxl block-attach guest phy:/dev/vg/data xvdd w      (words are joined with ',', as xl does)"
+    )]
+    BlockAttach(BlockAttachArgs),
+    /// Detach a disk from a domain (as xl block-detach).
+    #[command(name = "block-detach")]
+    BlockDetach(BlockDetachArgs),
+    /// List a domain's disks, in xl block-list's columns.
+    #[command(name = "block-list")]
+    BlockList(DeviceListArgs),
+    /// Attach a network interface to a running domain (as xl network-attach).
+    #[command(
+        name = "network-attach",
+        after_help = "Examples:
+  rxl network-attach guest                             xl.conf's defaults, a random MAC
+  rxl network-attach guest bridge=xenbr0 mac=00:16:3e:00:00:01
+  rxl network-attach guest bridge=xenbr0,mac=00:16:3e:00:00:01,mtu=9000"
+    )]
+    NetworkAttach(NetworkAttachArgs),
+    /// Detach a network interface from a domain (as xl network-detach).
+    #[command(name = "network-detach")]
+    NetworkDetach(NetworkDetachArgs),
+    /// List a domain's network interfaces, in xl network-list's columns.
+    #[command(name = "network-list")]
+    NetworkList(DeviceListArgs),
+}
+
+/// `rxl block-attach`.
+#[derive(Debug, Args)]
+pub struct BlockAttachArgs {
+    /// Print JSON: the device attached.
+    #[arg(long)]
+    pub json: bool,
+    /// The domain (name or id).
+    pub domain: String,
+    /// The disk, as an item of a config file's `disk = [..]`; several words are joined
+    /// with ','. A relative image path is taken from the current directory.
+    #[arg(value_name = "DISKSPEC", required = true)]
+    pub spec: Vec<String>,
+}
+
+/// `rxl network-attach`.
+#[derive(Debug, Args)]
+pub struct NetworkAttachArgs {
+    /// Print JSON: the device attached.
+    #[arg(long)]
+    pub json: bool,
+    /// The domain (name or id).
+    pub domain: String,
+    /// The interface, as an item of a config file's `vif = [..]`; several words are
+    /// joined with ','. What it does not say comes from xl.conf's vif.default.* (else
+    /// bridge xenbr0, script vif-bridge), the MAC is random and the devid the next free.
+    #[arg(value_name = "VIFSPEC")]
+    pub spec: Vec<String>,
+}
+
+/// `rxl block-detach`.
+#[derive(Debug, Args)]
+pub struct BlockDetachArgs {
+    /// Remove the disk at once, without waiting for the guest to let it go (as xl -f).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Print JSON: the device detached.
+    #[arg(long)]
+    pub json: bool,
+    /// The domain (name or id).
+    pub domain: String,
+    /// The disk: its vdev (xvdb) or its devid number (51728).
+    pub vdev: String,
+}
+
+/// `rxl network-detach`.
+#[derive(Debug, Args)]
+pub struct NetworkDetachArgs {
+    /// Print JSON: the device detached.
+    #[arg(long)]
+    pub json: bool,
+    /// The domain (name or id).
+    pub domain: String,
+    /// The interface: its devid (0, 1, ...) or its MAC address.
+    #[arg(value_name = "DEVID|MAC")]
+    pub device: String,
+}
+
+/// `rxl block-list` / `rxl network-list`.
+#[derive(Debug, Args)]
+pub struct DeviceListArgs {
+    /// Print JSON: an array of devices.
+    #[arg(long)]
+    pub json: bool,
+    /// The domains (names or ids).
+    #[arg(value_name = "DOMAIN", required = true)]
+    pub domains: Vec<String>,
 }
 
 /// `rxl create`.

@@ -13,7 +13,9 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ConfigCommand::Parse { file, json } => parse(&file, json),
         ConfigCommand::Check(args) => {
-            let loaded = load::load(&args.file, &args.overrides, false)?;
+            // A check is about the file, on any machine: xl's built-in vif defaults.
+            let defaults = xlcfg::model::VifDefaults::default();
+            let loaded = load::load(&args.file, &args.overrides, false, &defaults)?;
             let mut errors = xlcfg::model::check_files(&loaded.config);
             errors.retain(Diagnostic::is_error);
             if !errors.is_empty() {

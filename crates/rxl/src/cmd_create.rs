@@ -19,7 +19,8 @@ use crate::report::{json_text, out, print_diagnostics, print_json, try_out, Repo
 
 /// `rxl create`.
 pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load::load(&args.file, &args.overrides, args.quiet)?;
+    let host_conf = crate::backend::read_host_conf(sim, args.quiet)?;
+    let loaded = load::load(&args.file, &args.overrides, args.quiet, &host_conf.xl.vif)?;
     let cfg = loaded.config;
     let search = FirmwareSearch::from_env();
     if args.dry_run {
@@ -30,7 +31,7 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     }
     let plan = plan(&cfg, &search)?;
     let host = Backend::open(sim)?;
-    let opts = create_options(&host, args.paused);
+    let opts = create_options(&host, args.paused, host.device_options_for(&host_conf));
     // The monitor starts as a step of the create, before the domain runs: if it cannot,
     // the create fails and leaves nothing. -F runs it here afterwards; -e runs none.
     let background = !args.foreground && !args.no_monitor;
@@ -60,13 +61,18 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The options a create (or a restart by the monitor) uses on `host`.
-pub fn create_options(host: &Backend, paused: bool) -> CreateOptions {
+/// The options a create (or a restart by the monitor) uses on `host`, its devices set up
+/// with `devices` ([`Backend::device_options`]).
+pub fn create_options(
+    host: &Backend,
+    paused: bool,
+    devices: toolstack::devices::DeviceOptions,
+) -> CreateOptions {
     CreateOptions {
         paused,
         state_dir: host.state_dir(),
         backend_domid: DomId::DOM0,
-        devices: host.device_options(),
+        devices,
     }
 }
 
@@ -302,7 +308,7 @@ pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<E
             tracing::warn!("cannot unblock SIGINT, SIGTERM and SIGHUP: {e}");
         }
     }
-    let opts = create_options(host, false);
+    let opts = create_options(host, false, host.device_options()?);
     let search = FirmwareSearch::from_env();
     tracing::info!("monitoring domain {dom}");
     let mut rebuild = |cfg: &DomainConfig| -> Result<DomId, LaunchError> {

@@ -34,7 +34,7 @@ pub fn destroy(host: &Backend, spec: &str) -> anyhow::Result<ExitCode> {
                 lifecycle::finish_cleanup(
                     host.hv(),
                     host.xs(),
-                    &host.device_options(),
+                    &host.device_options()?,
                     &state,
                     dom,
                 )
@@ -48,7 +48,7 @@ pub fn destroy(host: &Backend, spec: &str) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let destroyed = lifecycle::destroy(host.hv(), host.xs(), &host.device_options(), &state, dom)
+    let destroyed = lifecycle::destroy(host.hv(), host.xs(), &host.device_options()?, &state, dom)
         .with_context(|| format!("cannot destroy domain {dom}"))?;
     if destroyed == lifecycle::Destroyed::Leftovers {
         eprintln!("rxl: domain {dom} was already gone from Xen: removed what was left of it");

@@ -10,6 +10,7 @@ mod backend;
 pub mod cli;
 mod cmd_config;
 mod cmd_create;
+mod cmd_device;
 mod cmd_domain;
 mod cmd_host;
 mod console;
@@ -71,6 +72,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => cmd_host::list(&host()?, &args),
         Command::Domid { name, json } => cmd_host::domid(&host()?, &name, json),
         Command::Domname { id, json } => cmd_host::domname(&host()?, id, json),
+        Command::BlockAttach(args) => cmd_device::block_attach(sim, &args),
+        Command::BlockDetach(args) => cmd_device::block_detach(sim, &args),
+        Command::BlockList(args) => cmd_device::list(&host()?, &args, devices::DeviceKind::Vbd),
+        Command::NetworkAttach(args) => cmd_device::network_attach(sim, &args),
+        Command::NetworkDetach(args) => cmd_device::network_detach(sim, &args),
+        Command::NetworkList(args) => cmd_device::list(&host()?, &args, devices::DeviceKind::Vif),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use xlcfg::model::DomainConfig;
+use xlcfg::model::{DomainConfig, VifDefaults};
 use xlcfg::parse::Parsed;
 use xlcfg::Diagnostic;
 
@@ -48,9 +48,16 @@ pub struct Loaded {
     pub config: DomainConfig,
 }
 
-/// Parse, apply overrides and build the domain model. Diagnostics are printed to stderr
-/// (warnings only when `!quiet`); any error returns [`Reported`].
-pub fn load(file: &Path, overrides: &[String], quiet: bool) -> anyhow::Result<Loaded> {
+/// Parse, apply overrides and build the domain model, a vif that does not name its bridge,
+/// script, backend or gateway device getting `vif_defaults` (the host's xl.conf, or xl's
+/// built-in defaults). Diagnostics are printed to stderr (warnings only when `!quiet`);
+/// any error returns [`Reported`].
+pub fn load(
+    file: &Path,
+    overrides: &[String],
+    quiet: bool,
+    vif_defaults: &VifDefaults,
+) -> anyhow::Result<Loaded> {
     let mut input = read(file)?;
     let mut diags = std::mem::take(&mut input.parsed.diagnostics);
     if !diags.iter().any(Diagnostic::is_error) {
@@ -63,7 +70,7 @@ pub fn load(file: &Path, overrides: &[String], quiet: bool) -> anyhow::Result<Lo
         print_diagnostics(&diags);
         return Err(Reported.into());
     }
-    match xlcfg::model::build(&input.parsed.settings, &input.base_dir) {
+    match xlcfg::model::build_with(&input.parsed.settings, &input.base_dir, vif_defaults) {
         Ok(built) => {
             diags.extend(built.warnings);
             if !quiet {

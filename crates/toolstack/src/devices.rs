@@ -346,8 +346,12 @@ pub fn setup<S: Store + ?Sized>(
             }
             Err(e) => DeviceFailure::msg(&label, e.to_string()),
         };
-        tracing::error!("{failure}");
-        first.get_or_insert(failure);
+        // The first failure is the error; the others are told here.
+        if first.is_some() {
+            tracing::error!("{failure}");
+        } else {
+            first = Some(failure);
+        }
     }
     match first {
         Some(f) => Err(f),
@@ -524,30 +528,46 @@ fn remove_with_parents<S: Store + ?Sized>(xs: &S, path: &str, stop: &str) -> Res
 /// forced that times out is closed again by force, as libxl does), run their remove
 /// commands in parallel (their failures are logged, not fatal, as in libxl), then
 /// remove their nodes. Returns the first xenstore failure; every device is tried.
+/// What went wrong in a teardown. Devices whose teardown failed keep their nodes, so that
+/// the next teardown (a second `rxl destroy`) finds them and tries again: a loop device or
+/// a bridge port is never forgotten while it may still be set up.
+#[derive(Default)]
+struct Failures {
+    /// The error: the first failure (the others are logged).
+    first: Option<DeviceFailure>,
+    /// The devices that failed.
+    failed: Vec<(DeviceKind, u32)>,
+}
+
+impl Failures {
+    fn keep(&mut self, d: &Existing, f: DeviceFailure) {
+        self.failed.push((d.nodes.kind, d.nodes.devid));
+        if self.first.is_some() {
+            tracing::error!("{f}");
+        } else {
+            self.first = Some(f);
+        }
+    }
+}
+
 fn teardown<S: Store + ?Sized>(
     xs: &S,
     opts: &DeviceOptions,
     devs: &[Existing],
     force: bool,
 ) -> Result<(), DeviceFailure> {
-    let mut first: Option<DeviceFailure> = None;
-    let mut keep = |f: DeviceFailure| {
-        tracing::error!("{f}");
-        if first.is_none() {
-            first = Some(f);
-        }
-    };
+    let mut failures = Failures::default();
     // Step 1: close.
     let mut closing = Vec::new();
+    let mut closed = Vec::new();
     for d in devs {
         match close(xs, d, force) {
             Ok(true) => closing.push(d),
             Ok(false) => tracing::info!("{}: its backend is gone already", d.label),
-            Err(e) => keep(DeviceFailure::host(&d.label, "closing it", e)),
+            Err(e) => failures.keep(d, DeviceFailure::host(&d.label, "closing it", e)),
         }
     }
     // Step 2: wait for Closed; what does not close in time is closed by force.
-    let mut closed = Vec::new();
     let mut rounds = if force { 1 } else { 2 };
     let mut pending = closing;
     while !pending.is_empty() && rounds > 0 {
@@ -557,8 +577,7 @@ fn teardown<S: Store + ?Sized>(
         for d in pending {
             let path = format!("{}/state", d.nodes.backend);
             match wait_state(xs, &path, |s| s == xb::CLOSED, deadline) {
-                Ok(Ok(_)) => closed.push(d),
-                Ok(Err(None)) => closed.push(d),
+                Ok(Ok(_)) | Ok(Err(None)) => closed.push(d),
                 Ok(Err(seen)) => {
                     tracing::warn!(
                         "{}: its backend is not Closed after {} s ({})",
@@ -568,16 +587,23 @@ fn teardown<S: Store + ?Sized>(
                     );
                     late.push(d);
                 }
-                Err(e) => keep(DeviceFailure::host(&d.label, "waiting for its backend", e)),
+                Err(e) => failures.keep(
+                    d,
+                    DeviceFailure::host(&d.label, "waiting for its backend", e),
+                ),
             }
         }
         if rounds > 0 {
-            for d in &late {
-                if let Err(e) = close(xs, d, true) {
-                    keep(DeviceFailure::host(&d.label, "closing it by force", e));
+            let mut again = Vec::new();
+            for d in late {
+                match close(xs, d, true) {
+                    Ok(_) => again.push(d),
+                    Err(e) => {
+                        failures.keep(d, DeviceFailure::host(&d.label, "closing it by force", e))
+                    }
                 }
             }
-            pending = late;
+            pending = again;
         } else {
             // Forced and still not closed: the script and the nodes go anyway, so that
             // nothing of the device outlives the teardown in dom0.
@@ -585,9 +611,12 @@ fn teardown<S: Store + ?Sized>(
             pending = Vec::new();
         }
     }
-    // Step 3: the remove commands.
+    // Step 3: the remove commands. One that fails is run once more; if it fails again it
+    // is reported and the teardown goes on, as libxl's does: Xen's own scripts fail a
+    // remove for good reasons that will not change (`vif-bridge offline` of a bridge that
+    // does not exist), and keeping the device would make every later destroy fail.
     if opts.run_scripts {
-        let jobs = closed
+        let jobs: Vec<_> = closed
             .iter()
             .filter(|d| d.nodes.backend_domid == DomId::DOM0)
             .filter_map(|d| {
@@ -596,7 +625,22 @@ fn teardown<S: Store + ?Sized>(
                 Some((d.label.clone(), cmd, log))
             })
             .collect();
-        for (label, _, result) in run_commands(opts, jobs) {
+        let mut again = Vec::new();
+        for (label, cmd, result) in run_commands(opts, jobs) {
+            match result {
+                Ok(run) if run.success() => {}
+                Ok(run) => {
+                    let log = run.log.clone();
+                    tracing::warn!(
+                        "{label}: {}; running it again",
+                        script_failure(opts, &run, None)
+                    );
+                    again.push((label, cmd, log));
+                }
+                Err(e) => tracing::warn!("{label}: {e}"),
+            }
+        }
+        for (label, _, result) in run_commands(opts, again) {
             match result {
                 Ok(run) if run.success() => {}
                 Ok(run) => tracing::warn!("{label}: {}", script_failure(opts, &run, None)),
@@ -607,6 +651,9 @@ fn teardown<S: Store + ?Sized>(
     // Step 4: the nodes (libxl__device_destroy: frontend, /libxl copy, backend).
     for d in devs {
         let n = &d.nodes;
+        if failures.failed.contains(&(n.kind, n.devid)) {
+            continue;
+        }
         let dom = n.domid.0;
         let stops = [
             format!("/local/domain/{dom}"),
@@ -615,15 +662,14 @@ fn teardown<S: Store + ?Sized>(
         ];
         for (path, stop) in n.teardown_paths().into_iter().zip(stops.iter()) {
             if let Err(e) = remove_with_parents(xs, path, stop) {
-                keep(DeviceFailure::host(
-                    &d.label,
-                    &format!("removing {path}"),
-                    e,
-                ));
+                failures.keep(
+                    d,
+                    DeviceFailure::host(&d.label, &format!("removing {path}"), e),
+                );
             }
         }
     }
-    match first {
+    match failures.first {
         Some(f) => Err(f),
         None => Ok(()),
     }
@@ -950,18 +996,42 @@ where
         domain_type: guest_type(xs, state, &found),
     };
     let planned = plan_new(hv, xs, opts, &guest, &new)?;
-    if let Err(e) = setup(xs, opts, std::slice::from_ref(&planned)) {
-        match existing(xs, dom, planned.kind, planned.devid) {
-            Ok(Some(dev)) => {
-                if let Err(undo) = teardown(xs, opts, &[dev], true) {
-                    tracing::error!("removing what was set up of it failed too: {undo}");
+    // Set up and read back: a failure of either removes what was set up of the device.
+    let done = setup(xs, opts, std::slice::from_ref(&planned)).and_then(|()| {
+        let read = |e| DeviceFailure::host(&planned.label, "reading it back", e);
+        let dev = existing(xs, dom, planned.kind, planned.devid)
+            .map_err(read)?
+            .ok_or_else(|| DeviceFailure::msg(&planned.label, "it vanished once set up".into()))?;
+        info(xs, &dev.nodes).map_err(read)
+    });
+    let listed = match done {
+        Ok(listed) => listed,
+        Err(e) => {
+            match existing(xs, dom, planned.kind, planned.devid) {
+                Ok(Some(dev)) => {
+                    if let Err(undo) = teardown(xs, opts, &[dev], true) {
+                        tracing::error!("removing what was set up of it failed too: {undo}");
+                    }
+                }
+                Ok(None) => {}
+                // Not found for sure: look again the way a destroy does.
+                Err(undo) => {
+                    tracing::warn!("cannot look for what was set up of it: {undo}");
+                    let fallback = Existing {
+                        nodes: DeviceNodes {
+                            nodes: Vec::new(),
+                            ..planned.nodes.clone()
+                        },
+                        label: planned.label.clone(),
+                    };
+                    if let Err(undo) = teardown(xs, opts, &[fallback], true) {
+                        tracing::error!("removing what was set up of it failed too: {undo}");
+                    }
                 }
             }
-            Ok(None) => {}
-            Err(undo) => tracing::error!("cannot look for what was set up of it: {undo}"),
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     record_change(state, dom, |cfg| match &new {
         NewDevice::Disk(spec) => cfg.disks.push(spec.clone()),
         NewDevice::Vif(spec) => cfg.vifs.push(xlcfg::model::VifSpec {
@@ -969,10 +1039,7 @@ where
             ..spec.clone()
         }),
     });
-    let dev = existing(xs, dom, planned.kind, planned.devid)
-        .map_err(|e| DeviceFailure::host(&planned.label, "reading it back", e))?
-        .ok_or_else(|| DeviceFailure::msg(&planned.label, "it vanished once set up".into()))?;
-    info(xs, &dev.nodes).map_err(|e| DeviceFailure::host(&planned.label, "reading it back", e))
+    Ok(listed)
 }
 
 /// Detach one device (as [`detach`]) and drop it from rxl's record of the domain.

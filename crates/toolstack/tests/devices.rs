@@ -35,14 +35,16 @@ impl Hotplug for Recorder {
             .lock()
             .unwrap()
             .push((script.clone(), cmd.args.clone(), rel.clone()));
-        let failing = self.fail.is_some_and(|f| script.ends_with(f));
+        let adding = cmd.args[0] == "add" || cmd.args[0] == "online";
+        // Only the add fails: a failed remove would keep the device for the next try.
+        let failing = adding && self.fail.is_some_and(|f| script.ends_with(f));
         let be = format!("/local/domain/0/{rel}");
         let w = |k: &str, v: &str| {
             self.xs
                 .write(TxId::NONE, &format!("{be}/{k}"), v.as_bytes())
                 .expect("script write");
         };
-        if cmd.args[0] == "add" || cmd.args[0] == "online" {
+        if adding {
             if failing {
                 w("hotplug-error", "no such bridge xenbr9");
                 w("hotplug-status", "error");

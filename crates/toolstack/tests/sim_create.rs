@@ -770,3 +770,81 @@ fn destroy_of_a_domain_xen_already_destroyed_removes_its_devices() {
         Vec::<String>::new()
     );
 }
+
+/// Every injected failure of a hot-plug leaves the domain as it was, and every injected
+/// failure of a destroy leaves what a second destroy removes entirely.
+#[test]
+fn every_failure_of_an_attach_or_a_destroy_leaves_nothing_behind() {
+    let images = tempfile::tempdir().expect("images");
+    let extra = image(images.path(), "extra.img");
+    let spec = xlcfg::model::disk_arg(
+        &format!("format=raw,vdev=xvdb,access=rw,target={}", extra.display()),
+        images.path(),
+    )
+    .expect("disk spec")
+    .0;
+    let cfg = config_with_devices("web", images.path());
+    let mut attach_failures = 0;
+    let mut destroy_failures = 0;
+    for op in sim::FAIL_OPS {
+        for nth in 1.. {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let host = host(tmp.path());
+            let state = tmp.path().join("rxl");
+            let o = opts(tmp.path());
+            let dom = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
+                .expect("create")
+                .domid;
+            let before = snapshot(&host, &state);
+            let fault = format!("{op}:{nth}=EIO");
+            let faulty = SimHost::open(tmp.path())
+                .and_then(|h| h.with_faults(&fault))
+                .expect("faults");
+            let fo = opts_with(tmp.path(), &fault);
+            let sd = StateDir::new(&state);
+            let new = toolstack::devices::NewDevice::Disk(spec.clone());
+            let attached = toolstack::devices::attach(&faulty, &faulty, &sd, &fo.devices, dom, new);
+            if let Err(e) = &attached {
+                attach_failures += 1;
+                let text = e.to_string();
+                assert!(
+                    text.starts_with("disk xvdb") || text.starts_with(&format!("domain {dom}")),
+                    "{fault}: {text}"
+                );
+                let left = added(&before, &snapshot(&host, &state));
+                assert!(left.is_empty(), "attach with {fault}: {e}: left {left:?}");
+            }
+            let destroyed = toolstack::lifecycle::destroy(&faulty, &faulty, &fo.devices, &sd, dom);
+            if destroyed.is_err() {
+                destroy_failures += 1;
+                toolstack::lifecycle::destroy(&host, &host, &o.devices, &sd, dom)
+                    .expect("the second destroy");
+            }
+            let left: Vec<String> = snapshot(&host, &state)
+                .into_iter()
+                .filter(|x| {
+                    x.starts_with("loop device")
+                        || x.starts_with("bridge port")
+                        || x.starts_with("record")
+                        || x.starts_with(&format!("domain {dom}"))
+                        || x.contains(&format!("/{}/", dom.0))
+                        || x.contains(&format!("/{}=", dom.0))
+                })
+                .collect();
+            assert!(left.is_empty(), "destroy with {fault}: left {left:?}");
+            if attached.is_ok() && destroyed.is_ok() {
+                break;
+            }
+            assert!(nth < 1000, "{op} never stops failing");
+        }
+    }
+    assert!(
+        attach_failures > 10,
+        "only {attach_failures} attach failures"
+    );
+    // Most faults in a destroy are absorbed: its cleanup removes the devices again.
+    assert!(
+        destroy_failures >= 3,
+        "only {destroy_failures} destroy failures"
+    );
+}

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod hostconf;
 pub mod model;
 pub mod parse;
 pub mod settings;

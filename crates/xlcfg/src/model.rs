@@ -26,12 +26,19 @@ use uuid::Uuid;
 use crate::settings::{Diagnostic, Setting, Settings, Source, Span, ValueKind};
 
 pub use boot::{Boot, Firmware, Module, XEN_FIRMWARE_DIR};
+pub use disk::disk_arg;
 pub use disk::{
     DiskAccess, DiskBackendType, DiskFormat, DiskSpec, DiskSpecification, DiskTargetKind, DiskType,
 };
+pub(crate) use keys::suggest;
 pub use keys::{is_known, MODELLED_KEYS, RXL_KEYS, XL_KEYS};
 pub use name::{check_name, NameError, MAX_NAME_LEN};
-pub use vif::{MacAddr, NicType, VifRate, VifSpec};
+pub(crate) use num::strtol;
+pub use vif::{vif_arg, vif_arg_with, MacAddr, NicType, VifDefaults, VifRate, VifSpec};
+
+/// The name of the [`Source`] that holds a single DISKSPEC or VIFSPEC given on a command
+/// line ([`disk_arg`], [`vif_arg`]): diagnostics read `command line:1:COL: error: ...`.
+pub const COMMAND_LINE_SPEC: &str = "command line";
 
 /// A value together with where the config wrote it.
 ///
@@ -298,7 +305,17 @@ pub mod defaults {
 /// On success the warnings come with the config; on failure every diagnostic found is
 /// returned (errors and warnings, in the order found; at least one is an error).
 pub fn build(settings: &Settings, base_dir: &Path) -> Result<Built, Vec<Diagnostic>> {
-    let mut cx = Ctx::new(settings, base_dir);
+    build_with(settings, base_dir, &VifDefaults::default())
+}
+
+/// [`build`], with the host's defaults for what a vif spec does not say (xl.conf's
+/// `vif.default.*`, read by [`crate::hostconf`]) instead of xl's built-in ones.
+pub fn build_with(
+    settings: &Settings,
+    base_dir: &Path,
+    vif_defaults: &VifDefaults,
+) -> Result<Built, Vec<Diagnostic>> {
+    let mut cx = Ctx::new(settings, base_dir, vif_defaults);
     let config = cx.build();
     match config {
         Some(config) if !cx.has_errors() => Ok(Built {
@@ -346,12 +363,20 @@ pub fn check_files(cfg: &DomainConfig) -> Vec<Diagnostic> {
         }
         Boot::Bootloader { .. } => {}
     }
-    for d in &cfg.disks {
-        if let (Some(t), DiskTargetKind::File) = (&d.target, d.target_kind) {
-            check("disk image", t);
-        }
-    }
+    out.extend(check_disk_files(&cfg.disks));
     out
+}
+
+/// Check that the image file of each disk (a `File` target) exists and is a readable
+/// regular file: [`check_files`] for disks alone (`rxl block-attach`).
+pub fn check_disk_files(disks: &[DiskSpec]) -> Vec<Diagnostic> {
+    disks
+        .iter()
+        .filter_map(|d| match (&d.target, d.target_kind) {
+            (Some(t), DiskTargetKind::File) => check_file("disk image", t),
+            _ => None,
+        })
+        .collect()
 }
 
 fn check_file(what: &str, loc: &Located<PathBuf>) -> Option<Diagnostic> {
@@ -378,23 +403,62 @@ fn check_file(what: &str, loc: &Located<PathBuf>) -> Option<Diagnostic> {
     let mut d = Diagnostic::error(loc.diag_span(), message);
     if let Some(h) = hint {
         d = d.with_hint(h);
+    } else if loc
+        .span
+        .as_ref()
+        .is_some_and(|s| s.source.name == COMMAND_LINE_SPEC)
+    {
+        d = d.with_hint("a relative path is taken from the current directory");
     } else if loc.line != 0 {
         d = d.with_hint("relative paths are resolved against the config file's directory");
     }
     Some(d)
 }
 
+/// Parse one spec given on a command line: `parse` reads `text` as a whole, at a span
+/// covering it in a source called [`COMMAND_LINE_SPEC`]. The parsed value and its
+/// warnings, or every diagnostic (at least one an error).
+fn single_spec<T>(
+    text: &str,
+    base_dir: &Path,
+    vif_defaults: &VifDefaults,
+    parse: impl FnOnce(&mut Ctx<'_>, &Span) -> Option<T>,
+) -> Result<(T, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let source = Arc::new(Source {
+        name: COMMAND_LINE_SPEC.to_string(),
+        text: text.to_string(),
+    });
+    let span = Span {
+        source: source.clone(),
+        line: 1,
+        column: 1,
+        start: 0,
+        end: text.len(),
+    };
+    let settings = Settings {
+        entries: Vec::new(),
+        source: Some(source),
+    };
+    let mut cx = Ctx::new(&settings, base_dir, vif_defaults);
+    let parsed = parse(&mut cx, &span);
+    match parsed {
+        Some(v) if !cx.has_errors() => Ok((v, cx.diags)),
+        _ => Err(cx.diags),
+    }
+}
+
 /// The state of one [`build`]: the settings, the resolved base directory, and the
 /// diagnostics so far.
 pub(crate) struct Ctx<'a> {
     settings: &'a Settings,
+    vif_defaults: &'a VifDefaults,
     base_dir: PathBuf,
     diags: Vec<Diagnostic>,
     fallback: Span,
 }
 
 impl<'a> Ctx<'a> {
-    fn new(settings: &'a Settings, base_dir: &Path) -> Ctx<'a> {
+    fn new(settings: &'a Settings, base_dir: &Path, vif_defaults: &'a VifDefaults) -> Ctx<'a> {
         let fallback = settings
             .start_span()
             .unwrap_or_else(|| unknown_span("<config>"));
@@ -418,6 +482,7 @@ impl<'a> Ctx<'a> {
         };
         Ctx {
             settings,
+            vif_defaults,
             base_dir,
             diags,
             fallback,

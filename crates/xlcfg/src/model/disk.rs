@@ -1,6 +1,6 @@
 //! `disk = [ ... ]`: xl-disk-configuration(5) disk specs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -165,8 +165,8 @@ pub(super) fn build_all(cx: &mut Ctx<'_>) -> Vec<DiskSpec> {
 }
 
 fn parse_item(cx: &mut Ctx<'_>, n: usize, item: &Value) -> Option<DiskSpec> {
-    let (text, quote) = match &item.kind {
-        ValueKind::String(t) => (t.as_str(), 1),
+    let text = match &item.kind {
+        ValueKind::String(t) => t.as_str(),
         ValueKind::Number(_) | ValueKind::List(_) => {
             cx.push(
                 Diagnostic::error(item.span.clone(), format!("disk {n} must be a string"))
@@ -175,10 +175,39 @@ fn parse_item(cx: &mut Ctx<'_>, n: usize, item: &Value) -> Option<DiskSpec> {
             return None;
         }
     };
-    let mut p = DiskParser {
-        n,
+    parse_spec(cx, &format!("disk {n}"), text, &item.span, 1)
+}
+
+/// One DISKSPEC given on a command line (`rxl block-attach DOM DISKSPEC`): the same rules
+/// and diagnostics as a `disk = [..]` item; `base_dir` is the directory a relative image
+/// path is resolved against (the working directory, as xl does). Returns the disk and any
+/// warnings, or every diagnostic found (at least one an error) in a source called
+/// [`COMMAND_LINE_SPEC`].
+pub fn disk_arg(
+    text: &str,
+    base_dir: &Path,
+) -> Result<(DiskSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
+    super::single_spec(
         text,
-        span: &item.span,
+        base_dir,
+        &super::VifDefaults::default(),
+        |cx, span| parse_spec(cx, "disk", text, span, 0),
+    )
+}
+
+/// Parse one disk spec `text`, written at `span` (`quote` bytes of quoting before the
+/// text); `label` begins each message ("disk 2", or "disk" on a command line).
+fn parse_spec(
+    cx: &mut Ctx<'_>,
+    label: &str,
+    text: &str,
+    span: &Span,
+    quote: usize,
+) -> Option<DiskSpec> {
+    let mut p = DiskParser {
+        label,
+        text,
+        span,
         quote,
         errors: Vec::new(),
         target: None,
@@ -216,7 +245,7 @@ fn inner(span: &Span, quote: usize, off: usize, len: usize) -> Span {
 }
 
 struct DiskParser<'t> {
-    n: usize,
+    label: &'t str,
     text: &'t str,
     span: &'t Span,
     quote: usize,
@@ -290,7 +319,7 @@ impl<'t> DiskParser<'t> {
     fn err(&mut self, off: usize, len: usize, msg: impl std::fmt::Display, hint: Option<String>) {
         let mut d = Diagnostic::error(
             inner(self.span, self.quote, off, len),
-            format!("disk {}: {msg}", self.n),
+            format!("{}: {msg}", self.label),
         );
         if let Some(h) = hint {
             d = d.with_hint(h);
@@ -584,11 +613,11 @@ impl<'t> DiskParser<'t> {
     }
 
     fn finish(self, cx: &mut Ctx<'_>) -> Option<DiskSpec> {
-        let n = self.n;
+        let n = self.label;
         let whole = || self.span.clone();
         let Some((vdev, voff)) = self.vdev.filter(|(v, _)| !v.is_empty()) else {
             cx.push(
-                Diagnostic::error(whole(), format!("disk {n} has no vdev"))
+                Diagnostic::error(whole(), format!("{n} has no vdev"))
                     .with_hint("add the guest device name, e.g. \"image.img,raw,xvda,rw\""),
             );
             return None;
@@ -597,7 +626,7 @@ impl<'t> DiskParser<'t> {
             cx.push(
                 Diagnostic::error(
                     inner(self.span, self.quote, voff, vdev.len()),
-                    format!("disk {n}: invalid vdev \"{vdev}\""),
+                    format!("{n}: invalid vdev \"{vdev}\""),
                 )
                 .with_hint("use xvda, xvdb, ... (or hdX, sdX, dNpM; see xen-vbd-interface(7))"),
             );
@@ -618,7 +647,7 @@ impl<'t> DiskParser<'t> {
             None => {
                 if devtype != DiskType::Cdrom {
                     cx.push(
-                        Diagnostic::error(whole(), format!("disk {n} has no target"))
+                        Diagnostic::error(whole(), format!("{n} has no target"))
                             .with_hint("name the image or device first: \"/path/image.img,raw,xvda,rw\"; only a cdrom may be empty"),
                     );
                     return None;

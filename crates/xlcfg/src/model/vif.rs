@@ -1,6 +1,7 @@
 //! `vif = [ ... ]`: xl-network-configuration(5) network interface specs.
 
 use std::fmt;
+use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -189,8 +190,8 @@ pub(super) fn build_all(cx: &mut Ctx<'_>) -> Vec<VifSpec> {
 
 fn parse_item(cx: &mut Ctx<'_>, index: usize, item: &Value) -> Option<VifSpec> {
     let n = index + 1;
-    let (text, quote) = match &item.kind {
-        ValueKind::String(t) => (t.as_str(), 1),
+    let text = match &item.kind {
+        ValueKind::String(t) => t.as_str(),
         ValueKind::Number(_) | ValueKind::List(_) => {
             cx.push(
                 Diagnostic::error(item.span.clone(), format!("vif {n} must be a string"))
@@ -199,32 +200,95 @@ fn parse_item(cx: &mut Ctx<'_>, index: usize, item: &Value) -> Option<VifSpec> {
             return None;
         }
     };
+    let devid = u32::try_from(index).unwrap_or(u32::MAX);
+    parse_spec(cx, &format!("vif {n}"), devid, text, &item.span, 1)
+}
+
+/// The host's defaults for what a vif spec does not say: xl.conf's `vif.default.*`
+/// (crate::hostconf), or xl's built-in ones ([`VifDefaults::default`]). xl applies them
+/// before it reads the spec, so anything the spec gives wins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VifDefaults {
+    /// The bridge (`vif.default.bridge`; built in: xenbr0).
+    pub bridge: String,
+    /// The hotplug script (`vif.default.script`; built in: vif-bridge).
+    pub script: String,
+    /// The backend domain's name (`vif.default.backend`; built in: none, dom0).
+    pub backend: Option<String>,
+    /// The gateway device for vif-route (`vif.default.gatewaydev`; built in: none).
+    pub gatewaydev: Option<String>,
+}
+
+impl Default for VifDefaults {
+    fn default() -> VifDefaults {
+        VifDefaults {
+            bridge: defaults::BRIDGE.to_string(),
+            script: defaults::VIF_SCRIPT.to_string(),
+            backend: None,
+            gatewaydev: None,
+        }
+    }
+}
+
+/// One VIFSPEC given on a command line (`rxl network-attach DOM VIFSPEC`), with xl's
+/// built-in defaults: see [`vif_arg_with`].
+pub fn vif_arg(text: &str) -> Result<(VifSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
+    vif_arg_with(text, &VifDefaults::default())
+}
+
+/// One VIFSPEC given on a command line, with the same rules and diagnostics as a
+/// `vif = [..]` item, the host's `defaults` filling what it does not say. Its devid is 0
+/// unless it gives `devid=` (the caller picks a free one otherwise). Returns the vif and
+/// any warnings, or every diagnostic found (at least one an error) in a source called
+/// [`super::COMMAND_LINE_SPEC`].
+pub fn vif_arg_with(
+    text: &str,
+    defaults: &VifDefaults,
+) -> Result<(VifSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let here = Path::new("/");
+    super::single_spec(text, here, defaults, |cx, span| {
+        parse_spec(cx, "vif", 0, text, span, 0)
+    })
+}
+
+/// Parse one vif spec `text`, written at `span` (`quote` bytes of quoting before the
+/// text); `label` begins each message ("vif 2", or "vif" on a command line), `devid` is
+/// the devid unless the spec gives one.
+fn parse_spec(
+    cx: &mut Ctx<'_>,
+    label: &str,
+    devid: u32,
+    text: &str,
+    span: &Span,
+    quote: usize,
+) -> Option<VifSpec> {
     let at = |off: usize, len: usize| {
-        let mut s = item.span.at_offset(off + quote);
-        s.end = (s.start + len).min(item.span.end.saturating_sub(quote).max(s.start));
+        let mut s = span.at_offset(off + quote);
+        s.end = (s.start + len).min(span.end.saturating_sub(quote).max(s.start));
         s
     };
     let mut errors = Vec::new();
     let mut err = |off: usize, len: usize, msg: String, hint: Option<String>| {
-        let mut d = Diagnostic::error(at(off, len), format!("vif {n}: {msg}"));
+        let mut d = Diagnostic::error(at(off, len), format!("{label}: {msg}"));
         if let Some(h) = hint {
             d = d.with_hint(h);
         }
         errors.push(d);
     };
     let mut warnings = Vec::new();
+    let host = cx.vif_defaults;
     let mut v = VifSpec {
-        devid: u32::try_from(index).unwrap_or(u32::MAX),
+        devid,
         mac: MacAddr([0; 6]),
         mac_generated: true,
-        bridge: defaults::BRIDGE.to_string(),
-        script: defaults::VIF_SCRIPT.to_string(),
-        gatewaydev: None,
+        bridge: host.bridge.clone(),
+        script: host.script.clone(),
+        gatewaydev: host.gatewaydev.clone(),
         nic_type: None,
         model: None,
         vifname: None,
         ip: None,
-        backend: None,
+        backend: host.backend.clone(),
         rate: None,
         mtu: None,
         trusted: None,
@@ -281,7 +345,7 @@ fn parse_item(cx: &mut Ctx<'_>, index: usize, item: &Value) -> Option<VifSpec> {
                 warnings.push(
                     Diagnostic::warning(
                         at(off, key.len()),
-                        format!("vif {n}: `netdev` is deprecated"),
+                        format!("{label}: `netdev` is deprecated"),
                     )
                     .with_hint("use gatewaydev="),
                 );
@@ -330,7 +394,7 @@ fn parse_item(cx: &mut Ctx<'_>, index: usize, item: &Value) -> Option<VifSpec> {
             },
             "accel" => warnings.push(Diagnostic::warning(
                 at(off, key.len()),
-                format!("vif {n}: `accel` is not supported and is ignored (as in xl)"),
+                format!("{label}: `accel` is not supported and is ignored (as in xl)"),
             )),
             _ if key.starts_with("colo_") || key == "forwarddev" => err(
                 off,
