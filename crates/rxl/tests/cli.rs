@@ -912,3 +912,32 @@ fn the_background_monitor_stops_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_missing_disk_image_is_refused_at_its_place_in_the_config_before_anything_is_built() {
+    let sim = Sim::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = hello_cfg(
+        "nodisk",
+        &format!(
+            "disk = [ 'format=raw,vdev=xvda,access=rw,target={}/gone.img' ]\n",
+            dir.path().display()
+        ),
+    );
+    for args in [
+        vec!["create", "-e", cfg.to_str().unwrap()],
+        vec!["create", "-n", cfg.to_str().unwrap()],
+    ] {
+        // createdomain would fail if it were reached: the refusal comes first.
+        let o = sim.run_env(&args, &[("RXL_SIM_FAIL", "createdomain")]);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("{}:8:", cfg.display()))
+                && err.contains("gone.img does not exist"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("createdomain"), "{err}");
+    }
+    assert!(sim.domain("nodisk").is_none());
+}
