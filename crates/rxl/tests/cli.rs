@@ -924,20 +924,26 @@ fn a_missing_disk_image_is_refused_at_its_place_in_the_config_before_anything_is
             dir.path().display()
         ),
     );
-    for args in [
-        vec!["create", "-e", cfg.to_str().unwrap()],
-        vec!["create", "-n", cfg.to_str().unwrap()],
-    ] {
-        // createdomain would fail if it were reached: the refusal comes first.
-        let o = sim.run_env(&args, &[("RXL_SIM_FAIL", "createdomain")]);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
-        let err = stderr(&o);
-        assert!(
-            err.contains(&format!("{}:8:", cfg.display()))
-                && err.contains("gone.img does not exist"),
-            "{args:?}: {err}"
-        );
-        assert!(!err.contains("createdomain"), "{err}");
-    }
+    // createdomain would fail if it were reached: the refusal comes first.
+    let o = sim.run_env(
+        &["create", "-e", cfg.to_str().unwrap()],
+        &[("RXL_SIM_FAIL", "createdomain")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let place = format!("{}:8:49", cfg.display());
+    assert!(
+        err.contains(&format!("{place}: error: disk image"))
+            && err.contains("gone.img does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("createdomain"), "{err}");
     assert!(sim.domain("nodisk").is_none());
+    // The dry run warns and goes on: its images may be made later.
+    let o = ok(sim.run(&["create", "-n", cfg.to_str().unwrap()]));
+    assert!(
+        stderr(&o).contains(&format!("{place}: warning: disk image")),
+        "{}",
+        stderr(&o)
+    );
 }
