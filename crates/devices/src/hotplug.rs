@@ -291,6 +291,21 @@ impl Hotplug for Scripts {
     }
 }
 
+/// Open a hotplug log to append to: created with mode 0640, never through a symbolic
+/// link planted at its path. Every [`Hotplug`] runner writes its log through this.
+pub fn open_log(log: &Path) -> Result<std::fs::File, HotplugError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(log)
+        .map_err(|source| HotplugError::Log {
+            log: log.to_owned(),
+            source,
+        })
+}
+
 /// Run `cmd` with stdin from /dev/null and stdout and stderr appended to `log` (created
 /// if missing), killing it (and its process group) with SIGKILL if it runs longer than
 /// `timeout`. No shell is involved: the script is executed directly. A script that runs
@@ -304,14 +319,7 @@ pub fn run(
         log: log.to_owned(),
         source,
     };
-    // Never through a symbolic link planted at the log's path.
-    let mut out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(log)
-        .map_err(log_err)?;
+    let mut out = open_log(log)?;
     writeln!(out, "rxl: {} ({})", cmd, env_summary(cmd)).map_err(log_err)?;
     let err = out.try_clone().map_err(log_err)?;
     let start = Instant::now();

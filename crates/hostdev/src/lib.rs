@@ -25,9 +25,7 @@ pub mod vbd;
 pub mod vif;
 
 use std::fmt;
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -316,13 +314,7 @@ fn append_log(log: &Path, lines: &[String]) -> Result<(), HotplugError> {
         log: log.to_owned(),
         source,
     };
-    let mut out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(log)
-        .map_err(err)?;
+    let mut out = devices::hotplug::open_log(log)?;
     let mut text = String::new();
     for l in lines {
         text.push_str(l);

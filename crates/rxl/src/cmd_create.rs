@@ -22,6 +22,21 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let host_conf = crate::backend::read_host_conf(sim, args.quiet)?;
     let loaded = load::load(&args.file, &args.overrides, args.quiet, &host_conf.xl.vif)?;
     let cfg = loaded.config;
+    // A disk image that is not there is refused here, at its place in the config, before
+    // anything is built (its hotplug script would find out only once the domain exists).
+    // The dry run says so as a warning (its images may not be made yet).
+    let mut missing = xlcfg::model::check_disk_files(&cfg.disks);
+    if args.dry_run {
+        for d in &mut missing {
+            d.severity = xlcfg::settings::Severity::Warning;
+        }
+        if !args.quiet {
+            print_diagnostics(&missing);
+        }
+    } else if !missing.is_empty() {
+        print_diagnostics(&missing);
+        return Err(Reported.into());
+    }
     let search = FirmwareSearch::from_env();
     if args.dry_run {
         return dry_run(&cfg, &search, args);

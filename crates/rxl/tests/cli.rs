@@ -912,3 +912,38 @@ fn the_background_monitor_stops_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_missing_disk_image_is_refused_at_its_place_in_the_config_before_anything_is_built() {
+    let sim = Sim::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = hello_cfg(
+        "nodisk",
+        &format!(
+            "disk = [ 'format=raw,vdev=xvda,access=rw,target={}/gone.img' ]\n",
+            dir.path().display()
+        ),
+    );
+    // createdomain would fail if it were reached: the refusal comes first.
+    let o = sim.run_env(
+        &["create", "-e", cfg.to_str().unwrap()],
+        &[("RXL_SIM_FAIL", "createdomain")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let place = format!("{}:8:49", cfg.display());
+    assert!(
+        err.contains(&format!("{place}: error: disk image"))
+            && err.contains("gone.img does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("createdomain"), "{err}");
+    assert!(sim.domain("nodisk").is_none());
+    // The dry run warns and goes on: its images may be made later.
+    let o = ok(sim.run(&["create", "-n", cfg.to_str().unwrap()]));
+    assert!(
+        stderr(&o).contains(&format!("{place}: warning: disk image")),
+        "{}",
+        stderr(&o)
+    );
+}

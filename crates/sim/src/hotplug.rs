@@ -35,9 +35,9 @@
 //! the timeout, without waiting; a shorter `=sleep:MS` waits and then runs. They apply to
 //! any script, recognised or not.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -480,18 +480,7 @@ fn vif(
 }
 
 /// Open a hotplug log to append to, never through a symbolic link, mode 0640.
-fn open_log(log: &Path) -> Result<File, HotplugError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(log)
-        .map_err(|source| HotplugError::Log {
-            log: log.to_owned(),
-            source,
-        })
-}
+use devices::hotplug::open_log;
 
 fn log_line(out: &mut File, log: &Path, line: &str) -> Result<(), HotplugError> {
     writeln!(out, "{line}").map_err(|source| HotplugError::Log {
