@@ -654,9 +654,9 @@ fn check_tool(
                     Some(_) => {}
                 }
                 // The issue wants a missing image refused before the domain is built, with
-                // the config's file:line:col. rxl does not do that yet (it fails in the block
-                // step): a gap noted in every verdict, not a failure, so that the step guards
-                // the rest of rxl's devices meanwhile.
+                // the config's file:line:col. The rig's runs until 2026-12-07 03:42 saw rxl
+                // fail in the block step instead: an error that does not name both is noted
+                // in the verdict, not failed, until a run shows rxl's refusal on real Xen.
                 if case == "noimage" && !t.is_xl() {
                     let out =
                         section(r, &format!("{} create {}", t.cmd, t.cfg("noimage"))).join("\n");
