@@ -653,10 +653,8 @@ fn check_tool(
                     )),
                     Some(_) => {}
                 }
-                // The issue wants a missing image refused before the domain is built, with
-                // the config's file:line:col. The rig's runs until 2026-12-07 03:42 saw rxl
-                // fail in the block step instead: an error that does not name both is noted
-                // in the verdict, not failed, until a run shows rxl's refusal on real Xen.
+                // rxl refuses a missing image before anything is built, naming the config
+                // file (and the line) and the image.
                 if case == "noimage" && !t.is_xl() {
                     let out =
                         section(r, &format!("{} create {}", t.cmd, t.cfg("noimage"))).join("\n");
@@ -665,9 +663,9 @@ fn check_tool(
                         format!("missing-{}.img", t.label),
                     ] {
                         if !out.contains(&want) {
-                            notes.push(format!(
-                                "{who}: known gap: the error of a create with a missing image \
-                                 does not name {want}"
+                            p.push(format!(
+                                "{who}: the error of a create with a missing image does not \
+                                 name {want}"
                             ));
                         }
                     }
@@ -1309,22 +1307,22 @@ mod tests {
     }
 
     #[test]
-    fn an_rxl_error_that_does_not_name_the_missing_image_is_a_noted_gap() {
+    fn an_rxl_error_that_does_not_name_the_missing_image_fails_the_step() {
         let tools = &ALL_TOOLS[..];
         let text = good_run(tools).replacen(
             "/tmp/devices/missing-rxl-native.img: not found",
             "disk xvda: hotplug script failed",
             1,
         );
-        let summary = judge(&text, tools).unwrap();
+        let problems = judge(&text, tools).unwrap_err().join("\n");
         assert!(
-            summary.contains(
-                "rxl (native): known gap: the error of a create with a missing image does not \
-                 name missing-rxl-native.img"
+            problems.contains(
+                "rxl (native): the error of a create with a missing image does not name \
+                 missing-rxl-native.img"
             ),
-            "{summary}"
+            "{problems}"
         );
-        assert!(!summary.contains("noimage-rxl-native.cfg"), "{summary}");
+        assert!(!problems.contains("noimage-rxl-native.cfg"), "{problems}");
     }
 
     #[test]
