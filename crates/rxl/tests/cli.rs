@@ -947,3 +947,43 @@ fn a_missing_disk_image_is_refused_at_its_place_in_the_config_before_anything_is
         stderr(&o)
     );
 }
+
+#[test]
+fn destroy_removes_the_devices_of_a_create_killed_after_setting_them_up() {
+    let sim = Sim::new();
+    let img = tempfile::NamedTempFile::new().expect("image");
+    let cfg = hello_cfg(
+        "killed",
+        &format!(
+            "disk = [ 'format=raw,vdev=xvda,access=rw,target={}' ]\nvif = [ 'mac=00:16:3e:01:02:09' ]\n",
+            img.path().display()
+        ),
+    );
+    // Held at unpause, after its devices are set up; -e: no monitor to clean up after it.
+    let mut child = spawn_create_with(&sim, &["-e"], &cfg, "unpausedomain:1=sleep:20000");
+    let host = sim.host();
+    sim.wait_for("the devices to be set up", |_| {
+        !host.loop_devices().expect("loops").is_empty()
+            && !host.bridge_ports().expect("ports").is_empty()
+    });
+    let id = sim
+        .domains()
+        .into_iter()
+        .find(|d| d["domid"] != 0)
+        .and_then(|d| d["domid"].as_u64())
+        .expect("domid");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+
+    ok(sim.run(&["destroy", &id.to_string()]));
+    assert_eq!(leftovers(&sim), Vec::<String>::new());
+    assert_eq!(host.loop_devices().expect("loops"), vec![]);
+    assert_eq!(host.bridge_ports().expect("ports"), vec![]);
+    let backends: Vec<_> = host
+        .xs_dump("/local/domain/0/backend")
+        .expect("dump")
+        .into_iter()
+        .filter(|(p, _)| p.contains("/vbd") || p.contains("/vif"))
+        .collect();
+    assert_eq!(backends, vec![]);
+}
