@@ -374,7 +374,6 @@ pub(crate) struct Build<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     lock: Option<HostLock>,
     dom: Option<DomId>,
     ports: Option<(u32, u32)>,
-    devices: Vec<devices::PlannedDevice>,
     timings: Vec<(Step, u64)>,
 }
 
@@ -463,7 +462,6 @@ where
         lock: None,
         dom: None,
         ports: None,
-        devices: Vec::new(),
         timings: Vec::with_capacity(Step::ALL.len()),
     };
     for &step in Step::ALL {

@@ -413,10 +413,7 @@ where
         return Ok(());
     }
     b.left(Step::Devices, UndoAction::Devices(dom));
-    crate::devices::setup(b.xs, &b.opts.devices, &planned)
-        .map_err(|e| Failure::Msg(e.to_string()))?;
-    b.devices = planned;
-    Ok(())
+    crate::devices::setup(b.xs, &b.opts.devices, &planned).map_err(|e| Failure::Msg(e.to_string()))
 }
 
 fn record<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
