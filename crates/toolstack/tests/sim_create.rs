@@ -644,17 +644,30 @@ fn the_monitor_finishes_the_cleanup_of_a_domain_destroyed_under_it() {
     );
 }
 
-#[test]
-fn a_guest_gets_its_disk_and_vif_and_destroy_leaves_nothing() {
+/// A host running `web`, a guest with a disk and a vif, and a snapshot of the host taken
+/// before it was created.
+fn running_web_with_devices() -> (
+    tempfile::TempDir,
+    SimHost,
+    Vec<String>,
+    CreateOptions,
+    DomId,
+) {
     let tmp = tempfile::tempdir().expect("tmp");
     let host = host(tmp.path());
-    let state = tmp.path().join("rxl");
-    let before = snapshot(&host, &state);
-    let cfg = config_with_devices("web", tmp.path());
     let o = opts(tmp.path());
+    let before = snapshot(&host, &o.state_dir);
+    let cfg = config_with_devices("web", tmp.path());
     let dom = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
         .expect("create")
         .domid;
+    (tmp, host, before, o, dom)
+}
+
+#[test]
+fn a_guest_gets_its_disk_and_vif_and_destroy_leaves_nothing() {
+    let (_tmp, host, before, o, dom) = running_web_with_devices();
+    let state = o.state_dir.clone();
     let devs = toolstack::devices::list(&host, dom).expect("list");
     assert_eq!(devs.len(), 2, "{devs:?}");
     for d in &devs {
@@ -712,13 +725,7 @@ fn a_hung_or_failing_hotplug_fails_the_create_naming_the_device_and_leaves_nothi
 
 #[test]
 fn a_detach_the_guest_refuses_is_forced_after_the_timeout() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let host = host(tmp.path());
-    let cfg = config_with_devices("web", tmp.path());
-    let o = opts(tmp.path());
-    let dom = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
-        .expect("create")
-        .domid;
+    let (tmp, host, _, o, dom) = running_web_with_devices();
     let stubborn = SimHost::open(tmp.path())
         .and_then(|h| h.with_faults("frontend_release"))
         .expect("faults");
@@ -749,15 +756,8 @@ fn a_detach_the_guest_refuses_is_forced_after_the_timeout() {
 
 #[test]
 fn destroy_of_a_domain_xen_already_destroyed_removes_its_devices() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let host = host(tmp.path());
-    let state = tmp.path().join("rxl");
-    let before = snapshot(&host, &state);
-    let cfg = config_with_devices("web", tmp.path());
-    let o = opts(tmp.path());
-    let dom = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
-        .expect("create")
-        .domid;
+    let (_tmp, host, before, o, dom) = running_web_with_devices();
+    let state = o.state_dir.clone();
     // As if a destroy was killed right after Xen destroyed the domain.
     host.destroy(dom).expect("destroy in Xen only");
     assert_eq!(host.loop_devices().expect("loops").len(), 1);
