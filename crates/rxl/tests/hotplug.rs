@@ -470,3 +470,37 @@ fn run_hotplug_scripts_0_leaves_dom0_to_udev() {
     ok(run(&sim, &["network-detach", "udev", "0"]));
     assert_eq!(device_nodes(&sim, &dom), Vec::<String>::new());
 }
+
+#[test]
+fn network_attach_takes_the_devid_it_is_given_and_refuses_one_in_use() {
+    let sim = host("");
+    let dom = guest(&sim, "ids");
+
+    let v = json(&ok(run(
+        &sim,
+        &["network-attach", "ids", "devid=5", "--json"],
+    )));
+    assert_eq!(v["devid"], 5, "{v}");
+    let ports = sim.host().bridge_ports().expect("ports");
+    assert_eq!(ports, vec![("xenbr0".to_owned(), format!("vif{dom}.5"))]);
+
+    // Without devid=: one more than the highest.
+    let v = json(&ok(run(&sim, &["network-attach", "ids", "--json"])));
+    assert_eq!(v["devid"], 6, "{v}");
+
+    // A devid in use is refused, and nothing of the refused vif is left.
+    fails(
+        run(&sim, &["network-attach", "ids", "devid=5"]),
+        "has a vif with devid 5 already",
+    );
+    let listed = array(&ok(run(&sim, &["network-list", "--json", "ids"])));
+    let ids: Vec<u64> = listed.iter().filter_map(|d| d["devid"].as_u64()).collect();
+    assert_eq!(ids, vec![5, 6]);
+
+    // A lower free devid given explicitly is taken as given.
+    let v = json(&ok(run(
+        &sim,
+        &["network-attach", "ids", "devid=2", "--json"],
+    )));
+    assert_eq!(v["devid"], 2, "{v}");
+}

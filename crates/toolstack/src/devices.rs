@@ -826,7 +826,8 @@ pub fn exists<S: Store + ?Sized>(
 pub enum NewDevice {
     /// A disk.
     Disk(xlcfg::model::DiskSpec),
-    /// A vif (its devid is chosen here: one more than the highest the domain has).
+    /// A vif (unless its spec gives `devid=`, the devid is chosen here: one more than the
+    /// highest the domain has).
     Vif(xlcfg::model::VifSpec),
 }
 
@@ -930,7 +931,21 @@ where
                 .iter()
                 .filter(|d| d.kind == DeviceKind::Vif)
                 .collect();
-            let devid = vifs.iter().map(|d| d.devid + 1).max().unwrap_or(0);
+            let devid = if spec.devid_given {
+                if let Some(other) = vifs.iter().find(|d| d.devid == spec.devid) {
+                    return Err(DeviceFailure::msg(
+                        &format!("vif {}", spec.devid),
+                        format!(
+                            "domain {dom} has a vif with devid {} already (MAC {})",
+                            other.devid,
+                            other.mac.as_deref().unwrap_or("unknown")
+                        ),
+                    ));
+                }
+                spec.devid
+            } else {
+                vifs.iter().map(|d| d.devid + 1).max().unwrap_or(0)
+            };
             let vif = devices::VifDevice {
                 spec: xlcfg::model::VifSpec {
                     devid,

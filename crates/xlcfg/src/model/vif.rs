@@ -99,6 +99,9 @@ impl VifRate {
 pub struct VifSpec {
     /// The device id (default: the entry's index).
     pub devid: u32,
+    /// Whether `devid=` was written (a hot-plugged vif without it takes the next free one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub devid_given: bool,
     /// The MAC address: given, or random under 00:16:3e.
     pub mac: MacAddr,
     /// Whether `mac` was generated (no `mac=` in the config).
@@ -279,6 +282,7 @@ fn parse_spec(
     let host = cx.vif_defaults;
     let mut v = VifSpec {
         devid,
+        devid_given: false,
         mac: MacAddr([0; 6]),
         mac_generated: true,
         bridge: host.bridge.clone(),
@@ -375,7 +379,10 @@ fn parse_spec(
                 ),
             },
             "devid" => match value.parse::<u32>() {
-                Ok(d) => v.devid = d,
+                Ok(d) => {
+                    v.devid = d;
+                    v.devid_given = true;
+                }
                 Err(_) => err(
                     voff,
                     value.len(),
