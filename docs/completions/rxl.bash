@@ -385,7 +385,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__create)
-            opts="-p -c -n -F -e -q -h --paused --console --dry-run --foreground --no-monitor --quiet --json --sim --help"
+            opts="-p -c -n -F -e -q -h --paused --console --dry-run --foreground --no-monitor --quiet --json --times --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -69,6 +69,7 @@ complete -c rxl -n "__fish_rxl_using_subcommand create" -s F -l foreground -d 'R
 complete -c rxl -n "__fish_rxl_using_subcommand create" -s e -l no-monitor -d 'Start no monitor: nothing applies on_poweroff/on_reboot/on_crash'
 complete -c rxl -n "__fish_rxl_using_subcommand create" -s q -l quiet -d 'Quiet: no warnings, only errors and the result'
 complete -c rxl -n "__fish_rxl_using_subcommand create" -l json -d 'Print JSON: the dry run\'s domain and layout, or {"domid": N, "name": "..."}'
+complete -c rxl -n "__fish_rxl_using_subcommand create" -l times -d 'Report where the time went: the boot plan (image, decompression, bootloader) and each create step\'s wall time, hypercalls, time inside them and xenstore requests (a table on stderr; with --json, a "profile" object in the output)'
 complete -c rxl -n "__fish_rxl_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand destroy" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand destroy" -s h -l help -d 'Print help (see more with \'--help\')'

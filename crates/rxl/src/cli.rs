@@ -244,6 +244,11 @@ pub struct CreateArgs {
     /// Print JSON: the dry run's domain and layout, or {"domid": N, "name": "..."}.
     #[arg(long)]
     pub json: bool,
+    /// Report where the time went: the boot plan (image, decompression, bootloader) and
+    /// each create step's wall time, hypercalls, time inside them and xenstore requests
+    /// (a table on stderr; with --json, a "profile" object in the output).
+    #[arg(long)]
+    pub times: bool,
     /// The config file (`-` for stdin).
     pub file: PathBuf,
     /// Settings applied after the file, as `xl create FILE key=value` does.

@@ -44,7 +44,9 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         warn_unsupported_actions(&cfg);
     }
+    let planning = std::time::Instant::now();
     let plan = plan(&cfg, &search)?;
+    let plan_us = u64::try_from(planning.elapsed().as_micros()).unwrap_or(u64::MAX);
     let host = Backend::open(sim)?;
     let opts = create_options(&host, args.paused, host.device_options_for(&host_conf));
     // The monitor starts as a step of the create, before the domain runs: if it cannot,
@@ -59,11 +61,19 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let dom = created.domid;
     // The domain exists now and has its monitor: a closed stdout is not a reason to stop
     // here.
+    if args.times && !args.json {
+        eprint!("{}", profile_table(plan_us, &created));
+    }
     let _ = if args.json {
-        try_out(format_args!(
-            "{}",
-            json_text(&json!({"domid": dom.0, "name": cfg.name}))
-        ))
+        let mut v = json!({"domid": dom.0, "name": cfg.name});
+        if args.times {
+            v["profile"] = json!({
+                "plan_us": plan_us,
+                "hypercalls": created.hypercalls,
+                "steps": created.steps,
+            });
+        }
+        try_out(format_args!("{}", json_text(&v)))
     } else {
         try_out(format_args!("{dom}\n"))
     };
@@ -74,6 +84,43 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         return crate::console::attach(&host, dom);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `create --times`: the plan, then one line per step, then the totals.
+fn profile_table(plan_us: u64, created: &toolstack::create::Created) -> String {
+    use std::fmt::Write as _;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut t = format!(
+        "{:<22} {:>9} {:>10} {:>12} {:>11}\n",
+        "step", "ms", "hypercalls", "in Xen (ms)", "xs requests"
+    );
+    let _ = writeln!(t, "{:<22} {:>9.2}", "(boot plan)", ms(plan_us));
+    let (mut us, mut calls, mut xen, mut reqs) = (0, 0, 0, 0);
+    for s in &created.steps {
+        let _ = writeln!(
+            t,
+            "{:<22} {:>9.2} {:>10} {:>12.2} {:>11}",
+            s.step.name(),
+            ms(s.us),
+            s.hypercalls,
+            ms(s.hypercall_us),
+            s.xs_requests
+        );
+        us += s.us;
+        calls += s.hypercalls;
+        xen += s.hypercall_us;
+        reqs += s.xs_requests;
+    }
+    let _ = writeln!(
+        t,
+        "{:<22} {:>9.2} {:>10} {:>12.2} {:>11}",
+        "total (steps + plan)",
+        ms(us + plan_us),
+        calls,
+        ms(xen),
+        reqs
+    );
+    t
 }
 
 /// The options a create (or a restart by the monitor) uses on `host`, its devices set up

@@ -987,3 +987,54 @@ fn destroy_removes_the_devices_of_a_create_killed_after_setting_them_up() {
         .collect();
     assert_eq!(backends, vec![]);
 }
+
+#[test]
+fn create_times_reports_each_step_with_its_hypercalls_and_xenstore_requests() {
+    let sim = Sim::new();
+    let cfg = hello_cfg("timed", "");
+    let v = json(&ok(sim.run(&[
+        "create",
+        "-e",
+        "--times",
+        "--json",
+        cfg.to_str().unwrap(),
+    ])));
+    let p = &v["profile"];
+    let steps = p["steps"].as_array().expect("steps");
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    let all: Vec<&str> = toolstack::create::Step::ALL
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    assert_eq!(names, all);
+    let field = |name: &str, key: &str| -> u64 {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .and_then(|s| s[key].as_u64())
+            .unwrap_or_else(|| panic!("{name}.{key} in {p}"))
+    };
+    // The domain is made by hypercalls, its xenstore tree by requests to xenstored.
+    assert!(field("createdomain", "hypercalls") >= 1, "{p}");
+    assert_eq!(field("createdomain", "xs_requests"), 0, "{p}");
+    assert!(field("xenstore skeleton", "xs_requests") >= 5, "{p}");
+    assert_eq!(field("xenstore skeleton", "hypercalls"), 0, "{p}");
+    // The steps' hypercalls are the create's.
+    let sum: u64 = steps.iter().filter_map(|s| s["hypercalls"].as_u64()).sum();
+    assert_eq!(Some(sum), p["hypercalls"].as_u64(), "{p}");
+    assert!(p["plan_us"].as_u64().is_some(), "{p}");
+
+    // Without --json: the table goes to stderr, one line per step, stdout keeps the domid.
+    let cfg = hello_cfg("timed2", "");
+    let o = ok(sim.run(&["create", "-e", "--times", cfg.to_str().unwrap()]));
+    assert!(stdout(&o).trim().parse::<u32>().is_ok(), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.starts_with("step "), "{err}");
+    for name in &all {
+        assert!(
+            err.lines().any(|l| l.starts_with(name)),
+            "{name} missing: {err}"
+        );
+    }
+    assert!(err.contains("total (steps + plan)"), "{err}");
+}

@@ -384,6 +384,8 @@ pub struct SimHost {
     caller: DomId,
     inner: Mutex<Inner>,
     hypercalls: AtomicU64,
+    /// xenstore requests through this handle (the `xs_` operations).
+    xs_requests: AtomicU64,
 }
 
 /// The host as one locked operation sees it.
@@ -522,6 +524,7 @@ impl SimHost {
                 pending: VecDeque::new(),
             }),
             hypercalls: AtomicU64::new(0),
+            xs_requests: AtomicU64::new(0),
         }
     }
 
@@ -649,6 +652,9 @@ impl SimHost {
             }
         };
         self.hypercalls.fetch_add(hypercalls, Ordering::Relaxed);
+        if op.starts_with("xs_") {
+            self.xs_requests.fetch_add(1, Ordering::Relaxed);
+        }
         let mut inner = self.inner();
         if let Some((errno, n)) = inner.faults.hit(op) {
             return Err(xen_host::Error::os_detail(

@@ -251,6 +251,8 @@ impl Store for SimHost {
     }
 
     fn unwatch(&self, path: &str, token: &str) -> xen_host::Result<()> {
+        self.xs_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut inner = self.inner();
         if inner.faults.hit("xs_unwatch").is_some() {
             return Err(xen_host::Error::os_detail(
@@ -356,6 +358,10 @@ impl Store for SimHost {
         self.call("xs_get_domain_path", "", 0, |_, _| {
             Ok(format!("/local/domain/{}", dom.0))
         })
+    }
+
+    fn request_count(&self) -> u64 {
+        self.xs_requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn is_domain_introduced(&self, dom: DomId) -> xen_host::Result<bool> {

@@ -1,5 +1,5 @@
 //! What a create costs besides wall time, on the simulated host: hypercalls issued
-//! (`Created::hypercalls`), time per step (`Created::step_us`), and the peak resident
+//! (`Created::hypercalls`), time per step (`Created::steps`), and the peak resident
 //! memory of the creating process, for guests of 32 MiB, 1 GiB and 16 GiB and for hosts
 //! already holding 1, 100 and 1000 domains. Prints tables; fails if a create fails.
 //!
@@ -62,17 +62,17 @@ fn by_size(sizes: &[u64]) -> Result<(), SetupError> {
         }
         let step = |name: &str| {
             created
-                .step_us
+                .steps
                 .iter()
-                .filter(|(s, _)| s.name() == name)
-                .map(|&(_, us)| us)
+                .filter(|s| s.step.name() == name)
+                .map(|s| s.us)
                 .sum::<u64>()
         };
         println!(
             "| {} | {} | {} | {} | {} |",
             size_name(mib),
             created.hypercalls,
-            created.step_us.iter().map(|&(_, us)| us).sum::<u64>(),
+            created.steps.iter().map(|s| s.us).sum::<u64>(),
             step("populate memory"),
             step("load image"),
         );
@@ -169,12 +169,12 @@ fn by_existing(existing: &[usize]) -> Result<(), SetupError> {
         for _ in 0..RUNS {
             let created = bed.create(&cfg)?;
             calls = created.hypercalls;
-            for (i, &(step, us)) in created.step_us.iter().enumerate() {
+            for (i, s) in created.steps.iter().enumerate() {
                 per_step
                     .entry(i)
-                    .or_insert_with(|| (step.name().to_string(), Vec::new()))
+                    .or_insert_with(|| (s.step.name().to_string(), Vec::new()))
                     .1
-                    .push(us);
+                    .push(s.us);
             }
             bed.destroy(created.domid)?;
         }

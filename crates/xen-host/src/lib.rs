@@ -689,6 +689,12 @@ pub trait Hypervisor {
     fn hypercall_count(&self) -> u64 {
         0
     }
+
+    /// Nanoseconds spent inside those hypercalls so far (the hypervisor's share of a
+    /// profile); 0 for a host that does not time them (the simulated one).
+    fn hypercall_nanos(&self) -> u64 {
+        0
+    }
 }
 
 /// A xenstore transaction id; [`TxId::NONE`] outside a transaction.
@@ -800,6 +806,12 @@ pub trait Store {
     fn get_domain_path(&self, dom: DomId) -> Result<String>;
     /// `XS_IS_DOMAIN_INTRODUCED`.
     fn is_domain_introduced(&self, dom: DomId) -> Result<bool>;
+
+    /// Requests sent so far through this handle (round trips, for profiles); 0 for a
+    /// store that does not count them.
+    fn request_count(&self) -> u64 {
+        0
+    }
 }
 
 /// Run `body` in a transaction, retrying from the start while the commit conflicts.

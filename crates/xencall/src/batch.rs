@@ -58,6 +58,10 @@ pub(crate) trait Backend: Mapper {
     ) -> Result<Self::Map, XencallError>;
     /// Hypercalls issued so far.
     fn hypercall_count(&self) -> u64;
+    /// Nanoseconds spent inside them so far; 0 for a backend that does not time them.
+    fn hypercall_nanos(&self) -> u64 {
+        0
+    }
 }
 
 /// The bytes of a mapping.

@@ -799,6 +799,10 @@ impl<B: Backend> Hypervisor for Host<B> {
     fn hypercall_count(&self) -> u64 {
         self.b.hypercall_count()
     }
+
+    fn hypercall_nanos(&self) -> u64 {
+        self.b.hypercall_nanos()
+    }
 }
 
 /// The real Xen host, through /dev/xen/privcmd.
@@ -838,6 +842,9 @@ macro_rules! delegate {
             $(fn $name(&self, $($arg: $ty),*) -> $ret { self.host.$name($($arg),*) })*
             fn hypercall_count(&self) -> u64 {
                 self.host.hypercall_count()
+            }
+            fn hypercall_nanos(&self) -> u64 {
+                self.host.hypercall_nanos()
             }
         }
     };

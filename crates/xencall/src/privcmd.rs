@@ -30,6 +30,8 @@ pub struct Privcmd {
     /// /dev/xen/hypercall, when the kernel has it.
     hcall: Option<OwnedFd>,
     count: AtomicU64,
+    /// Nanoseconds spent inside the privcmd ioctls (hypercalls and foreign mappings).
+    nanos: AtomicU64,
     pool: Mutex<Vec<RawMapping>>,
 }
 
@@ -63,6 +65,7 @@ impl Privcmd {
             fd,
             hcall,
             count: AtomicU64::new(0),
+            nanos: AtomicU64::new(0),
             pool: Mutex::new(Vec::new()),
         })
     }
@@ -76,6 +79,21 @@ impl Privcmd {
     /// Hypercalls issued so far.
     pub fn hypercall_count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Nanoseconds spent so far inside the privcmd ioctls: the hypervisor's share of the
+    /// time (plus the kernel's marshalling), for profiles.
+    pub fn hypercall_nanos(&self) -> u64 {
+        self.nanos.load(Ordering::Relaxed)
+    }
+
+    /// Run one ioctl, adding its duration to [`Privcmd::hypercall_nanos`].
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let start = std::time::Instant::now();
+        let r = f();
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(ns, Ordering::Relaxed);
+        r
     }
 
     /// A zeroed hypercall buffer of at least `len` bytes (whole pages).
@@ -118,7 +136,7 @@ impl Privcmd {
         let mut call = PrivcmdHypercall { op, arg: args };
         // SAFETY: HYPERCALL takes a privcmd_hypercall (which `call` is); the caller
         // guarantees the pointers inside it.
-        unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_HYPERCALL, &mut call) }
+        self.timed(|| unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_HYPERCALL, &mut call) })
     }
 
     /// Map `gfns` of domain `dom`, one page each, contiguously. Fails, naming the first
@@ -143,7 +161,8 @@ impl Privcmd {
         // SAFETY: MMAPBATCH_V2 takes a privcmd_mmapbatch_v2; `addr` is a privcmd mapping
         // of exactly `num` pages that we own, `arr` points at `num` u64 gfns and `err` at
         // `num` ints, all alive across the call.
-        let rc = unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_MMAPBATCH_V2, &mut arg) };
+        let rc =
+            self.timed(|| unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_MMAPBATCH_V2, &mut arg) });
         check_pages(&op(), gfns, &err, rc.map(|_| ()))?;
         Ok(ForeignMap { map })
     }
@@ -174,7 +193,7 @@ impl Privcmd {
         };
         // SAFETY: MMAP_RESOURCE takes a privcmd_mmap_resource; `addr` is a privcmd
         // mapping of exactly `num` pages that we own.
-        unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_MMAP_RESOURCE, &mut arg) }
+        self.timed(|| unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_MMAP_RESOURCE, &mut arg) })
             .map_err(|e| XencallError::os(op(), e))?;
         Ok(ForeignMap { map })
     }
@@ -284,6 +303,10 @@ impl crate::batch::Backend for Privcmd {
 
     fn hypercall_count(&self) -> u64 {
         Privcmd::hypercall_count(self)
+    }
+
+    fn hypercall_nanos(&self) -> u64 {
+        Privcmd::hypercall_nanos(self)
     }
 }
 
@@ -396,6 +419,7 @@ mod tests {
             fd,
             hcall: None,
             count: AtomicU64::new(0),
+            nanos: AtomicU64::new(0),
             pool: Mutex::new(Vec::new()),
         }
     }
@@ -492,6 +516,9 @@ mod tests {
         let rc = unsafe { pc.call(17, Some(0), &mut arg, &mut []) };
         assert_eq!(rc, Err(Errno::ENOTTY));
         assert_eq!(pc.hypercall_count(), 1);
+        // The ioctl's time is counted, failed or not.
+        let after_call = pc.hypercall_nanos();
+        assert!(after_call > 0);
         let e = pc.map_foreign(1, &[0x100]).err().map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.starts_with("map 1 pages of dom 1:")));
     }

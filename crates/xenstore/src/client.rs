@@ -61,6 +61,8 @@ pub struct XsClient {
     /// that queued events (or closed the connection) writes a byte to `wake_tx`.
     wake_rx: UnixStream,
     wake_tx: UnixStream,
+    /// Requests sent (for profiles).
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl XsClient {
@@ -139,6 +141,7 @@ impl XsClient {
             }),
             wake_rx,
             wake_tx,
+            requests: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -174,6 +177,8 @@ impl XsClient {
     /// Send one request and return its reply payload. An `XS_ERROR` reply becomes
     /// [`XsError::Daemon`]. Watch events read meanwhile are queued.
     pub fn request(&self, kind: MsgType, tx: TxId, payload: Vec<u8>) -> Result<Vec<u8>, XsError> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut st = self.lock();
         let r = st.request(&self.path, kind, tx, payload);
         let wake = !st.events.is_empty() || st.conn.is_none();
@@ -695,5 +700,9 @@ impl Store for XsClient {
             )
             .and_then(|r| wire::parse_bool(&r, "IS_DOMAIN_INTRODUCED"))
         })
+    }
+
+    fn request_count(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -723,3 +723,19 @@ fn event_right_behind_a_reply_is_kept() {
         Some(ev("/tool/late", "tok"))
     );
 }
+
+#[test]
+fn request_count_is_the_number_of_requests_the_server_saw() {
+    let (server, xs) = setup();
+    assert_eq!(xs.request_count(), 0);
+    xs.write(TxId::NONE, "/tool/n", b"1").unwrap();
+    assert_eq!(
+        xs.read(TxId::NONE, "/tool/n").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    let tx = xs.transaction_start().unwrap();
+    xs.mkdir(tx, "/tool/m").unwrap();
+    assert!(xs.transaction_end(tx, true).unwrap());
+    assert_eq!(xs.request_count(), server.requests().len() as u64);
+    assert_eq!(xs.request_count(), 5);
+}

@@ -195,8 +195,36 @@ pub struct Created {
     pub name: String,
     /// Hypercalls issued (as counted by the backend).
     pub hypercalls: u64,
-    /// Time per step, in microseconds, in order.
-    pub step_us: Vec<(Step, u64)>,
+    /// Each step's share, in order.
+    pub steps: Vec<StepProfile>,
+}
+
+/// What one create step cost: its wall time and the work it asked of Xen and xenstored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepProfile {
+    /// The step.
+    pub step: Step,
+    /// Wall time, microseconds.
+    pub us: u64,
+    /// Hypercalls (privcmd ioctls count as one each) issued through the create's handle.
+    pub hypercalls: u64,
+    /// Microseconds spent inside those ioctls (0 where the host does not time them).
+    pub hypercall_us: u64,
+    /// xenstore requests (round trips) through the create's connection.
+    pub xs_requests: u64,
+}
+
+impl serde::Serialize for StepProfile {
+    fn serialize<Z: serde::Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("StepProfile", 5)?;
+        st.serialize_field("step", self.step.name())?;
+        st.serialize_field("us", &self.us)?;
+        st.serialize_field("hypercalls", &self.hypercalls)?;
+        st.serialize_field("hypercall_us", &self.hypercall_us)?;
+        st.serialize_field("xs_requests", &self.xs_requests)?;
+        st.end()
+    }
 }
 
 /// The record rxl keeps per domain.
@@ -374,7 +402,7 @@ pub(crate) struct Build<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     lock: Option<HostLock>,
     dom: Option<DomId>,
     ports: Option<(u32, u32)>,
-    timings: Vec<(Step, u64)>,
+    timings: Vec<StepProfile>,
 }
 
 impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Build<'_, H, S> {
@@ -399,11 +427,20 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Build<'_, H, S> {
                 signal: Some(sig),
             });
         }
+        let calls = self.hv.hypercall_count();
+        let ns = self.hv.hypercall_nanos();
+        let reqs = self.xs.request_count();
         let start = Instant::now();
         let result = steps::run(step, self);
         let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         tracing::debug!("create step {step}: {us} us");
-        self.timings.push((step, us));
+        self.timings.push(StepProfile {
+            step,
+            us,
+            hypercalls: self.hv.hypercall_count().saturating_sub(calls),
+            hypercall_us: self.hv.hypercall_nanos().saturating_sub(ns) / 1000,
+            xs_requests: self.xs.request_count().saturating_sub(reqs),
+        });
         result.map_err(|f| f.at(step))
     }
 }
@@ -473,7 +510,7 @@ where
         domid: dom,
         name: cfg.name.clone(),
         hypercalls: hv.hypercall_count().saturating_sub(started_calls),
-        step_us: std::mem::take(&mut build.timings),
+        steps: std::mem::take(&mut build.timings),
     })
 }
 
