@@ -812,6 +812,97 @@ fn parse_bench(lines: &[String]) -> std::collections::BTreeMap<String, (Vec<u64>
     out
 }
 
+/// One line of `rxl create --times`: the step's name and its numbers (ms, then hypercalls,
+/// ms inside them and xenstore requests where the line has them).
+fn profile_line(text: &str) -> Option<(String, Vec<f64>)> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let nums = words
+        .iter()
+        .rev()
+        .take_while(|w| w.parse::<f64>().is_ok())
+        .count();
+    if nums == 0 || nums == words.len() {
+        return None;
+    }
+    let name = words[..words.len() - nums].join(" ");
+    let values = words[words.len() - nums..]
+        .iter()
+        .filter_map(|w| w.parse::<f64>().ok())
+        .collect();
+    Some((name, values))
+}
+
+/// rxl's create profiles from the benchmark (`P tool=T run=N | LINE`): per tool, each
+/// step in order with its values from every run.
+type Profiles = std::collections::BTreeMap<String, Vec<(String, Vec<Vec<f64>>)>>;
+
+fn parse_profiles(lines: &[String]) -> Profiles {
+    let mut out = Profiles::new();
+    for l in lines.iter().filter(|l| l.starts_with("P ")) {
+        let (Some(tool), Some((_, text))) = (field(l, "tool"), l.split_once(" | ")) else {
+            continue;
+        };
+        let Some((name, values)) = profile_line(text) else {
+            continue;
+        };
+        let steps = out.entry(tool.to_owned()).or_default();
+        match steps.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, runs)) => runs.push(values),
+            None => steps.push((name, vec![values])),
+        }
+    }
+    out
+}
+
+/// The median of column `col` over `runs` (runs without that column are skipped).
+fn median_f(runs: &[Vec<f64>], col: usize) -> Option<f64> {
+    let mut v: Vec<f64> = runs.iter().filter_map(|r| r.get(col).copied()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// The Markdown table of rxl's create profile: per step, each rxl tool's median wall time,
+/// then (from the first rxl tool) the median hypercalls, time inside them and xenstore
+/// requests.
+fn profile_table(tools: &[Tool], profiles: &Profiles) -> String {
+    let rxl: Vec<&Tool> = tools
+        .iter()
+        .filter(|t| profiles.contains_key(t.label))
+        .collect();
+    let Some(first) = rxl.first() else {
+        return String::new();
+    };
+    let mut s = String::from("| step |");
+    for t in &rxl {
+        let _ = write!(s, " {} ms |", t.title);
+    }
+    s.push_str(" hypercalls | in Xen ms | xenstore requests |\n|---|");
+    s.push_str(&"---|".repeat(rxl.len() + 3));
+    s.push('\n');
+    let cell = |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |x| format!("{x:.prec$}"));
+    for (name, runs) in &profiles[first.label] {
+        let _ = write!(s, "| {name} |");
+        for t in &rxl {
+            let v = profiles[t.label]
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, r)| median_f(r, 0));
+            let _ = write!(s, " {} |", cell(v, 1));
+        }
+        let _ = writeln!(
+            s,
+            " {} | {} | {} |",
+            cell(median_f(runs, 1), 0),
+            cell(median_f(runs, 2), 1),
+            cell(median_f(runs, 3), 0)
+        );
+    }
+    s
+}
+
 fn check_bench(o: &Outcome<'_>, tools: &[Tool], p: &mut Vec<String>, notes: &mut Vec<String>) {
     let c = match o.succeeded("bench") {
         Ok(c) => c,
@@ -935,7 +1026,17 @@ fn publish_bench(o: &Outcome<'_>, tools: &[Tool], doc: Option<&Path>) -> Result<
     let c = o.succeeded("bench")?;
     let runs = parse_bench(&c.lines);
     let retries = c.lines.iter().filter(|l| l.starts_with("RETRY")).count();
-    let table = bench_table(tools, &runs);
+    let mut table = bench_table(tools, &runs);
+    let profile = profile_table(tools, &parse_profiles(&c.lines));
+    if !profile.is_empty() {
+        let _ = write!(
+            table,
+            "\nWhere rxl's create time goes (`rxl create --times`, medians per step; the \
+             hypercall and xenstore columns are the first rxl tool's; `devices` includes the \
+             hotplug scripts or rxl's native setup, `unpause`/`mark complete` what follows):\n\n\
+             {profile}"
+        );
+    }
     if let Some(doc) = doc {
         let old = std::fs::read_to_string(doc).unwrap_or_default();
         let section = bench_section(&table, retries, &today());
@@ -1424,6 +1525,43 @@ mod tests {
     }
 
     #[test]
+    fn rxl_create_profiles_become_a_table_of_medians_per_step() {
+        let line = |tool: &str, run: u32, text: &str| format!("P tool={tool} run={run} | {text}");
+        let mut lines = Vec::new();
+        for (run, (dev_ms, calls)) in [(1u32, (90.0, 7)), (2, (30.0, 9)), (3, (60.0, 8))] {
+            lines.push(line(
+                "rxl",
+                run,
+                "step          ms hypercalls  in Xen (ms) xs requests",
+            ));
+            lines.push(line("rxl", run, "(boot plan)      12.50"));
+            lines.push(line(
+                "rxl",
+                run,
+                &format!("devices       {dev_ms:.2}   {calls}   0.40   88"),
+            ));
+            lines.push(line("rxl-native", run, "(boot plan)      11.00"));
+            lines.push(line("rxl-native", run, "devices   20.00   3   0.10   40"));
+        }
+        lines.push("T tool=rxl run=1 create_ms=1 destroy_ms=1".to_owned());
+        let p = parse_profiles(&lines);
+        assert_eq!(p["rxl"].len(), 2, "{p:?}");
+        assert_eq!(p["rxl"][1].0, "devices");
+        assert_eq!(p["rxl"][1].1.len(), 3);
+        let table = profile_table(&ALL_TOOLS, &p);
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            rows[0],
+            "| step | rxl (scripts) ms | rxl (native) ms | hypercalls | in Xen ms | xenstore requests |"
+        );
+        assert_eq!(rows[2], "| (boot plan) | 12.5 | 11.0 | - | - | - |");
+        assert_eq!(rows[3], "| devices | 60.0 | 20.0 | 8 | 0.4 | 88 |");
+        assert_eq!(rows.len(), 4);
+        // No rxl tool ran with --times: no table.
+        assert_eq!(profile_table(&ALL_TOOLS, &Profiles::new()), "");
+    }
+
+    #[test]
     fn the_bench_table_gives_medians_and_shares_of_xl() {
         let tools = &ALL_TOOLS[..];
         let report = markers::parse(&good_run(tools));
@@ -1484,7 +1622,8 @@ mod tests {
         // Every create records "tool mode"; the second create of rxl native fails.
         let dir = fake_dom0(
             "create) echo \"$tool $mode\" >>$d/creates\n  n=$(grep -c \"^$tool $mode\" $d/creates)\n  \
-             [ $mode = native ] && [ $n = 2 ] && { echo 'no such bridge' >&2; exit 1; } ;;\n\
+             [ $mode = native ] && [ $n = 2 ] && { echo 'no such bridge' >&2; exit 1; }\n  \
+             [ \"$2\" = --times ] && printf 'step  ms\\n(boot plan)  1.00\\ndevices  4.00 2 0.10 9\\ntotal (steps + plan)  5.00 2 0.10 9\\n' >&2 ;;\n\
              domid) echo 7 ;;",
         );
         let step = devices_step(
@@ -1513,6 +1652,15 @@ mod tests {
         );
         assert!(out.contains("RETRY rxl-native after attempt 2"), "{out}");
         assert!(!out.contains("FAILED"), "{out}");
+        // rxl's creates ran with --times and their profiles were kept; xl's did not.
+        let profiles = parse_profiles(&lines);
+        assert_eq!(
+            profiles.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["rxl", "rxl-native"]
+        );
+        let devices = &profiles["rxl"][1];
+        assert_eq!(devices.0, "devices");
+        assert_eq!(devices.1.len(), BENCH_RUNS as usize, "{out}");
         // The creates took turns, and rxl ran with the hotplug mode of its label.
         let creates = std::fs::read_to_string(dir.path().join("creates")).unwrap();
         let first: Vec<&str> = creates.lines().take(3).collect();

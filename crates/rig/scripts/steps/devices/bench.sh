@@ -1,6 +1,7 @@
 # Step devices, benchmark: create and destroy of the Linux guest with one disk (an image
 # file) and one vif, timed for each tool, the tools taking turns, with spare attempts for
-# runs that fail; after each destroy, what is left of the domain is listed.
+# runs that fail; after each destroy, what is left of the domain is listed. rxl's creates
+# run with --times: their per-step profile is printed as P lines.
 # Set by the rig: BENCH_TOOLS (LABEL:CMD:HOTPLUG words), CFG_DIR, DEV_DIR, BENCH_RUNS,
 # BENCH_SPARE, BENCH_CMD_S, SETTLE_S. RXL_SETTLE_S, when set, overrides SETTLE_S.
 # shellcheck source=lib.sh
@@ -10,12 +11,16 @@ one() { # LABEL CMD HOTPLUG ATTEMPT
     name=bench-$1
     use_hotplug "$3"
     note "bench run $4 of $1"
+    times=
+    case "$2" in *rxl) times=--times ;; esac
     t0=$(now_ms)
-    timeout "${BENCH_CMD_S}" "$2" create "${CFG_DIR}/bench-$1.cfg" >/tmp/bench.out 2>&1 || {
+    # shellcheck disable=SC2086 # $times is one word or none
+    timeout "${BENCH_CMD_S}" "$2" create $times "${CFG_DIR}/bench-$1.cfg" >/tmp/bench.out 2>&1 || {
         echo "run $4 of $1: create failed: $(tail -n 2 /tmp/bench.out | tr '\n' ' ')"
         return 3
     }
     t1=$(now_ms)
+    [ -n "$times" ] && sed -n "/^step /,/^total /s/^/P tool=$1 run=$4 | /p" /tmp/bench.out
     domid=$(xl domid "$name" 2>/dev/null)
     timeout "${BENCH_CMD_S}" "$2" destroy "$name" >/tmp/bench.out 2>&1 || {
         echo "run $4 of $1: destroy failed: $(tail -n 2 /tmp/bench.out | tr '\n' ' ')"
