@@ -11,11 +11,8 @@ pub enum BootError {
     /// rxl builds PVH guests only.
     #[error("type = \"{0}\" is not supported: rxl builds PVH guests (use type = \"pvh\")")]
     UnsupportedType(&'static str),
-    /// A bootloader (pygrub) is not run by rxl.
-    #[error(
-        "bootloader = \"{0}\" is not supported for PVH guests; use firmware = \"pvgrub\" to boot \
-         the guest's own GRUB, or kernel = \"...\""
-    )]
+    /// A bootloader's kernel is known only once it has run ([`crate::plan_for`] runs it).
+    #[error("bootloader = \"{0}\": the kernel is known only once the bootloader has run")]
     Bootloader(String),
     /// A firmware that is not a PVH image.
     #[error(
@@ -75,6 +72,20 @@ pub fn request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootReques
         vcpus: cfg.vcpus,
         maxvcpus: cfg.maxvcpus,
     })
+}
+
+/// The guest's memory and vCPU sizes, whatever its boot method.
+pub fn guest_size(cfg: &DomainConfig) -> pvh::GuestSize {
+    BootRequest {
+        image: ImageSource::Kernel(PathBuf::new()),
+        cmdline: None,
+        modules: Vec::new(),
+        memory_mib: cfg.memory_mib,
+        maxmem_mib: cfg.maxmem_mib,
+        vcpus: cfg.vcpus,
+        maxvcpus: cfg.maxvcpus,
+    }
+    .size()
 }
 
 fn firmware_image(fw: &Firmware, search: &FirmwareSearch) -> Result<PathBuf, BootError> {
