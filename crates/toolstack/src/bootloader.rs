@@ -5,9 +5,9 @@
 //! [`run`] looks the program up (a bare name in Xen's private bin directory, else as given;
 //! `rxl` is rxl's own binary run as `rxl bootloader`), picks the disk (the config's first,
 //! a local file or device), makes a private directory (mode 0700) under the run directory,
-//! runs the program there with pygrub's command line (`--runas=UID --quiet`, the
-//! `--kernel`/`--ramdisk`/`--args` hints, `--output=FILE --output-format=simple0
-//! --output-directory=DIR`, `bootloader_args`, the disk), a clean environment, stdin from
+//! runs the program there with pygrub's command line in libxl's order (the
+//! `--kernel`/`--ramdisk`/`--args` hints, `--runas=UID --quiet`, `--output=FILE
+//! --output-format=simple0 --output-directory=DIR`, `bootloader_args`, the disk), a clean environment, stdin from
 //! /dev/null, its output captured (the last [`KEPT_OUTPUT`] bytes) and logged, a time limit
 //! (its whole process group killed at the limit). It then reads the `simple0` output (at
 //! most [`MAX_OUTPUT`] bytes) and the kernel and ramdisk it names, which must be regular
@@ -289,6 +289,8 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
         path,
         args,
         cmdline,
+        kernel,
+        ramdisk,
     } = &cfg.boot
     else {
         return Err(BootloaderError::Disk(
@@ -328,6 +330,12 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
         .map_err(setup("cannot make its output file", &out_file))?;
 
     let mut argv: Vec<OsString> = program.leading.clone();
+    if let Some(k) = kernel {
+        argv.push(format!("--kernel={k}").into());
+    }
+    if let Some(r) = ramdisk {
+        argv.push(format!("--ramdisk={r}").into());
+    }
     if let Some(c) = cmdline.as_deref().filter(|c| !c.is_empty()) {
         argv.push(format!("--args={c}").into());
     }

@@ -964,7 +964,12 @@ fn a_bootloader_s_kernel_ramdisk_and_args_boot_the_guest() {
     let host = host(tmp.path());
     let o = opts(tmp.path());
     let bl = fake_bootloader(tmp.path(), "fakegrub", &boots("RAMDISK1"));
-    let cfg = bootloader_config("booted", &bl, tmp.path(), "");
+    let cfg = bootloader_config(
+        "booted",
+        &bl,
+        tmp.path(),
+        "kernel = \"/boot/vmlinuz\"\nramdisk = \"/boot/initrd.img\"\n",
+    );
     let plan = toolstack::plan_for(&cfg, &FirmwareSearch::default(), &o.bootloader)
         .expect("plan from the bootloader");
     let dom = toolstack::create::create(&host, &host, &cfg, &plan, &o)
@@ -981,6 +986,11 @@ fn a_bootloader_s_kernel_ramdisk_and_args_boot_the_guest() {
     // Its command line: pygrub's, as libxl gives it (restricted, quiet).
     let argv = std::fs::read_to_string(tmp.path().join("argv")).expect("argv");
     let argv: Vec<&str> = argv.lines().collect();
+    assert_eq!(
+        argv[..2],
+        ["--kernel=/boot/vmlinuz", "--ramdisk=/boot/initrd.img"]
+    );
+    let argv = &argv[2..];
     let run = &argv[3]["--output=".len()..];
     assert_eq!(argv[0], "--args=quiet");
     assert_eq!(
