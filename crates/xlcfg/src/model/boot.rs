@@ -735,7 +735,9 @@ fn parse_firmware(
             ),
             (_, DomainType::Pvh) => (
                 "type = \"pv\"",
-                "PV-GRUB is a PV kernel; for a PVH guest use firmware = \"pvgrub\" (GRUB built for PVH, grub-i386-xen_pvh.bin)",
+                "PV-GRUB (pvgrub32/pvgrub64) is a PV kernel and cannot start a PVH guest; use \
+                 firmware = \"pvgrub\": GRUB built for PVH, /usr/lib/grub-xen/grub-i386-xen_pvh.bin \
+                 from the package grub-xen-host",
             ),
             _ => (
                 "type = \"pv\"",
