@@ -573,6 +573,8 @@ fn log_run(
             &path,
             OpenOptions::new().append(true).create(true).mode(0o640),
         )?;
+        // Whatever the umask, as the monitor logs.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o640))?;
         let args: Vec<String> = argv
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
