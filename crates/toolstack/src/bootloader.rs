@@ -44,6 +44,8 @@ pub const KEPT_OUTPUT: usize = 16 * 1024;
 pub const CLEAN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The uid of `nobody` when the user database has none.
 const NOBODY_UID: u32 = 65534;
+/// How long the end of the bootloader's output is waited for once it has exited.
+const READERS_GRACE: Duration = Duration::from_secs(2);
 /// How many of the bootloader's last output lines a message shows.
 const SHOWN_LINES: usize = 10;
 
@@ -463,11 +465,12 @@ impl Drop for Group {
     }
 }
 
-/// Keeps the end of a stream.
+/// Keeps the end of a stream; says on `done` when the stream is closed.
 fn drain(
     mut r: impl Read + Send + 'static,
     kept: Arc<Mutex<Vec<u8>>>,
-) -> std::thread::JoinHandle<()> {
+    done: std::sync::mpsc::Sender<()>,
+) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
@@ -485,7 +488,8 @@ fn drain(
                 Err(_) => break,
             }
         }
-    })
+        let _ = done.send(());
+    });
 }
 
 fn tail(kept: &Mutex<Vec<u8>>) -> String {
@@ -515,13 +519,16 @@ fn execute(program: &Path, argv: &[OsString], timeout: Duration) -> io::Result<R
     };
     let out_kept = Arc::new(Mutex::new(Vec::new()));
     let err_kept = Arc::new(Mutex::new(Vec::new()));
-    let readers: Vec<_> = [
-        stdout.map(|s| drain(s, out_kept.clone())),
-        stderr.map(|s| drain(s, err_kept.clone())),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let (done, closed) = std::sync::mpsc::channel();
+    let mut readers = 0;
+    if let Some(s) = stdout {
+        drain(s, out_kept.clone(), done.clone());
+        readers += 1;
+    }
+    if let Some(s) = stderr {
+        drain(s, err_kept.clone(), done);
+        readers += 1;
+    }
     let deadline = Instant::now() + timeout;
     let end = loop {
         if let Some(status) = group.child.try_wait()? {
@@ -536,10 +543,20 @@ fn execute(program: &Path, argv: &[OsString], timeout: Duration) -> io::Result<R
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    // Anything it left running in its group would hold the pipes open.
+    // Anything it left running in its group would hold the pipes open. A process that
+    // left the group (setsid) may still hold them: its output is not waited for beyond
+    // READERS_GRACE (the reader threads end when it does).
     group.kill();
-    for r in readers {
-        let _ = r.join();
+    let until = Instant::now() + READERS_GRACE;
+    for _ in 0..readers {
+        let left = until.saturating_duration_since(Instant::now());
+        if closed.recv_timeout(left).is_err() {
+            tracing::warn!(
+                "bootloader {}: a process outside its group keeps its output open",
+                program.display()
+            );
+            break;
+        }
     }
     let mut output = tail(&err_kept);
     let out = tail(&out_kept);

@@ -1,6 +1,7 @@
 //! Creating, running and failing PVH domains on the simulated host.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -1223,4 +1224,37 @@ fn a_reboot_runs_the_bootloader_again() {
     let (cmdline, ramdisk) = seen.expect("rebuilt");
     assert_eq!(cmdline, b"root=/dev/xvda2 new quiet\0");
     assert_eq!(ramdisk, b"NEWRAMDISK");
+}
+
+/// A process that leaves the bootloader's group and keeps its output open does not hold
+/// the create up: the failure is reported within the grace time.
+#[test]
+fn a_bootloader_s_escaped_child_does_not_hang_the_create() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let pidfile = tmp.path().join("escaped");
+    let bl = fake_bootloader(
+        tmp.path(),
+        "escaper",
+        &format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 600' &\nsleep 0.2\necho giving up >&2\nexit 1",
+            pidfile.display()
+        ),
+    );
+    let cfg = bootloader_config("escaper", &bl, tmp.path(), "");
+    let t = std::time::Instant::now();
+    let err = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
+        .expect_err("fails")
+        .to_string();
+    let took = t.elapsed();
+    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+    assert!(err.contains("exited with status 1"), "{err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(
+        tree(&tmp.path().join("rxl/bootloader")),
+        Vec::<String>::new()
+    );
 }
