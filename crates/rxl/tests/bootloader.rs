@@ -10,10 +10,12 @@ use std::process::Command;
 
 use common::{json, ok, stderr, stdout, Sim};
 
-/// An ext4 image in `dir` holding the test guest as /boot/vmlinuz-1, a ramdisk, and a
-/// grub.cfg with two entries whose default is the second.
-fn grub_image(dir: &Path) -> PathBuf {
+/// An ext4 image `dir/disk.img` holding the test guest as /boot/vmlinuz-1 and a grub.cfg
+/// with two entries whose default is entry `default`: the first with an 8-byte ramdisk, the
+/// second with a 10-byte one.
+fn grub_image(dir: &Path, default: u32) -> PathBuf {
     let root = dir.join("root");
+    let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("boot/grub")).expect("mkdir");
     std::fs::copy(
         common::guest_dir().join("hello.elf"),
@@ -21,11 +23,12 @@ fn grub_image(dir: &Path) -> PathBuf {
     )
     .expect("kernel");
     std::fs::write(root.join("boot/initrd.img-1"), b"INITRD-1").expect("initrd");
+    std::fs::write(root.join("boot/initrd.img-2"), b"INITRD-TWO").expect("initrd");
     std::fs::write(
         root.join("boot/grub/grub.cfg"),
-        "set default=\"1\"\n\
-         menuentry 'first' {\n  linux /boot/vmlinuz-1 root=/dev/xvda1 first\n  initrd /boot/initrd.img-1\n}\n\
-         menuentry 'second' {\n  linux /boot/vmlinuz-1 root=/dev/xvda1 second\n  initrd /boot/initrd.img-1\n}\n",
+        format!("set default=\"{default}\"\n\
+         menuentry 'first' {{\n  linux /boot/vmlinuz-1 root=/dev/xvda1 first\n  initrd /boot/initrd.img-1\n}}\n\
+         menuentry 'second' {{\n  linux /boot/vmlinuz-1 root=/dev/xvda1 second\n  initrd /boot/initrd.img-2\n}}\n"),
     )
     .expect("grub.cfg");
     let img = dir.join("disk.img");
@@ -68,14 +71,14 @@ fn leftovers(sim: &Sim) -> Vec<PathBuf> {
 fn rxl_s_own_bootloader_boots_the_default_entry_of_an_ext4_image() {
     let sim = Sim::new();
     let work = tempfile::tempdir().expect("tmp");
-    let img = grub_image(work.path());
+    let img = grub_image(work.path(), 1);
     let cfg = config(work.path(), "fromdisk", &img);
     let cfg = cfg.to_str().expect("utf-8");
 
     // The dry run runs the bootloader too: its layout has the extracted ramdisk.
     let plan = json(&ok(sim.run(&["create", "-n", "--json", cfg])));
     let layout = &plan["layout"];
-    assert_eq!(layout["modules"][0]["size"], 8, "{layout}");
+    assert_eq!(layout["modules"][0]["size"], 10, "{layout}");
     assert!(layout["cmdline"]["paddr"].is_u64(), "{layout}");
     assert_eq!(leftovers(&sim), Vec::<PathBuf>::new());
 
@@ -88,10 +91,49 @@ fn rxl_s_own_bootloader_boots_the_default_entry_of_an_ext4_image() {
         "fromdisk".bytes().map(|b| format!("{b:02x}")).collect::<String>()
     )))
     .expect("bootloader log");
+    // The cmdline is not logged (it may hold secrets), only its size; what was chosen is.
     assert!(
-        log.contains(" bootloader --args=console=hvc0 --runas="),
+        log.contains(" bootloader --args=(12 bytes) --runas="),
         "{log}"
     );
+    assert!(
+        log.trim_end()
+            .ends_with("rxl: chose a kernel of 6636 bytes, a ramdisk of 10 bytes"),
+        "{log}"
+    );
+}
+
+/// The guest changes its grub.cfg's default: at the next reboot the monitor runs the
+/// bootloader again and boots the new default (its ramdisk's size is in the log).
+#[test]
+fn a_reboot_boots_the_new_default_entry() {
+    let sim = Sim::new();
+    let work = tempfile::tempdir().expect("tmp");
+    let img = grub_image(work.path(), 1);
+    let cfg = config(work.path(), "rebooted", &img);
+    ok(sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]));
+    let first = sim.domain("rebooted").expect("created")["domid"].clone();
+    let log_path = sim.state().join(format!(
+        "log/bootloader.{}.log",
+        "rebooted"
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.trim_end().ends_with("a ramdisk of 10 bytes"), "{log}");
+
+    // Inside the guest: `grub-set-default 0`, here by writing the image anew.
+    grub_image(work.path(), 0);
+    ok(sim.run(&["reboot", "-w", "rebooted"]));
+    sim.wait_for("the restarted guest", |s| {
+        s.domain("rebooted")
+            .is_some_and(|d| d["domid"] != first && d["state"] != "--p---")
+    });
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert_eq!(log.matches("rxl: chose").count(), 2, "{log}");
+    assert!(log.trim_end().ends_with("a ramdisk of 8 bytes"), "{log}");
+    assert_eq!(leftovers(&sim), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -124,7 +166,7 @@ fn a_hostile_image_fails_the_create_cleanly() {
 #[test]
 fn rxl_bootloader_writes_pygrub_s_simple0_output() {
     let work = tempfile::tempdir().expect("tmp");
-    let img = grub_image(work.path());
+    let img = grub_image(work.path(), 1);
     let out_dir = work.path().join("out");
     std::fs::create_dir(&out_dir).expect("mkdir");
     let out = work.path().join("output");

@@ -356,30 +356,27 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
     let started = Instant::now();
     let ran = execute(&program.path, &argv, opts.timeout)
         .map_err(setup("cannot start it in", &tmp.path))?;
-    log_run(cfg, opts, &program.path, &argv, &ran, started.elapsed());
-    let fail = |what: String| BootloaderError::Failed {
+    let took = started.elapsed();
+    let result = judge(&ran, opts).and_then(|()| read_output(&out_file, &out_dir, opts.max_image));
+    let verdict = match &result {
+        Ok(c) => format!(
+            "chose a kernel of {} bytes, {}",
+            c.kernel.len(),
+            c.ramdisk
+                .as_ref()
+                .map_or("no ramdisk".to_string(), |r| format!(
+                    "a ramdisk of {} bytes",
+                    r.len()
+                ))
+        ),
+        Err(e) => format!("failed: {e}"),
+    };
+    log_run(cfg, opts, &program.path, &argv, &ran, took, &verdict);
+    let chosen = result.map_err(|what| BootloaderError::Failed {
         program: program.path.clone(),
         what,
         output: ran.output.clone(),
-    };
-    match ran.end {
-        End::TimedOut => {
-            return Err(fail(format!(
-                "it did not finish within {} s and was killed",
-                opts.timeout.as_secs_f64()
-            )))
-        }
-        End::Exited(status) if !status.success() => {
-            let what = match (status.code(), status.signal()) {
-                (Some(c), _) => format!("it exited with status {c}"),
-                (None, Some(s)) => format!("it was killed by signal {s}"),
-                _ => format!("it ended with {status}"),
-            };
-            return Err(fail(what));
-        }
-        End::Exited(_) => {}
-    }
-    let chosen = read_output(&out_file, &out_dir, opts.max_image).map_err(fail)?;
+    })?;
     drop(tmp);
     Ok(Extracted {
         program: program.path,
@@ -388,6 +385,22 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
         ramdisk: chosen.ramdisk,
         args: chosen.args,
     })
+}
+
+/// Whether the run ended well: exit status 0 in time.
+fn judge(ran: &Ran, opts: &BootloaderOptions) -> Result<(), String> {
+    match ran.end {
+        End::TimedOut => Err(format!(
+            "it did not finish within {} s and was killed",
+            opts.timeout.as_secs_f64()
+        )),
+        End::Exited(status) if !status.success() => Err(match (status.code(), status.signal()) {
+            (Some(c), _) => format!("it exited with status {c}"),
+            (None, Some(s)) => format!("it was killed by signal {s}"),
+            _ => format!("it ended with {status}"),
+        }),
+        End::Exited(_) => Ok(()),
+    }
 }
 
 /// A private directory, removed with everything in it when dropped.
@@ -569,8 +582,9 @@ fn execute(program: &Path, argv: &[OsString], timeout: Duration) -> io::Result<R
     Ok(Ran { end, output })
 }
 
-/// Append the run to `LOGDIR/bootloader.HEXNAME.log`; a log that cannot be written is
-/// only a warning.
+/// Append the run to `LOGDIR/bootloader.HEXNAME.log` (its command line, end, time, output,
+/// and what rxl made of it: sizes, never the args, which may hold secrets); a log that
+/// cannot be written is only a warning.
 fn log_run(
     cfg: &DomainConfig,
     opts: &BootloaderOptions,
@@ -578,6 +592,7 @@ fn log_run(
     argv: &[OsString],
     ran: &Ran,
     took: Duration,
+    verdict: &str,
 ) {
     let Some(dir) = &opts.log_dir else { return };
     let path = dir.join(format!(
@@ -592,9 +607,16 @@ fn log_run(
         )?;
         // Whatever the umask, as the monitor logs.
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o640))?;
+        // The cmdline may hold secrets (the record keeping it is 0600; this log is 0640).
         let args: Vec<String> = argv
             .iter()
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| {
+                let a = a.to_string_lossy();
+                match a.strip_prefix("--args=") {
+                    Some(c) => format!("--args=({} bytes)", c.len()),
+                    None => a.into_owned(),
+                }
+            })
             .collect();
         let end = match &ran.end {
             End::Exited(s) => s.to_string(),
@@ -611,6 +633,7 @@ fn log_run(
         if !ran.output.is_empty() && !ran.output.ends_with('\n') {
             f.write_all(b"\n")?;
         }
+        writeln!(f, "rxl: {verdict}")?;
         Ok(())
     };
     if let Err(e) = write() {
