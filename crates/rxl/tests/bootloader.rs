@@ -193,3 +193,46 @@ fn rxl_bootloader_writes_pygrub_s_simple0_output() {
     assert_eq!(items[2], b"args root=/dev/xvda1 first extra");
     assert_eq!(&items[3..], [&b""[..], &b""[..]]);
 }
+
+/// Ctrl-C (SIGINT) while the bootloader runs: rxl kills it and its group, removes its
+/// private directory and fails the create; nothing is left.
+#[test]
+fn an_interrupt_during_the_bootloader_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = Sim::new();
+    let work = tempfile::tempdir().expect("tmp");
+    let pidfile = work.path().join("sleeper");
+    let script = work.path().join("slowgrub");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > {}\nkill -INT $PPID\nwait\n",
+            pidfile.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let img = work.path().join("any.img");
+    std::fs::write(&img, vec![0u8; 4096]).expect("image");
+    let cfg = config(work.path(), "interrupted", &img);
+    let text = std::fs::read_to_string(&cfg).expect("cfg").replace(
+        "bootloader = \"rxl\"",
+        &format!("bootloader = \"{}\"", script.display()),
+    );
+    std::fs::write(&cfg, text).expect("cfg");
+    let t = std::time::Instant::now();
+    let o = sim.run(&["create", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("interrupted by SIGINT"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(leftovers(&sim), Vec::<PathBuf>::new());
+    assert!(sim.domain("interrupted").is_none());
+    let pid = std::fs::read_to_string(&pidfile).expect("pid");
+    let alive = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .is_ok_and(|s| !s.contains(") Z "));
+    assert!(!alive, "the bootloader's child {} was killed", pid.trim());
+}

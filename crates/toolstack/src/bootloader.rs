@@ -314,6 +314,14 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
             source,
         }
     };
+    // SIGINT, SIGTERM and SIGHUP are held back until the private directory is gone (the
+    // reader threads inherit the mask; the bootloader itself starts with an empty one): an
+    // interrupt kills the bootloader and fails the run, which then cleans up.
+    let signals = crate::create::signals::Interrupts::catch();
+    if let Some(parent) = opts.run_dir.parent() {
+        crate::state::ensure_dir(parent, 0o700)
+            .map_err(setup("cannot make rxl's state directory", parent))?;
+    }
     crate::state::ensure_dir(&opts.run_dir, 0o700)
         .map_err(setup("cannot make its directory", &opts.run_dir))?;
     let tmp = TempDir::new(&opts.run_dir)
@@ -354,10 +362,15 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
     argv.push(disk.clone().into());
 
     let started = Instant::now();
-    let ran = execute(&program.path, &argv, opts.timeout)
+    let ran = execute(&program.path, &argv, opts.timeout, &signals)
         .map_err(setup("cannot start it in", &tmp.path))?;
     let took = started.elapsed();
-    let result = judge(&ran, opts).and_then(|()| read_output(&out_file, &out_dir, opts.max_image));
+    let result = judge(&ran, opts)
+        .and_then(|()| read_output(&out_file, &out_dir, opts.max_image))
+        .and_then(|chosen| match signals.pending() {
+            Some(sig) => Err(format!("interrupted by {}", sig.as_str())),
+            None => Ok(chosen),
+        });
     let verdict = match &result {
         Ok(c) => format!(
             "chose a kernel of {} bytes, {}",
@@ -399,6 +412,7 @@ fn judge(ran: &Ran, opts: &BootloaderOptions) -> Result<(), String> {
             (None, Some(s)) => format!("it was killed by signal {s}"),
             _ => format!("it ended with {status}"),
         }),
+        End::Interrupted(sig) => Err(format!("interrupted by {}: it was killed", sig.as_str())),
         End::Exited(_) => Ok(()),
     }
 }
@@ -442,6 +456,8 @@ impl Drop for TempDir {
 enum End {
     Exited(std::process::ExitStatus),
     TimedOut,
+    /// SIGINT, SIGTERM or SIGHUP came to rxl: the bootloader was killed.
+    Interrupted(nix::sys::signal::Signal),
 }
 
 /// A finished run.
@@ -513,7 +529,12 @@ fn tail(kept: &Mutex<Vec<u8>>) -> String {
 
 /// Run `program argv` with a clean environment, stdin from /dev/null, in its own process
 /// group, killed (with its group) after `timeout`.
-fn execute(program: &Path, argv: &[OsString], timeout: Duration) -> io::Result<Ran> {
+fn execute(
+    program: &Path,
+    argv: &[OsString],
+    timeout: Duration,
+    signals: &crate::create::signals::Interrupts,
+) -> io::Result<Ran> {
     let mut cmd = Command::new(program);
     cmd.args(argv)
         .env_clear()
@@ -548,11 +569,16 @@ fn execute(program: &Path, argv: &[OsString], timeout: Duration) -> io::Result<R
             group.reaped = true;
             break End::Exited(status);
         }
-        if Instant::now() >= deadline {
+        let stop = match signals.pending() {
+            Some(sig) => Some(End::Interrupted(sig)),
+            None if Instant::now() >= deadline => Some(End::TimedOut),
+            None => None,
+        };
+        if let Some(end) = stop {
             group.kill();
             let _ = group.child.wait();
             group.reaped = true;
-            break End::TimedOut;
+            break end;
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -621,6 +647,7 @@ fn log_run(
         let end = match &ran.end {
             End::Exited(s) => s.to_string(),
             End::TimedOut => "killed at the time limit".to_string(),
+            End::Interrupted(sig) => format!("killed: rxl was interrupted by {}", sig.as_str()),
         };
         writeln!(
             f,

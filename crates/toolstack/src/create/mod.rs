@@ -9,7 +9,7 @@
 //! rest in reverse order, so a failed create leaves nothing.
 
 mod marks;
-mod signals;
+pub(crate) mod signals;
 mod steps;
 
 use std::fmt;
