@@ -62,10 +62,12 @@ fn precheck(r: &mut PartReader) -> Result<(), String> {
         return Err("not an ext2/3/4 file system (no superblock magic)".into());
     }
     let is64 = le32(&sb, 0x60) & 0x80 != 0;
-    let blocks = le32(&sb, 0x4) | if is64 { le32(&sb, 0x150) << 32 } else { 0 };
+    // ext4-view counts the high word of the block count with or without
+    // the 64bit feature, so this does too.
+    let blocks = le32(&sb, 0x4) | (le32(&sb, 0x150) << 32);
     let per_group = le32(&sb, 0x20);
     let first = le32(&sb, 0x14);
-    let desc = if is64 { le16(&sb, 0xfe).max(32) } else { 32 };
+    let desc = if is64 { le16(&sb, 0xfe).max(64) } else { 32 };
     if per_group == 0 {
         return Err("the superblock says 0 blocks per group".into());
     }
