@@ -350,6 +350,21 @@ fn corpus(dir: &Path) -> Vec<Case> {
             None,
         );
     }
+    // File system features ext4-view does not read.
+    for (fstype, name) in [
+        ("ext2 -O ^filetype", "no-filetype"),
+        ("ext4 -O inline_data", "inline-data"),
+    ] {
+        let img = raw(root_tree(), fstype);
+        add(
+            &mut cases,
+            &format!("layout-{name}"),
+            img,
+            none(),
+            Expect::Refuse,
+            Some("ext4-view does not read this ext feature; libext2fs does"),
+        );
+    }
     let fs = |name: &str, tree: Tree| mkfs(dir, name, &tree, "ext4", 6144);
     let root_fs = fs("root", root_tree());
     let boot_fs = fs("boot", boot_tree());

@@ -73,7 +73,8 @@ fn run(cmd: &mut Command, input: Option<&str>) {
     );
 }
 
-/// An ext2/3/4 file system image of `size_kib` holding `tree`.
+/// An ext2/3/4 file system image of `size_kib` holding `tree`; `fstype` is
+/// mke2fs's `-t` value, optionally followed by more mke2fs options.
 pub fn mkfs(dir: &Path, name: &str, tree: &Tree, fstype: &str, size_kib: u64) -> PathBuf {
     let src = dir.join(format!("{name}.d"));
     std::fs::create_dir_all(&src).unwrap();
@@ -86,9 +87,14 @@ pub fn mkfs(dir: &Path, name: &str, tree: &Tree, fstype: &str, size_kib: u64) ->
         }
     }
     let img = dir.join(format!("{name}.fs"));
+    // `fstype` may carry more mke2fs options: "ext2 -O ^filetype".
+    let mut words = fstype.split_whitespace();
+    let kind = words.next().unwrap_or("ext4");
     run(
         Command::new("mke2fs")
-            .args(["-q", "-F", "-t", fstype, "-d"])
+            .args(["-q", "-F", "-t", kind])
+            .args(words)
+            .arg("-d")
             .arg(&src)
             .arg(&img)
             .arg(format!("{size_kib}k")),
