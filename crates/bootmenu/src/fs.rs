@@ -62,10 +62,12 @@ fn precheck(r: &mut PartReader) -> Result<(), String> {
         return Err("not an ext2/3/4 file system (no superblock magic)".into());
     }
     let is64 = le32(&sb, 0x60) & 0x80 != 0;
-    let blocks = le32(&sb, 0x4) | if is64 { le32(&sb, 0x150) << 32 } else { 0 };
+    // ext4-view counts the high word of the block count with or without
+    // the 64bit feature, so this does too.
+    let blocks = le32(&sb, 0x4) | (le32(&sb, 0x150) << 32);
     let per_group = le32(&sb, 0x20);
     let first = le32(&sb, 0x14);
-    let desc = if is64 { le16(&sb, 0xfe).max(32) } else { 32 };
+    let desc = if is64 { le16(&sb, 0xfe).max(64) } else { 32 };
     if per_group == 0 {
         return Err("the superblock says 0 blocks per group".into());
     }
@@ -84,13 +86,20 @@ pub(crate) struct Fs {
     fs: Ext4,
 }
 
-/// pygrub's paths are relative to the root when they do not start at it.
-fn abs(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
+/// How deep symbolic links may nest, as in libext2fs (its
+/// `EXT2FS_MAX_NESTED_LINKS`), which pygrub's file lookups go through.
+pub const MAX_NESTED_LINKS: u32 = 8;
+/// How many symbolic links one lookup may follow in all. libext2fs has no
+/// such bound (a path of many links to links can make it work for hours).
+pub const MAX_LINKS_PER_LOOKUP: u32 = 64;
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if p.last() != Some(&b'/') {
+        p.push(b'/');
     }
+    p.extend_from_slice(name);
+    p
 }
 
 impl Fs {
@@ -106,18 +115,87 @@ impl Fs {
         Ok(Fs { fs })
     }
 
+    /// libext2fs's `ext2fs_namei_follow` from the root, as pygrub looks
+    /// files up: a relative path starts at the root, `..` of the root is the
+    /// root, every symbolic link is followed (absolute ones from the file
+    /// system's root: nothing leads out of the file system) at most
+    /// [`MAX_NESTED_LINKS`] deep and [`MAX_LINKS_PER_LOOKUP`] in all. The
+    /// answer is the path without links, `.` or `..`.
+    pub(crate) fn resolve(&self, path: &str) -> Result<Vec<u8>, String> {
+        let mut budget = MAX_LINKS_PER_LOOKUP;
+        self.walk(b"/".to_vec(), path.as_bytes(), 0, &mut budget)
+    }
+
+    fn walk(
+        &self,
+        base: Vec<u8>,
+        path: &[u8],
+        depth: u32,
+        budget: &mut u32,
+    ) -> Result<Vec<u8>, String> {
+        let mut cur = if path.starts_with(b"/") {
+            b"/".to_vec()
+        } else {
+            base
+        };
+        for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            if comp == b"." || comp == b".." {
+                let md = self
+                    .fs
+                    .symlink_metadata(cur.as_slice())
+                    .map_err(|e| e.to_string())?;
+                if !md.is_dir() {
+                    return Err("not a directory".into());
+                }
+                if comp == b".." {
+                    let cut = cur.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                    cur.truncate(cut.max(1));
+                }
+                continue;
+            }
+            let next = join(&cur, comp);
+            let md = self
+                .fs
+                .symlink_metadata(next.as_slice())
+                .map_err(|e| e.to_string())?;
+            if !md.is_symlink() {
+                cur = next;
+                continue;
+            }
+            if depth >= MAX_NESTED_LINKS {
+                return Err(format!(
+                    "symbolic links nest more than {MAX_NESTED_LINKS} deep"
+                ));
+            }
+            if *budget == 0 {
+                return Err(format!(
+                    "more than {MAX_LINKS_PER_LOOKUP} symbolic links in one path"
+                ));
+            }
+            *budget -= 1;
+            let target = self
+                .fs
+                .read_link(next.as_slice())
+                .map_err(|e| e.to_string())?;
+            cur = self.walk(cur, target.as_ref(), depth + 1, budget)?;
+        }
+        Ok(cur)
+    }
+
     /// Whether `path` names something, as libext2fs's lookup answers it
     /// for pygrub: any failure to resolve is "no".
     pub(crate) fn exists(&self, path: &str) -> bool {
-        matches!(self.fs.exists(abs(path).as_str()), Ok(true))
+        self.resolve(path).is_ok()
+    }
+
+    fn open_file(&self, path: &str) -> Result<ext4_view::File, String> {
+        let p = self.resolve(path)?;
+        self.fs.open(p.as_slice()).map_err(|e| e.to_string())
     }
 
     /// The first `max` bytes of a file.
     pub(crate) fn read_prefix(&self, path: &str, max: u64) -> Result<Vec<u8>, String> {
-        let mut f = self
-            .fs
-            .open(abs(path).as_str())
-            .map_err(|e| e.to_string())?;
+        let mut f = self.open_file(path)?;
         let want = f.metadata().len().min(max);
         read_n(&mut f, want).map_err(|e| e.to_string())
     }
@@ -136,10 +214,7 @@ impl Fs {
             place: place.to_owned(),
             reason,
         };
-        let mut f = self
-            .fs
-            .open(abs(path).as_str())
-            .map_err(|e| err(e.to_string()))?;
+        let mut f = self.open_file(path).map_err(err)?;
         let size = f.metadata().len();
         if size > cap {
             return Err(Error::TooLarge {

@@ -285,63 +285,27 @@ mod tests {
         )
     }
 
-    const DEBIAN: &str = r#"
-# generated
-if [ -s $prefix/grubenv ]; then
-  set have_grubenv=true
-  load_env
-fi
-if [ "${next_entry}" ] ; then
-   set default="${next_entry}"
-   set next_entry=
-   save_env next_entry
-   set boot_once=true
-else
-   set default="1"
-fi
-function load_video {
-  if [ x$feature_all_video_module = xy ]; then
-    insmod all_video
-  fi
-}
-set timeout=5
-menuentry 'Debian GNU/Linux' --class debian --class gnu-linux $menuentry_id_option 'gnulinux-simple' {
-	load_video
-	insmod gzio
-	set root='hd0,msdos1'
-	if [ x$feature_platform_search_hint = xy ]; then
-	  search --no-floppy --fs-uuid --set=root --hint-bios=hd0,msdos1 abcd
-	fi
-	echo	'Loading Linux 6.1.0-9-amd64 ...'
-	linux	/boot/vmlinuz-6.1.0-9-amd64 root=UUID=abcd ro  quiet
-	initrd	/boot/initrd.img-6.1.0-9-amd64
-}
-submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-advanced' {
-	menuentry 'Debian GNU/Linux, with Linux 6.1.0-9-amd64' --class debian $menuentry_id_option 'x' {
-		linux	/boot/vmlinuz-6.1.0-9-amd64 root=UUID=abcd ro single
-		initrd	/boot/initrd.img-6.1.0-9-amd64
-	}
-}
-"#;
+    const DEBIAN: &str = include_str!("../tests/data/debian-grub.cfg");
 
     #[test]
     fn grub2_debian_layout() {
         let m = parse_grub2(DEBIAN, "/boot/grub/grub.cfg").unwrap();
-        assert_eq!(m.entries.len(), 2);
-        assert_eq!(m.default, 1);
+        assert_eq!(m.entries.len(), 3);
+        assert_eq!(m.default, 0);
         assert_eq!(m.entries[0].title, "Debian GNU/Linux");
         assert_eq!(
             k(&m.entries[0]),
             (
-                "/boot/vmlinuz-6.1.0-9-amd64",
-                Some("/boot/initrd.img-6.1.0-9-amd64"),
-                Some("root=UUID=abcd ro  quiet")
+                "/boot/vmlinuz-b",
+                Some("/boot/initrd-b"),
+                Some("root=UUID=7f1c ro  quiet")
             )
         );
         assert_eq!(
-            m.entries[1].title,
-            "Debian GNU/Linux, with Linux 6.1.0-9-amd64"
+            m.entries[2].title,
+            "Debian GNU/Linux, with Linux 6.1.0-13-amd64 (recovery mode)"
         );
+        assert_eq!(k(&m.entries[2]).2, Some("root=UUID=7f1c ro single"));
     }
 
     #[test]

@@ -181,8 +181,8 @@ struct Pick {
     args: String,
 }
 
-/// The menu half of pygrub's `run_grub` on one file system: `Ok(None)`
-/// when pygrub moves on to the next place.
+/// The menu half of pygrub's `run_grub` on one file system; the error is
+/// why pygrub would move on to the next place.
 fn pick_from_menu(
     fs: &fs::Fs,
     place: &str,
