@@ -28,6 +28,9 @@ _rxl() {
             rxl,block-list)
                 cmd="rxl__subcmd__block__subcmd__list"
                 ;;
+            rxl,bootloader)
+                cmd="rxl__subcmd__bootloader"
+                ;;
             rxl,config)
                 cmd="rxl__subcmd__config"
                 ;;
@@ -106,6 +109,9 @@ _rxl() {
             rxl__subcmd__help,block-list)
                 cmd="rxl__subcmd__help__subcmd__block__subcmd__list"
                 ;;
+            rxl__subcmd__help,bootloader)
+                cmd="rxl__subcmd__help__subcmd__bootloader"
+                ;;
             rxl__subcmd__help,config)
                 cmd="rxl__subcmd__help__subcmd__config"
                 ;;
@@ -167,7 +173,7 @@ _rxl() {
 
     case "${cmd}" in
         rxl)
-            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list help"
+            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +251,56 @@ _rxl() {
                 return 0
             fi
             case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__bootloader)
+            opts="-q -h --kernel --ramdisk --args --entry --runas --quiet --output --output-format --output-directory --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kernel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ramdisk)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --args)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --entry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-directory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --sim)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -457,7 +513,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help)
-            opts="config create destroy shutdown reboot pause unpause console __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list help"
+            opts="config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,6 +569,20 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help__subcmd__block__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__bootloader)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

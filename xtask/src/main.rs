@@ -20,8 +20,9 @@ use clap::{Parser, Subcommand};
 
 /// Debian packages `cargo xtask test` needs on the host: Xen's headers and libxlutil (the
 /// comparison with Xen's own config parser), QEMU (the PVH boot tests and the rig), the
-/// compressors and cpio some tests call, binutils and gcc (the test guest's build), and
-/// shellcheck (the rig's scripts).
+/// compressors and cpio some tests call, binutils and gcc (the test guest's build),
+/// shellcheck (the rig's scripts), and fdisk's sfdisk and python3 (bootmenu's comparison
+/// with pygrub builds disk images and runs Debian's pygrub).
 const TEST_PACKAGES: &[&str] = &[
     "libxen-dev",
     "qemu-system-x86",
@@ -34,6 +35,8 @@ const TEST_PACKAGES: &[&str] = &[
     "lz4",
     "bzip2",
     "gzip",
+    "fdisk",
+    "python3",
 ];
 
 /// `cargo xtask <task>`.
@@ -136,11 +139,23 @@ fn test(no_e2e: bool) -> anyhow::Result<()> {
     ])?;
     shellcheck()?;
     docs::check(&repo_root().join("docs"))?;
-    // The tests that compare with Xen's C parser or boot under QEMU skip themselves (with a
-    // loud note) on a machine without those packages; here they must run.
+    // bootmenu's differential test runs Debian's pygrub from the rig's unpacked dom0 tree.
+    let cache = match std::env::var_os("RXL_CACHE") {
+        Some(c) if !c.is_empty() => PathBuf::from(c),
+        _ => repo_root().join(".cache/e2e"),
+    };
+    let dom0 = rig::packages::unpacked_dom0_root(&cache).context("the dom0 tree for pygrub")?;
+    let dom0 = dom0.to_string_lossy();
+    // The tests that compare with Xen's C parser or pygrub, or boot under QEMU, skip
+    // themselves (with a loud note) on a machine without those packages; here they must run.
     cargo_with(
         &["test", "--workspace", "--no-fail-fast"],
-        &[("RXL_REQUIRE_LIBXLUTIL", "1"), ("RXL_REQUIRE_QEMU", "1")],
+        &[
+            ("RXL_REQUIRE_LIBXLUTIL", "1"),
+            ("RXL_REQUIRE_QEMU", "1"),
+            ("RXL_PYGRUB_ROOT", &dom0),
+            ("RXL_REQUIRE_PYGRUB", "1"),
+        ],
     )?;
     if !no_e2e {
         rig::run(&[])?;

@@ -194,23 +194,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     ));
 
     let t = Instant::now();
-    let root = cache.join("root");
-    let stamp_path = cache.join("root.stamp");
-    let stamp: String = fetched
-        .debs
-        .iter()
-        .filter_map(|d| {
-            d.file_name()
-                .map(|n| n.to_string_lossy().into_owned() + "\n")
-        })
-        .collect();
-    let unpacked = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) && root.is_dir();
-    if !unpacked {
-        let _ = std::fs::remove_file(&stamp_path);
-        packages::unpack(&fetched.debs, &root).context("unpacking packages")?;
-        std::fs::write(&stamp_path, &stamp)
-            .with_context(|| format!("writing {}", stamp_path.display()))?;
-    }
+    let (root, fresh) =
+        packages::unpack_cached(&fetched.debs, &cache).context("unpacking packages")?;
+    let unpacked = !fresh;
     let xen_elf = cache.join("xen-4.17.elf");
     if !unpacked || !xen_elf.is_file() {
         gunzip(&root.join("boot/xen-4.17-amd64.gz"), &xen_elf)?;

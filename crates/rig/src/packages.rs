@@ -473,6 +473,39 @@ pub fn unpack(debs: &[PathBuf], root: &Path) -> Result<(), PkgError> {
     Ok(())
 }
 
+/// Unpacks `debs` at `CACHE/root` unless `CACHE/root.stamp` lists the same `.deb` files and
+/// the tree is there; says whether it unpacked.
+pub fn unpack_cached(debs: &[PathBuf], cache: &Path) -> Result<(PathBuf, bool), PkgError> {
+    let root = cache.join("root");
+    let stamp_path = cache.join("root.stamp");
+    let stamp: String = debs
+        .iter()
+        .filter_map(|d| {
+            d.file_name()
+                .map(|n| n.to_string_lossy().into_owned() + "\n")
+        })
+        .collect();
+    if std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) && root.is_dir() {
+        return Ok((root, false));
+    }
+    let _ = std::fs::remove_file(&stamp_path);
+    unpack(debs, &root)?;
+    std::fs::write(&stamp_path, &stamp).map_err(|source| PkgError::Io {
+        what: "writing",
+        path: stamp_path.clone(),
+        source,
+    })?;
+    Ok((root, true))
+}
+
+/// The dom0 packages ([`image_packages`]) fetched into `CACHE/debs` and unpacked at
+/// `CACHE/root` as `rig::run` keeps them ([`unpack_cached`]). For tests that run the dom0's
+/// own tools, such as pygrub.
+pub fn unpacked_dom0_root(cache: &Path) -> Result<PathBuf, PkgError> {
+    let fetched = fetch(&image_packages()?, &cache.join("debs"))?;
+    Ok(unpack_cached(&fetched.debs, cache)?.0)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

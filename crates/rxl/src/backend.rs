@@ -95,6 +95,42 @@ pub fn runner_for(mode: HotplugMode, sim: bool) -> (Runner, bool) {
     (runner, mode != HotplugMode::Udev)
 }
 
+/// How bootloaders run on the host (`sim`: the simulated host in that directory), from its
+/// files: rxl.conf's `bootloader_user` (a name or uid, default nobody; never root) and
+/// `bootloader_timeout`. Each run's private directory is under the state directory's
+/// `bootloader/`, its log `bootloader.HEXNAME.log` in the log directory. On the simulated
+/// host a bare program name is looked up in DIR/bin first (standing for Xen's private bin
+/// directory).
+pub fn bootloader_options(
+    sim: Option<&Path>,
+    conf: &HostConf,
+) -> anyhow::Result<toolstack::bootloader::BootloaderOptions> {
+    let (state, logs) = match sim {
+        Some(dir) => (dir.join("rxl"), dir.join("rxl").join("log")),
+        None => (PathBuf::from(XEN_STATE_DIR), PathBuf::from(XEN_LOG_DIR)),
+    };
+    let mut o = toolstack::bootloader::BootloaderOptions::new(&state, Some(logs));
+    if let Some(dir) = sim {
+        o.private_bin = dir.join("bin");
+    }
+    let user = &conf.rxl.bootloader_user;
+    o.runas = match user.parse::<u32>() {
+        Ok(uid) => uid,
+        Err(_) => nix::unistd::User::from_name(user)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "bootloader_user = \"{user}\" in rxl.conf: no such user on this host \
+                     (name an existing unprivileged user, or give a uid)"
+                )
+            })?,
+    };
+    o.timeout = std::time::Duration::from_secs(conf.rxl.bootloader_timeout_s);
+    Ok(o)
+}
+
 /// Where rxl keeps its own state on a real host.
 const XEN_STATE_DIR: &str = "/var/lib/rxl";
 /// Where monitors log on a real host.

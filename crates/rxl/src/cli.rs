@@ -83,6 +83,13 @@ pub enum Command {
         /// The domain (name or id).
         domain: String,
     },
+    /// rxl's built-in bootloader (`bootloader = "rxl"`), with pygrub's command line: picks
+    /// the kernel, ramdisk and args from the guest's disk as pygrub 4.17 does, after
+    /// dropping root.
+    #[command(
+        after_help = "Output (simple0): FILE gets the NUL-terminated items         `kernel PATH`, `ramdisk PATH` (if any), `args CMDLINE` (if any) and an empty item; the         kernel and ramdisk are files it creates in DIR. It opens the disk, FILE and those files         as root, then becomes --runas (default nobody) with no capabilities before it reads         the disk."
+    )]
+    Bootloader(BootloaderArgs),
     /// The per-domain monitor that `create` starts in the background.
     #[command(hide = true, name = "__monitor")]
     Monitor {
@@ -317,4 +324,38 @@ pub struct ConfigFileArgs {
     /// Settings applied after the file, as `xl create FILE key=value` does.
     #[arg(value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+}
+
+/// `rxl bootloader`: pygrub's options.
+#[derive(Debug, Args)]
+pub struct BootloaderArgs {
+    /// Boot this kernel (a path inside the guest) instead of a configuration file's entry.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<String>,
+    /// With --kernel: the ramdisk (a path inside the guest).
+    #[arg(long, value_name = "PATH")]
+    pub ramdisk: Option<String>,
+    /// With --kernel the whole command line; else appended to the entry's.
+    #[arg(long, value_name = "CMDLINE", allow_hyphen_values = true)]
+    pub args: Option<String>,
+    /// The entry to boot: an index, else a title.
+    #[arg(long, value_name = "ENTRY")]
+    pub entry: Option<String>,
+    /// The uid to become before reading the disk (default: the user nobody).
+    #[arg(long, value_name = "UID")]
+    pub runas: Option<u32>,
+    /// Print nothing but errors (rxl's bootloader has no menu: the default entry boots).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Where to write the chosen items.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The output format: only simple0.
+    #[arg(long, value_name = "FORMAT", default_value = "simple0")]
+    pub output_format: String,
+    /// The existing directory where the kernel and ramdisk files are created.
+    #[arg(long, value_name = "DIR")]
+    pub output_directory: PathBuf,
+    /// The guest's disk (an image file or a block device).
+    pub disk: PathBuf,
 }

@@ -38,17 +38,25 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         return Err(Reported.into());
     }
     let search = FirmwareSearch::from_env();
+    let boot = crate::backend::bootloader_options(sim, &host_conf)?;
     if args.dry_run {
-        return dry_run(&cfg, &search, args);
+        return dry_run(&cfg, &search, &boot, args);
     }
     if !args.quiet {
         warn_unsupported_actions(&cfg);
     }
+    // A bootloader runs here, before anything is built: when it fails there is nothing to
+    // undo. Its time is part of the plan's.
     let planning = std::time::Instant::now();
-    let plan = plan(&cfg, &search)?;
+    let plan = plan(&cfg, &search, &boot)?;
     let plan_us = u64::try_from(planning.elapsed().as_micros()).unwrap_or(u64::MAX);
     let host = Backend::open(sim)?;
-    let opts = create_options(&host, args.paused, host.device_options_for(&host_conf));
+    let opts = create_options(
+        &host,
+        args.paused,
+        host.device_options_for(&host_conf),
+        boot,
+    );
     // The monitor starts as a step of the create, before the domain runs: if it cannot,
     // the create fails and leaves nothing. -F runs it here afterwards; -e runs none.
     let background = !args.foreground && !args.no_monitor;
@@ -124,17 +132,20 @@ fn profile_table(plan_us: u64, created: &toolstack::create::Created) -> String {
 }
 
 /// The options a create (or a restart by the monitor) uses on `host`, its devices set up
-/// with `devices` ([`Backend::device_options`]).
+/// with `devices` ([`Backend::device_options`]), its bootloader run with `bootloader`
+/// ([`crate::backend::bootloader_options`]).
 pub fn create_options(
     host: &Backend,
     paused: bool,
     devices: toolstack::devices::DeviceOptions,
+    bootloader: toolstack::bootloader::BootloaderOptions,
 ) -> CreateOptions {
     CreateOptions {
         paused,
         state_dir: host.state_dir(),
         backend_domid: DomId::DOM0,
         devices,
+        bootloader,
     }
 }
 
@@ -174,8 +185,12 @@ fn image_span(cfg: &DomainConfig) -> (Option<xlcfg::Span>, &'static str) {
 }
 
 /// Plan the boot; errors point at the config line of the input that failed.
-fn plan(cfg: &DomainConfig, search: &FirmwareSearch) -> anyhow::Result<BootPlan> {
-    toolstack::plan_for(cfg, search).map_err(|e| report_launch_error(cfg, &e))
+fn plan(
+    cfg: &DomainConfig,
+    search: &FirmwareSearch,
+    boot: &toolstack::bootloader::BootloaderOptions,
+) -> anyhow::Result<BootPlan> {
+    toolstack::plan_for(cfg, search, boot).map_err(|e| report_launch_error(cfg, &e))
 }
 
 /// A planning error as a diagnostic at the config line it is about: the module's entry for
@@ -192,6 +207,7 @@ fn report_launch_error(cfg: &DomainConfig, e: &LaunchError) -> anyhow::Error {
         ),
         LaunchError::Image(source) => (image, format!("cannot load {image_name}: {source}")),
         LaunchError::Boot(_) => (image, format!("cannot boot this guest: {e}")),
+        LaunchError::Bootloader(_) => (image, format!("cannot boot this guest: {e}")),
         LaunchError::Plan(_) => (image, format!("cannot lay out the guest's memory: {e}")),
         LaunchError::Create(_) => (image, format!("cannot create the guest: {e}")),
     };
@@ -204,12 +220,15 @@ fn report_launch_error(cfg: &DomainConfig, e: &LaunchError) -> anyhow::Error {
     }
 }
 
+/// The dry run. A guest with a bootloader has it run (with the same bounds as a create):
+/// the layout needs its kernel. Nothing else is made on the host.
 fn dry_run(
     cfg: &DomainConfig,
     search: &FirmwareSearch,
+    boot: &toolstack::bootloader::BootloaderOptions,
     args: &CreateArgs,
 ) -> anyhow::Result<ExitCode> {
-    let plan = plan(cfg, search)?;
+    let plan = plan(cfg, search, boot)?;
     let devices = planned_devices(cfg);
     if args.json {
         let mut v = cfg.to_json();
@@ -370,7 +389,9 @@ pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<E
             tracing::warn!("cannot unblock SIGINT, SIGTERM and SIGHUP: {e}");
         }
     }
-    let opts = create_options(host, false, host.device_options()?);
+    let conf = crate::backend::read_host_conf(host.sim_dir(), false)?;
+    let boot = crate::backend::bootloader_options(host.sim_dir(), &conf)?;
+    let opts = create_options(host, false, host.device_options_for(&conf), boot);
     let search = FirmwareSearch::from_env();
     tracing::info!("monitoring domain {dom}");
     let mut rebuild = |cfg: &DomainConfig| -> Result<DomId, LaunchError> {

@@ -8,6 +8,7 @@
 
 mod backend;
 pub mod cli;
+mod cmd_bootloader;
 mod cmd_config;
 mod cmd_create;
 mod cmd_device;
@@ -51,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(cmd) => cmd_config::run(cmd),
         Command::Create(args) => cmd_create::run(sim, &args),
+        Command::Bootloader(args) => cmd_bootloader::run(&args),
         Command::Destroy { domain } => cmd_domain::destroy(&host()?, &domain),
         Command::Shutdown(args) => {
             cmd_domain::shutdown(&host()?, &args, toolstack::lifecycle::Request::Poweroff)

@@ -11,15 +11,13 @@ pub enum BootError {
     /// rxl builds PVH guests only.
     #[error("type = \"{0}\" is not supported: rxl builds PVH guests (use type = \"pvh\")")]
     UnsupportedType(&'static str),
-    /// A bootloader (pygrub) is not run by rxl.
-    #[error(
-        "bootloader = \"{0}\" is not supported for PVH guests; use firmware = \"pvgrub\" to boot \
-         the guest's own GRUB, or kernel = \"...\""
-    )]
+    /// A bootloader's kernel is known only once it has run ([`crate::plan_for`] runs it).
+    #[error("bootloader = \"{0}\": the kernel is known only once the bootloader has run")]
     Bootloader(String),
     /// A firmware that is not a PVH image.
     #[error(
-        "firmware = \"{0}\" is a PV image and cannot boot a PVH guest; use firmware = \"pvgrub\""
+        "firmware = \"{0}\" is a PV image and cannot boot a PVH guest; use firmware = \"pvgrub\" \
+         (GRUB built for PVH: /usr/lib/grub-xen/grub-i386-xen_pvh.bin, package grub-xen-host)"
     )]
     PvFirmware(&'static str),
     /// A firmware that is not a PVH image.
@@ -77,6 +75,20 @@ pub fn request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootReques
     })
 }
 
+/// The guest's memory and vCPU sizes, whatever its boot method.
+pub fn guest_size(cfg: &DomainConfig) -> pvh::GuestSize {
+    BootRequest {
+        image: ImageSource::Kernel(PathBuf::new()),
+        cmdline: None,
+        modules: Vec::new(),
+        memory_mib: cfg.memory_mib,
+        maxmem_mib: cfg.maxmem_mib,
+        vcpus: cfg.vcpus,
+        maxvcpus: cfg.maxvcpus,
+    }
+    .size()
+}
+
 fn firmware_image(fw: &Firmware, search: &FirmwareSearch) -> Result<PathBuf, BootError> {
     match fw {
         Firmware::Path(p) => Ok(p.clone()),
@@ -86,5 +98,59 @@ fn firmware_image(fw: &Firmware, search: &FirmwareSearch) -> Result<PathBuf, Boo
         Firmware::Rombios => Err(BootError::HvmFirmware("rombios")),
         Firmware::Pvgrub32 => Err(BootError::PvFirmware("pvgrub32")),
         Firmware::Pvgrub64 => Err(BootError::PvFirmware("pvgrub64")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> DomainConfig {
+        let parsed = xlcfg::parse::parse_str("g.cfg", text);
+        xlcfg::model::build(&parsed.settings, std::path::Path::new("/"))
+            .expect("valid")
+            .config
+    }
+
+    /// Without grub-xen-host, `firmware = "pvgrub"` names the package and the file it
+    /// looked for where Debian installs it.
+    #[test]
+    fn a_missing_pvh_grub_names_its_package_and_path() {
+        let c = cfg("name = \"g\"\ntype = \"pvh\"\nfirmware = \"pvgrub\"\n\
+                     disk = [ '/srv/g.img,raw,xvda,w' ]\n");
+        let search = FirmwareSearch {
+            dirs: vec![PathBuf::from("/nonexistent/usr/lib/grub-xen")],
+        };
+        let e = request(&c, &search).expect_err("missing").to_string();
+        assert!(e.contains("grub-xen-host"), "{e}");
+        assert!(
+            e.contains("/nonexistent/usr/lib/grub-xen/grub-i386-xen_pvh.bin"),
+            "{e}"
+        );
+        if !std::path::Path::new("/usr/lib/grub-xen/grub-i386-xen_pvh.bin").exists() {
+            let e = request(&c, &FirmwareSearch::default())
+                .expect_err("missing")
+                .to_string();
+            assert!(e.contains("/usr/lib/grub-xen/grub-i386-xen_pvh.bin"), "{e}");
+        }
+    }
+
+    /// pvgrub64 and pvgrub32 are Xen's PV images: refused for PVH, pointing at PVH GRUB.
+    #[test]
+    fn pv_grub_is_refused_for_pvh_naming_pvh_grub() {
+        for name in ["pvgrub64", "pvgrub32"] {
+            let text = format!("name = \"g\"\ntype = \"pvh\"\nfirmware = \"{name}\"\n");
+            let parsed = xlcfg::parse::parse_str("g.cfg", &text);
+            let errs = xlcfg::model::build(&parsed.settings, std::path::Path::new("/"))
+                .expect_err("refused");
+            let d = &errs[0];
+            assert!(d.message.contains("needs type = \"pv\""), "{}", d.message);
+            let hint = d.hint.as_deref().unwrap_or_default();
+            assert!(
+                hint.contains("grub-xen-host")
+                    && hint.contains("/usr/lib/grub-xen/grub-i386-xen_pvh.bin"),
+                "{hint}"
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod boot;
+pub mod bootloader;
 pub mod create;
 pub mod devices;
 pub mod domains;
@@ -29,6 +30,9 @@ pub enum LaunchError {
     /// The config cannot be booted by rxl.
     #[error(transparent)]
     Boot(#[from] boot::BootError),
+    /// The bootloader did not give a kernel (nothing was built).
+    #[error(transparent)]
+    Bootloader(#[from] bootloader::BootloaderError),
     /// The kernel or firmware image could not be read or probed.
     #[error(transparent)]
     Image(pvh::Error),
@@ -51,7 +55,17 @@ pub enum LaunchError {
 
 /// The boot plan of `cfg`: its image probed, its modules sized, and all laid out in guest
 /// memory (what [`pvh::plan`] does, one input at a time so that each error says which).
-pub fn plan_for(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootPlan, LaunchError> {
+/// A guest with a bootloader has it run first ([`bootloader::run`], with `boot`'s bounds):
+/// its kernel and ramdisk are planned from memory, and its `args` are the cmdline (the
+/// config's cmdline when it gave none).
+pub fn plan_for(
+    cfg: &DomainConfig,
+    search: &FirmwareSearch,
+    boot: &bootloader::BootloaderOptions,
+) -> Result<BootPlan, LaunchError> {
+    if let xlcfg::model::Boot::Bootloader { cmdline, .. } = &cfg.boot {
+        return plan_extracted(cfg, bootloader::run(cfg, boot)?, cmdline.as_deref());
+    }
     let request = boot::request(cfg, search)?;
     let image = pvh::probe_file(request.image.path(), &pvh::ProbeOptions::default())
         .map_err(LaunchError::Image)?;
@@ -68,6 +82,32 @@ pub fn plan_for(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootPlan,
         .map_err(LaunchError::Plan)
 }
 
+/// The plan of what a bootloader extracted (no second read of any file).
+fn plan_extracted(
+    cfg: &DomainConfig,
+    got: bootloader::Extracted,
+    cmdline: Option<&str>,
+) -> Result<BootPlan, LaunchError> {
+    let from = format!("the kernel from bootloader {}", got.program.display());
+    let image = pvh::probe_bytes(&from, &got.kernel, &pvh::ProbeOptions::default())
+        .map_err(LaunchError::Image)?;
+    drop(got.kernel);
+    let modules = got
+        .ramdisk
+        .map(|r| pvh::ModuleInput {
+            name: format!("the ramdisk from bootloader {}", got.program.display()),
+            data: pvh::Payload::Shared {
+                len: r.len(),
+                start: 0,
+                buf: std::sync::Arc::new(r),
+            },
+            cmdline: None,
+        })
+        .into_iter()
+        .collect();
+    let cmdline = got.args.as_deref().or(cmdline);
+    pvh::plan_image(&image, cmdline, modules, boot::guest_size(cfg)).map_err(LaunchError::Plan)
+}
 /// Plan and create the guest `cfg` describes.
 pub fn launch<H, S>(
     hv: &H,
@@ -80,6 +120,6 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    let plan = plan_for(cfg, search)?;
+    let plan = plan_for(cfg, search, &opts.bootloader)?;
     Ok(create::create(hv, xs, cfg, &plan, opts)?)
 }

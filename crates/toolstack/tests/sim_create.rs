@@ -1,6 +1,7 @@
 //! Creating, running and failing PVH domains on the simulated host.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -59,7 +60,16 @@ fn opts_with(dir: &Path, faults: &str) -> CreateOptions {
         state_dir: dir.join("rxl"),
         backend_domid: DomId::DOM0,
         devices,
+        bootloader: toolstack::bootloader::BootloaderOptions::new(
+            &dir.join("rxl"),
+            Some(dir.join("rxl/log")),
+        ),
     }
+}
+
+/// Bootloader options for a config that has none.
+fn no_bootloader() -> toolstack::bootloader::BootloaderOptions {
+    toolstack::bootloader::BootloaderOptions::new(Path::new("/nonexistent"), None)
 }
 
 /// An image file for a guest's disk, in `dir`.
@@ -137,7 +147,8 @@ fn create_builds_a_running_domain() {
     let host = host(tmp.path());
     let before = snapshot(&host, &tmp.path().join("rxl"));
     let cfg = config("hello", "");
-    let plan = toolstack::plan_for(&cfg, &FirmwareSearch::default()).expect("plan");
+    let plan =
+        toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
     let created =
         toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path())).expect("create");
     let dom = created.domid;
@@ -280,7 +291,42 @@ fn too_much_memory_fails_cleanly() {
 fn every_failure_leaves_nothing_behind() {
     let images = tempfile::tempdir().expect("images");
     let cfg = config_with_devices("victim", images.path());
-    let plan = toolstack::plan_for(&cfg, &FirmwareSearch::default()).expect("plan");
+    let plan =
+        toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
+    sweep_failures(|host, o| {
+        toolstack::create::create(host, host, &cfg, &plan, o)
+            .map(drop)
+            .map_err(|e| (e.step.name(), e.to_string()))
+    });
+}
+
+/// The same sweep with a bootloader, run again by each create (`toolstack::launch`): its
+/// private directory goes too.
+#[test]
+fn every_failure_with_a_bootloader_leaves_nothing_behind() {
+    let images = tempfile::tempdir().expect("images");
+    let bl = fake_bootloader(images.path(), "fakegrub", &boots("RAMDISK1"));
+    let cfg = bootloader_config(
+        "victim",
+        &bl,
+        images.path(),
+        "vif = [ 'mac=00:16:3e:0a:0b:0c' ]\n",
+    );
+    sweep_failures(|host, o| {
+        let r = toolstack::launch(host, host, &cfg, o, &FirmwareSearch::default());
+        assert_eq!(tree(&o.bootloader.run_dir), Vec::<String>::new());
+        match r {
+            Ok(_) => Ok(()),
+            Err(toolstack::LaunchError::Create(e)) => Err((e.step.name(), e.to_string())),
+            Err(e) => panic!("not a create error: {e}"),
+        }
+    });
+}
+
+/// Run `create` on a fresh simulated host with each operation's `nth` call failing, for
+/// every `nth` until the create succeeds; every failure must name its step and leave
+/// nothing.
+fn sweep_failures(create: impl Fn(&SimHost, &CreateOptions) -> Result<(), (&'static str, String)>) {
     let mut failures = 0;
     for op in sim::FAIL_OPS {
         for nth in 1.. {
@@ -295,18 +341,17 @@ fn every_failure_leaves_nothing_behind() {
                 .with_faults(&spec)
                 .expect("fault spec");
             let o = opts_with(tmp.path(), &spec);
-            match toolstack::create::create(&host, &host, &cfg, &plan, &o) {
-                Ok(_) => break,
-                Err(err) => {
+            match create(&host, &o) {
+                Ok(()) => break,
+                Err((step, err)) => {
                     failures += 1;
                     let left = added(&before, &snapshot(&host, &tmp.path().join("rxl")));
                     assert!(
                         left.is_empty(),
-                        "{op}:{nth} failed at {}: left {left:?}",
-                        err.step
+                        "{op}:{nth} failed at {step}: left {left:?}"
                     );
                     assert!(
-                        err.to_string().starts_with("create failed at step"),
+                        err.starts_with("create failed at step"),
                         "{op}:{nth}: {err}"
                     );
                 }
@@ -846,5 +891,370 @@ fn every_failure_of_an_attach_or_a_destroy_leaves_nothing_behind() {
     assert!(
         destroy_failures >= 3,
         "only {destroy_failures} destroy failures"
+    );
+}
+
+/// A fake bootloader: a shell script in `dir` that takes pygrub's arguments, records them
+/// (and its environment, stdin and uid) in `dir/argv`, `dir/env`, `dir/stdin`, and then
+/// runs `body` with `$out` (the output file), `$dir` (the output directory) and `$args`
+/// (the `--args` hint) set.
+fn fake_bootloader(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    let rec = dir.display();
+    let text = format!(
+        "#!/bin/sh\n\
+         for a in \"$@\"; do case \"$a\" in\n\
+           --output=*) out=\"${{a#--output=}}\";;\n\
+           --output-directory=*) dir=\"${{a#--output-directory=}}\";;\n\
+           --args=*) args=\"${{a#--args=}}\";;\n\
+         esac; done\n\
+         printf '%s\\n' \"$@\" > {rec}/argv\n\
+         env > {rec}/env\n\
+         readlink /proc/$$/fd/0 > {rec}/stdin\n\
+         {body}\n"
+    );
+    std::fs::write(&p, text).expect("script");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p
+}
+
+/// The body of a fake bootloader that boots the test guest with `ramdisk` and the args
+/// `root=/dev/xvda1` plus the hint.
+fn boots(ramdisk: &str) -> String {
+    format!(
+        "cp {} \"$dir/kernel\"\nprintf '{ramdisk}' > \"$dir/ramdisk\"\n\
+         printf 'kernel %s\\0ramdisk %s\\0args %s\\0' \"$dir/kernel\" \"$dir/ramdisk\" \
+         \"root=/dev/xvda1 $args\" > \"$out\"",
+        hello_elf().display()
+    )
+}
+
+/// A config booting with `bootloader` from a disk image in `dir`.
+fn bootloader_config(name: &str, bootloader: &Path, dir: &Path, extra: &str) -> DomainConfig {
+    let img = image(dir, &format!("{name}.img"));
+    let text = format!(
+        "name = \"{name}\"\ntype = \"pvh\"\nmemory = 32\nvcpus = 2\nbootloader = \"{}\"\n\
+         bootloader_args = [ \"--entry=1\" ]\nextra = \"quiet\"\n\
+         disk = [ '{},raw,xvda,w' ]\n{extra}",
+        bootloader.display(),
+        img.display()
+    );
+    let parsed = xlcfg::parse::parse_str("test.cfg", &text);
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+    xlcfg::model::build(&parsed.settings, dir)
+        .expect("valid config")
+        .config
+}
+
+/// What is in a directory (recursively), for "nothing left" checks.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            out.push(e.path().display().to_string());
+            out.extend(tree(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_bootloader_s_kernel_ramdisk_and_args_boot_the_guest() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let bl = fake_bootloader(tmp.path(), "fakegrub", &boots("RAMDISK1"));
+    let cfg = bootloader_config(
+        "booted",
+        &bl,
+        tmp.path(),
+        "kernel = \"/boot/vmlinuz\"\nramdisk = \"/boot/initrd.img\"\n",
+    );
+    let plan = toolstack::plan_for(&cfg, &FirmwareSearch::default(), &o.bootloader)
+        .expect("plan from the bootloader");
+    let dom = toolstack::create::create(&host, &host, &cfg, &plan, &o)
+        .expect("create")
+        .domid;
+    // The guest has the bootloader's args (its entry's, then the config's cmdline) and its
+    // ramdisk.
+    let at = plan.cmdline_paddr.expect("cmdline placed");
+    let want = b"root=/dev/xvda1 quiet\0";
+    assert_eq!(host.read_guest(dom, at, want.len()).expect("read"), want);
+    let m = &plan.modules[0];
+    assert_eq!(m.size, 8);
+    assert_eq!(host.read_guest(dom, m.paddr, 8).expect("read"), b"RAMDISK1");
+    // Its command line: pygrub's, as libxl gives it (restricted, quiet).
+    let argv = std::fs::read_to_string(tmp.path().join("argv")).expect("argv");
+    let argv: Vec<&str> = argv.lines().collect();
+    assert_eq!(
+        argv[..2],
+        ["--kernel=/boot/vmlinuz", "--ramdisk=/boot/initrd.img"]
+    );
+    let argv = &argv[2..];
+    let run = &argv[3]["--output=".len()..];
+    assert_eq!(argv[0], "--args=quiet");
+    assert_eq!(
+        argv[1],
+        format!("--runas={}", toolstack::bootloader::nobody_uid())
+    );
+    assert_eq!(argv[2], "--quiet");
+    assert!(
+        argv[3].starts_with("--output=") && run.ends_with("/output"),
+        "{argv:?}"
+    );
+    assert_eq!(argv[4], "--output-format=simple0");
+    assert!(argv[5].starts_with("--output-directory="), "{argv:?}");
+    assert_eq!(argv[6], "--entry=1");
+    assert_eq!(argv[7], tmp.path().join("booted.img").display().to_string());
+    // Its private directory was under the state directory, and is gone.
+    assert!(run.starts_with(&tmp.path().join("rxl/bootloader").display().to_string()));
+    assert_eq!(
+        tree(&tmp.path().join("rxl/bootloader")),
+        Vec::<String>::new()
+    );
+    // A clean environment, stdin from /dev/null, and a log.
+    let env = std::fs::read_to_string(tmp.path().join("env")).expect("env");
+    let mut names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+    names.sort_unstable();
+    assert!(
+        names
+            .iter()
+            .all(|n| ["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(n)),
+        "{names:?}"
+    );
+    let stdin = std::fs::read_to_string(tmp.path().join("stdin")).expect("stdin");
+    assert_eq!(stdin.trim(), "/dev/null");
+    let log = std::fs::read_to_string(tmp.path().join(format!(
+        "rxl/log/bootloader.{}.log",
+        "booted".bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    )))
+    .expect("log");
+    assert!(log.contains(&bl.display().to_string()), "{log}");
+}
+
+/// Each way a bootloader can fail fails the launch with a message naming the program and
+/// showing its last output, and leaves nothing: no domain, no xenstore node, no record,
+/// no private directory, no process.
+#[test]
+fn a_failing_bootloader_fails_the_create_and_leaves_nothing() {
+    let outside = "printf 'kernel /etc/passwd\\0' > \"$out\"".to_string();
+    let symlink = format!(
+        "ln -s {} \"$dir/kernel\"\nprintf 'kernel %s\\0' \"$dir/kernel\" > \"$out\"",
+        hello_elf().display()
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "hang",
+            "echo about to hang >&2\nsleep 600 &\necho $! > \"$(dirname \"$0\")/child\"\nwait"
+                .into(),
+            "did not finish within 1 s and was killed",
+        ),
+        (
+            "crash",
+            "echo segfaulting >&2\nkill -SEGV $$".into(),
+            "killed by signal 11",
+        ),
+        (
+            "nonzero",
+            "echo 'Unable to find partition containing kernel' >&2\nexit 1".into(),
+            "exited with status 1",
+        ),
+        (
+            "garbage",
+            "printf 'hello there\\0' > \"$out\"".into(),
+            "unknown item",
+        ),
+        ("empty", "true".into(), "its output is empty"),
+        (
+            "outside",
+            outside,
+            "bootloader wrote a path outside its output directory",
+        ),
+        ("symlink", symlink, "symbolic link"),
+        ("oversize", boots("R"), "larger than the 0 MiB cap"),
+    ];
+    for (name, body, says) in cases {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let host = host(tmp.path());
+        let before = snapshot(&host, &tmp.path().join("rxl"));
+        let mut o = opts(tmp.path());
+        o.bootloader.timeout = Duration::from_secs(1);
+        if name == "oversize" {
+            o.bootloader.max_image = 1000;
+        }
+        let bl = fake_bootloader(tmp.path(), name, &body);
+        let cfg = bootloader_config(name, &bl, tmp.path(), "");
+        let err =
+            toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default()).expect_err(name);
+        let msg = err.to_string();
+        assert!(
+            matches!(err, toolstack::LaunchError::Bootloader(_)),
+            "{name}: {msg}"
+        );
+        assert!(
+            msg.starts_with(&format!("bootloader {} failed: ", bl.display())),
+            "{name}: {msg}"
+        );
+        assert!(msg.contains(says), "{name}: {msg}");
+        if ["hang", "crash", "nonzero"].contains(&name) {
+            assert!(msg.contains("its last output:\n  "), "{name}: {msg}");
+        }
+        assert_eq!(
+            added(&before, &snapshot(&host, &tmp.path().join("rxl"))),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        assert_eq!(
+            tree(&tmp.path().join("rxl/bootloader")),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        if name == "hang" {
+            let pid = std::fs::read_to_string(tmp.path().join("child")).expect("pid");
+            let pid = pid.trim();
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| !s.contains(") Z "));
+            assert!(!alive, "the hung bootloader's child {pid} was killed");
+        }
+    }
+}
+
+#[test]
+fn a_bootloader_needs_a_local_disk_and_a_program_that_is_there() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = opts(tmp.path());
+    let search = FirmwareSearch::default();
+    let bl = fake_bootloader(tmp.path(), "fakegrub", &boots("R"));
+    let plan_err = |cfg: &DomainConfig| {
+        toolstack::plan_for(cfg, &search, &o.bootloader)
+            .expect_err("refused")
+            .to_string()
+    };
+    // No disk.
+    let mut cfg = bootloader_config("nodisk", &bl, tmp.path(), "");
+    cfg.disks.clear();
+    assert!(
+        plan_err(&cfg).contains("the guest has no disk"),
+        "{}",
+        plan_err(&cfg)
+    );
+    // A disk only its script can make a device of.
+    let cfg = bootloader_config("scripted", &bl, tmp.path(), "");
+    let mut scripted = cfg.clone();
+    scripted.disks[0].target_kind = xlcfg::model::DiskTargetKind::Script;
+    scripted.disks[0].script = Some("block-iscsi".into());
+    let e = plan_err(&scripted);
+    assert!(
+        e.contains("disk 1 (xvda) is set up by the script block-iscsi"),
+        "{e}"
+    );
+    // A program that is not there: both places tried are named.
+    let mut missing = cfg.clone();
+    if let xlcfg::model::Boot::Bootloader { path, .. } = &mut missing.boot {
+        path.value = PathBuf::from("no-such-grub");
+    }
+    let e = plan_err(&missing);
+    assert!(
+        e.contains("bootloader \"no-such-grub\" not found: tried ")
+            && e.contains("/no-such-grub and no-such-grub on PATH"),
+        "{e}"
+    );
+    // A bare name is found in the private bin directory.
+    let mut o2 = o.bootloader.clone();
+    o2.private_bin = tmp.path().to_path_buf();
+    let mut bare = cfg.clone();
+    if let xlcfg::model::Boot::Bootloader { path, .. } = &mut bare.boot {
+        path.value = PathBuf::from("fakegrub");
+    }
+    toolstack::plan_for(&bare, &search, &o2).expect("found in the private bin directory");
+    // Root is refused.
+    o2.runas = 0;
+    let e = toolstack::plan_for(&bare, &search, &o2)
+        .expect_err("root")
+        .to_string();
+    assert!(e.contains("must not run as root"), "{e}");
+}
+
+/// At a reboot the monitor rebuilds from the stored config: the bootloader runs again and
+/// the guest gets the kernel and cmdline it chooses now.
+#[test]
+fn a_reboot_runs_the_bootloader_again() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let bl = fake_bootloader(tmp.path(), "fakegrub", &boots("RAMDISK1"));
+    let cfg = bootloader_config("upgraded", &bl, tmp.path(), "");
+    let search = FirmwareSearch::default();
+    let first = toolstack::launch(&host, &host, &cfg, &o, &search)
+        .expect("create")
+        .domid;
+    // The guest upgrades its kernel: the bootloader now chooses other args and ramdisk.
+    fake_bootloader(
+        tmp.path(),
+        "fakegrub",
+        &boots("NEWRAMDISK").replace("root=/dev/xvda1", "root=/dev/xvda2 new"),
+    );
+    host.shutdown(first, xen_host::ShutdownReason::Reboot)
+        .expect("reboot");
+    let mut second = None;
+    let mut rebuild = |c: &DomainConfig| -> Result<DomId, toolstack::LaunchError> {
+        let dom = toolstack::launch(&host, &host, c, &o, &search)?.domid;
+        second = Some(dom);
+        host.shutdown(dom, xen_host::ShutdownReason::Poweroff)
+            .expect("poweroff");
+        Ok(dom)
+    };
+    // Read the new guest's memory before the monitor destroys it: plan as the rebuild did.
+    let plan = toolstack::plan_for(&cfg, &search, &o.bootloader).expect("plan");
+    let mut seen = None;
+    let mut rebuild_and_look = |c: &DomainConfig| {
+        let r = rebuild(c);
+        if let Ok(dom) = &r {
+            let at = plan.cmdline_paddr.expect("cmdline");
+            let m = &plan.modules[0];
+            seen = Some((
+                host.read_guest(*dom, at, 26).expect("cmdline"),
+                host.read_guest(*dom, m.paddr, 10).expect("ramdisk"),
+            ));
+        }
+        r
+    };
+    toolstack::monitor::run(&host, &host, &o, first, &mut rebuild_and_look).expect("monitor");
+    let (cmdline, ramdisk) = seen.expect("rebuilt");
+    assert_eq!(cmdline, b"root=/dev/xvda2 new quiet\0");
+    assert_eq!(ramdisk, b"NEWRAMDISK");
+}
+
+/// A process that leaves the bootloader's group and keeps its output open does not hold
+/// the create up: the failure is reported within the grace time.
+#[test]
+fn a_bootloader_s_escaped_child_does_not_hang_the_create() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let pidfile = tmp.path().join("escaped");
+    let bl = fake_bootloader(
+        tmp.path(),
+        "escaper",
+        &format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 600' &\nsleep 0.2\necho giving up >&2\nexit 1",
+            pidfile.display()
+        ),
+    );
+    let cfg = bootloader_config("escaper", &bl, tmp.path(), "");
+    let t = std::time::Instant::now();
+    let err = toolstack::launch(&host, &host, &cfg, &o, &FirmwareSearch::default())
+        .expect_err("fails")
+        .to_string();
+    let took = t.elapsed();
+    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+    assert!(err.contains("exited with status 1"), "{err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(
+        tree(&tmp.path().join("rxl/bootloader")),
+        Vec::<String>::new()
     );
 }

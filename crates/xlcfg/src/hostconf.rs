@@ -62,12 +62,19 @@ impl HotplugChoice {
 pub struct RxlConf {
     /// `hotplug = "scripts" | "native"` (default "scripts").
     pub hotplug: HotplugChoice,
+    /// `bootloader_user`: the user (a name or a numeric uid) a bootloader is told to run
+    /// as with `--runas` (default "nobody").
+    pub bootloader_user: String,
+    /// `bootloader_timeout`: seconds a bootloader may run (default 120, as libxl).
+    pub bootloader_timeout_s: u64,
 }
 
 impl Default for RxlConf {
     fn default() -> RxlConf {
         RxlConf {
             hotplug: HotplugChoice::Scripts,
+            bootloader_user: "nobody".to_string(),
+            bootloader_timeout_s: 120,
         }
     }
 }
@@ -221,7 +228,7 @@ pub fn read_xl_conf(path: &Path) -> Result<Read<XlConf>, HostConfError> {
 }
 
 /// The keys rxl.conf knows.
-const RXL_CONF_KEYS: &[&str] = &["hotplug"];
+const RXL_CONF_KEYS: &[&str] = &["hotplug", "bootloader_user", "bootloader_timeout"];
 
 /// Read rxl.conf at `path` (tests and the simulated host pass their own path). An unknown
 /// key is a warning: the file is rxl's own, so it is most likely a typo.
@@ -248,9 +255,24 @@ pub fn read_rxl_conf(path: &Path) -> Result<Read<RxlConf>, HostConfError> {
         let Some(value) = text(s, &mut diags) else {
             continue;
         };
-        match value {
-            "scripts" => conf.hotplug = HotplugChoice::Scripts,
-            "native" => conf.hotplug = HotplugChoice::Native,
+        match (s.key.as_str(), value) {
+            ("bootloader_user", "") => diags.push(Diagnostic::error(
+                s.value.span.clone(),
+                "`bootloader_user` is empty: name a user or give a uid",
+            )),
+            ("bootloader_user", user) => conf.bootloader_user = user.to_string(),
+            ("bootloader_timeout", t) => match t.parse::<u64>() {
+                Ok(n) if (1..=3600).contains(&n) => conf.bootloader_timeout_s = n,
+                _ => diags.push(
+                    Diagnostic::error(
+                        s.value.span.clone(),
+                        format!("`bootloader_timeout` must be seconds from 1 to 3600, not `{t}`"),
+                    )
+                    .with_hint("bootloader_timeout = 120 is libxl's limit"),
+                ),
+            },
+            (_, "scripts") => conf.hotplug = HotplugChoice::Scripts,
+            (_, "native") => conf.hotplug = HotplugChoice::Native,
             _ => diags.push(
                 Diagnostic::error(
                     s.value.span.clone(),

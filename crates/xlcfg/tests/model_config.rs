@@ -98,14 +98,14 @@ fn overrides_win_and_relative_override_paths_use_the_working_directory() {
 
 #[test]
 fn errors_render_with_both_lines() {
-    let text = "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\nbootloader = \"pygrub\"\n";
+    let text = "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\nfirmware = \"/fw\"\n";
     let parsed = parse_str("g.cfg", text);
     let e = build(&parsed.settings, Path::new("/"))
         .err()
         .unwrap_or_default();
     assert_eq!(
         render(&e),
-        "g.cfg:4:1: error: `kernel` and `bootloader` are both set: a guest boots one way\n  4 | bootloader = \"pygrub\"\n    | ^^^^^^^^^^\ng.cfg:3:1: note: `kernel` is set here\n  3 | kernel = \"/k\"\n    | ^^^^^^\n  = hint: keep exactly one of kernel, firmware or bootloader\n"
+        "g.cfg:4:1: error: `kernel` and `firmware` are both set: a guest boots one way\n  4 | firmware = \"/fw\"\n    | ^^^^^^^^\ng.cfg:3:1: note: `kernel` is set here\n  3 | kernel = \"/k\"\n    | ^^^^^^\n  = hint: keep exactly one of kernel, firmware or bootloader\n"
     );
 
     let text = "name = \"g\"\ntype = \"pvh\"\nfirmware = \"seabios\"\n";

@@ -96,6 +96,10 @@ impl Bed {
             state_dir: dir.path().join("rxl"),
             backend_domid: DomId::DOM0,
             devices: toolstack::devices::DeviceOptions::scripts(dir.path().join("rxl/log")),
+            bootloader: toolstack::bootloader::BootloaderOptions::new(
+                &dir.path().join("rxl"),
+                None,
+            ),
         };
         Ok(Bed { dir, host, opts })
     }

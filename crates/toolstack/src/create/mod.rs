@@ -9,7 +9,7 @@
 //! rest in reverse order, so a failed create leaves nothing.
 
 mod marks;
-mod signals;
+pub(crate) mod signals;
 mod steps;
 
 use std::fmt;
@@ -180,6 +180,8 @@ pub struct CreateOptions {
     pub backend_domid: DomId,
     /// How disks and vifs are set up and taken down.
     pub devices: crate::devices::DeviceOptions,
+    /// How a bootloader runs (by [`crate::launch`] and so at every restart by the monitor).
+    pub bootloader: crate::bootloader::BootloaderOptions,
 }
 
 /// Starts the monitor of a built domain (the [`Step::StartMonitor`] step). A failure rolls

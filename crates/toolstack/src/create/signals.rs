@@ -8,6 +8,9 @@
 //! started during the create inherits the mask: the background monitor, started in the
 //! "start monitor" step, unblocks the three signals first thing. A signal
 //! the process ignores (SIGHUP under `nohup`) is left alone: it stays ignored.
+//!
+//! A bootloader run (crate::bootloader) catches them the same way while it waits for the
+//! bootloader, so that Ctrl-C kills the bootloader and removes its private directory.
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -16,7 +19,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 const CAUGHT: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 /// Held for the duration of a create.
-pub(super) struct Interrupts {
+pub(crate) struct Interrupts {
     fd: Option<SignalFd>,
     old_mask: Option<SigSet>,
 }
@@ -24,7 +27,7 @@ pub(super) struct Interrupts {
 impl Interrupts {
     /// Start catching the signals. When they cannot be caught (no signalfd), the create
     /// runs as before: the signals keep their default action.
-    pub(super) fn catch() -> Interrupts {
+    pub(crate) fn catch() -> Interrupts {
         let ignored = ignored_signals();
         let mut set = SigSet::empty();
         for sig in CAUGHT {
@@ -59,7 +62,7 @@ impl Interrupts {
     }
 
     /// The first caught signal that arrived since the last look, if any.
-    pub(super) fn pending(&self) -> Option<Signal> {
+    pub(crate) fn pending(&self) -> Option<Signal> {
         let info = self.fd.as_ref()?.read_signal().ok()??;
         Signal::try_from(i32::try_from(info.ssi_signo).ok()?).ok()
     }

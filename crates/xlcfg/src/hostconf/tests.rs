@@ -211,3 +211,42 @@ fn run_hotplug_scripts_0_hands_hotplug_to_udev_whatever_rxl_conf_says() {
     h.rxl.hotplug = HotplugChoice::Scripts;
     assert_eq!(h.hotplug_mode(), HotplugMode::Udev);
 }
+
+#[test]
+fn rxl_conf_sets_the_bootloader_user_and_time_limit() {
+    let dir = tmp();
+    let r = read_rxl_conf(&dir.path().join("none")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.conf.bootloader_user, "nobody");
+    assert_eq!(r.conf.bootloader_timeout_s, 120);
+    let p = write(
+        dir.path(),
+        "rxl.conf",
+        "bootloader_user = \"xen-boot\"\nbootloader_timeout = 5\n",
+    );
+    let r = read_rxl_conf(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.conf.bootloader_user, "xen-boot");
+    assert_eq!(r.conf.bootloader_timeout_s, 5);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    for (text, says) in [
+        (
+            "bootloader_timeout = 0\n",
+            "1:22: error: `bootloader_timeout` must be seconds",
+        ),
+        (
+            "bootloader_timeout = \"soon\"\n",
+            "`bootloader_timeout` must be seconds",
+        ),
+        (
+            "bootloader_user = \"\"\n",
+            "1:19: error: `bootloader_user` is empty",
+        ),
+    ] {
+        let p = write(dir.path(), "rxl.conf", text);
+        let e = invalid(
+            read_rxl_conf(&p)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {text}")),
+        );
+        assert!(e[0].contains(says), "{text}: {e:?}");
+    }
+}

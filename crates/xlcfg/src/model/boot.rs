@@ -169,6 +169,11 @@ pub enum Boot {
         args: Vec<String>,
         /// The command line, handed to the bootloader (xl passes it as `--args`).
         cmdline: Option<String>,
+        /// `kernel` with a bootloader: a path inside the guest, passed verbatim as
+        /// `--kernel` (as libxl does).
+        kernel: Option<String>,
+        /// `ramdisk` with a bootloader: a path inside the guest, passed as `--ramdisk`.
+        ramdisk: Option<String>,
     },
 }
 
@@ -210,6 +215,12 @@ struct BootRepr {
     firmware: Option<Located<Firmware>>,
     bootloader: Option<Located<PathBuf>>,
     bootloader_args: Option<Vec<String>>,
+    /// The `--kernel` hint of a bootloader (absent from the JSON when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bootloader_kernel: Option<String>,
+    /// The `--ramdisk` hint of a bootloader (absent from the JSON when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bootloader_ramdisk: Option<String>,
 }
 
 impl From<Boot> for BootRepr {
@@ -223,6 +234,8 @@ impl From<Boot> for BootRepr {
             firmware: None,
             bootloader: None,
             bootloader_args: None,
+            bootloader_kernel: None,
+            bootloader_ramdisk: None,
         };
         match b {
             Boot::Kernel {
@@ -249,9 +262,13 @@ impl From<Boot> for BootRepr {
                 path,
                 args,
                 cmdline,
+                kernel,
+                ramdisk,
             } => BootRepr {
                 bootloader: Some(path),
                 bootloader_args: Some(args),
+                bootloader_kernel: kernel,
+                bootloader_ramdisk: ramdisk,
                 cmdline,
                 ..empty
             },
@@ -279,6 +296,8 @@ impl TryFrom<BootRepr> for Boot {
                 path: r.bootloader.clone().ok_or_else(|| missing("bootloader"))?,
                 args: r.bootloader_args.unwrap_or_default(),
                 cmdline: r.cmdline,
+                kernel: r.bootloader_kernel,
+                ramdisk: r.bootloader_ramdisk,
             }),
             other => Err(format!(
                 "unknown boot kind \"{other}\": expected kernel, firmware or bootloader"
@@ -351,6 +370,12 @@ pub(super) fn build(
         }
     }
 
+    // With a bootloader, `kernel` (and `ramdisk`) are paths inside the guest that libxl
+    // hands the bootloader as hints, not a boot method of their own.
+    let (kernel, kernel_hint) = match (kernel, &bootloader) {
+        (Some((_, text)), Some(_)) => (None, Some(text.to_string())),
+        (k, _) => (k, None),
+    };
     // Exactly one method.
     let methods: Vec<&Setting> = [kernel, firmware, bootloader]
         .into_iter()
@@ -423,19 +448,20 @@ pub(super) fn build(
         } else {
             Located::at(PathBuf::from(text), &s.value.span)
         };
-        for key in ["ramdisk", "modules"] {
-            if let Some(m) = cx.setting(key) {
-                cx.push(Diagnostic::warning(
-                    m.key_span.clone(),
-                    format!("`{key}` is ignored: with a bootloader the kernel and its modules come from the guest's disk"),
-                ));
-            }
+        if let Some(m) = cx.setting("modules") {
+            cx.push(Diagnostic::warning(
+                m.key_span.clone(),
+                "`modules` is ignored: with a bootloader the kernel and its modules come from the guest's disk",
+            ));
         }
+        let ramdisk = cx.string("ramdisk").map(|(_, t)| t.to_string());
         let args = bootloader_args(cx);
         return Some(Boot::Bootloader {
             path,
             args,
             cmdline,
+            kernel: kernel_hint,
+            ramdisk,
         });
     }
     if ty == DomainType::Hvm {
@@ -709,7 +735,9 @@ fn parse_firmware(
             ),
             (_, DomainType::Pvh) => (
                 "type = \"pv\"",
-                "PV-GRUB is a PV kernel; for a PVH guest use firmware = \"pvgrub\" (GRUB built for PVH, grub-i386-xen_pvh.bin)",
+                "PV-GRUB (pvgrub32/pvgrub64) is a PV kernel and cannot start a PVH guest; use \
+                 firmware = \"pvgrub\": GRUB built for PVH, /usr/lib/grub-xen/grub-i386-xen_pvh.bin \
+                 from the package grub-xen-host",
             ),
             _ => (
                 "type = \"pv\"",

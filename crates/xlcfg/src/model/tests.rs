@@ -441,14 +441,11 @@ fn mixing_boot_methods_names_both_lines() {
         "`kernel` and `firmware` are both set: a guest boots one way"
     );
     assert_eq!((e.span.line, e.notes[0].0.line), (4, 3));
+    // With a bootloader, `kernel` is its --kernel hint, not a second method.
     let e = errs("name = \"g\"\ntype = \"pvh\"\nbootloader = \"pygrub\"\nkernel = \"/k\"\nfirmware = \"/fw\"\n");
-    assert_eq!(e.len(), 2);
+    assert_eq!(e.len(), 1);
     assert_eq!(
         e[0].message,
-        "`bootloader` and `kernel` are both set: a guest boots one way"
-    );
-    assert_eq!(
-        e[1].message,
         "`bootloader` and `firmware` are both set: a guest boots one way"
     );
 }
@@ -592,23 +589,39 @@ fn bootloader_name_or_path_and_args() {
             path,
             args,
             cmdline,
+            kernel,
+            ramdisk,
         } => {
             assert_eq!(path.value, PathBuf::from("pygrub"));
             assert_eq!(args, &["-q".to_string(), "--x".to_string()]);
             assert_eq!(cmdline.as_deref(), Some("quiet"));
+            assert_eq!((kernel, ramdisk), (&None, &None));
         }
         other => panic!("{other:?}"),
     }
-    let b = ok("name = \"g\"\ntype = \"pvh\"\nbootloader = \"bin/pygrub\"\nbootloader_args = \"-q  --x\"\nramdisk = \"/r\"\n");
+    let b = ok("name = \"g\"\ntype = \"pvh\"\nbootloader = \"bin/pygrub\"\nbootloader_args = \"-q  --x\"\nkernel = \"boot/vmlinuz\"\nramdisk = \"/boot/initrd.img\"\n");
     match &b.config.boot {
-        Boot::Bootloader { path, args, .. } => {
+        Boot::Bootloader {
+            path,
+            args,
+            kernel,
+            ramdisk,
+            ..
+        } => {
             assert_eq!(path.value, PathBuf::from("/etc/xen/guests/bin/pygrub"));
             assert_eq!(args.len(), 2);
+            // Paths inside the guest: passed on verbatim, never resolved.
+            assert_eq!(kernel.as_deref(), Some("boot/vmlinuz"));
+            assert_eq!(ramdisk.as_deref(), Some("/boot/initrd.img"));
         }
         other => panic!("{other:?}"),
     }
     assert!(has_warning(&b, "as a string is deprecated"));
-    assert!(has_warning(&b, "`ramdisk` is ignored"));
+    assert!(!has_warning(&b, "`ramdisk` is ignored"));
+    // The hints survive the record's JSON.
+    let back: DomainConfig =
+        serde_json::from_value(serde_json::to_value(&b.config).expect("json")).expect("parse");
+    assert_eq!(back.boot, b.config.boot);
 }
 
 #[test]
