@@ -77,6 +77,7 @@ fn run(cmd: &mut Command, input: Option<&str>) {
 /// mke2fs's `-t` value, optionally followed by more mke2fs options.
 pub fn mkfs(dir: &Path, name: &str, tree: &Tree, fstype: &str, size_kib: u64) -> PathBuf {
     let src = dir.join(format!("{name}.d"));
+    let _ = std::fs::remove_dir_all(&src);
     std::fs::create_dir_all(&src).unwrap();
     for (path, node) in &tree.0 {
         let p = src.join(path.trim_start_matches('/'));
