@@ -113,20 +113,22 @@ pub fn bootloader_options(
     if let Some(dir) = sim {
         o.private_bin = dir.join("bin");
     }
+    // An unknown user fails only the creates that run a bootloader; `nobody` (the
+    // default) is uid 65534 on a host whose user database lacks it.
     let user = &conf.rxl.bootloader_user;
-    o.runas = match user.parse::<u32>() {
-        Ok(uid) => uid,
-        Err(_) => nix::unistd::User::from_name(user)
-            .ok()
-            .flatten()
-            .map(|u| u.uid.as_raw())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
+    match user.parse::<u32>() {
+        Ok(uid) => o.runas = uid,
+        Err(_) if user == "nobody" => o.runas = toolstack::bootloader::nobody_uid(),
+        Err(_) => match nix::unistd::User::from_name(user).ok().flatten() {
+            Some(u) => o.runas = u.uid.as_raw(),
+            None => {
+                o.runas_error = Some(format!(
                     "bootloader_user = \"{user}\" in rxl.conf: no such user on this host \
                      (name an existing unprivileged user, or give a uid)"
-                )
-            })?,
-    };
+                ))
+            }
+        },
+    }
     o.timeout = std::time::Duration::from_secs(conf.rxl.bootloader_timeout_s);
     Ok(o)
 }

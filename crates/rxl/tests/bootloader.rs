@@ -236,3 +236,41 @@ fn an_interrupt_during_the_bootloader_leaves_nothing() {
         .is_ok_and(|s| !s.contains(") Z "));
     assert!(!alive, "the bootloader's child {} was killed", pid.trim());
 }
+
+/// An unknown `bootloader_user` fails the creates that run a bootloader, naming the key;
+/// a guest that boots its kernel directly is created as before.
+#[test]
+fn an_unknown_bootloader_user_refuses_only_bootloader_creates() {
+    let sim = Sim::new();
+    let etc = sim.dir.path().join("etc");
+    std::fs::create_dir_all(&etc).expect("mkdir etc");
+    std::fs::write(
+        etc.join("rxl.conf"),
+        "bootloader_user = \"no-such-user-rxl\"\n",
+    )
+    .expect("rxl.conf");
+    let work = tempfile::tempdir().expect("tmp");
+    let img = grub_image(work.path(), 1);
+    let cfg = config(work.path(), "needsuser", &img);
+    let o = sim.run(&["create", "-e", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bootloader_user = \"no-such-user-rxl\" in rxl.conf: no such user"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sim.domain("needsuser").is_none());
+    assert_eq!(leftovers(&sim), Vec::<PathBuf>::new());
+
+    let direct = work.path().join("direct.cfg");
+    std::fs::write(
+        &direct,
+        format!(
+            "name = \"direct\"\ntype = \"pvh\"\nmemory = 32\nkernel = \"{}\"\n",
+            common::guest_dir().join("hello.elf").display()
+        ),
+    )
+    .expect("cfg");
+    ok(sim.run(&["create", "-e", direct.to_str().expect("utf-8")]));
+    assert!(sim.domain("direct").is_some());
+}

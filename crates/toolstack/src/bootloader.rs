@@ -61,6 +61,9 @@ pub struct BootloaderOptions {
     pub log_dir: Option<PathBuf>,
     /// The uid the bootloader is told to run as (`--runas`); never 0.
     pub runas: u32,
+    /// Why the host's configured user cannot be used (an unknown name): reported when a
+    /// bootloader is to run, so that guests that boot otherwise are not refused for it.
+    pub runas_error: Option<String>,
     /// The time limit.
     pub timeout: Duration,
     /// The largest kernel, and the largest ramdisk, accepted.
@@ -78,6 +81,7 @@ impl BootloaderOptions {
             run_dir: state_dir.join("bootloader"),
             log_dir,
             runas: nobody_uid(),
+            runas_error: None,
             timeout: DEFAULT_TIMEOUT,
             max_image: DEFAULT_MAX_IMAGE,
             self_exe: None,
@@ -119,6 +123,9 @@ pub enum BootloaderError {
          (use an unprivileged user such as nobody)"
     )]
     RootUser,
+    /// The configured user does not exist.
+    #[error("{0}")]
+    UnknownUser(String),
     /// The private directory could not be made or the program not started.
     #[error("cannot run bootloader {}: {what} {}: {source}", program.display(), path.display())]
     Setup {
@@ -301,6 +308,9 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
     };
     let program = resolve(&path.value, opts)?;
     let disk = boot_disk(cfg)?;
+    if let Some(why) = &opts.runas_error {
+        return Err(BootloaderError::UnknownUser(why.clone()));
+    }
     if opts.runas == 0 {
         return Err(BootloaderError::RootUser);
     }
