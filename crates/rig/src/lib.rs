@@ -119,6 +119,11 @@ const PYGRUB_TREES: &[(&str, &[&str])] = &[
     ("/lib/terminfo", &[]),
 ];
 
+/// dom0's /etc/passwd and /etc/group: root, and the unprivileged user bootloaders run as.
+const ETC_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                          nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const ETC_GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
 /// Where rxl goes in dom0.
 const RXL_PATH: &str = "/usr/local/bin/rxl";
 
@@ -718,6 +723,10 @@ fn build_image(
     img.closure(&closure, root)?;
     img.host_file(RXL_PATH, &staged)?;
     img.host_file("/etc/xen/xl.conf", &root.join("etc/xen/xl.conf"))?;
+    // Users and groups as Debian has them for root and nobody: rxl runs bootloaders as
+    // rxl.conf's bootloader_user, `nobody` unless it says otherwise.
+    img.bytes("/etc/passwd", 0o644, ETC_PASSWD)?;
+    img.bytes("/etc/group", 0o644, ETC_GROUP)?;
     // iproute2 installs ip as /bin/ip with /sbin/ip pointing to it; /sbin comes first in
     // dom0's PATH, where busybox would otherwise put its own ip.
     img.symlink("/sbin/ip", "/bin/ip")?;
@@ -1046,6 +1055,19 @@ mod tests {
         assert!(ch.starts_with("none") && !r.ready);
         let (r, ch) = pick_channel("@@RXL-SETUP-FAILED xenstored\n", framed);
         assert!(ch.starts_with("com2") && r.setup_failed.is_some());
+    }
+
+    #[test]
+    fn dom0_knows_the_user_bootloaders_run_as() {
+        // rxl resolves rxl.conf's bootloader_user (default nobody) in /etc/passwd.
+        let nobody = ETC_PASSWD
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f[0] == "nobody")
+            .expect("a nobody line");
+        assert_eq!((nobody[2], nobody[3]), ("65534", "65534"));
+        assert!(ETC_GROUP.lines().any(|l| l.starts_with("nogroup:x:65534:")));
+        assert!(PYGRUB_PROGRAMS.contains(&"/usr/bin/python3.11"));
     }
 
     #[test]

@@ -41,7 +41,9 @@ for c in ${CASES}; do
     # The bootloader's own log of this create (libxl's and rxl's are both named so).
     find /var/log/xen -maxdepth 1 -name 'bootloader.*.log' -newer /tmp/blstep/before 2>/dev/null |
         while read -r f; do
-            tail -n 3 "$f" | sed "s|^|log ${f##*/}: |"
+            # pygrub draws its menu with curses into the log: its tail ends each line.
+            tail -n 3 "$f" | tr -d '\033\r' |
+                awk -v p="log ${f##*/}: " '{ print p substr($0, length($0) > 160 ? length($0) - 159 : 1) }'
         done
     if timeout 60 "${tool}" destroy "${name}" >/dev/null 2>&1; then
         echo "leftover: domain ${name} (destroyed now)"
