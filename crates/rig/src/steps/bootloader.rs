@@ -1210,6 +1210,55 @@ mod tests {
     }
 
     #[test]
+    fn the_boot_script_reports_what_the_check_reads() {
+        use crate::steps::fake_dom0::{fake_dom0, run_script};
+        // A tool that creates, reboots (a new domid) and destroys; a guest whose cmdline
+        // follows its grub.cfg's default once it has been rewritten and rebooted.
+        let dir = fake_dom0(
+            "case \"$1\" in\n\
+             domid) cat \"$d/domid\" 2>/dev/null || echo 5 ;;\n\
+             reboot) echo 6 >\"$d/domid\" ;;\n\
+             esac\nexit 0\n",
+            "wait_console() { return 0; }\nconsole_count() { echo 0; }\n\
+             dom_state() { echo gone; }\nnote() { :; }\n\
+             guest_run() { case \"$3\" in\n\
+               *cmdline*) if [ -f @DIR@/domid ]; then echo 'quiet rxl_entry=one'; \
+                          else echo 'quiet rxl_entry=two'; fi ;;\n\
+               *) echo 'set default=0' ;;\n\
+             esac; }\n",
+        );
+        let d = dir.path();
+        std::fs::write(d.join("mbr.img"), b"disk").unwrap();
+        let b = BOOTS[0];
+        assert!(b.reboot);
+        let script = boot_cap(&b)
+            .script
+            .replace(
+                &format!("IMAGE='{IMG_DIR}/mbr.img'"),
+                &format!("IMAGE='{}/mbr.img'", d.display()),
+            )
+            .replace(
+                &format!("DISK='{}'", b.disk_path()),
+                &format!("DISK='{}/copy/disk.img'", d.display()),
+            );
+        let lines = run_script(d, &script, &[]);
+        let text = format!(
+            "@@RXL-BEGIN bootloader/{0}\n{1}\n@@RXL-END bootloader/{0} rc=0\n",
+            b.label,
+            lines.join("\n")
+        );
+        let report = crate::markers::parse(&text);
+        let c = report.capture(&format!("bootloader/{}", b.label)).unwrap();
+        let (mut p, mut n) = (Vec::new(), Vec::new());
+        check_boot(&b, c, &mut p, &mut n);
+        assert!(p.is_empty(), "{p:?} in {lines:?}");
+        assert_eq!(value(c, "domid"), Some("5"));
+        assert_eq!(value(c, "domid_after"), Some("6"));
+        // The guest's copy of the disk is removed at the end.
+        assert!(!d.join("copy/disk.img").exists());
+    }
+
+    #[test]
     fn the_times_table_has_a_row_per_boot_and_per_bootloader_run_by_hand() {
         let good = "rxl_entry=two";
         let text = xl_run(good, "rxl_entry=one", 1);

@@ -16,10 +16,10 @@ log=/var/log/xen/console/guest-${NAME}.log
 boot_once() {
     n0=$(console_count "${NAME}" "${LINUX_INIT_LINE}")
     t0=$(now_ms)
-    timeout 150 "${TOOL}" create "${CFG}" >/tmp/blstep/create.out 2>&1
+    timeout 150 "${TOOL}" create "${CFG}" >"${DISK}.create.out" 2>&1
     rc=$?
     t1=$(now_ms)
-    tail -n 15 /tmp/blstep/create.out
+    tail -n 15 "${DISK}.create.out"
     echo "create_rc=$rc"
     [ $rc = 0 ] || return 3
     echo "create_ms=$((t1 - t0))"
@@ -78,5 +78,5 @@ echo "destroy_rc=$?"
 echo "state=$(dom_state "${NAME}")"
 leftovers "$last" "${DISK}"
 [ "$last" = "$domid" ] || leftovers "$domid" "${DISK}"
-rm -f "${DISK}"
+rm -f "${DISK}" "${DISK}.create.out"
 echo "--- end"
