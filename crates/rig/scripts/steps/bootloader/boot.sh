@@ -29,6 +29,7 @@ boot_once() {
 boot_once
 r=$?
 if [ $r = 2 ]; then
+    note "${NAME}: died before /init, booting it again"
     echo "RETRY: ${NAME} died before /init; its console ended with:"
     tr -d '\r' <"$log" 2>/dev/null | tail -n 8
     timeout 60 "${TOOL}" destroy "${NAME}" >/dev/null 2>&1
@@ -53,7 +54,9 @@ echo "cmdline=$(guest_run "${NAME}" 30 'cat /proc/cmdline')"
 if [ "${REBOOT}" = yes ]; then
     echo "--- edit"
     guest_run "${NAME}" 60 "i=0; until [ -b /dev/${PART} ]; do i=\$((i+1)); [ \$i -gt 150 ] && exit 9; sleep 0.2; done; mkdir -p /mnt && mount -t ext4 /dev/${PART} /mnt && sed -i 's/^set default=1\$/set default=0/' /mnt${CFG_FILE} && grep '^set default' /mnt${CFG_FILE} && umount /mnt && sync"
-    echo "edit_rc=$?"
+    rc=$?
+    echo "edit_rc=$rc"
+    note "${NAME}: grub.cfg rewritten (status $rc), rebooting"
     n1=$(console_count "${NAME}" "${LINUX_INIT_LINE}")
     t2=$(now_ms)
     timeout 60 "${TOOL}" reboot "${NAME}"
