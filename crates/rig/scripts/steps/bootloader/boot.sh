@@ -61,7 +61,9 @@ if [ "${REBOOT}" = yes ]; then
     t2=$(now_ms)
     timeout 60 "${TOOL}" reboot "${NAME}"
     echo "reboot_rc=$?"
-    wait_console "${NAME}" "${LINUX_INIT_LINE}" $((n1 + 1)) "${BOOT_S}"
+    # rxl runs the bootloader before it builds the new domain, so the name is absent for
+    # that long (pygrub under a loaded emulation: 25 s and more); xl builds first.
+    RXL_GONE_MS=90000 wait_console "${NAME}" "${LINUX_INIT_LINE}" $((n1 + 1)) "${BOOT_S}"
     r=$?
     echo "reboot_init_ms=$(($(now_ms) - t2))"
     echo "reboot_boot=$r"
