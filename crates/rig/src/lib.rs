@@ -83,6 +83,47 @@ const XEN_SCRIPTS_DIR: &str = "/etc/xen/scripts";
 /// pthread_cancel and xl aborts at exit without it.
 const DLOPENED: &[&str] = &["/lib/x86_64-linux-gnu/libgcc_s.so.1"];
 
+/// pygrub and what it runs on: Python 3.11 (the interpreter and the extension modules
+/// pygrub imports that are not built in: ctypes, curses, resource), Xen's Python modules
+/// (grub config parsers, xenfsimage) and the ext2/3/4 plugin xenfsimage loads with dlopen.
+/// Their libraries are found like any program's.
+const PYGRUB_PROGRAMS: &[&str] = &[
+    "/usr/bin/python3.11",
+    "/usr/lib/python3.11/lib-dynload/_ctypes.cpython-311-x86_64-linux-gnu.so",
+    "/usr/lib/python3.11/lib-dynload/_curses.cpython-311-x86_64-linux-gnu.so",
+    "/usr/lib/python3.11/lib-dynload/resource.cpython-311-x86_64-linux-gnu.so",
+    "/usr/lib/xen-4.17/lib/python/xenfsimage.cpython-311-x86_64-linux-gnu.so",
+    "/usr/lib/xen-4.17/lib/x86_64-linux-gnu/xenfsimage/ext2fs-lib/fsimage.so",
+];
+
+/// Directory trees pygrub reads that no ELF names: Python's standard library (without its
+/// extension modules, of which [`PYGRUB_PROGRAMS`] holds the ones needed, and without the
+/// parts no script here uses), Xen's Python modules and pygrub itself, and the terminfo
+/// entries curses needs (libxl runs pygrub on a pty with TERM=vt100).
+const PYGRUB_TREES: &[(&str, &[&str])] = &[
+    (
+        "/usr/lib/python3.11",
+        &[
+            "lib-dynload",
+            "test",
+            "pydoc_data",
+            "idlelib",
+            "lib2to3",
+            "ensurepip",
+            "tkinter",
+            "turtledemo",
+            "sitecustomize.py",
+        ],
+    ),
+    ("/usr/lib/xen-4.17/lib/python", &["xen"]),
+    ("/lib/terminfo", &[]),
+];
+
+/// dom0's /etc/passwd and /etc/group: root, and the unprivileged user bootloaders run as.
+const ETC_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                          nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const ETC_GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
 /// Where rxl goes in dom0.
 const RXL_PATH: &str = "/usr/local/bin/rxl";
 
@@ -149,6 +190,20 @@ fn device_tools() -> anyhow::Result<Option<Vec<steps::devices::Tool>>> {
     Ok(Some(tools))
 }
 
+/// The bootloader step's tools from `RXL_E2E_BOOT_TOOLS` (None when it is not set).
+fn boot_tools() -> anyhow::Result<Option<Vec<&'static str>>> {
+    let env = steps::bootloader::TOOLS_ENV;
+    let Ok(spec) = std::env::var(env) else {
+        return Ok(None);
+    };
+    let tools =
+        steps::bootloader::select_tools(&spec).map_err(|e| anyhow::anyhow!("{env}: {e}"))?;
+    say(&format!(
+        "{env}={spec}: the bootloader step runs these tools"
+    ));
+    Ok(Some(tools))
+}
+
 /// Run the end-to-end scenario.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let opts =
@@ -176,6 +231,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     ));
 
     packages::ensure_tools(packages::HOST_TOOLS).context("host tools")?;
+    packages::ensure_tools(steps::bootloader::DISK_TOOLS)
+        .context("host tools for the bootloader step's disk images")?;
 
     // Packages.
     let t = Instant::now();
@@ -230,6 +287,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if linux.is_none() {
         say("no kernel or busybox in the unpacked tree: the Linux guest step is left out");
     }
+    let boot_disks = match &linux {
+        Some(l) => Some(
+            steps::bootloader::build_disks(l, &run_dir.join("bootloader"))
+                .context("building the bootloader step's disk images")?,
+        ),
+        None => None,
+    };
     let steps = scenario::steps_for(&scenario::Inputs {
         hello,
         linux,
@@ -238,6 +302,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         benchmarks_doc: opts.benchmarks_doc(&repo),
         xs_smoke: Some(xs_smoke),
         device_tools: device_tools()?,
+        boot_disks,
+        boot_tools: boot_tools()?,
     });
     let mut steps = steps;
     if let Ok(only) = std::env::var("RXL_E2E_STEPS") {
@@ -635,6 +701,7 @@ fn build_image(
     let mut programs: Vec<&str> = XEN_PROGRAMS.to_vec();
     programs.extend_from_slice(HOTPLUG_PROGRAMS);
     programs.extend_from_slice(DLOPENED);
+    programs.extend_from_slice(PYGRUB_PROGRAMS);
     programs.push(RXL_PATH);
     let mut closure = image::elfdeps::closure(&tree, &programs, LIB_DIRS)
         .context("resolving the shared libraries of dom0's programs")?;
@@ -642,10 +709,22 @@ fn build_image(
     img.closure(&closure, root)?;
     img.host_file(RXL_PATH, &staged)?;
     img.host_file("/etc/xen/xl.conf", &root.join("etc/xen/xl.conf"))?;
+    // Users and groups as Debian has them for root and nobody: rxl runs bootloaders as
+    // rxl.conf's bootloader_user, `nobody` unless it says otherwise.
+    img.bytes("/etc/passwd", 0o644, ETC_PASSWD)?;
+    img.bytes("/etc/group", 0o644, ETC_GROUP)?;
     // iproute2 installs ip as /bin/ip with /sbin/ip pointing to it; /sbin comes first in
     // dom0's PATH, where busybox would otherwise put its own ip.
     img.symlink("/sbin/ip", "/bin/ip")?;
     add_host_dir(&mut img, root, XEN_SCRIPTS_DIR)?;
+    for (dir, skip) in PYGRUB_TREES {
+        add_host_tree(&mut img, root, dir, skip)?;
+    }
+    img.host_file(
+        "/usr/lib/xen-4.17/bin/pygrub",
+        &root.join("usr/lib/xen-4.17/bin/pygrub"),
+    )?;
+    img.symlink("/usr/bin/python3", "python3.11")?;
 
     let mod_dir = root.join("lib/modules").join(release);
     let modules = image::kmod::ModuleDir::open(&mod_dir)?.load_order(MODULES)?;
@@ -697,6 +776,48 @@ fn add_host_dir(img: &mut Image, root: &Path, dir: &str) -> anyhow::Result<()> {
     }
     for name in names {
         img.host_file(&format!("{dir}/{name}"), &host.join(&name))?;
+    }
+    Ok(())
+}
+
+/// Adds the unpacked tree's directory `dir` with everything under it (files keep their
+/// executable bits, symlinks are kept as they are), leaving out the entries of `dir` itself
+/// named in `skip`.
+fn add_host_tree(img: &mut Image, root: &Path, dir: &str, skip: &[&str]) -> anyhow::Result<()> {
+    let mut pending = vec![(dir.to_owned(), true)];
+    let mut files = 0usize;
+    while let Some((d, top)) = pending.pop() {
+        let host = root.join(d.trim_start_matches('/'));
+        let entries =
+            std::fs::read_dir(&host).with_context(|| format!("reading {}", host.display()))?;
+        img.dir(&d)?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("reading {}", host.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if top && skip.contains(&name.as_str()) {
+                continue;
+            }
+            let path = format!("{d}/{name}");
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("reading {}", entry.path().display()))?;
+            if kind.is_dir() {
+                pending.push((path, false));
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(entry.path())
+                    .with_context(|| format!("reading {}", entry.path().display()))?;
+                img.symlink(&path, &target.to_string_lossy())?;
+            } else if kind.is_file() {
+                img.host_file(&path, &entry.path())?;
+                files += 1;
+            }
+        }
+    }
+    if files == 0 {
+        bail!(
+            "{} holds no files",
+            root.join(dir.trim_start_matches('/')).display()
+        );
     }
     Ok(())
 }
@@ -920,6 +1041,19 @@ mod tests {
         assert!(ch.starts_with("none") && !r.ready);
         let (r, ch) = pick_channel("@@RXL-SETUP-FAILED xenstored\n", framed);
         assert!(ch.starts_with("com2") && r.setup_failed.is_some());
+    }
+
+    #[test]
+    fn dom0_knows_the_user_bootloaders_run_as() {
+        // rxl resolves rxl.conf's bootloader_user (default nobody) in /etc/passwd.
+        let nobody = ETC_PASSWD
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f[0] == "nobody")
+            .expect("a nobody line");
+        assert_eq!((nobody[2], nobody[3]), ("65534", "65534"));
+        assert!(ETC_GROUP.lines().any(|l| l.starts_with("nogroup:x:65534:")));
+        assert!(PYGRUB_PROGRAMS.contains(&"/usr/bin/python3.11"));
     }
 
     #[test]

@@ -319,6 +319,16 @@ pub const DOM0_PACKAGES: &[&str] = &[
     "libbsd0",
     "libmd0",
     "libcap2",
+    // pygrub (bootloader = "pygrub"): Python 3.11 and what pygrub imports beyond its core
+    // (ctypes needs libffi, curses needs ncursesw and a terminfo entry for TERM=vt100).
+    "python3-minimal",
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+    "libexpat1",
+    "libffi8",
+    "libncursesw6",
+    "ncurses-base",
 ];
 
 /// Picks the kernel image package out of `apt-cache depends linux-image-amd64` output.

@@ -374,6 +374,19 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
             inputs.benchmarks_doc.clone(),
         ));
     }
+    if let (Some(_), Some(disks)) = (&inputs.linux, &inputs.boot_disks) {
+        let tools = match &inputs.boot_tools {
+            Some(t) => t.clone(),
+            None => crate::steps::bootloader::select_tools(crate::steps::bootloader::DEFAULT_TOOLS)
+                .unwrap_or_default(),
+        };
+        list.push(crate::steps::bootloader::bootloader_step(
+            disks,
+            inputs.pvgrub.as_deref(),
+            &tools,
+            inputs.benchmarks_doc.clone(),
+        ));
+    }
     list
 }
 
@@ -394,6 +407,34 @@ pub fn keep_only(steps: &mut Vec<Step>, only: &str) -> Result<(), String> {
     }
     steps.retain(|s| wanted.contains(&s.name));
     Ok(())
+}
+
+/// The items of `all` whose labels `spec` names (comma-separated, blanks around names
+/// ignored), in the order of `all`: a step's tools chosen by an environment variable. An
+/// unknown name, or none at all, is an error naming the known labels.
+pub(crate) fn select_labels<T: Copy>(
+    spec: &str,
+    all: &[T],
+    label: impl Fn(&T) -> &str,
+) -> Result<Vec<T>, String> {
+    let known = all.iter().map(&label).collect::<Vec<_>>().join(", ");
+    let wanted: Vec<&str> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .collect();
+    if let Some(bad) = wanted.iter().find(|w| !all.iter().any(|t| label(t) == **w)) {
+        return Err(format!("no tool {bad:?}; the tools are {known}"));
+    }
+    let picked: Vec<T> = all
+        .iter()
+        .filter(|t| wanted.contains(&label(t)))
+        .copied()
+        .collect();
+    if picked.is_empty() {
+        return Err(format!("no tool named; the tools are {known}"));
+    }
+    Ok(picked)
 }
 
 /// A capture whose script is one of the rig's `.sh` files (`body`, built in with
@@ -443,6 +484,10 @@ pub struct Inputs {
     pub xs_smoke: Option<PathBuf>,
     /// The tools of the devices step (`RXL_E2E_DEVICE_TOOLS`); None: its default ones.
     pub device_tools: Option<Vec<crate::steps::devices::Tool>>,
+    /// The directory of the bootloader step's disk images (`steps::bootloader::build_disks`).
+    pub boot_disks: Option<PathBuf>,
+    /// The tools of the bootloader step (`RXL_E2E_BOOT_TOOLS`); None: xl and rxl.
+    pub boot_tools: Option<Vec<&'static str>>,
 }
 
 /// The Linux guest: dom0's own Debian kernel and an initramfs holding busybox.
@@ -553,7 +598,18 @@ mod tests {
 
     /// Every step, with small stand-in files as inputs in `dir`.
     fn steps_in(dir: &Path) -> Vec<Step> {
-        for f in ["hello", "vmlinuz", "initrd.img", "grub.bin", "xs-smoke"] {
+        for f in [
+            "hello",
+            "vmlinuz",
+            "initrd.img",
+            "grub.bin",
+            "xs-smoke",
+            "mbr.img",
+            "sepboot.img",
+            "outside.img",
+            "symlink.img",
+            "huge.img",
+        ] {
             std::fs::write(dir.join(f), b"stand-in").unwrap();
         }
         steps_for(&Inputs {
@@ -566,6 +622,8 @@ mod tests {
             benchmarks_doc: None,
             xs_smoke: Some(dir.join("xs-smoke")),
             device_tools: None,
+            boot_disks: Some(dir.to_owned()),
+            boot_tools: None,
         })
     }
 
@@ -857,8 +915,10 @@ mod tests {
             }),
             pvgrub: Some(f.clone()),
             benchmarks_doc: None,
-            xs_smoke: Some(f),
+            xs_smoke: Some(f.clone()),
             device_tools: Some(crate::steps::devices::ALL_TOOLS.to_vec()),
+            boot_disks: Some(dir.path().to_owned()),
+            boot_tools: None,
         });
         for step in &steps {
             for c in &step.captures {
@@ -909,8 +969,10 @@ mod tests {
             }),
             pvgrub: Some(f.clone()),
             benchmarks_doc: None,
-            xs_smoke: Some(f),
+            xs_smoke: Some(f.clone()),
             device_tools: Some(crate::steps::devices::ALL_TOOLS.to_vec()),
+            boot_disks: Some(dir.path().to_owned()),
+            boot_tools: None,
         };
         let steps = steps_for(&inputs);
         let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
@@ -926,7 +988,8 @@ mod tests {
                 "failures",
                 "pvgrub",
                 "side-by-side",
-                "devices"
+                "devices",
+                "bootloader"
             ]
         );
         let lib = include_str!("../scripts/lib.sh");

@@ -89,32 +89,7 @@ pub const DEFAULT_TOOLS: &str = "xl,rxl,rxl-native";
 /// The tools named in `spec` (comma-separated labels of [`ALL_TOOLS`]), in the order of
 /// [`ALL_TOOLS`]; an unknown or missing name is an error naming the known ones.
 pub fn select_tools(spec: &str) -> Result<Vec<Tool>, String> {
-    let known = || {
-        ALL_TOOLS
-            .iter()
-            .map(|t| t.label)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let wanted: Vec<&str> = spec
-        .split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .collect();
-    if let Some(bad) = wanted
-        .iter()
-        .find(|w| !ALL_TOOLS.iter().any(|t| t.label == **w))
-    {
-        return Err(format!("no tool {bad:?}; the tools are {}", known()));
-    }
-    let tools: Vec<Tool> = ALL_TOOLS
-        .into_iter()
-        .filter(|t| wanted.contains(&t.label))
-        .collect();
-    if tools.is_empty() {
-        return Err(format!("no tool named; the tools are {}", known()));
-    }
-    Ok(tools)
+    crate::scenario::select_labels(spec, &ALL_TOOLS, |t| t.label)
 }
 
 /// Where the disk images go in dom0 (tmpfs).
