@@ -263,7 +263,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__bootloader)
-            opts="-q -h --kernel --ramdisk --args --entry --runas --quiet --output --output-format --output-directory --sim --help"
+            opts="-q -l -h --kernel --ramdisk --args --entry --runas --quiet --list-entries --output --output-format --output-directory --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

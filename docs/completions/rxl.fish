@@ -102,6 +102,7 @@ complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l output-format -d 
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l output-directory -d 'The existing directory where the kernel and ramdisk files are created' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -s q -l quiet -d 'Print nothing but errors (rxl\'s bootloader has no menu: the default entry boots)'
+complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -s l -l list-entries -d 'Write the boot menu instead of booting: NUL-terminated items `default N` and `title T` per entry, then an empty item (no kernel or ramdisk file is made)'
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand __monitor" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand __monitor" -l foreground -d 'Stay in the foreground, logging to stderr'

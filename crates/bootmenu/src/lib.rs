@@ -181,14 +181,10 @@ struct Pick {
     args: String,
 }
 
-/// The menu half of pygrub's `run_grub` on one file system; the error is
-/// why pygrub would move on to the next place.
-fn pick_from_menu(
-    fs: &fs::Fs,
-    place: &str,
-    hints: &Hints,
-    limits: &Limits,
-) -> Result<Pick, String> {
+/// The configuration file pygrub would read on one file system, parsed:
+/// the menu and where it came from; the error is why pygrub would move on
+/// to the next place.
+fn load_menu(fs: &fs::Fs, place: &str, limits: &Limits) -> Result<(Menu, String), String> {
     let Some(&(file, syntax)) = CONFIG_FILES.iter().find(|(f, _)| fs.exists(f)) else {
         return Err(format!(
             "{place}: no configuration file (looked for {})",
@@ -201,6 +197,21 @@ fn pick_from_menu(
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| format!("{place}: {file} is not UTF-8 text: {e}"))?;
     let menu = parse_config(syntax, text, file).map_err(|e| format!("{place}: {e}"))?;
+    if menu.entries.is_empty() {
+        return Err(format!("{place}: {file} has no entries"));
+    }
+    Ok((menu, file.to_owned()))
+}
+
+/// The menu half of pygrub's `run_grub` on one file system; the error is
+/// why pygrub would move on to the next place.
+fn pick_from_menu(
+    fs: &fs::Fs,
+    place: &str,
+    hints: &Hints,
+    limits: &Limits,
+) -> Result<Pick, String> {
+    let (menu, file) = load_menu(fs, place, limits)?;
     let sel = menu
         .select(hints.entry.as_deref())
         .ok_or_else(|| format!("{place}: {file} has no entries"))?;
@@ -235,10 +246,75 @@ fn pick_from_menu(
 /// docs/bootloader-builtin.md); a damaged or hostile image gives an
 /// [`Error`], never a panic.
 pub fn choose<D: Read + Seek + 'static>(
-    mut disk: D,
+    disk: D,
     hints: &Hints,
     limits: &Limits,
 ) -> Result<Choice, Error> {
+    first_place(disk, |fs, place| {
+        let hint_kernel = hints.kernel.as_deref().filter(|k| !k.is_empty());
+        let pick = if let Some(k) =
+            hint_kernel.or_else(|| fs.exists(NETWARE_LOADER).then_some(NETWARE_LOADER))
+        {
+            Pick {
+                title: None,
+                source: format!(
+                    "{place} ({})",
+                    if hint_kernel.is_some() {
+                        "--kernel"
+                    } else {
+                        "NetWare"
+                    }
+                ),
+                kernel: k.to_owned(),
+                ramdisk: hints.ramdisk.clone().filter(|r| !r.is_empty()),
+                args: hints.args.clone().unwrap_or_default(),
+            }
+        } else {
+            pick_from_menu(fs, place, hints, limits)?
+        };
+        Ok(finish(fs, place, pick, limits))
+    })?
+}
+
+/// The boot menu [`choose`] would pick from (without `--kernel`): its
+/// titles in order and the entry booted by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuView {
+    /// The entries' titles, submenus flattened, in file order.
+    pub titles: Vec<String>,
+    /// The index of the entry [`choose`] boots without `--entry`.
+    pub default: usize,
+    /// The configuration file and partition it comes from.
+    pub source: String,
+}
+
+/// The menu [`choose`] would pick from on `disk`, read as [`choose`]
+/// reads it (same places, same files, same bounds), without reading any
+/// kernel. `None` when the disk boots without a menu (NetWare's loader).
+/// An entry chosen from it, given to [`choose`] (or pygrub) as
+/// `Hints::entry` by its index, boots that entry.
+pub fn menu<D: Read + Seek + 'static>(disk: D, limits: &Limits) -> Result<Option<MenuView>, Error> {
+    first_place(disk, |fs, place| {
+        if fs.exists(NETWARE_LOADER) {
+            return Ok(None);
+        }
+        let (menu, file) = load_menu(fs, place, limits)?;
+        let default = menu.select(None).unwrap_or(0);
+        Ok(Some(MenuView {
+            titles: menu.entries.into_iter().map(|e| e.title).collect(),
+            default,
+            source: format!("{file} on {place}"),
+        }))
+    })
+}
+
+/// pygrub's walk over the disk: each place of [`partition::find`] in turn,
+/// its file system opened, until `at` gives an answer; each place's error
+/// (why pygrub moves on) is kept for the message when none does.
+fn first_place<D: Read + Seek + 'static, T>(
+    mut disk: D,
+    mut at: impl FnMut(&fs::Fs, &str) -> Result<T, String>,
+) -> Result<T, Error> {
     let disk_len = disk.seek(SeekFrom::End(0)).map_err(Error::Disk)?;
     let places = partition::find(&mut disk, disk_len)?;
     let disk: fs::SharedDisk = Rc::new(RefCell::new(disk));
@@ -251,35 +327,10 @@ pub fn choose<D: Read + Seek + 'static>(
                 continue;
             }
         };
-        let hint_kernel = hints.kernel.as_deref().filter(|k| !k.is_empty());
-        let pick = if let Some(k) =
-            hint_kernel.or_else(|| fs.exists(NETWARE_LOADER).then_some(NETWARE_LOADER))
-        {
-            Pick {
-                title: None,
-                source: format!(
-                    "{} ({})",
-                    place.name,
-                    if hint_kernel.is_some() {
-                        "--kernel"
-                    } else {
-                        "NetWare"
-                    }
-                ),
-                kernel: k.to_owned(),
-                ramdisk: hints.ramdisk.clone().filter(|r| !r.is_empty()),
-                args: hints.args.clone().unwrap_or_default(),
-            }
-        } else {
-            match pick_from_menu(&fs, &place.name, hints, limits) {
-                Ok(p) => p,
-                Err(r) => {
-                    reasons.push(r);
-                    continue;
-                }
-            }
-        };
-        return finish(&fs, &place.name, pick, limits);
+        match at(&fs, &place.name) {
+            Ok(found) => return Ok(found),
+            Err(r) => reasons.push(r),
+        }
     }
     Err(Error::NothingToBoot(reasons))
 }

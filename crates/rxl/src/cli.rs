@@ -347,6 +347,10 @@ pub struct BootloaderArgs {
     /// Print nothing but errors (rxl's bootloader has no menu: the default entry boots).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Write the boot menu instead of booting: NUL-terminated items `default N` and
+    /// `title T` per entry, then an empty item (no kernel or ramdisk file is made).
+    #[arg(short = 'l', long)]
+    pub list_entries: bool,
     /// Where to write the chosen items.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,

@@ -56,10 +56,14 @@ pub fn run(args: &BootloaderArgs) -> anyhow::Result<ExitCode> {
         .custom_flags(OFlag::O_NOFOLLOW.bits())
         .open(&args.output)
         .with_context(|| format!("cannot open the output file {}", args.output.display()))?;
+    let uid = args.runas.unwrap_or_else(toolstack::bootloader::nobody_uid);
+    if args.list_entries {
+        drop_privileges(uid, limits.max_config)?;
+        return list_entries(disk, &mut output, args, &limits);
+    }
     let (kernel_path, mut kernel_file) = create_in(dir, "boot_kernel")?;
     let (ramdisk_path, mut ramdisk_file) = create_in(dir, "boot_ramdisk")?;
 
-    let uid = args.runas.unwrap_or_else(toolstack::bootloader::nobody_uid);
     drop_privileges(uid, limits.max_kernel.max(limits.max_ramdisk))?;
 
     let hints = bootmenu::Hints {
@@ -89,6 +93,35 @@ pub fn run(args: &BootloaderArgs) -> anyhow::Result<ExitCode> {
     }
     if !choice.args.is_empty() {
         items.push_str(&format!("args {}\0", choice.args));
+    }
+    items.push('\0');
+    output
+        .write_all(items.as_bytes())
+        .with_context(|| format!("cannot write the output file {}", args.output.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--list-entries`, after the drop: the menu `choose` picks from, as `default N` and one
+/// `title T` per entry (control characters replaced; none for a disk that boots without
+/// a menu).
+fn list_entries(
+    disk: File,
+    output: &mut File,
+    args: &BootloaderArgs,
+    limits: &bootmenu::Limits,
+) -> anyhow::Result<ExitCode> {
+    let menu = bootmenu::menu(disk, limits)
+        .with_context(|| format!("cannot read the boot menu of {}", args.disk.display()))?;
+    let mut items = String::new();
+    if let Some(m) = menu {
+        items.push_str(&format!("default {}\0", m.default));
+        for t in &m.titles {
+            let safe: String = t
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            items.push_str(&format!("title {safe}\0"));
+        }
     }
     items.push('\0');
     output

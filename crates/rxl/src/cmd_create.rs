@@ -38,7 +38,11 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         return Err(Reported.into());
     }
     let search = FirmwareSearch::from_env();
-    let boot = crate::backend::bootloader_options(sim, &host_conf)?;
+    let mut boot = crate::backend::bootloader_options(sim, &host_conf)?;
+    // -c on a terminal: the guest's boot menu is shown and an entry may be picked.
+    if args.console && !args.dry_run && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        boot.menu = Some(crate::console::menu_prompt(cfg.name.clone()));
+    }
     if args.dry_run {
         return dry_run(&cfg, &search, &boot, args);
     }

@@ -130,3 +130,123 @@ fn relay(pty: &mut std::fs::File, stdin_is_tty: bool) -> anyhow::Result<()> {
         }
     }
 }
+
+/// How long `rxl create -c` waits for an entry of the guest's boot menu before the
+/// default boots.
+pub const MENU_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The boot menu prompt of `rxl create -c` on a terminal: the titles (already made safe
+/// to print) on stderr, the default marked, then one line read from stdin within
+/// [`MENU_WAIT`]: an entry's number boots it; an empty line, anything else or nothing in
+/// time boots the default.
+pub fn menu_prompt(name: String) -> toolstack::bootloader::MenuPrompt {
+    toolstack::bootloader::MenuPrompt(std::sync::Arc::new(move |menu| {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{}", menu_text(&name, menu));
+        let _ = err.flush();
+        drop(err);
+        let stdin = std::io::stdin();
+        let pick = read_choice(&stdin, MENU_WAIT, menu.titles.len());
+        if pick.is_none() {
+            eprintln!();
+        }
+        pick
+    }))
+}
+
+/// The menu as [`menu_prompt`] prints it.
+pub fn menu_text(name: &str, menu: &toolstack::bootloader::BootMenu) -> String {
+    let mut s = format!("Boot menu of {name}:\n");
+    for (i, t) in menu.titles.iter().enumerate() {
+        let mark = if i == menu.default { '*' } else { ' ' };
+        s.push_str(&format!("{mark} {i:>3}  {t}\n"));
+    }
+    s.push_str(&format!(
+        "Entry to boot [{}], within {} s: ",
+        menu.default,
+        MENU_WAIT.as_secs()
+    ));
+    s
+}
+
+/// One line from `input` within `wait`: the entry number it names when below `entries`.
+pub fn read_choice<F: std::os::fd::AsFd>(
+    input: F,
+    wait: std::time::Duration,
+    entries: usize,
+) -> Option<usize> {
+    let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+    let deadline = std::time::Instant::now() + wait;
+    let mut line = Vec::new();
+    let mut overlong = false;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left_ms = u16::try_from(left.as_millis()).unwrap_or(ms);
+        let mut fds = [PollFd::new(input.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(left_ms)) {
+            Ok(n) if n > 0 => {}
+            _ => return None,
+        }
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&input.as_fd()), &mut byte) {
+            Ok(1) if byte[0] == b'\n' => break,
+            Ok(1) if line.len() < 16 => line.push(byte[0]),
+            Ok(1) => overlong = true,
+            _ => return None,
+        }
+    }
+    if overlong {
+        return None;
+    }
+    std::str::from_utf8(&line)
+        .ok()?
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|&i| i < entries)
+}
+
+#[cfg(test)]
+mod menu_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn answer(text: &[u8], entries: usize) -> Option<usize> {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        nix::unistd::write(&w, text).expect("write");
+        read_choice(&r, Duration::from_millis(300), entries)
+    }
+
+    #[test]
+    fn a_number_in_range_picks_that_entry_anything_else_the_default() {
+        assert_eq!(answer(b"2\n", 3), Some(2));
+        assert_eq!(answer(b" 0 \n", 3), Some(0));
+        assert_eq!(answer(b"3\n", 3), None);
+        assert_eq!(answer(b"\n", 3), None);
+        assert_eq!(answer(b"two\n", 3), None);
+        // No newline in time: the default.
+        assert_eq!(answer(b"1", 3), None);
+        // A very long line is not kept whole.
+        assert_eq!(answer(b"00000000000000000000001\n", 3), None);
+    }
+
+    #[test]
+    fn nothing_typed_boots_the_default_after_the_wait() {
+        let (r, _w) = nix::unistd::pipe().expect("pipe");
+        let t = std::time::Instant::now();
+        assert_eq!(read_choice(&r, Duration::from_millis(200), 3), None);
+        assert!(t.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn the_menu_marks_the_default() {
+        let m = toolstack::bootloader::BootMenu {
+            titles: vec!["Debian".into(), "Old".into()],
+            default: 1,
+        };
+        assert_eq!(
+            menu_text("g", &m),
+            "Boot menu of g:\n    0  Debian\n*   1  Old\nEntry to boot [1], within 10 s: "
+        );
+    }
+}

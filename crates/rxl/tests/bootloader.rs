@@ -274,3 +274,32 @@ fn an_unknown_bootloader_user_refuses_only_bootloader_creates() {
     ok(sim.run(&["create", "-e", direct.to_str().expect("utf-8")]));
     assert!(sim.domain("direct").is_some());
 }
+
+/// `rxl bootloader --list-entries`: the menu the default comes from, and no kernel or
+/// ramdisk file made.
+#[test]
+fn rxl_bootloader_lists_the_menu_entries() {
+    let work = tempfile::tempdir().expect("tmp");
+    let img = grub_image(work.path(), 1);
+    let out_dir = work.path().join("out");
+    std::fs::create_dir(&out_dir).expect("mkdir");
+    let out = work.path().join("output");
+    ok(common::rxl(&[
+        "bootloader",
+        "--list-entries",
+        "-q",
+        &format!("--output={}", out.display()),
+        "--output-format=simple0",
+        &format!("--output-directory={}", out_dir.display()),
+        img.to_str().expect("utf-8"),
+    ]));
+    let text = std::fs::read(&out).expect("output");
+    assert_eq!(text, b"default 1\0title first\0title second\0\0");
+    let menu = toolstack::bootloader::parse_menu(&text).expect("parse");
+    assert_eq!(menu.titles, ["first", "second"]);
+    assert_eq!(
+        std::fs::read_dir(&out_dir).expect("out dir").count(),
+        0,
+        "no kernel or ramdisk file"
+    );
+}

@@ -70,7 +70,37 @@ pub struct BootloaderOptions {
     pub max_image: u64,
     /// rxl's own binary for `bootloader = "rxl"` (`None`: the running executable).
     pub self_exe: Option<PathBuf>,
+    /// Who picks an entry from the guest's boot menu (`rxl create -c` on a terminal);
+    /// `None`: the default entry boots.
+    pub menu: Option<MenuPrompt>,
 }
+
+/// The guest's boot menu, as `rxl bootloader --list-entries` read it (titles made safe
+/// to print: control characters replaced).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootMenu {
+    /// The entries' titles, in order.
+    pub titles: Vec<String>,
+    /// The entry booted by default.
+    pub default: usize,
+}
+
+/// Picks an entry of a [`BootMenu`] (its index), or `None` for the default.
+#[derive(Clone)]
+pub struct MenuPrompt(pub std::sync::Arc<PickEntry>);
+
+/// What a [`MenuPrompt`] runs.
+pub type PickEntry = dyn Fn(&BootMenu) -> Option<usize> + Send + Sync;
+
+impl std::fmt::Debug for MenuPrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MenuPrompt")
+    }
+}
+
+/// The most entries a listed menu may have, and the longest title kept (characters).
+const MAX_MENU_ENTRIES: usize = 256;
+const MAX_TITLE_CHARS: usize = 120;
 
 impl BootloaderOptions {
     /// The defaults for a host whose rxl state directory is `state_dir` and whose logs go to
@@ -85,6 +115,7 @@ impl BootloaderOptions {
             timeout: DEFAULT_TIMEOUT,
             max_image: DEFAULT_MAX_IMAGE,
             self_exe: None,
+            menu: None,
         }
     }
 }
@@ -314,40 +345,17 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
     if opts.runas == 0 {
         return Err(BootloaderError::RootUser);
     }
-    let setup = |what, path: &Path| {
-        let program = program.path.clone();
-        let path = path.to_path_buf();
-        move |source| BootloaderError::Setup {
-            program,
-            what,
-            path,
-            source,
-        }
-    };
+    let setup = |what, path: &Path| setup_error(&program.path, what, path);
     // SIGINT, SIGTERM and SIGHUP are held back until the private directory is gone (the
     // reader threads inherit the mask; the bootloader itself starts with an empty one): an
     // interrupt kills the bootloader and fails the run, which then cleans up.
     let signals = crate::create::signals::Interrupts::catch();
-    if let Some(parent) = opts.run_dir.parent() {
-        crate::state::ensure_dir(parent, 0o700)
-            .map_err(setup("cannot make rxl's state directory", parent))?;
-    }
-    crate::state::ensure_dir(&opts.run_dir, 0o700)
-        .map_err(setup("cannot make its directory", &opts.run_dir))?;
-    let tmp = TempDir::new(&opts.run_dir)
-        .map_err(setup("cannot make its private directory in", &opts.run_dir))?;
-    let out_dir = tmp.path.join("files");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&out_dir)
-        .map_err(setup("cannot make its output directory", &out_dir))?;
-    let out_file = tmp.path.join("output");
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&out_file)
-        .map_err(setup("cannot make its output file", &out_file))?;
+    let (tmp, out_file, out_dir) = private_dir(opts, &program.path)?;
+    let entry = match (&opts.menu, kernel) {
+        (Some(prompt), None) => list_entries(&disk, opts, &signals)
+            .and_then(|menu| (prompt.0)(&menu).filter(|&i| i < menu.titles.len())),
+        _ => None,
+    };
 
     let mut argv: Vec<OsString> = program.leading.clone();
     if let Some(k) = kernel {
@@ -359,16 +367,12 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
     if let Some(c) = cmdline.as_deref().filter(|c| !c.is_empty()) {
         argv.push(format!("--args={c}").into());
     }
-    argv.push(format!("--runas={}", opts.runas).into());
-    argv.push("--quiet".into());
-    let mut o = OsString::from("--output=");
-    o.push(&out_file);
-    argv.push(o);
-    argv.push("--output-format=simple0".into());
-    let mut o = OsString::from("--output-directory=");
-    o.push(&out_dir);
-    argv.push(o);
+    output_args(&mut argv, opts, &out_file, &out_dir);
     argv.extend(args.iter().map(OsString::from));
+    // An entry picked from the menu comes last, so it wins over bootloader_args' --entry.
+    if let Some(i) = entry {
+        argv.push(format!("--entry={i}").into());
+    }
     argv.push(disk.clone().into());
 
     let started = Instant::now();
@@ -408,6 +412,153 @@ pub fn run(cfg: &DomainConfig, opts: &BootloaderOptions) -> Result<Extracted, Bo
         ramdisk: chosen.ramdisk,
         args: chosen.args,
     })
+}
+
+/// The error of a failed setup step `what` on `path` for `program`.
+fn setup_error(
+    program: &Path,
+    what: &'static str,
+    path: &Path,
+) -> impl FnOnce(io::Error) -> BootloaderError {
+    let program = program.to_path_buf();
+    let path = path.to_path_buf();
+    move |source| BootloaderError::Setup {
+        program,
+        what,
+        path,
+        source,
+    }
+}
+
+/// A private directory for one run under `opts.run_dir` (made 0700 with its parents),
+/// with an empty output file and an output directory in it.
+fn private_dir(
+    opts: &BootloaderOptions,
+    program: &Path,
+) -> Result<(TempDir, PathBuf, PathBuf), BootloaderError> {
+    let setup = |what, path: &Path| setup_error(program, what, path);
+    if let Some(parent) = opts.run_dir.parent() {
+        crate::state::ensure_dir(parent, 0o700)
+            .map_err(setup("cannot make rxl's state directory", parent))?;
+    }
+    crate::state::ensure_dir(&opts.run_dir, 0o700)
+        .map_err(setup("cannot make its directory", &opts.run_dir))?;
+    let tmp = TempDir::new(&opts.run_dir)
+        .map_err(setup("cannot make its private directory in", &opts.run_dir))?;
+    let out_dir = tmp.path.join("files");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&out_dir)
+        .map_err(setup("cannot make its output directory", &out_dir))?;
+    let out_file = tmp.path.join("output");
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&out_file)
+        .map_err(setup("cannot make its output file", &out_file))?;
+    Ok((tmp, out_file, out_dir))
+}
+
+/// The restricted-mode and output arguments every run gets.
+fn output_args(argv: &mut Vec<OsString>, opts: &BootloaderOptions, file: &Path, dir: &Path) {
+    argv.push(format!("--runas={}", opts.runas).into());
+    argv.push("--quiet".into());
+    let mut o = OsString::from("--output=");
+    o.push(file);
+    argv.push(o);
+    argv.push("--output-format=simple0".into());
+    let mut o = OsString::from("--output-directory=");
+    o.push(dir);
+    argv.push(o);
+}
+
+/// The guest's boot menu, read by `rxl bootloader --list-entries` (whatever program
+/// boots the guest: rxl's reader chooses as pygrub does) with the same restrictions and
+/// bounds as a bootloader run; `None` (with a warning) when it cannot be read: the
+/// bootloader's own run then says why, or boots the default.
+fn list_entries(
+    disk: &Path,
+    opts: &BootloaderOptions,
+    signals: &crate::create::signals::Interrupts,
+) -> Option<BootMenu> {
+    let listed = (|| -> Result<BootMenu, String> {
+        let lister = resolve(Path::new("rxl"), opts).map_err(|e| e.to_string())?;
+        let (tmp, out_file, out_dir) =
+            private_dir(opts, &lister.path).map_err(|e| e.to_string())?;
+        let mut argv = lister.leading.clone();
+        argv.push("--list-entries".into());
+        output_args(&mut argv, opts, &out_file, &out_dir);
+        argv.push(disk.into());
+        let ran = execute(&lister.path, &argv, opts.timeout, signals)
+            .map_err(|e| format!("cannot start {}: {e}", lister.path.display()))?;
+        judge(&ran, opts).map_err(|e| format!("{e}{}", shown(&ran.output)))?;
+        let bytes = match read_capped(&out_file, MAX_OUTPUT) {
+            Ok(Ok(b)) => b,
+            Ok(Err(())) => return Err(format!("its output is over {MAX_OUTPUT} bytes")),
+            Err(e) => return Err(format!("cannot read its output: {e}")),
+        };
+        drop(tmp);
+        parse_menu(&bytes)
+    })();
+    match listed {
+        Ok(menu) if !menu.titles.is_empty() => Some(menu),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!("cannot list the guest's boot menu ({e}); the default entry boots");
+            None
+        }
+    }
+}
+
+/// `rxl bootloader --list-entries`'s output: NUL-terminated items `default N` and one
+/// `title T` per entry, then an empty item. Titles are cut to a bounded length and their
+/// control characters replaced, so that printing them cannot drive the terminal.
+pub fn parse_menu(bytes: &[u8]) -> Result<BootMenu, String> {
+    let mut menu = BootMenu {
+        titles: Vec::new(),
+        default: 0,
+    };
+    let mut ended = false;
+    for item in bytes.split(|&b| b == 0) {
+        if ended {
+            if item.is_empty() {
+                continue;
+            }
+            return Err("items after the end".into());
+        }
+        if item.is_empty() {
+            ended = true;
+            continue;
+        }
+        let text = String::from_utf8_lossy(item);
+        if let Some(n) = text.strip_prefix("default ") {
+            menu.default = n.parse().map_err(|_| format!("bad default {n:?}"))?;
+        } else if let Some(t) = text.strip_prefix("title ") {
+            if menu.titles.len() == MAX_MENU_ENTRIES {
+                return Err(format!("more than {MAX_MENU_ENTRIES} entries"));
+            }
+            menu.titles.push(
+                t.chars()
+                    .take(MAX_TITLE_CHARS)
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect(),
+            );
+        } else {
+            return Err(format!("unknown item {:?}", shown_item(&text)));
+        }
+    }
+    if !ended {
+        return Err("no end item".into());
+    }
+    if !menu.titles.is_empty() && menu.default >= menu.titles.len() {
+        return Err(format!("default {} out of range", menu.default));
+    }
+    Ok(menu)
+}
+
+fn shown_item(text: &str) -> String {
+    text.chars().take(40).collect()
 }
 
 /// Whether the run ended well: exit status 0 in time.
@@ -816,6 +967,30 @@ fn read_extracted(named: &str, dir: &Path, what: &str, cap: u64) -> Result<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_menus_are_bounded_and_safe_to_print() {
+        let m = parse_menu(b"default 1\0title a\0title b\x1b]0;x\x07\0\0").expect("menu");
+        assert_eq!(m.titles, ["a", "b?]0;x?"]);
+        assert_eq!(m.default, 1);
+        let long = format!("title {}\0\0", "x".repeat(500));
+        assert_eq!(
+            parse_menu(long.as_bytes()).expect("menu").titles[0].len(),
+            MAX_TITLE_CHARS
+        );
+        let many = "title t\0".repeat(MAX_MENU_ENTRIES + 1) + "\0";
+        assert!(parse_menu(many.as_bytes()).is_err());
+        for bad in [
+            &b"default 1\0title a\0"[..],
+            b"default 3\0title a\0\0",
+            b"kernel /x\0\0",
+            b"default x\0\0",
+            b"\0title late\0",
+        ] {
+            assert!(parse_menu(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_menu(b"\0").expect("no menu").titles.len(), 0);
+    }
 
     #[test]
     fn simple0_items() {

@@ -1258,3 +1258,63 @@ fn a_bootloader_s_escaped_child_does_not_hang_the_create() {
         Vec::<String>::new()
     );
 }
+
+/// With a menu prompt (`rxl create -c` on a terminal), rxl's lister reads the guest's menu
+/// under the same restrictions as a bootloader, the prompt sees its titles made safe to
+/// print, and the entry picked is given to the bootloader as the last `--entry`.
+#[test]
+fn a_menu_prompt_picks_the_entry_the_bootloader_boots() {
+    use std::sync::{Arc, Mutex};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let _host = host(tmp.path());
+    let mut o = opts(tmp.path());
+    // rxl's own binary, as a fake: `bootloader --list-entries ...` writes a menu whose
+    // second title carries a terminal escape.
+    let lister = fake_bootloader(
+        tmp.path(),
+        "fakerxl",
+        "printf '%s\\n' \"$@\" > \"$(dirname \"$out\")/../../../lister-argv\"\n\
+         printf 'default 1\\0title Debian\\0title Evil\\033[2J\\0title Old\\0\\0' > \"$out\"",
+    );
+    o.bootloader.self_exe = Some(lister);
+    let seen = Arc::new(Mutex::new(None));
+    let seen2 = seen.clone();
+    o.bootloader.menu = Some(toolstack::bootloader::MenuPrompt(Arc::new(move |m| {
+        *seen2.lock().expect("lock") = Some(m.clone());
+        Some(2)
+    })));
+    let bl = fake_bootloader(tmp.path(), "fakegrub", &boots("RAMDISK1"));
+    let cfg = bootloader_config("menued", &bl, tmp.path(), "");
+    toolstack::plan_for(&cfg, &FirmwareSearch::default(), &o.bootloader).expect("plan");
+    let menu = seen.lock().expect("lock").clone().expect("the prompt ran");
+    assert_eq!(menu.titles, ["Debian", "Evil?[2J", "Old"]);
+    assert_eq!(menu.default, 1);
+    let lister_argv = std::fs::read_to_string(tmp.path().join("lister-argv")).expect("argv");
+    let lister_argv: Vec<&str> = lister_argv.lines().collect();
+    assert_eq!(lister_argv[..2], ["bootloader", "--list-entries"]);
+    assert!(
+        lister_argv.contains(&format!("--runas={}", toolstack::bootloader::nobody_uid()).as_str())
+    );
+    assert!(lister_argv
+        .last()
+        .is_some_and(|d| d.ends_with("menued.img")));
+    // The bootloader got the pick after bootloader_args' --entry=1.
+    let argv = std::fs::read_to_string(tmp.path().join("argv")).expect("argv");
+    let argv: Vec<&str> = argv.lines().collect();
+    let n = argv.len();
+    assert_eq!(argv[n - 3..n - 1], ["--entry=1", "--entry=2"], "{argv:?}");
+    // Nothing of either run is left.
+    assert_eq!(
+        tree(&tmp.path().join("rxl/bootloader")),
+        Vec::<String>::new()
+    );
+
+    // A lister that fails: no prompt, the default boots, the create goes on.
+    let broken = fake_bootloader(tmp.path(), "brokenrxl", "exit 7");
+    o.bootloader.self_exe = Some(broken);
+    *seen.lock().expect("lock") = None;
+    toolstack::plan_for(&cfg, &FirmwareSearch::default(), &o.bootloader).expect("plan");
+    assert!(seen.lock().expect("lock").is_none());
+    let argv = std::fs::read_to_string(tmp.path().join("argv")).expect("argv");
+    assert!(!argv.contains("--entry=2"), "{argv}");
+}
