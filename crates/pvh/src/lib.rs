@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acpi;
+pub mod cache;
 pub mod decompress;
 pub mod elf;
 mod error;
@@ -35,10 +36,11 @@ pub mod testguest;
 
 use std::path::PathBuf;
 
+pub use cache::KernelCache;
 pub use decompress::{Compression, DEFAULT_MAX_DECOMPRESSED};
 pub use error::Error;
 pub use firmware::{resolve_firmware, FirmwareName, FirmwareSearch};
-pub use image::{probe_bytes, probe_file, Container, KernelImage, ProbeOptions};
+pub use image::{probe_bytes, probe_file, CacheUse, Container, KernelImage, ProbeOptions};
 pub use layout::{
     plan_image, BootPlan, GuestSize, ModuleInput, ModulePlacement, Range, SegmentPlacement,
     SpecialPages, Write,
