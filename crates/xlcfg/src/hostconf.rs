@@ -57,17 +57,31 @@ impl HotplugChoice {
     }
 }
 
+/// The default `kernel_cache` directory.
+pub const DEFAULT_KERNEL_CACHE: &str = "/var/cache/rxl/kernels";
+
+/// The default `kernel_cache_max_mib`.
+pub const DEFAULT_KERNEL_CACHE_MAX_MIB: u64 = 512;
+
 /// What rxl takes from /etc/rxl/rxl.conf.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RxlConf {
     /// `hotplug = "scripts" | "native"` (default "scripts").
     pub hotplug: HotplugChoice,
+    /// `kernel_cache = "/dir" | "off"`: the cache of decoded kernels (default
+    /// [`DEFAULT_KERNEL_CACHE`]); `None` when "off".
+    pub kernel_cache: Option<PathBuf>,
+    /// `kernel_cache_max_mib = N`: the bound on the cache's total size (default
+    /// [`DEFAULT_KERNEL_CACHE_MAX_MIB`]).
+    pub kernel_cache_max_mib: u64,
 }
 
 impl Default for RxlConf {
     fn default() -> RxlConf {
         RxlConf {
             hotplug: HotplugChoice::Scripts,
+            kernel_cache: Some(PathBuf::from(DEFAULT_KERNEL_CACHE)),
+            kernel_cache_max_mib: DEFAULT_KERNEL_CACHE_MAX_MIB,
         }
     }
 }
@@ -221,7 +235,7 @@ pub fn read_xl_conf(path: &Path) -> Result<Read<XlConf>, HostConfError> {
 }
 
 /// The keys rxl.conf knows.
-const RXL_CONF_KEYS: &[&str] = &["hotplug"];
+const RXL_CONF_KEYS: &[&str] = &["hotplug", "kernel_cache", "kernel_cache_max_mib"];
 
 /// Read rxl.conf at `path` (tests and the simulated host pass their own path). An unknown
 /// key is a warning: the file is rxl's own, so it is most likely a typo.
@@ -248,9 +262,30 @@ pub fn read_rxl_conf(path: &Path) -> Result<Read<RxlConf>, HostConfError> {
         let Some(value) = text(s, &mut diags) else {
             continue;
         };
-        match value {
-            "scripts" => conf.hotplug = HotplugChoice::Scripts,
-            "native" => conf.hotplug = HotplugChoice::Native,
+        match (s.key.as_str(), value) {
+            ("kernel_cache", "off") => conf.kernel_cache = None,
+            ("kernel_cache", dir) if dir.starts_with('/') => {
+                conf.kernel_cache = Some(PathBuf::from(dir))
+            }
+            ("kernel_cache", _) => diags.push(
+                Diagnostic::error(
+                    s.value.span.clone(),
+                    format!("kernel_cache \"{value}\" is not an absolute directory or \"off\""),
+                )
+                .with_hint("kernel_cache = \"/var/cache/rxl/kernels\" (the default) or \"off\""),
+            ),
+            ("kernel_cache_max_mib", n) => match n.parse::<u64>() {
+                Ok(n) => conf.kernel_cache_max_mib = n,
+                Err(_) => diags.push(
+                    Diagnostic::error(
+                        s.value.span.clone(),
+                        format!("kernel_cache_max_mib is not a number of MiB: `{n}`"),
+                    )
+                    .with_hint("kernel_cache_max_mib = 512 (the default)"),
+                ),
+            },
+            (_, "scripts") => conf.hotplug = HotplugChoice::Scripts,
+            (_, "native") => conf.hotplug = HotplugChoice::Native,
             _ => diags.push(
                 Diagnostic::error(
                     s.value.span.clone(),
