@@ -37,7 +37,9 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         print_diagnostics(&missing);
         return Err(Reported.into());
     }
-    let search = FirmwareSearch::from_env();
+    let mut search = FirmwareSearch::from_env();
+    // A dry run (often run as non-root, where the cache cannot be) uses it without a warning.
+    search.kernel_cache = crate::backend::kernel_cache(sim, &host_conf, args.quiet || args.dry_run);
     if args.dry_run {
         return dry_run(&cfg, &search, args);
     }
@@ -371,7 +373,10 @@ pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<E
         }
     }
     let opts = create_options(host, false, host.device_options()?);
-    let search = FirmwareSearch::from_env();
+    let mut search = FirmwareSearch::from_env();
+    if let Ok(conf) = crate::backend::read_host_conf(host.sim_dir(), true) {
+        search.kernel_cache = crate::backend::kernel_cache(host.sim_dir(), &conf, true);
+    }
     tracing::info!("monitoring domain {dom}");
     let mut rebuild = |cfg: &DomainConfig| -> Result<DomId, LaunchError> {
         toolstack::launch(host.hv(), host.xs(), cfg, &opts, &search).map(|c| c.domid)

@@ -53,8 +53,11 @@ pub enum LaunchError {
 /// memory (what [`pvh::plan`] does, one input at a time so that each error says which).
 pub fn plan_for(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootPlan, LaunchError> {
     let request = boot::request(cfg, search)?;
-    let image = pvh::probe_file(request.image.path(), &pvh::ProbeOptions::default())
-        .map_err(LaunchError::Image)?;
+    let probe = pvh::ProbeOptions {
+        cache: search.kernel_cache.clone(),
+        ..Default::default()
+    };
+    let image = pvh::probe_file(request.image.path(), &probe).map_err(LaunchError::Image)?;
     let modules = request
         .modules
         .iter()
