@@ -34,6 +34,8 @@ pub const DEFAULT_DIR: &str = "/var/cache/rxl/kernels";
 
 const MAGIC: &[u8; 8] = b"RXLKC001";
 const HEADER_LEN: usize = 8 + 32 + 8;
+/// An empty lock file older than this is a dead writer's.
+const STALE_EMPTY_LOCK_SECS: u64 = 60;
 
 /// A cache key: the SHA-256 of a compressed payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -233,8 +235,19 @@ impl KernelCache {
             let dead = if let Some((_, pid)) = name.split_once(".tmp.") {
                 !pid_alive(pid)
             } else if name.ends_with(".lock") {
-                let pid = fs::read_to_string(self.dir.join(&name)).unwrap_or_default();
-                !pid_alive(pid.trim())
+                let path = self.dir.join(&name);
+                let pid = fs::read_to_string(&path).unwrap_or_default();
+                if pid.trim().is_empty() {
+                    // Created but its pid not written yet, unless it has been empty for a
+                    // while (a writer that died in between).
+                    fs::symlink_metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age.as_secs() > STALE_EMPTY_LOCK_SECS)
+                } else {
+                    !pid_alive(pid.trim())
+                }
             } else {
                 false
             };

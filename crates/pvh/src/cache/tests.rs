@@ -128,8 +128,21 @@ fn a_held_lock_makes_a_writer_skip_and_dead_writers_are_cleaned() {
     fs::write(&lock, dead.to_string()).unwrap();
     let tmp = c.dir().join(format!("{}.tmp.{dead}", key.hex()));
     fs::write(&tmp, b"torn").unwrap();
+    // A lock just created, its pid not written yet, belongs to a live writer.
+    let fresh = c.dir().join(format!("{}.lock", Key::of(b"fresh").hex()));
+    fs::write(&fresh, b"").unwrap();
     let c = KernelCache::open(c.dir(), DEFAULT_MAX_BYTES).unwrap();
     assert!(!lock.exists() && !tmp.exists());
+    assert!(fresh.exists());
+    // Left empty for long, it is a dead writer's.
+    File::options()
+        .write(true)
+        .open(&fresh)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let c = KernelCache::open(c.dir(), DEFAULT_MAX_BYTES).unwrap();
+    assert!(!fresh.exists());
     assert_eq!(c.store(&key, b"v").unwrap(), Stored::Written);
 }
 
