@@ -10,7 +10,9 @@
 //! Steps:
 //! 1. [`probe_file`]: an ELF32/ELF64, a bzImage (gzip, xz, lzma, zstd, bzip2 or lz4 payload) or
 //!    a whole-file gzip; decompressed once into a shared buffer, capped at
-//!    [`DEFAULT_MAX_DECOMPRESSED`].
+//!    [`DEFAULT_MAX_DECOMPRESSED`]. With a [`KernelCache`] in [`ProbeOptions::cache`], a
+//!    compressed image's decoded bytes come from (or go to) the cache, keyed by the SHA-256
+//!    of the compressed bytes ([`cache`]).
 //! 2. Xen notes from PT_NOTE (SHT_NOTE as a fallback), typed in [`XenNote`]; PVH needs
 //!    `XEN_ELFNOTE_PHYS32_ENTRY` inside a PT_LOAD segment.
 //! 3. [`plan_image`]: the layout xl uses (docs/boot-image.md): segments at `p_paddr`, modules

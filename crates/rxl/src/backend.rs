@@ -259,4 +259,26 @@ mod tests {
         assert_eq!(runner_for(Native, true), (Runner::Simulated, true));
         assert_eq!(runner_for(Udev, true), (Runner::Simulated, false));
     }
+
+    #[test]
+    fn the_kernel_cache_is_on_by_default_and_under_the_simulated_host() {
+        let mut conf = HostConf::default();
+        assert_eq!(
+            kernel_cache_dir(None, &conf).as_deref(),
+            Some(Path::new("/var/cache/rxl/kernels"))
+        );
+        assert_eq!(
+            kernel_cache_dir(Some(Path::new("/tmp/h")), &conf).as_deref(),
+            Some(Path::new("/tmp/h/var/cache/rxl/kernels"))
+        );
+        conf.rxl.kernel_cache = None;
+        assert_eq!(kernel_cache_dir(None, &conf), None);
+        assert!(kernel_cache(None, &conf, true).is_none());
+        // A directory that cannot be made (as non-root, or a file in the way) means no
+        // cache, not a failure.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("file"), b"").unwrap();
+        conf.rxl.kernel_cache = Some(t.path().join("file/kernels"));
+        assert!(kernel_cache(None, &conf, true).is_none());
+    }
 }
