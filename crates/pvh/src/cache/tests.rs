@@ -164,8 +164,18 @@ fn unsafe_directories_are_refused() {
     let e = KernelCache::open(&link, DEFAULT_MAX_BYTES).unwrap_err();
     assert!(e.to_string().contains("symlink"), "{e}");
 
-    // Owned by someone else: / is root's, so this holds unless the tests run as root.
-    if euid() != 0 {
+    // Owned by someone else: as root, a directory given to nobody (65534); otherwise /,
+    // which is root's.
+    if euid() == 0 {
+        let theirs = t.path().join("theirs");
+        fs::DirBuilder::new().mode(0o700).create(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let e = KernelCache::open(&theirs, DEFAULT_MAX_BYTES).unwrap_err();
+        assert!(
+            e.to_string().contains("owned by uid 65534, not by uid 0"),
+            "{e}"
+        );
+    } else {
         let e = KernelCache::open(Path::new("/"), DEFAULT_MAX_BYTES).unwrap_err();
         assert!(e.to_string().contains("owned by uid 0"), "{e}");
     }
