@@ -177,3 +177,56 @@ fn zstd_libzstd() -> usize {
 fn zstd_dc_reference() {
     cli("zstd", &recompressed().1)
 }
+
+/// A kernel cache in a temporary directory, shared by the cache benchmarks.
+fn kernel_cache() -> &'static std::sync::Arc<pvh::KernelCache> {
+    static C: OnceLock<std::sync::Arc<pvh::KernelCache>> = OnceLock::new();
+    C.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("pvh-bench-kcache-{}", std::process::id()));
+        std::sync::Arc::new(pvh::KernelCache::open(&dir, 1 << 30).unwrap())
+    })
+}
+
+fn probe_with(cache: Option<&std::sync::Arc<pvh::KernelCache>>) -> pvh::KernelImage {
+    let opts = ProbeOptions {
+        cache: cache.cloned(),
+        ..Default::default()
+    };
+    pvh::probe_file(vmlinuz(), &opts).unwrap()
+}
+
+/// Probe (and decode) the kernel without a cache: what a create did before the cache.
+#[divan::bench(sample_count = 10)]
+fn probe_no_cache() -> pvh::KernelImage {
+    probe_with(None)
+}
+
+/// Probe with an empty cache: hash the payload, miss, decode, write the entry (fsync).
+#[divan::bench(sample_count = 10)]
+fn probe_cold_cache(b: divan::Bencher<'_, '_>) {
+    b.with_inputs(|| {
+        kernel_cache().clear().unwrap();
+    })
+    .bench_values(|()| {
+        let k = probe_with(Some(kernel_cache()));
+        assert_eq!(k.cache, pvh::CacheUse::Miss);
+        k
+    });
+}
+
+/// Probe with the entry present: hash the payload, read the entry, check its digest.
+#[divan::bench(sample_count = 10)]
+fn probe_warm_cache(b: divan::Bencher<'_, '_>) {
+    probe_with(Some(kernel_cache()));
+    b.bench(|| {
+        let k = probe_with(Some(kernel_cache()));
+        assert_eq!(k.cache, pvh::CacheUse::Hit);
+        k
+    });
+}
+
+/// The cache key alone: SHA-256 of the compressed payload (8 MB).
+#[divan::bench(sample_count = 10)]
+fn sha256_payload() -> pvh::cache::Key {
+    pvh::cache::Key::of(&payload().0)
+}

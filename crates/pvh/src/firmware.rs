@@ -74,17 +74,21 @@ impl fmt::Display for FirmwareName {
     }
 }
 
-/// Where firmware is looked for.
+/// Where firmware is looked for, and the host's cache of decoded kernels (the host's boot
+/// image settings, which the toolstack's planning carries into [`crate::ProbeOptions`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FirmwareSearch {
     /// Directories, in order.
     pub dirs: Vec<PathBuf>,
+    /// The cache of decoded kernels (none: every boot plan decodes its kernel).
+    pub kernel_cache: Option<std::sync::Arc<crate::KernelCache>>,
 }
 
 impl Default for FirmwareSearch {
     fn default() -> Self {
         FirmwareSearch {
             dirs: DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
+            kernel_cache: None,
         }
     }
 }
@@ -97,6 +101,7 @@ impl FirmwareSearch {
                 dirs: std::env::split_paths(&v)
                     .filter(|p| !p.as_os_str().is_empty())
                     .collect(),
+                kernel_cache: None,
             },
             _ => FirmwareSearch::default(),
         }
@@ -137,6 +142,7 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let search = FirmwareSearch {
             dirs: vec![a.path().into(), b.path().into()],
+            kernel_cache: None,
         };
         let err = resolve_firmware(FirmwareName::Pvgrub, &search).unwrap_err();
         let msg = err.to_string();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::cache::{KernelCache, Key};
 use crate::decompress::{self, Compression, DEFAULT_MAX_DECOMPRESSED};
 use crate::elf::{self, ElfInfo};
 use crate::error::Error;
@@ -43,18 +44,34 @@ fn ser_display<S: serde::Serializer>(c: &Compression, s: S) -> Result<S::Ok, S::
 }
 
 /// Options for [`probe_file`] and [`probe_bytes`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ProbeOptions {
     /// Cap on the decompressed (or uncompressed ELF) size.
     pub max_image: u64,
+    /// The cache of decoded kernels [`probe_file`] uses for compressed images (none: every
+    /// probe decodes).
+    pub cache: Option<Arc<KernelCache>>,
 }
 
 impl Default for ProbeOptions {
     fn default() -> Self {
         ProbeOptions {
             max_image: DEFAULT_MAX_DECOMPRESSED,
+            cache: None,
         }
     }
+}
+
+/// Whether a probe used the kernel cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheUse {
+    /// No cache (none configured, or the image is a plain ELF).
+    Off,
+    /// The decoded bytes came from the cache.
+    Hit,
+    /// Decoded; the entry was written (or skipped: too large, another writer, an error).
+    Miss,
 }
 
 /// A probed boot image: the ELF bytes (decompressed once, shared) and what they hold.
@@ -68,6 +85,8 @@ pub struct KernelImage {
     pub elf: Arc<Vec<u8>>,
     /// The parsed ELF.
     pub info: ElfInfo,
+    /// Whether the decoded bytes came from the kernel cache.
+    pub cache: CacheUse,
 }
 
 impl std::fmt::Debug for KernelImage {
@@ -77,6 +96,7 @@ impl std::fmt::Debug for KernelImage {
             .field("container", &self.container)
             .field("elf_len", &self.elf.len())
             .field("info", &self.info)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -199,7 +219,47 @@ fn finish(path: &str, container: Container, elf_bytes: Vec<u8>) -> Result<Kernel
         container,
         elf: Arc::new(elf_bytes),
         info,
+        cache: CacheUse::Off,
     })
+}
+
+/// Decodes `compressed` through the cache: the decoded bytes of an entry whose digest
+/// checks, or a decode whose result is then stored (a failed store only costs the entry).
+fn decode_cached(
+    name: &str,
+    cache: &KernelCache,
+    compression: Compression,
+    compressed: &[u8],
+    hint: Option<u64>,
+    max_image: u64,
+) -> Result<(Vec<u8>, CacheUse), Error> {
+    let key = Key::of(compressed);
+    if let Some(bytes) = cache.lookup(&key) {
+        if bytes.len() as u64 <= max_image {
+            return Ok((bytes, CacheUse::Hit));
+        }
+    }
+    let bytes = decompress::decompress(
+        compression,
+        compressed,
+        compressed.len() as u64,
+        hint,
+        max_image,
+        name,
+    )?;
+    let _ = cache.store(&key, &bytes);
+    Ok((bytes, CacheUse::Miss))
+}
+
+/// Reads `len` bytes of `f` from `start`.
+fn read_range(name: &str, f: &mut File, start: u64, len: u64) -> Result<Vec<u8>, Error> {
+    f.seek(SeekFrom::Start(start))
+        .map_err(|e| Error::io(name, "seek", e))?;
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    f.take(len)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(name, "read", e))?;
+    Ok(buf)
 }
 
 /// Probes the image file at `path`. Compressed payloads are streamed from the file into one
@@ -247,15 +307,21 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<KernelImage, Error
         seek(&mut f, start + len - len.min(4))?;
         let tail = read_head(&name, &mut f, 4)?;
         let hint = le32(&tail, 0).map(u64::from);
-        seek(&mut f, start)?;
-        let reader = BufReader::with_capacity(1 << 16, f.take(len));
-        let bytes = decompress::decompress(compression, reader, len, hint, opts.max_image, &name)?;
         let container = Container::BzImage {
             protocol,
             compression,
             payload_offset: start,
             payload_length: len,
         };
+        if let Some(cache) = &opts.cache {
+            let payload = read_range(&name, &mut f, start, len)?;
+            let (bytes, used) =
+                decode_cached(&name, cache, compression, &payload, hint, opts.max_image)?;
+            return finish(&name, container, bytes).map(|k| KernelImage { cache: used, ..k });
+        }
+        seek(&mut f, start)?;
+        let reader = BufReader::with_capacity(1 << 16, f.take(len));
+        let bytes = decompress::decompress(compression, reader, len, hint, opts.max_image, &name)?;
         return finish(&name, container, bytes);
     }
     if let Some(compression) = Compression::detect(&head) {
@@ -264,11 +330,18 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<KernelImage, Error
         let hint = (compression == Compression::Gzip)
             .then(|| le32(&tail, 0).map(u64::from))
             .flatten();
+        let container = Container::Compressed { compression };
+        if let Some(cache) = &opts.cache {
+            let file = read_range(&name, &mut f, 0, file_len)?;
+            let (bytes, used) =
+                decode_cached(&name, cache, compression, &file, hint, opts.max_image)?;
+            return finish(&name, container, bytes).map(|k| KernelImage { cache: used, ..k });
+        }
         seek(&mut f, 0)?;
         let reader = BufReader::with_capacity(1 << 16, f);
         let bytes =
             decompress::decompress(compression, reader, file_len, hint, opts.max_image, &name)?;
-        return finish(&name, Container::Compressed { compression }, bytes);
+        return finish(&name, container, bytes);
     }
     Err(Error::UnknownFormat {
         path: name,

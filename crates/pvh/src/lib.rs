@@ -10,7 +10,9 @@
 //! Steps:
 //! 1. [`probe_file`]: an ELF32/ELF64, a bzImage (gzip, xz, lzma, zstd, bzip2 or lz4 payload) or
 //!    a whole-file gzip; decompressed once into a shared buffer, capped at
-//!    [`DEFAULT_MAX_DECOMPRESSED`].
+//!    [`DEFAULT_MAX_DECOMPRESSED`]. With a [`KernelCache`] in [`ProbeOptions::cache`], a
+//!    compressed image's decoded bytes come from (or go to) the cache, keyed by the SHA-256
+//!    of the compressed bytes ([`cache`]).
 //! 2. Xen notes from PT_NOTE (SHT_NOTE as a fallback), typed in [`XenNote`]; PVH needs
 //!    `XEN_ELFNOTE_PHYS32_ENTRY` inside a PT_LOAD segment.
 //! 3. [`plan_image`]: the layout xl uses (docs/boot-image.md): segments at `p_paddr`, modules
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acpi;
+pub mod cache;
 pub mod decompress;
 pub mod elf;
 mod error;
@@ -35,10 +38,11 @@ pub mod testguest;
 
 use std::path::PathBuf;
 
+pub use cache::KernelCache;
 pub use decompress::{Compression, DEFAULT_MAX_DECOMPRESSED};
 pub use error::Error;
 pub use firmware::{resolve_firmware, FirmwareName, FirmwareSearch};
-pub use image::{probe_bytes, probe_file, Container, KernelImage, ProbeOptions};
+pub use image::{probe_bytes, probe_file, CacheUse, Container, KernelImage, ProbeOptions};
 pub use layout::{
     plan_image, BootPlan, GuestSize, ModuleInput, ModulePlacement, Range, SegmentPlacement,
     SpecialPages, Write,

@@ -146,6 +146,7 @@ fn pvgrub_resolves_from_a_search_path() {
     let grub = debian_grub_pvh();
     let search = pvh::FirmwareSearch {
         dirs: vec!["/nonexistent".into(), grub.parent().unwrap().to_path_buf()],
+        kernel_cache: None,
     };
     assert_eq!(
         pvh::resolve_firmware(pvh::FirmwareName::Pvgrub, &search).unwrap(),

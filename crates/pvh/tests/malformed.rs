@@ -280,7 +280,10 @@ fn output_past_the_limit() {
         &phys32(0x100000),
     );
     let img = bzimage(&xz(&elf));
-    let small = ProbeOptions { max_image: 50_000 };
+    let small = ProbeOptions {
+        max_image: 50_000,
+        cache: None,
+    };
     let e = pvh::probe_bytes("img", &img, &small).unwrap_err();
     assert!(matches!(e, Error::TooLarge { limit: 50_000, .. }), "{e}");
     assert!(e.to_string().contains("more than 50000 bytes"), "{e}");
@@ -386,4 +389,54 @@ fn synthetic_plan_snapshot() {
     .unwrap();
     insta::assert_json_snapshot!("synthetic_layout", plan.layout_json());
     insta::assert_snapshot!("synthetic_table", plan.layout_table());
+}
+
+#[test]
+fn probe_file_through_the_kernel_cache() {
+    let elf = elf32(0x100000, &[seg(0x100000, 64, 128)], &phys32(0x100000));
+    let mut payload = xz(&elf);
+    payload.extend_from_slice(&(elf.len() as u32).to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let bz = dir.path().join("bz");
+    std::fs::write(&bz, bzimage(&payload)).unwrap();
+    let cache = pvh::KernelCache::open(&dir.path().join("cache"), 1 << 20).unwrap();
+    let opts = ProbeOptions {
+        cache: Some(std::sync::Arc::new(cache.clone())),
+        ..Default::default()
+    };
+    let cold = pvh::probe_file(&bz, &opts).unwrap();
+    assert_eq!(cold.cache, pvh::CacheUse::Miss);
+    assert_eq!(cache.list().unwrap().len(), 1);
+    let warm = pvh::probe_file(&bz, &opts).unwrap();
+    assert_eq!(warm.cache, pvh::CacheUse::Hit);
+    assert_eq!(warm.elf.as_slice(), elf.as_slice());
+    assert_eq!(warm.container, cold.container);
+    // The same payload under another path and mtime hits too (the key is the content).
+    let copy = dir.path().join("copy");
+    std::fs::write(&copy, bzimage(&payload)).unwrap();
+    assert_eq!(
+        pvh::probe_file(&copy, &opts).unwrap().cache,
+        pvh::CacheUse::Hit
+    );
+    // A corrupt entry is never used: decoded again.
+    let entry = dir
+        .path()
+        .join("cache")
+        .join(&cache.list().unwrap()[0].hash);
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&entry, &bytes).unwrap();
+    let again = pvh::probe_file(&bz, &opts).unwrap();
+    assert_eq!(again.cache, pvh::CacheUse::Miss);
+    assert_eq!(again.elf.as_slice(), elf.as_slice());
+    // A plain ELF does not go through the cache; without a cache nothing does.
+    let plain = dir.path().join("elf");
+    std::fs::write(&plain, &elf).unwrap();
+    assert_eq!(
+        pvh::probe_file(&plain, &opts).unwrap().cache,
+        pvh::CacheUse::Off
+    );
+    let off = pvh::probe_file(&bz, &ProbeOptions::default()).unwrap();
+    assert_eq!(off.cache, pvh::CacheUse::Off);
 }

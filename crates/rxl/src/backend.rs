@@ -72,6 +72,36 @@ pub fn read_host_conf(sim: Option<&Path>, quiet: bool) -> anyhow::Result<HostCon
     }
 }
 
+/// The directory of the cache of decoded kernels rxl.conf names (`None`: "off"); on the
+/// simulated host in DIR the same path under DIR.
+pub fn kernel_cache_dir(sim: Option<&Path>, conf: &HostConf) -> Option<PathBuf> {
+    let dir = conf.rxl.kernel_cache.as_deref()?;
+    Some(match sim {
+        Some(root) => root.join(dir.strip_prefix("/").unwrap_or(dir)),
+        None => dir.to_path_buf(),
+    })
+}
+
+/// The cache of decoded kernels creates use: `None` when rxl.conf turns it off, or (after
+/// one warning on stderr) when it cannot be used, e.g. run as non-root without a writable
+/// directory, or a directory that is not safe; a create then decodes its kernel as before.
+pub fn kernel_cache(
+    sim: Option<&Path>,
+    conf: &HostConf,
+    quiet: bool,
+) -> Option<std::sync::Arc<pvh::KernelCache>> {
+    let dir = kernel_cache_dir(sim, conf)?;
+    match pvh::KernelCache::open(&dir, conf.rxl.kernel_cache_max_mib.saturating_mul(1 << 20)) {
+        Ok(c) => Some(std::sync::Arc::new(c)),
+        Err(e) => {
+            if !quiet {
+                eprintln!("rxl: warning: {e}; the kernel is decoded without the cache");
+            }
+            None
+        }
+    }
+}
+
 /// What carries out the hotplug commands of devices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runner {
@@ -266,5 +296,27 @@ mod tests {
         assert_eq!(runner_for(Scripts, true), (Runner::Simulated, true));
         assert_eq!(runner_for(Native, true), (Runner::Simulated, true));
         assert_eq!(runner_for(Udev, true), (Runner::Simulated, false));
+    }
+
+    #[test]
+    fn the_kernel_cache_is_on_by_default_and_under_the_simulated_host() {
+        let mut conf = HostConf::default();
+        assert_eq!(
+            kernel_cache_dir(None, &conf).as_deref(),
+            Some(Path::new("/var/cache/rxl/kernels"))
+        );
+        assert_eq!(
+            kernel_cache_dir(Some(Path::new("/tmp/h")), &conf).as_deref(),
+            Some(Path::new("/tmp/h/var/cache/rxl/kernels"))
+        );
+        conf.rxl.kernel_cache = None;
+        assert_eq!(kernel_cache_dir(None, &conf), None);
+        assert!(kernel_cache(None, &conf, true).is_none());
+        // A directory that cannot be made (as non-root, or a file in the way) means no
+        // cache, not a failure.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("file"), b"").unwrap();
+        conf.rxl.kernel_cache = Some(t.path().join("file/kernels"));
+        assert!(kernel_cache(None, &conf, true).is_none());
     }
 }

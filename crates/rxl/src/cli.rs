@@ -153,6 +153,23 @@ pub enum Command {
     /// List a domain's network interfaces, in xl network-list's columns.
     #[command(name = "network-list")]
     NetworkList(DeviceListArgs),
+    /// Show or empty the cache of decoded kernels (rxl.conf's `kernel_cache`).
+    #[command(subcommand, name = "kernel-cache")]
+    KernelCache(KernelCacheCommand),
+}
+
+/// `rxl kernel-cache ...`
+#[derive(Debug, Subcommand)]
+pub enum KernelCacheCommand {
+    /// List the entries, least recently used first: hash of the compressed kernel, size,
+    /// last use.
+    List {
+        /// Print JSON: {"dir": ..., "max_bytes": ..., "entries": [{"hash", "size", "last_use"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every entry.
+    Clear,
 }
 
 /// `rxl block-attach`.

@@ -37,7 +37,9 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         print_diagnostics(&missing);
         return Err(Reported.into());
     }
-    let search = FirmwareSearch::from_env();
+    let mut search = FirmwareSearch::from_env();
+    // A dry run (often run as non-root, where the cache cannot be) uses it without a warning.
+    search.kernel_cache = crate::backend::kernel_cache(sim, &host_conf, args.quiet || args.dry_run);
     let mut boot = crate::backend::bootloader_options(sim, &host_conf)?;
     // -c on a terminal: the guest's boot menu is shown and an entry may be picked.
     if args.console && !args.dry_run && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -396,7 +398,8 @@ pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<E
     let conf = crate::backend::read_host_conf(host.sim_dir(), false)?;
     let boot = crate::backend::bootloader_options(host.sim_dir(), &conf)?;
     let opts = create_options(host, false, host.device_options_for(&conf), boot);
-    let search = FirmwareSearch::from_env();
+    let mut search = FirmwareSearch::from_env();
+    search.kernel_cache = crate::backend::kernel_cache(host.sim_dir(), &conf, true);
     tracing::info!("monitoring domain {dom}");
     let mut rebuild = |cfg: &DomainConfig| -> Result<DomId, LaunchError> {
         toolstack::launch(host.hv(), host.xs(), cfg, &opts, &search).map(|c| c.domid)

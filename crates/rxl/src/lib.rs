@@ -14,6 +14,7 @@ mod cmd_create;
 mod cmd_device;
 mod cmd_domain;
 mod cmd_host;
+mod cmd_kcache;
 mod console;
 mod load;
 mod report;
@@ -80,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::NetworkAttach(args) => cmd_device::network_attach(sim, &args),
         Command::NetworkDetach(args) => cmd_device::network_detach(sim, &args),
         Command::NetworkList(args) => cmd_device::list(&host()?, &args, devices::DeviceKind::Vif),
+        Command::KernelCache(cmd) => cmd_kcache::run(sim, &cmd),
     }
 }
 

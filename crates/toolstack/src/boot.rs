@@ -120,6 +120,7 @@ mod tests {
                      disk = [ '/srv/g.img,raw,xvda,w' ]\n");
         let search = FirmwareSearch {
             dirs: vec![PathBuf::from("/nonexistent/usr/lib/grub-xen")],
+            ..FirmwareSearch::default()
         };
         let e = request(&c, &search).expect_err("missing").to_string();
         assert!(e.contains("grub-xen-host"), "{e}");

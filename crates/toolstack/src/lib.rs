@@ -67,8 +67,11 @@ pub fn plan_for(
         return plan_extracted(cfg, bootloader::run(cfg, boot)?, cmdline.as_deref());
     }
     let request = boot::request(cfg, search)?;
-    let image = pvh::probe_file(request.image.path(), &pvh::ProbeOptions::default())
-        .map_err(LaunchError::Image)?;
+    let probe = pvh::ProbeOptions {
+        cache: search.kernel_cache.clone(),
+        ..Default::default()
+    };
+    let image = pvh::probe_file(request.image.path(), &probe).map_err(LaunchError::Image)?;
     let modules = request
         .modules
         .iter()

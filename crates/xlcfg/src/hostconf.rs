@@ -57,6 +57,12 @@ impl HotplugChoice {
     }
 }
 
+/// The default `kernel_cache` directory.
+pub const DEFAULT_KERNEL_CACHE: &str = "/var/cache/rxl/kernels";
+
+/// The default `kernel_cache_max_mib`.
+pub const DEFAULT_KERNEL_CACHE_MAX_MIB: u64 = 512;
+
 /// What rxl takes from /etc/rxl/rxl.conf.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RxlConf {
@@ -67,6 +73,12 @@ pub struct RxlConf {
     pub bootloader_user: String,
     /// `bootloader_timeout`: seconds a bootloader may run (default 120, as libxl).
     pub bootloader_timeout_s: u64,
+    /// `kernel_cache = "/dir" | "off"`: the cache of decoded kernels (default
+    /// [`DEFAULT_KERNEL_CACHE`]); `None` when "off".
+    pub kernel_cache: Option<PathBuf>,
+    /// `kernel_cache_max_mib = N`: the bound on the cache's total size (default
+    /// [`DEFAULT_KERNEL_CACHE_MAX_MIB`]).
+    pub kernel_cache_max_mib: u64,
 }
 
 impl Default for RxlConf {
@@ -75,6 +87,8 @@ impl Default for RxlConf {
             hotplug: HotplugChoice::Scripts,
             bootloader_user: "nobody".to_string(),
             bootloader_timeout_s: 120,
+            kernel_cache: Some(PathBuf::from(DEFAULT_KERNEL_CACHE)),
+            kernel_cache_max_mib: DEFAULT_KERNEL_CACHE_MAX_MIB,
         }
     }
 }
@@ -228,7 +242,13 @@ pub fn read_xl_conf(path: &Path) -> Result<Read<XlConf>, HostConfError> {
 }
 
 /// The keys rxl.conf knows.
-const RXL_CONF_KEYS: &[&str] = &["hotplug", "bootloader_user", "bootloader_timeout"];
+const RXL_CONF_KEYS: &[&str] = &[
+    "hotplug",
+    "bootloader_user",
+    "bootloader_timeout",
+    "kernel_cache",
+    "kernel_cache_max_mib",
+];
 
 /// Read rxl.conf at `path` (tests and the simulated host pass their own path). An unknown
 /// key is a warning: the file is rxl's own, so it is most likely a typo.
@@ -269,6 +289,27 @@ pub fn read_rxl_conf(path: &Path) -> Result<Read<RxlConf>, HostConfError> {
                         format!("`bootloader_timeout` must be seconds from 1 to 3600, not `{t}`"),
                     )
                     .with_hint("bootloader_timeout = 120 is libxl's limit"),
+                ),
+            },
+            ("kernel_cache", "off") => conf.kernel_cache = None,
+            ("kernel_cache", dir) if dir.starts_with('/') => {
+                conf.kernel_cache = Some(PathBuf::from(dir))
+            }
+            ("kernel_cache", _) => diags.push(
+                Diagnostic::error(
+                    s.value.span.clone(),
+                    format!("kernel_cache \"{value}\" is not an absolute directory or \"off\""),
+                )
+                .with_hint("kernel_cache = \"/var/cache/rxl/kernels\" (the default) or \"off\""),
+            ),
+            ("kernel_cache_max_mib", n) => match n.parse::<u64>() {
+                Ok(n) => conf.kernel_cache_max_mib = n,
+                Err(_) => diags.push(
+                    Diagnostic::error(
+                        s.value.span.clone(),
+                        format!("kernel_cache_max_mib is not a number of MiB: `{n}`"),
+                    )
+                    .with_hint("kernel_cache_max_mib = 512 (the default)"),
                 ),
             },
             (_, "scripts") => conf.hotplug = HotplugChoice::Scripts,

@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         Some((s, rest)) => (*s, rest),
         None => return,
     };
-    let opts = ProbeOptions { max_image: 64 << 20 };
+    let opts = ProbeOptions {
+        max_image: 64 << 20,
+        cache: None,
+    };
     let Ok(img) = pvh::probe_bytes("fuzz", image, &opts) else {
         return;
     };

@@ -250,3 +250,51 @@ fn rxl_conf_sets_the_bootloader_user_and_time_limit() {
         assert!(e[0].contains(says), "{text}: {e:?}");
     }
 }
+
+#[test]
+fn rxl_conf_moves_bounds_or_disables_the_kernel_cache() {
+    let dir = tmp();
+    let p = write(dir.path(), "rxl.conf", "hotplug = \"native\"\n");
+    let r = read_rxl_conf(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r.conf.kernel_cache.as_deref(),
+        Some(Path::new(DEFAULT_KERNEL_CACHE))
+    );
+    assert_eq!(r.conf.kernel_cache_max_mib, DEFAULT_KERNEL_CACHE_MAX_MIB);
+    let p = write(
+        dir.path(),
+        "rxl.conf",
+        "kernel_cache = \"/srv/kc\"\nkernel_cache_max_mib = 64\n",
+    );
+    let r = read_rxl_conf(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.conf.kernel_cache.as_deref(), Some(Path::new("/srv/kc")));
+    assert_eq!(r.conf.kernel_cache_max_mib, 64);
+    assert_eq!(r.conf.hotplug, HotplugChoice::Scripts);
+    let p = write(dir.path(), "rxl.conf", "kernel_cache = \"off\"\n");
+    let r = read_rxl_conf(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.conf.kernel_cache, None);
+
+    let p = write(dir.path(), "rxl.conf", "kernel_cache = \"kc\"\n");
+    let e = invalid(
+        read_rxl_conf(&p)
+            .err()
+            .unwrap_or_else(|| panic!("accepted")),
+    );
+    assert!(
+        e[0].starts_with(&format!(
+            "{}:1:16: error: kernel_cache \"kc\" is not an absolute directory or \"off\"",
+            p.display()
+        )),
+        "{e:?}"
+    );
+    let p = write(dir.path(), "rxl.conf", "kernel_cache_max_mib = \"lots\"\n");
+    let e = invalid(
+        read_rxl_conf(&p)
+            .err()
+            .unwrap_or_else(|| panic!("accepted")),
+    );
+    assert!(
+        e[0].contains("1:24: error: kernel_cache_max_mib is not a number of MiB: `lots`"),
+        "{e:?}"
+    );
+}
