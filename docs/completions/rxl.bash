@@ -55,6 +55,9 @@ _rxl() {
             rxl,info)
                 cmd="rxl__subcmd__info"
                 ;;
+            rxl,kernel-cache)
+                cmd="rxl__subcmd__kernel__subcmd__cache"
+                ;;
             rxl,list)
                 cmd="rxl__subcmd__list"
                 ;;
@@ -136,6 +139,9 @@ _rxl() {
             rxl__subcmd__help,info)
                 cmd="rxl__subcmd__help__subcmd__info"
                 ;;
+            rxl__subcmd__help,kernel-cache)
+                cmd="rxl__subcmd__help__subcmd__kernel__subcmd__cache"
+                ;;
             rxl__subcmd__help,list)
                 cmd="rxl__subcmd__help__subcmd__list"
                 ;;
@@ -166,6 +172,30 @@ _rxl() {
             rxl__subcmd__help__subcmd__config,parse)
                 cmd="rxl__subcmd__help__subcmd__config__subcmd__parse"
                 ;;
+            rxl__subcmd__help__subcmd__kernel__subcmd__cache,clear)
+                cmd="rxl__subcmd__help__subcmd__kernel__subcmd__cache__subcmd__clear"
+                ;;
+            rxl__subcmd__help__subcmd__kernel__subcmd__cache,list)
+                cmd="rxl__subcmd__help__subcmd__kernel__subcmd__cache__subcmd__list"
+                ;;
+            rxl__subcmd__kernel__subcmd__cache,clear)
+                cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__clear"
+                ;;
+            rxl__subcmd__kernel__subcmd__cache,help)
+                cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__help"
+                ;;
+            rxl__subcmd__kernel__subcmd__cache,list)
+                cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__list"
+                ;;
+            rxl__subcmd__kernel__subcmd__cache__subcmd__help,clear)
+                cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__help__subcmd__clear"
+                ;;
+            rxl__subcmd__kernel__subcmd__cache__subcmd__help,help)
+                cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__help__subcmd__help"
+                ;;
+            rxl__subcmd__kernel__subcmd__cache__subcmd__help,list)
+                cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__help__subcmd__list"
+                ;;
             *)
                 ;;
         esac
@@ -173,7 +203,7 @@ _rxl() {
 
     case "${cmd}" in
         rxl)
-            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list help"
+            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,7 +543,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help)
-            opts="config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list help"
+            opts="config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -736,6 +766,48 @@ _rxl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rxl__subcmd__help__subcmd__kernel__subcmd__cache)
+            opts="list clear"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__kernel__subcmd__cache__subcmd__clear)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__kernel__subcmd__cache__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rxl__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -851,6 +923,116 @@ _rxl() {
         rxl__subcmd__info)
             opts="-h --json --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__kernel__subcmd__cache)
+            opts="-h --sim --help list clear help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__kernel__subcmd__cache__subcmd__clear)
+            opts="-h --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__kernel__subcmd__cache__subcmd__help)
+            opts="list clear help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__kernel__subcmd__cache__subcmd__help__subcmd__clear)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__kernel__subcmd__cache__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__kernel__subcmd__cache__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__kernel__subcmd__cache__subcmd__list)
+            opts="-h --json --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
