@@ -115,11 +115,6 @@ const ENTRY_WORDS: [&str; 2] = ["rxl_entry=one", "rxl_entry=two"];
 const DEFAULT_WORD: &str = ENTRY_WORDS[1];
 const REWRITTEN_WORD: &str = ENTRY_WORDS[0];
 
-/// Keeps the guest's static busybox (glibc) off AVX, AVX2 and FMA: under QEMU's emulation
-/// its AVX2 string functions sometimes fault with an invalid opcode (seen as init dying of
-/// SIGILL at boot); the kernel hands this word to /init as an environment variable.
-const NO_AVX: &str = "GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,-AVX2,-FMA";
-
 /// The good disks' grub.cfg: two entries, the second the default, no wait; `prefix` is
 /// where the kernel and initramfs are seen from the partition holding them (`/boot`, or
 /// `` for /boot on its own partition).
@@ -132,7 +127,7 @@ fn grub_cfg(prefix: &str) -> String {
         let _ = write!(
             s,
             "menuentry 'rxl entry {}' {{\n\
-             \tlinux {prefix}/vmlinuz console=hvc0 rdinit=/init quiet {NO_AVX} rxl_devices {word}\n\
+             \tlinux {prefix}/vmlinuz console=hvc0 rdinit=/init quiet rxl_devices {word}\n\
              \tinitrd {prefix}/initrd.img\n}}\n",
             i + 1
         );
