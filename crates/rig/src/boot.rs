@@ -14,8 +14,10 @@ pub const XEN_CMDLINE: &str = "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1
 /// dom0 Linux's command line.
 pub const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen loglevel=7 rdinit=/init";
 /// The CPU model: svm+npt for PVH (no shadow paging in Debian's Xen), without SMAP (TCG
-/// faults the PV dom0's first iretq) and RDTSCP (stalls Linux PVH guests).
-pub const CPU: &str = "max,-smap,-rdtscp";
+/// faults the PV dom0's first iretq), RDTSCP (stalls Linux PVH guests) and AVX, AVX2, FMA
+/// and F16C (guests' static busybox died of SIGILL on glibc's AVX2 string code now and then
+/// under TCG's SVM emulation; without them glibc takes its SSE2 code).
+pub const CPU: &str = "max,-smap,-rdtscp,-avx,-avx2,-fma,-f16c";
 /// The accelerator: TCG, by default multi-threaded (one host thread per vCPU);
 /// `RXL_E2E_ACCEL` overrides it (e.g. `tcg,thread=single`).
 const ACCEL_DEFAULT: &str = "tcg";
@@ -342,7 +344,7 @@ mod tests {
     fn command_line_is_the_known_good_one() {
         let a = args(&boot("/c")).unwrap().join(" ");
         assert!(
-            a.contains("-machine pc -accel tcg -cpu max,-smap,-rdtscp"),
+            a.contains("-machine pc -accel tcg -cpu max,-smap,-rdtscp,-avx,-avx2,-fma,-f16c"),
             "{a}"
         );
         assert!(a.contains("-m 3072"), "{a}");
