@@ -299,6 +299,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         linux,
         pvgrub: Some(root.join(steps::pvgrub::PVGRUB_PATH.trim_start_matches('/')))
             .filter(|p| p.is_file()),
+        pvgrub64: Some(root.join(steps::pv::PVGRUB64_PATH.trim_start_matches('/')))
+            .filter(|p| p.is_file()),
         benchmarks_doc: opts.benchmarks_doc(&repo),
         xs_smoke: Some(xs_smoke),
         device_tools: device_tools()?,

@@ -374,6 +374,9 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
             inputs.benchmarks_doc.clone(),
         ));
     }
+    if let Some(l) = &inputs.linux {
+        list.push(crate::steps::pv::pv_step(l, inputs.pvgrub64.as_deref()));
+    }
     if let (Some(_), Some(disks)) = (&inputs.linux, &inputs.boot_disks) {
         let tools = match &inputs.boot_tools {
             Some(t) => t.clone(),
@@ -478,6 +481,8 @@ pub struct Inputs {
     pub linux: Option<LinuxFiles>,
     /// GRUB built for Xen PVH (`grub-i386-xen_pvh.bin`).
     pub pvgrub: Option<PathBuf>,
+    /// GRUB's 64-bit PV image (`grub-x86_64-xen.bin`).
+    pub pvgrub64: Option<PathBuf>,
     /// docs/benchmarks.md, whose side-by-side section the timings replace.
     pub benchmarks_doc: Option<PathBuf>,
     /// The xenstore client's live check (`cargo build --example xs-smoke`).
@@ -619,6 +624,7 @@ mod tests {
                 initrd: dir.join("initrd.img"),
             }),
             pvgrub: Some(dir.join("grub.bin")),
+            pvgrub64: Some(dir.join("grub.bin")),
             benchmarks_doc: None,
             xs_smoke: Some(dir.join("xs-smoke")),
             device_tools: None,
@@ -914,6 +920,7 @@ mod tests {
                 initrd: f.clone(),
             }),
             pvgrub: Some(f.clone()),
+            pvgrub64: None,
             benchmarks_doc: None,
             xs_smoke: Some(f.clone()),
             device_tools: Some(crate::steps::devices::ALL_TOOLS.to_vec()),
@@ -968,6 +975,7 @@ mod tests {
                 initrd: f.clone(),
             }),
             pvgrub: Some(f.clone()),
+            pvgrub64: None,
             benchmarks_doc: None,
             xs_smoke: Some(f.clone()),
             device_tools: Some(crate::steps::devices::ALL_TOOLS.to_vec()),
@@ -989,6 +997,7 @@ mod tests {
                 "pvgrub",
                 "side-by-side",
                 "devices",
+                "pv",
                 "bootloader"
             ]
         );

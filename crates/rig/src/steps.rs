@@ -11,6 +11,7 @@ pub mod guest_list;
 pub mod hello;
 pub mod info;
 pub mod linux;
+pub mod pv;
 pub mod pvgrub;
 pub mod rxl_hello;
 pub mod side_by_side;

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::checks::{excerpt, number, row};
 use crate::image::{Entry, Image};
 use crate::markers::Capture;
-use crate::scenario::{cap, script_cap, LinuxFiles, Outcome, Step, StepFile};
+use crate::scenario::{cap, script_cap, CaptureSpec, LinuxFiles, Outcome, Step, StepFile};
 
 /// The line the Linux guest's /init prints on its console (followed by ` cpus=N online=L`).
 pub const LINUX_INIT_LINE: &str = "RXL-LINUX-INIT";
@@ -108,11 +108,25 @@ pub(crate) fn linux_cfg(
     vcpus: u32,
     extra: &str,
 ) -> String {
+    linux_cfg_of_type("pvh", name, kernel, ramdisk, vcpus, extra)
+}
+
+/// As [`linux_cfg`], for a guest of type `ty` (`pvh` or `pv`: Debian's kernel boots as
+/// either).
+pub(crate) fn linux_cfg_of_type(
+    ty: &str,
+    name: &str,
+    kernel: &str,
+    ramdisk: &str,
+    vcpus: u32,
+    extra: &str,
+) -> String {
     format!(
-        "# Debian's kernel as a PVH guest, with a busybox initramfs.\n\
-         name = \"{name}\"\ntype = \"pvh\"\nmemory = {LINUX_MEM}\nvcpus = {vcpus}\n\
+        "# Debian's kernel as a {} guest, with a busybox initramfs.\n\
+         name = \"{name}\"\ntype = \"{ty}\"\nmemory = {LINUX_MEM}\nvcpus = {vcpus}\n\
          kernel = \"{kernel}\"\nramdisk = \"{ramdisk}\"\n\
-         cmdline = \"console=hvc0 rdinit=/init\"\n{extra}"
+         cmdline = \"console=hvc0 rdinit=/init\"\n{extra}",
+        ty.to_uppercase()
     )
 }
 
@@ -147,55 +161,61 @@ pub fn linux_step(linux: &LinuxFiles) -> Step {
         name: "rxl-linux",
         about: "rxl runs Debian's kernel as a 2-vCPU PVH guest: /init, pause/unpause, \
                 reboot -w (new domid, /init again), shutdown -w (gone)",
-        captures: vec![
-            script_cap(
-                "boot",
-                2 * LINUX_BOOT_S + 60,
-                include_str!("../../scripts/steps/rxl-linux/boot.sh"),
-                &[
-                    ("LINUX_NAME", LINUX_NAME.into()),
-                    ("LINUX_CFG", format!("{LINUX_DIR}/linux.cfg")),
-                    ("LINUX_INIT_LINE", LINUX_INIT_LINE.into()),
-                    ("LINUX_BOOT_S", LINUX_BOOT_S.to_string()),
-                ],
-            ),
-            script_cap(
-                "pause",
-                30,
-                include_str!("../../scripts/steps/rxl-linux/pause.sh"),
-                &[("LINUX_NAME", LINUX_NAME.into())],
-            ),
-            script_cap(
-                "console",
-                60,
-                include_str!("../../scripts/steps/rxl-linux/console.sh"),
-                &[
-                    ("LINUX_NAME", LINUX_NAME.into()),
-                    ("CONSOLE_ECHO", CONSOLE_ECHO.into()),
-                ],
-            ),
-            script_cap(
-                "reboot",
-                LINUX_BOOT_S + 160,
-                include_str!("../../scripts/steps/rxl-linux/reboot.sh"),
-                &[
-                    ("LINUX_NAME", LINUX_NAME.into()),
-                    ("LINUX_INIT_LINE", LINUX_INIT_LINE.into()),
-                    ("LINUX_BOOT_S", LINUX_BOOT_S.to_string()),
-                ],
-            ),
-            script_cap(
-                "shutdown",
-                150,
-                include_str!("../../scripts/steps/rxl-linux/shutdown.sh"),
-                &[("LINUX_NAME", LINUX_NAME.into())],
-            ),
-            cap("rxl-list-after", 30, "rxl list\n"),
-        ],
+        captures: life_captures(LINUX_NAME, &format!("{LINUX_DIR}/linux.cfg")),
         files: linux_files(linux),
-        check: Box::new(check_linux),
+        check: Box::new(|o| check_life(o, LINUX_NAME)),
         publish: None,
     }
+}
+
+/// The life of the Linux guest `name` (config `cfg` in dom0) under rxl: create to /init,
+/// pause and unpause, the console, reboot -w, shutdown -w, and rxl list afterwards.
+pub(crate) fn life_captures(name: &str, cfg: &str) -> Vec<CaptureSpec> {
+    vec![
+        script_cap(
+            "boot",
+            2 * LINUX_BOOT_S + 60,
+            include_str!("../../scripts/steps/rxl-linux/boot.sh"),
+            &[
+                ("LINUX_NAME", name.into()),
+                ("LINUX_CFG", cfg.into()),
+                ("LINUX_INIT_LINE", LINUX_INIT_LINE.into()),
+                ("LINUX_BOOT_S", LINUX_BOOT_S.to_string()),
+            ],
+        ),
+        script_cap(
+            "pause",
+            30,
+            include_str!("../../scripts/steps/rxl-linux/pause.sh"),
+            &[("LINUX_NAME", name.into())],
+        ),
+        script_cap(
+            "console",
+            60,
+            include_str!("../../scripts/steps/rxl-linux/console.sh"),
+            &[
+                ("LINUX_NAME", name.into()),
+                ("CONSOLE_ECHO", CONSOLE_ECHO.into()),
+            ],
+        ),
+        script_cap(
+            "reboot",
+            LINUX_BOOT_S + 160,
+            include_str!("../../scripts/steps/rxl-linux/reboot.sh"),
+            &[
+                ("LINUX_NAME", name.into()),
+                ("LINUX_INIT_LINE", LINUX_INIT_LINE.into()),
+                ("LINUX_BOOT_S", LINUX_BOOT_S.to_string()),
+            ],
+        ),
+        script_cap(
+            "shutdown",
+            150,
+            include_str!("../../scripts/steps/rxl-linux/shutdown.sh"),
+            &[("LINUX_NAME", name.into())],
+        ),
+        cap("rxl-list-after", 30, "rxl list\n"),
+    ]
 }
 
 /// The `RXL-LINUX-INIT` line in a capture, if any.
@@ -205,7 +225,8 @@ fn init_line(c: &Capture) -> Option<&str> {
         .find_map(|l| l.find(LINUX_INIT_LINE).map(|p| &l[p..]))
 }
 
-fn check_linux(o: &Outcome<'_>) -> Result<String, Vec<String>> {
+/// The verdict on [`life_captures`] of the guest `name`.
+pub(crate) fn check_life(o: &Outcome<'_>, name: &str) -> Result<String, Vec<String>> {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     let want_init = format!("{LINUX_INIT_LINE} cpus={LINUX_VCPUS} online=0-1");
@@ -246,7 +267,7 @@ fn check_linux(o: &Outcome<'_>) -> Result<String, Vec<String>> {
                 Some(s) if s.len() == 6 && !s.contains('p') => {}
                 other => problems.push(format!("state after unpause is {other:?}")),
             }
-            match c.lines.iter().find(|l| l.starts_with(LINUX_NAME)) {
+            match c.lines.iter().find(|l| l.starts_with(name)) {
                 Some(l)
                     if l.split_whitespace()
                         .nth(4)
@@ -286,7 +307,7 @@ fn check_linux(o: &Outcome<'_>) -> Result<String, Vec<String>> {
                 Some(l) if l.trim_end() == want_init => {}
                 other => problems.push(format!("reboot: /init line is {other:?}")),
             }
-            match row(&c.text(), LINUX_NAME) {
+            match row(&c.text(), name) {
                 Some(r) if r.mem == LINUX_MEM && r.vcpus == LINUX_VCPUS => {}
                 other => problems.push(format!("reboot: xl list row {other:?}")),
             }
@@ -305,7 +326,7 @@ fn check_linux(o: &Outcome<'_>) -> Result<String, Vec<String>> {
         Err(e) => problems.push(e),
     }
     match o.succeeded("rxl-list-after") {
-        Ok(c) if row(&c.text(), LINUX_NAME).is_some() => {
+        Ok(c) if row(&c.text(), name).is_some() => {
             problems.push("rxl list still shows the guest after shutdown".into())
         }
         Ok(_) => {}
@@ -347,11 +368,14 @@ mod tests {
         let results = |new: u32| with_console(new, &good_console);
         let check = |text: String| {
             let report = markers::parse(&text);
-            check_linux(&Outcome {
-                step: "rxl-linux",
-                report: &report,
-                console: "",
-            })
+            check_life(
+                &Outcome {
+                    step: "rxl-linux",
+                    report: &report,
+                    console: "",
+                },
+                LINUX_NAME,
+            )
         };
         let ok = check(results(7)).unwrap();
         assert!(ok.contains("reboot d6 -> d7"), "{ok}");

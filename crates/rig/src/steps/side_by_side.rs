@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::linux::{linux_cfg, LINUX_DIR, LINUX_INIT_LINE, TIMED_LINUX_VCPUS};
+use super::linux::{linux_cfg, linux_cfg_of_type, LINUX_DIR, LINUX_INIT_LINE, TIMED_LINUX_VCPUS};
 use crate::checks::{compare_lists, excerpt, field, row};
 use crate::scenario::{cap, script_cap, CaptureSpec, Outcome, Step, StepFile};
 
@@ -15,10 +15,13 @@ use crate::scenario::{cap, script_cap, CaptureSpec, Outcome, Step, StepFile};
 const HELLO_RUNS: u32 = 5;
 /// Runs of each tool with the Linux guest (each takes half a minute or more under TCG).
 const LINUX_RUNS: u32 = 5;
+/// Runs of each tool with the Linux guest booted as PV (`pv-linux`).
+const PV_LINUX_RUNS: u32 = 3;
 /// Attempts beyond the runs that each tool may spend on runs that failed (the emulation's
 /// rare faults kill a Linux guest or a dom0 tool now and then, see docs/e2e.md).
 const HELLO_SPARE: u32 = 2;
 const LINUX_SPARE: u32 = 5;
+const PV_LINUX_SPARE: u32 = 4;
 /// Seconds between timed runs (not timed), so that the next create does not meet the last
 /// domain's teardown.
 const SETTLE_S: u32 = 3;
@@ -29,10 +32,10 @@ const TIMED_CMD_S: u32 = 150;
 
 /// How many timed runs each tool gets with `guest`.
 fn runs_of(guest: &str) -> u32 {
-    if guest == "linux" {
-        LINUX_RUNS
-    } else {
-        HELLO_RUNS
+    match guest {
+        "linux" => LINUX_RUNS,
+        "pv-linux" => PV_LINUX_RUNS,
+        _ => HELLO_RUNS,
     }
 }
 
@@ -72,10 +75,22 @@ pub fn side_by_side_step(linux: bool, doc: Option<PathBuf>) -> Step {
                     "on_reboot = \"destroy\"\n",
                 ),
             });
+            files.push(StepFile::Text {
+                path: format!("/e2e/sbs/pv-linux-{tool}.cfg"),
+                text: linux_cfg_of_type(
+                    "pv",
+                    &format!("sbs-pv-linux-{tool}"),
+                    &format!("{LINUX_DIR}/vmlinuz"),
+                    &format!("{LINUX_DIR}/initrd.img"),
+                    TIMED_LINUX_VCPUS,
+                    "on_reboot = \"destroy\"\n",
+                ),
+            });
         }
     }
     if linux {
         guests.push("linux");
+        guests.push("pv-linux");
     }
     let guests_sh = guests.join(" ");
     Step {
@@ -118,6 +133,8 @@ pub fn side_by_side_step(linux: bool, doc: Option<PathBuf>) -> Step {
                         ("HELLO_SPARE", HELLO_SPARE.to_string()),
                         ("LINUX_RUNS", LINUX_RUNS.to_string()),
                         ("LINUX_SPARE", LINUX_SPARE.to_string()),
+                        ("PV_LINUX_RUNS", PV_LINUX_RUNS.to_string()),
+                        ("PV_LINUX_SPARE", PV_LINUX_SPARE.to_string()),
                     ],
                 )
             },
@@ -282,7 +299,8 @@ fn publish_side_by_side(o: &Outcome<'_>, doc: Option<&Path>) -> Result<String, S
             .map_err(|e| format!("writing {}: {e}", doc.display()))?;
     }
     Ok(format!(
-        "== side by side: medians of {HELLO_RUNS} (hello) and {LINUX_RUNS} (linux) runs \
+        "== side by side: medians of {HELLO_RUNS} (hello), {LINUX_RUNS} (linux) and \
+         {PV_LINUX_RUNS} (pv-linux) runs \
          (QEMU TCG, 2 cores) ==\n{table}"
     ))
 }
@@ -318,12 +336,14 @@ fn bench_section(table: &str, retries: usize, date: &str) -> String {
         "{BENCH_HEADING}\n\n\
          Written by `cargo xtask e2e --publish` (step `side-by-side`) on {date}: real Xen 4.17 under QEMU \
          TCG, 2 cores, so these are emulated-hardware figures, useful to compare xl with rxl in \
-         the same boot, not as absolute speeds. Medians of {HELLO_RUNS} runs (hello) and \
-         {LINUX_RUNS} runs (linux) of each tool, timed in dom0 from \
+         the same boot, not as absolute speeds. Medians of {HELLO_RUNS} runs (hello), \
+         {LINUX_RUNS} runs (linux) and {PV_LINUX_RUNS} runs (pv-linux) of each tool, timed in \
+         dom0 from \
          /proc/uptime (10 ms resolution). `hello` is the assembly PVH test guest (32 MiB, 1 \
          vCPU); `linux` is Debian's kernel with a busybox initramfs (256 MiB, \
          {TIMED_LINUX_VCPUS} vCPU: under this emulation 2-vCPU guests have hung the whole \
-         machine now and then; see docs/e2e.md), timed \
+         machine now and then; see docs/e2e.md) and `pv-linux` the same kernel and initramfs \
+         booted as a PV guest (`type = \"pv\"`), timed \
          from the start of `create` until its /init line reaches xenconsoled's log. `list` is \
          one `xl list` or `rxl list` with the guest present.{}\n\n{table}",
         if retries > 0 {
@@ -452,7 +472,7 @@ mod tests {
         // again, and every tool ends with its five good runs of each guest.
         let (lines, xl, rxl) = run_timed("", "3 9");
         let runs = parse_timed(&lines);
-        for g in ["hello", "linux"] {
+        for g in ["hello", "linux", "pv-linux"] {
             for t in ["xl", "rxl"] {
                 let n = runs
                     .get(&(g.to_owned(), t.to_owned()))
@@ -471,15 +491,17 @@ mod tests {
             "{lines:?}"
         );
         assert!(!lines.iter().any(|l| l.starts_with("FAILED")), "{lines:?}");
-        assert_eq!((xl, rxl), (10, 12));
+        assert_eq!((xl, rxl), (13, 15));
         // Linux runs wait for /init and say so.
         assert!(runs[&("linux".to_owned(), "xl".to_owned())].init.len() == 5);
 
         // A tool whose every create fails stops after its spare attempts and is named;
         // the other tool still gets all of its runs.
         let (lines, xl, rxl) = run_timed("all", "");
-        let total = (HELLO_RUNS + HELLO_SPARE + LINUX_RUNS + LINUX_SPARE) as usize;
-        assert_eq!((xl, rxl), (total, 10));
+        let total =
+            (HELLO_RUNS + HELLO_SPARE + LINUX_RUNS + LINUX_SPARE + PV_LINUX_RUNS + PV_LINUX_SPARE)
+                as usize;
+        assert_eq!((xl, rxl), (total, 13));
         assert!(
             lines.contains(&format!(
                 "FAILED xl hello: 0 good runs of {HELLO_RUNS} in {} attempts",

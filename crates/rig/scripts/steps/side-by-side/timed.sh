@@ -1,7 +1,7 @@
 # Step side-by-side: timed create, list and destroy (and create to /init for Linux) of
 # each tool, the two taking turns, with spare attempts for runs that fail.
 # Set by the rig: GUESTS, LINUX_INIT_LINE, TIMED_CMD_S, TIMED_INIT_S, SETTLE_S, HELLO_RUNS,
-# HELLO_SPARE, LINUX_RUNS, LINUX_SPARE. RXL_SETTLE_S, when set, overrides SETTLE_S.
+# HELLO_SPARE, LINUX_RUNS, LINUX_SPARE, PV_LINUX_RUNS, PV_LINUX_SPARE. RXL_SETTLE_S, when set, overrides SETTLE_S.
 # shellcheck source=lib.sh
 . /e2e/lib.sh
 cd /tmp || exit 1
@@ -19,7 +19,7 @@ one() { # TOOL GUEST ATTEMPT
     t2=$(now_ms)
     note "run $3 of $1 $2 created"
     init=
-    if [ "$2" = linux ]; then
+    if [ "$2" = linux ] || [ "$2" = pv-linux ]; then
         wait_console "$name" "${LINUX_INIT_LINE}" $((n0 + 1)) "${TIMED_INIT_S}"
         r=$?
         if [ $r != 0 ]; then
@@ -43,6 +43,7 @@ one() { # TOOL GUEST ATTEMPT
 for g in $GUESTS; do
     n=${HELLO_RUNS}; spare=${HELLO_SPARE}
     [ "$g" = linux ] && { n=${LINUX_RUNS}; spare=${LINUX_SPARE}; }
+    [ "$g" = pv-linux ] && { n=${PV_LINUX_RUNS}; spare=${PV_LINUX_SPARE}; }
     # ok_xl and ok_rxl count good runs; eval reads them into ok.
     # shellcheck disable=SC2034
     ok_xl=0 ok_rxl=0
