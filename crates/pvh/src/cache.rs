@@ -9,9 +9,12 @@
 //!
 //! The directory must belong to the effective user (root on a real host) and be writable by
 //! nobody else; it is opened with `O_NOFOLLOW` and checked with `fstat`, so a symlink there
-//! is refused. Entries are written to a temp file in the same directory (`KEY.tmp.PID`),
-//! fsynced and renamed into place; a `KEY.lock` created with `O_EXCL` makes a second writer
-//! of the same key skip. Temp and lock files whose writer process is gone are removed when
+//! is refused. Entries are written to a temp file in the same directory (`KEY.tmp.PID`) and
+//! renamed into place, without an fsync: an entry that a crash left torn or empty fails its
+//! digest at the next lookup and is decoded again, so durability would buy nothing but the
+//! wait. A miss stores its entry on a thread of its own ([`KernelCache::store_in_background`])
+//! while the create goes on; [`wait_for_stores`] lets a process finish those writes before it
+//! exits. A `KEY.lock` created with `O_EXCL` makes a second writer of the same key skip. Temp and lock files whose writer process is gone are removed when
 //! the cache is opened. The total size is bounded: after a store the least recently used
 //! entries (by mtime, which a hit refreshes) are removed until the total fits; an entry
 //! larger than the bound is not stored.
@@ -20,6 +23,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use nix::libc;
@@ -116,6 +121,21 @@ pub enum Stored {
 pub struct KernelCache {
     dir: PathBuf,
     max_bytes: u64,
+}
+
+/// The stores [`KernelCache::store_in_background`] started and nobody waited for yet.
+static PENDING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits until every entry stored in the background by this process is written (or given
+/// up). A process that exits without it may leave an entry unwritten, never a bad one.
+pub fn wait_for_stores() {
+    let handles = match PENDING.lock() {
+        Ok(mut pending) => std::mem::take(&mut *pending),
+        Err(_) => return,
+    };
+    for h in handles {
+        let _ = h.join();
+    }
 }
 
 fn euid() -> u32 {
@@ -308,9 +328,7 @@ impl KernelCache {
                 header.extend_from_slice(&(decoded.len() as u64).to_le_bytes());
                 f.write_all(&header)?;
                 f.write_all(decoded)?;
-                f.sync_all()?;
-                fs::rename(&tmp, self.dir.join(&name))?;
-                File::open(&self.dir)?.sync_all()
+                fs::rename(&tmp, self.dir.join(&name))
             })();
             if let Err(e) = written {
                 let _ = fs::remove_file(&tmp);
@@ -320,6 +338,26 @@ impl KernelCache {
         })();
         let _ = fs::remove_file(&lock_path);
         result.map(|()| Stored::Written)
+    }
+
+    /// [`KernelCache::store`] on a thread of its own, so that a miss costs the caller no more
+    /// than the decode; [`wait_for_stores`] waits for every such thread.
+    pub fn store_in_background(&self, key: Key, decoded: Arc<Vec<u8>>) {
+        let cache = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kernel-cache-store".into())
+            .spawn(move || {
+                let _ = cache.store(&key, &decoded);
+            });
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut pending) = PENDING.lock() {
+                    pending.push(handle);
+                }
+            }
+            // No thread: the entry is simply not stored (the next create decodes again).
+            Err(_) => {}
+        }
     }
 
     /// Removes least recently used entries (never `keep`) until the total fits the bound.

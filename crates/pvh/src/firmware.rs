@@ -1,4 +1,5 @@
-//! Resolving `firmware = "pvgrub"` / `"ovmf"` to a PVH-bootable file.
+//! Resolving `firmware = "pvgrub"` / `"ovmf"` to a PVH-bootable file, and
+//! `firmware = "pvgrub64"` to GRUB's PV image.
 //!
 //! Each name has a list of file names, looked up in each directory of the search path, in
 //! order. The search path is `$RXL_FIRMWARE_PATH` (colon-separated) if set, otherwise
@@ -15,6 +16,7 @@ pub const FIRMWARE_PATH_ENV: &str = "RXL_FIRMWARE_PATH";
 /// The default firmware directories, in search order.
 pub const DEFAULT_DIRS: &[&str] = &[
     "/usr/lib/grub-xen",
+    "/usr/lib/xen-4.17/boot",
     "/usr/local/lib/xen/boot",
     "/usr/lib/xen/boot",
     "/usr/share/ovmf",
@@ -29,6 +31,8 @@ pub enum FirmwareName {
     Pvgrub,
     /// An OVMF build with a PVH entry point (OvmfPkg/OvmfXen.dsc).
     Ovmf,
+    /// GRUB 2 built as a 64-bit PV kernel (PV-GRUB; a PV guest's firmware).
+    Pvgrub64,
 }
 
 impl FirmwareName {
@@ -37,6 +41,7 @@ impl FirmwareName {
         match s {
             "pvgrub" | "pvgrub2" => Some(FirmwareName::Pvgrub),
             "ovmf" => Some(FirmwareName::Ovmf),
+            "pvgrub64" => Some(FirmwareName::Pvgrub64),
             _ => None,
         }
     }
@@ -46,6 +51,9 @@ impl FirmwareName {
         match self {
             FirmwareName::Pvgrub => &["grub-i386-xen_pvh.bin"],
             FirmwareName::Ovmf => &["OVMF-pvh.fd", "OVMF_XEN.fd", "OvmfXen.fd", "ovmf-xen.fd"],
+            // Debian's grub-xen-host name first, then the name libxl looks for in Xen's
+            // firmware directory (which Debian does not ship).
+            FirmwareName::Pvgrub64 => &["grub-x86_64-xen.bin", "pvgrub64.bin"],
         }
     }
 
@@ -61,6 +69,11 @@ impl FirmwareName {
                  has no PVH entry point); set RXL_FIRMWARE_PATH to its directory or give \
                  firmware = \"/path/to/OVMF.fd\""
             }
+            FirmwareName::Pvgrub64 => {
+                "install grub-xen-host (apt-get install grub-xen-host), set \
+                 RXL_FIRMWARE_PATH to the directory holding grub-x86_64-xen.bin (or \
+                 pvgrub64.bin), or give firmware = \"/path/to/grub-x86_64-xen.bin\""
+            }
         }
     }
 }
@@ -70,6 +83,7 @@ impl fmt::Display for FirmwareName {
         f.write_str(match self {
             FirmwareName::Pvgrub => "pvgrub",
             FirmwareName::Ovmf => "ovmf",
+            FirmwareName::Pvgrub64 => "pvgrub64",
         })
     }
 }
@@ -168,5 +182,19 @@ mod tests {
         );
         assert_eq!(FirmwareName::parse("ovmf"), Some(FirmwareName::Ovmf));
         assert_eq!(FirmwareName::parse("seabios"), None);
+        // pvgrub64: Debian's file first, then libxl's name, in each directory in turn.
+        assert_eq!(FirmwareName::parse("pvgrub64"), Some(FirmwareName::Pvgrub64));
+        let err = resolve_firmware(FirmwareName::Pvgrub64, &search).unwrap_err();
+        assert!(err.to_string().contains("grub-x86_64-xen.bin"), "{err}");
+        std::fs::write(b.path().join("pvgrub64.bin"), b"x").unwrap();
+        assert_eq!(
+            resolve_firmware(FirmwareName::Pvgrub64, &search).unwrap(),
+            b.path().join("pvgrub64.bin")
+        );
+        std::fs::write(b.path().join("grub-x86_64-xen.bin"), b"x").unwrap();
+        assert_eq!(
+            resolve_firmware(FirmwareName::Pvgrub64, &search).unwrap(),
+            b.path().join("grub-x86_64-xen.bin")
+        );
     }
 }

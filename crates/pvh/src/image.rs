@@ -200,6 +200,14 @@ fn read_head(path: &str, f: &mut File, n: usize) -> Result<Vec<u8>, Error> {
 }
 
 fn finish(path: &str, container: Container, elf_bytes: Vec<u8>) -> Result<KernelImage, Error> {
+    finish_shared(path, container, Arc::new(elf_bytes))
+}
+
+fn finish_shared(
+    path: &str,
+    container: Container,
+    elf_bytes: Arc<Vec<u8>>,
+) -> Result<KernelImage, Error> {
     if !elf::is_elf(&elf_bytes) {
         let what = match container {
             Container::Elf => "image",
@@ -217,14 +225,15 @@ fn finish(path: &str, container: Container, elf_bytes: Vec<u8>) -> Result<Kernel
     Ok(KernelImage {
         path: path.to_string(),
         container,
-        elf: Arc::new(elf_bytes),
+        elf: elf_bytes,
         info,
         cache: CacheUse::Off,
     })
 }
 
 /// Decodes `compressed` through the cache: the decoded bytes of an entry whose digest
-/// checks, or a decode whose result is then stored (a failed store only costs the entry).
+/// checks, or a decode whose result is then stored on a thread of its own while the caller
+/// goes on (a failed store only costs the entry).
 fn decode_cached(
     name: &str,
     cache: &KernelCache,
@@ -232,11 +241,11 @@ fn decode_cached(
     compressed: &[u8],
     hint: Option<u64>,
     max_image: u64,
-) -> Result<(Vec<u8>, CacheUse), Error> {
+) -> Result<(Arc<Vec<u8>>, CacheUse), Error> {
     let key = Key::of(compressed);
     if let Some(bytes) = cache.lookup(&key) {
         if bytes.len() as u64 <= max_image {
-            return Ok((bytes, CacheUse::Hit));
+            return Ok((Arc::new(bytes), CacheUse::Hit));
         }
     }
     let bytes = decompress::decompress(
@@ -247,7 +256,8 @@ fn decode_cached(
         max_image,
         name,
     )?;
-    let _ = cache.store(&key, &bytes);
+    let bytes = Arc::new(bytes);
+    cache.store_in_background(key, Arc::clone(&bytes));
     Ok((bytes, CacheUse::Miss))
 }
 
@@ -317,7 +327,8 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<KernelImage, Error
             let payload = read_range(&name, &mut f, start, len)?;
             let (bytes, used) =
                 decode_cached(&name, cache, compression, &payload, hint, opts.max_image)?;
-            return finish(&name, container, bytes).map(|k| KernelImage { cache: used, ..k });
+            return finish_shared(&name, container, bytes)
+                .map(|k| KernelImage { cache: used, ..k });
         }
         seek(&mut f, start)?;
         let reader = BufReader::with_capacity(1 << 16, f.take(len));
@@ -335,7 +346,8 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<KernelImage, Error
             let file = read_range(&name, &mut f, 0, file_len)?;
             let (bytes, used) =
                 decode_cached(&name, cache, compression, &file, hint, opts.max_image)?;
-            return finish(&name, container, bytes).map(|k| KernelImage { cache: used, ..k });
+            return finish_shared(&name, container, bytes)
+                .map(|k| KernelImage { cache: used, ..k });
         }
         seek(&mut f, 0)?;
         let reader = BufReader::with_capacity(1 << 16, f);

@@ -406,6 +406,8 @@ fn probe_file_through_the_kernel_cache() {
     };
     let cold = pvh::probe_file(&bz, &opts).unwrap();
     assert_eq!(cold.cache, pvh::CacheUse::Miss);
+    // The miss stores its entry on a thread of its own.
+    pvh::cache::wait_for_stores();
     assert_eq!(cache.list().unwrap().len(), 1);
     let warm = pvh::probe_file(&bz, &opts).unwrap();
     assert_eq!(warm.cache, pvh::CacheUse::Hit);
@@ -430,6 +432,7 @@ fn probe_file_through_the_kernel_cache() {
     let again = pvh::probe_file(&bz, &opts).unwrap();
     assert_eq!(again.cache, pvh::CacheUse::Miss);
     assert_eq!(again.elf.as_slice(), elf.as_slice());
+    pvh::cache::wait_for_stores();
     // A plain ELF does not go through the cache; without a cache nothing does.
     let plain = dir.path().join("elf");
     std::fs::write(&plain, &elf).unwrap();

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Context as _;
-use pvh::{BootPlan, FirmwareSearch};
+use pvh::FirmwareSearch;
 use serde_json::json;
 use toolstack::create::CreateOptions;
 use toolstack::LaunchError;
@@ -195,7 +195,7 @@ fn plan(
     cfg: &DomainConfig,
     search: &FirmwareSearch,
     boot: &toolstack::bootloader::BootloaderOptions,
-) -> anyhow::Result<BootPlan> {
+) -> anyhow::Result<toolstack::GuestPlan> {
     toolstack::plan_for(cfg, search, boot).map_err(|e| report_launch_error(cfg, &e))
 }
 
@@ -215,6 +215,7 @@ fn report_launch_error(cfg: &DomainConfig, e: &LaunchError) -> anyhow::Error {
         LaunchError::Boot(_) => (image, format!("cannot boot this guest: {e}")),
         LaunchError::Bootloader(_) => (image, format!("cannot boot this guest: {e}")),
         LaunchError::Plan(_) => (image, format!("cannot lay out the guest's memory: {e}")),
+        LaunchError::PvPlan(_) => (image, format!("cannot boot this guest as PV: {e}")),
         LaunchError::Create(_) => (image, format!("cannot create the guest: {e}")),
     };
     match span {

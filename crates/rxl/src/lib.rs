@@ -36,7 +36,10 @@ pub fn main() -> ExitCode {
         0
     };
     init_logging(cli.verbose.max(floor));
-    match run(cli) {
+    let result = run(cli);
+    // A kernel cache entry a create's miss is still writing is finished before the exit.
+    pvh::cache::wait_for_stores();
+    match result {
         Ok(code) => code,
         Err(err) => {
             if err.downcast_ref::<Reported>().is_none() {

@@ -8,9 +8,18 @@ use xlcfg::model::{Boot, DomainConfig, DomainType, Firmware};
 /// Why a config cannot be booted by rxl.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    /// rxl builds PVH guests only.
-    #[error("type = \"{0}\" is not supported: rxl builds PVH guests (use type = \"pvh\")")]
+    /// rxl builds PVH and PV guests.
+    #[error(
+        "type = \"{0}\" is not supported: rxl builds PVH and PV guests (use type = \"pvh\" or \
+         \"pv\")"
+    )]
     UnsupportedType(&'static str),
+    /// 32-bit PV, which Debian's Xen is built without.
+    #[error(
+        "firmware = \"pvgrub32\" is a 32-bit PV kernel: this Xen runs 64-bit PV guests only; \
+         use firmware = \"pvgrub64\""
+    )]
+    Pv32(&'static str),
     /// A bootloader's kernel is known only once it has run ([`crate::plan_for`] runs it).
     #[error("bootloader = \"{0}\": the kernel is known only once the bootloader has run")]
     Bootloader(String),
@@ -30,9 +39,7 @@ pub enum BootError {
 
 /// The boot request for `cfg`. Named firmware is looked up in `search`.
 pub fn request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootRequest, BootError> {
-    if cfg.domain_type != DomainType::Pvh {
-        return Err(BootError::UnsupportedType(cfg.domain_type.as_str()));
-    }
+    check_type(cfg)?;
     let modules = |mods: &[xlcfg::model::Module]| -> Vec<ModuleRequest> {
         mods.iter()
             .map(|m| ModuleRequest {
@@ -56,7 +63,7 @@ pub fn request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootReques
             cmdline,
             modules: m,
         } => (
-            ImageSource::Firmware(firmware_image(&firmware.value, search)?),
+            ImageSource::Firmware(firmware_image(&firmware.value, cfg.domain_type, search)?),
             cmdline.clone(),
             modules(m),
         ),
@@ -75,6 +82,14 @@ pub fn request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootReques
     })
 }
 
+/// rxl can build guests of `cfg`'s type (PVH and PV).
+pub fn check_type(cfg: &DomainConfig) -> Result<(), BootError> {
+    match cfg.domain_type {
+        DomainType::Pvh | DomainType::Pv => Ok(()),
+        other => Err(BootError::UnsupportedType(other.as_str())),
+    }
+}
+
 /// The guest's memory and vCPU sizes, whatever its boot method.
 pub fn guest_size(cfg: &DomainConfig) -> pvh::GuestSize {
     BootRequest {
@@ -89,8 +104,16 @@ pub fn guest_size(cfg: &DomainConfig) -> pvh::GuestSize {
     .size()
 }
 
-fn firmware_image(fw: &Firmware, search: &FirmwareSearch) -> Result<PathBuf, BootError> {
+fn firmware_image(
+    fw: &Firmware,
+    ty: DomainType,
+    search: &FirmwareSearch,
+) -> Result<PathBuf, BootError> {
     match fw {
+        Firmware::Pvgrub64 if ty == DomainType::Pv => {
+            Ok(pvh::resolve_firmware(FirmwareName::Pvgrub64, search)?)
+        }
+        Firmware::Pvgrub32 if ty == DomainType::Pv => Err(BootError::Pv32("pvgrub32")),
         Firmware::Path(p) => Ok(p.clone()),
         Firmware::Ovmf => Ok(pvh::resolve_firmware(FirmwareName::Ovmf, search)?),
         Firmware::Pvgrub => Ok(pvh::resolve_firmware(FirmwareName::Pvgrub, search)?),

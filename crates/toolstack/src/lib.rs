@@ -13,14 +13,17 @@ pub mod lock;
 pub mod memory;
 pub mod monitor;
 pub mod names;
+pub mod plan;
 pub mod process;
 pub mod restarts;
 pub mod state;
 pub mod xs_layout;
 
-use pvh::{BootPlan, FirmwareSearch};
+use pvh::FirmwareSearch;
 use xen_host::{Hypervisor, Store};
-use xlcfg::model::DomainConfig;
+use xlcfg::model::{DomainConfig, DomainType};
+
+pub use plan::GuestPlan;
 
 /// Why a guest could not be started. The planning errors say which input failed (the
 /// boot image, or module `index` in the order of [`xlcfg::model::Boot::modules`]) so that
@@ -48,13 +51,17 @@ pub enum LaunchError {
     /// The boot could not be laid out in guest memory (too little memory, bad sizes, ...).
     #[error(transparent)]
     Plan(pvh::Error),
+    /// The image cannot boot as a PV guest, or its PV layout does not fit.
+    #[error(transparent)]
+    PvPlan(pv::Error),
     /// Building the domain failed.
     #[error(transparent)]
     Create(#[from] create::CreateError),
 }
 
 /// The boot plan of `cfg`: its image probed, its modules sized, and all laid out in guest
-/// memory (what [`pvh::plan`] does, one input at a time so that each error says which).
+/// memory (what [`pvh::plan`] does, one input at a time so that each error says which), by
+/// the PVH or the PV planner as the guest's type says.
 /// A guest with a bootloader has it run first ([`bootloader::run`], with `boot`'s bounds):
 /// its kernel and ramdisk are planned from memory, and its `args` are the cmdline (the
 /// config's cmdline when it gave none).
@@ -62,8 +69,9 @@ pub fn plan_for(
     cfg: &DomainConfig,
     search: &FirmwareSearch,
     boot: &bootloader::BootloaderOptions,
-) -> Result<BootPlan, LaunchError> {
+) -> Result<GuestPlan, LaunchError> {
     if let xlcfg::model::Boot::Bootloader { cmdline, .. } = &cfg.boot {
+        boot::check_type(cfg)?;
         return plan_extracted(cfg, bootloader::run(cfg, boot)?, cmdline.as_deref());
     }
     let request = boot::request(cfg, search)?;
@@ -81,7 +89,24 @@ pub fn plan_for(
                 .map_err(|source| LaunchError::Module { index, source })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    pvh::plan_image(&image, request.cmdline.as_deref(), modules, request.size())
+    plan_image(cfg, &image, request.cmdline.as_deref(), modules)
+}
+
+/// Lay out a probed image and its modules with the planner of `cfg`'s type.
+fn plan_image(
+    cfg: &DomainConfig,
+    image: &pvh::KernelImage,
+    cmdline: Option<&str>,
+    modules: Vec<pvh::ModuleInput>,
+) -> Result<GuestPlan, LaunchError> {
+    let size = boot::guest_size(cfg);
+    if cfg.domain_type == DomainType::Pv {
+        return pv::plan_pv(image, cmdline, modules, size)
+            .map(GuestPlan::Pv)
+            .map_err(LaunchError::PvPlan);
+    }
+    pvh::plan_image(image, cmdline, modules, size)
+        .map(GuestPlan::Pvh)
         .map_err(LaunchError::Plan)
 }
 
@@ -90,7 +115,7 @@ fn plan_extracted(
     cfg: &DomainConfig,
     got: bootloader::Extracted,
     cmdline: Option<&str>,
-) -> Result<BootPlan, LaunchError> {
+) -> Result<GuestPlan, LaunchError> {
     let from = format!("the kernel from bootloader {}", got.program.display());
     let image = pvh::probe_bytes(&from, &got.kernel, &pvh::ProbeOptions::default())
         .map_err(LaunchError::Image)?;
@@ -109,8 +134,9 @@ fn plan_extracted(
         .into_iter()
         .collect();
     let cmdline = got.args.as_deref().or(cmdline);
-    pvh::plan_image(&image, cmdline, modules, boot::guest_size(cfg)).map_err(LaunchError::Plan)
+    plan_image(cfg, &image, cmdline, modules)
 }
+
 /// Plan and create the guest `cfg` describes.
 pub fn launch<H, S>(
     hv: &H,

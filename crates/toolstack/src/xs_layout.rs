@@ -235,6 +235,22 @@ pub fn post_build(b: &Built) -> Vec<Node> {
     out.nodes
 }
 
+/// The nodes libxl writes under `/vm/UUID/image` for a PV guest (libxl__domain_build): its
+/// OS type, kernel, and ramdisk and command line when it has them.
+pub fn pv_image(uuid: &str, kernel: &str, ramdisk: Option<&str>, cmdline: Option<&str>) -> Vec<Node> {
+    let image = format!("{}/image", vm_path(uuid));
+    let mut out = Builder { nodes: Vec::new() };
+    out.write(format!("{image}/ostype"), "linux");
+    out.write(format!("{image}/kernel"), kernel);
+    if let Some(r) = ramdisk {
+        out.write(format!("{image}/ramdisk"), r);
+    }
+    if let Some(c) = cmdline {
+        out.write(format!("{image}/cmdline"), c);
+    }
+    out.nodes
+}
+
 /// Write `nodes` in one transaction (retried on conflict).
 pub fn apply<S: Store + ?Sized>(store: &S, nodes: &[Node]) -> Result<()> {
     xen_host::transaction(store, |tx| write_nodes(store, tx, nodes))

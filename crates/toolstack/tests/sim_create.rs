@@ -1318,3 +1318,162 @@ fn a_menu_prompt_picks_the_entry_the_bootloader_boots() {
     let argv = std::fs::read_to_string(tmp.path().join("argv")).expect("argv");
     assert!(!argv.contains("--entry=2"), "{argv}");
 }
+
+// ---------------------------------------------------------------------------------------
+// PV guests
+
+/// The synthetic PV kernel with Linux's notes, written once per test process.
+fn pv_kernel() -> &'static Path {
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rxl-toolstack-pv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("pv kernel dir");
+        let path = dir.join("pv-kernel");
+        std::fs::write(&path, pv::testkernel::PvKernel::linux().bytes()).expect("pv kernel");
+        std::fs::write(dir.join("initrd"), vec![0x5a; 3 * 4096 + 17]).expect("initrd");
+        path
+    })
+}
+
+/// A PV guest of the synthetic kernel with a ramdisk.
+fn pv_config(name: &str, extra: &str) -> DomainConfig {
+    let dir = pv_kernel().parent().expect("kernel dir").to_path_buf();
+    let text = format!(
+        "name = \"{name}\"\ntype = \"pv\"\nmemory = 64\nvcpus = 2\nkernel = \"pv-kernel\"\n\
+         ramdisk = \"initrd\"\ncmdline = \"console=hvc0 pv test\"\n{extra}"
+    );
+    let parsed = xlcfg::parse::parse_str("pv.cfg", &text);
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+    xlcfg::model::build(&parsed.settings, &dir)
+        .expect("valid config")
+        .config
+}
+
+fn read_xs(host: &SimHost, path: &str) -> Option<String> {
+    xen_host::read_string(host, TxId::NONE, path).expect("xenstore read")
+}
+
+/// A PV create builds a PV domain that runs: the simulated host checks, at unpause, that the
+/// entry point, the boot stack and start_info are mapped by the pinned page tables and that
+/// start_info carries the PV magic (else the guest "crashes"); the rings are named by
+/// machine frames; libxl's PV image nodes are there; destroy leaves nothing.
+#[test]
+fn a_pv_create_builds_a_running_pv_domain() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let before = snapshot(&host, &tmp.path().join("rxl"));
+    let cfg = pv_config("pv1", "");
+    let plan =
+        toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
+    let pv_plan = plan.as_pv().expect("a PV plan");
+    let created =
+        toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path())).expect("create");
+    let dom = created.domid;
+    let steps: Vec<&str> = created.steps.iter().map(|s| s.step.name()).collect();
+    let expected: Vec<&str> = Step::sequence(xlcfg::model::DomainType::Pv)
+        .map(Step::name)
+        .collect();
+    assert_eq!(steps, expected);
+    assert!(steps.contains(&"pin tables") && !steps.contains(&"hvm params"));
+    let info = host.domain_info(dom).expect("info").expect("domain");
+    assert!(!info.hvm, "a PV domain");
+    assert!(info.running || info.blocked, "the guest runs: {info:?}");
+    assert!(!info.shutdown, "the guest did not crash at its first instruction: {info:?}");
+    let dp = format!("/local/domain/{dom}");
+    let store_ref: u64 = read_xs(&host, &format!("{dp}/store/ring-ref"))
+        .expect("store ring-ref")
+        .parse()
+        .expect("a number");
+    let console_ref: u64 = read_xs(&host, &format!("{dp}/console/ring-ref"))
+        .expect("console ring-ref")
+        .parse()
+        .expect("a number");
+    // Machine frames, not the guest's own frame numbers.
+    assert_ne!(store_ref, pv_plan.xenstore_pfn);
+    assert_ne!(console_ref, pv_plan.console_pfn);
+    let console = host.grant_entry(dom, 0).expect("grant").expect("entry 0");
+    assert_eq!(u64::from(console.frame), console_ref);
+    let store = host.grant_entry(dom, 1).expect("grant").expect("entry 1");
+    assert_eq!(u64::from(store.frame), store_ref);
+    // start_info names the same frames. It is in the xenstore ring's 2 MiB extent, whose
+    // machine frames are contiguous: its frame is found from the ring's.
+    let (si_pfn, store_pfn) = (pv_plan.start_info_pfn, pv_plan.xenstore_pfn);
+    assert_eq!(si_pfn / 512, store_pfn / 512, "one 2 MiB extent");
+    let si_mfn = store_ref + si_pfn - store_pfn;
+    let si = host.read_frames(dom, &[si_mfn]).expect("start_info frame");
+    assert_eq!(&si[..14], b"xen-3.0-x86_64");
+    let off = pv::start_info_offsets::STORE_MFN;
+    assert_eq!(
+        u64::from_le_bytes(si[off..off + 8].try_into().expect("8 bytes")),
+        store_ref
+    );
+    assert_eq!(read_xs(&host, &format!("/libxl/{dom}/type")).as_deref(), Some("pv"));
+    let vm = read_xs(&host, &format!("{dp}/vm")).expect("vm path");
+    assert_eq!(read_xs(&host, &format!("{vm}/image/ostype")).as_deref(), Some("linux"));
+    assert_eq!(
+        read_xs(&host, &format!("{vm}/image/cmdline")).as_deref(),
+        Some("console=hvc0 pv test")
+    );
+    assert!(read_xs(&host, &format!("{vm}/image/ramdisk"))
+        .expect("ramdisk node")
+        .ends_with("/initrd"));
+    let state = StateDir::new(tmp.path().join("rxl"));
+    toolstack::lifecycle::destroy(&host, &host, &opts(tmp.path()).devices, &state, dom)
+        .expect("destroy");
+    assert_eq!(
+        added(&before, &snapshot(&host, &tmp.path().join("rxl"))),
+        Vec::<String>::new()
+    );
+}
+
+/// Every failure of a PV create, at every step, leaves nothing behind.
+#[test]
+fn every_pv_failure_leaves_nothing_behind() {
+    let images = tempfile::tempdir().expect("images");
+    let img = image(images.path(), "pv.img");
+    let cfg = pv_config(
+        "pvvictim",
+        &format!(
+            "disk = [ '{},raw,xvda,w' ]\nvif = [ 'mac=00:16:3e:0a:0b:0d' ]\n",
+            img.display()
+        ),
+    );
+    let plan =
+        toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
+    sweep_failures(|host, o| {
+        toolstack::create::create(host, host, &cfg, &plan, o)
+            .map(drop)
+            .map_err(|e| (e.step.name(), e.to_string()))
+    });
+}
+
+/// A PVH-only kernel (the assembly test guest) and an ELF with no Xen notes are refused as
+/// PV at planning, before anything exists on the host; so is a second module.
+#[test]
+fn kernels_that_cannot_boot_as_pv_are_refused_before_anything_is_built() {
+    let dir = hello_elf().parent().expect("guest dir").to_path_buf();
+    let refuse = |text: &str| {
+        let parsed = xlcfg::parse::parse_str("pv.cfg", text);
+        let cfg = xlcfg::model::build(&parsed.settings, &dir)
+            .expect("valid config")
+            .config;
+        match toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()) {
+            Err(e @ toolstack::LaunchError::PvPlan(_)) => e.to_string(),
+            Err(e) => panic!("not a PV planning error: {e}"),
+            Ok(_) => panic!("planned: {text}"),
+        }
+    };
+    let e = refuse("name = \"p\"\ntype = \"pv\"\nmemory = 32\nkernel = \"hello.elf\"\n");
+    assert!(e.contains("hello.elf"), "{e}");
+    assert!(e.to_lowercase().contains("pvh"), "{e}");
+    let e = refuse(&format!(
+        "name = \"p\"\ntype = \"pv\"\nmemory = 32\nkernel = \"{}\"\n",
+        std::env::current_exe().expect("exe").display()
+    ));
+    assert!(e.to_lowercase().contains("not a xen pv kernel") || e.contains("notes"), "{e}");
+    let k = pv_kernel().display().to_string();
+    let e = refuse(&format!(
+        "name = \"p\"\ntype = \"pv\"\nmemory = 64\nkernel = \"{k}\"\nmodules = [ \"{k}\", \"{k}\" ]\n"
+    ));
+    assert!(e.contains("module"), "{e}");
+}

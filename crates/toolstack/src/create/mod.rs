@@ -1,7 +1,8 @@
-//! Building a PVH domain from a [`DomainConfig`] and its [`BootPlan`], as named steps, in
-//! the order libxl and libxenguest use (docs/architecture.md, xen-facts §5).
+//! Building a PVH or PV domain from a [`DomainConfig`] and its [`GuestPlan`], as named
+//! steps, in the order libxl and libxenguest use (docs/architecture.md, xen-facts §5).
 //!
-//! [`Step::ALL`] lists the steps in order; [`steps`] holds one function per step. Every
+//! [`Step::ALL`] lists the steps in order and [`Step::sequence`] the ones a guest type
+//! runs; [`steps`] holds one function per step (the PV-only ones in [`pv_steps`]). Every
 //! step runs through one combinator ([`Build::run`]) that checks for SIGINT, SIGTERM and
 //! SIGHUP, times the step and tags its error with the step's name. A step that leaves
 //! something behind registers its undo with the guard ([`Undo`]); when a later step fails
@@ -9,6 +10,7 @@
 //! rest in reverse order, so a failed create leaves nothing.
 
 mod marks;
+mod pv_steps;
 pub(crate) mod signals;
 mod steps;
 
@@ -16,9 +18,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use pvh::BootPlan;
 use xen_host::{DomId, Errno, Error, Hypervisor, Store, VersionInfo};
-use xlcfg::model::DomainConfig;
+use xlcfg::model::{DomainConfig, DomainType};
+
+use crate::plan::GuestPlan;
 
 use crate::lifecycle;
 use crate::lock::HostLock;
@@ -75,21 +78,36 @@ steps! {
     MaxMem => "max_mem",
     /// Event channels for xenstore and the console.
     EventChannels => "event channels",
-    /// HVM parameters, TSC mode, paging pool.
+    /// HVM parameters, TSC mode, paging pool (PVH).
     HvmParams => "hvm params",
+    /// The memory map's limit (one RAM entry up to maxmem) and the TSC mode (PV).
+    MemmapLimit => "memmap limit",
+    /// XEN_DOMCTL_set_address_size 64 (PV).
+    AddressSize => "address size",
     /// Claim the guest's memory.
     ClaimMemory => "claim memory",
-    /// Populate RAM, ACPI and special pages.
+    /// Populate RAM, ACPI and special pages (PVH); all of RAM, keeping the p2m (PV).
     PopulateMemory => "populate memory",
     /// Release what is left of the claim.
     ReleaseClaim => "release claim",
-    /// XENMEM_set_memory_map.
+    /// XENMEM_set_memory_map (PVH).
     MemoryMap => "memory map",
-    /// Copy the kernel, modules, start_info and ACPI tables.
+    /// Copy the kernel, modules, start_info and ACPI tables (PVH); the kernel and ramdisk,
+    /// zeroing the rest of the boot allocation (PV).
     LoadImage => "load image",
-    /// The special pages' HVM parameters.
+    /// The page tables of the initial mapping, in machine frames, and the p2m list (PV).
+    PageTables => "page tables",
+    /// The vCPUs' event upcalls masked in shared_info (PV).
+    SharedInfo => "shared info",
+    /// The start_info page (PV).
+    StartInfo => "start info",
+    /// XEN_DOMCTL_hypercall_init on the kernel's hypercall page (PV).
+    HypercallPage => "hypercall page",
+    /// MMUEXT_PIN_L4_TABLE on the top page table (PV).
+    PinTables => "pin tables",
+    /// The special pages' HVM parameters (PVH).
     SpecialPages => "special pages",
-    /// The first vCPU's registers (sethvmcontext).
+    /// The first vCPU's registers (sethvmcontext for PVH, setvcpucontext for PV).
     VcpuContext => "vcpu context",
     /// Grant entries for the console and xenstore rings.
     GrantTable => "grant table",
@@ -107,6 +125,35 @@ steps! {
     Unpause => "unpause",
     /// Remove the in-progress marker and the pending-create mark: the create is complete.
     MarkComplete => "mark complete",
+}
+
+impl Step {
+    /// Whether a guest of type `ty` runs this step.
+    pub fn runs_for(self, ty: DomainType) -> bool {
+        let pv_only = matches!(
+            self,
+            Step::MemmapLimit
+                | Step::AddressSize
+                | Step::PageTables
+                | Step::SharedInfo
+                | Step::StartInfo
+                | Step::HypercallPage
+                | Step::PinTables
+        );
+        let pvh_only = matches!(
+            self,
+            Step::HvmParams | Step::MemoryMap | Step::SpecialPages
+        );
+        match ty {
+            DomainType::Pv => !pvh_only,
+            _ => !pv_only,
+        }
+    }
+
+    /// The steps a create of a guest of type `ty` runs, in order.
+    pub fn sequence(ty: DomainType) -> impl Iterator<Item = Step> {
+        Step::ALL.iter().copied().filter(move |s| s.runs_for(ty))
+    }
 }
 
 impl fmt::Display for Step {
@@ -395,7 +442,7 @@ pub(crate) struct Build<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     hv: &'a H,
     xs: &'a S,
     cfg: &'a DomainConfig,
-    plan: &'a BootPlan,
+    plan: &'a GuestPlan,
     opts: &'a CreateOptions,
     monitor: Option<&'a mut StartMonitor<'a>>,
     uuid: String,
@@ -404,6 +451,10 @@ pub(crate) struct Build<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     lock: Option<HostLock>,
     dom: Option<DomId>,
     ports: Option<(u32, u32)>,
+    /// A PV guest's machine frame for each of its frames (from [`Step::PopulateMemory`]).
+    p2m: Option<Vec<u64>>,
+    /// A PV guest's shared_info frame (from [`Step::SharedInfo`]).
+    shared_info_mfn: Option<u64>,
     timings: Vec<StepProfile>,
 }
 
@@ -417,6 +468,41 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Build<'_, H, S> {
     fn dom(&self) -> Result<DomId, Failure> {
         self.dom
             .ok_or_else(|| Failure::Msg("no domain yet: the step list is out of order".into()))
+    }
+
+    /// The PVH plan (a step of PVH guests asks).
+    fn pvh(&self) -> Result<&'a pvh::BootPlan, Failure> {
+        self.plan
+            .as_pvh()
+            .ok_or_else(|| Failure::Msg("a PVH step in a PV create: the step list is wrong".into()))
+    }
+
+    /// The PV plan (a step of PV guests asks).
+    fn pv(&self) -> Result<&'a pv::PvPlan, Failure> {
+        self.plan
+            .as_pv()
+            .ok_or_else(|| Failure::Msg("a PV step in a PVH create: the step list is wrong".into()))
+    }
+
+    /// A PV guest's p2m, once [`Step::PopulateMemory`] has run.
+    fn p2m(&self) -> Result<&[u64], Failure> {
+        self.p2m
+            .as_deref()
+            .ok_or_else(|| Failure::Msg("no p2m yet: the step list is out of order".into()))
+    }
+
+    /// The machine frame of a PV guest's frame `pfn`.
+    fn mfn(&self, pfn: u64) -> Result<u64, Failure> {
+        let p2m = self.p2m()?;
+        usize::try_from(pfn)
+            .ok()
+            .and_then(|i| p2m.get(i).copied())
+            .ok_or_else(|| {
+                Failure::Msg(format!(
+                    "frame {pfn:#x} is beyond the guest's {} frames",
+                    p2m.len()
+                ))
+            })
     }
 
     /// The combinator: one step, checked for signals, timed, its error tagged.
@@ -452,7 +538,7 @@ pub fn create<H, S>(
     hv: &H,
     xs: &S,
     cfg: &DomainConfig,
-    plan: &BootPlan,
+    plan: &GuestPlan,
     opts: &CreateOptions,
 ) -> Result<Created, CreateError>
 where
@@ -468,7 +554,7 @@ pub fn create_monitored<'a, H, S>(
     hv: &'a H,
     xs: &'a S,
     cfg: &'a DomainConfig,
-    plan: &'a BootPlan,
+    plan: &'a GuestPlan,
     opts: &'a CreateOptions,
     monitor: Option<&'a mut StartMonitor<'a>>,
 ) -> Result<Created, CreateError>
@@ -501,9 +587,22 @@ where
         lock: None,
         dom: None,
         ports: None,
+        p2m: None,
+        shared_info_mfn: None,
         timings: Vec::with_capacity(Step::ALL.len()),
     };
-    for &step in Step::ALL {
+    if (cfg.domain_type == DomainType::Pv) != plan.as_pv().is_some() {
+        return Err(CreateError {
+            step: Step::CheckHost,
+            message: format!(
+                "a type = \"{}\" guest cannot be built from this boot plan",
+                cfg.domain_type.as_str()
+            ),
+            host_error: None,
+            signal: None,
+        });
+    }
+    for step in Step::sequence(cfg.domain_type) {
         build.run(step, &signals)?;
     }
     build.undo.armed = false;

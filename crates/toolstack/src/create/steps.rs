@@ -3,6 +3,7 @@
 //! and registers with the guard what it leaves behind.
 
 use pvh::BootPlan;
+use xlcfg::model::DomainType;
 use xen_abi::hvm::{self as save, HvmContextBuilder, HvmHwCpu, HvmHwMtrr};
 use xen_abi::wire::Wire as _;
 use xen_host::{
@@ -10,7 +11,8 @@ use xen_host::{
     PAGE_SHIFT, PAGE_SIZE,
 };
 
-use super::{marks, Build, Failure, Record, Step, UndoAction};
+use super::{marks, pv_steps, Build, Failure, Record, Step, UndoAction};
+use crate::plan::GuestPlan;
 use crate::lock::HostLock;
 use crate::memory::{self, FrameRange};
 use crate::names::NameIndex;
@@ -47,19 +49,38 @@ where
         }
         Step::EventChannels => event_channels(b),
         Step::HvmParams => hvm_params(b),
+        Step::MemmapLimit => pv_steps::memmap_limit(b),
+        Step::AddressSize => Ok(b.hv.set_address_size(b.dom()?, 64)?),
         Step::ClaimMemory => claim_memory(b),
-        Step::PopulateMemory => {
-            memory::populate(b.hv, b.dom()?, &frame_ranges(b.plan))?;
-            Ok(())
-        }
+        Step::PopulateMemory => match b.plan {
+            GuestPlan::Pvh(plan) => {
+                memory::populate(b.hv, b.dom()?, &frame_ranges(plan))?;
+                Ok(())
+            }
+            GuestPlan::Pv(plan) => {
+                b.p2m = Some(memory::populate_pv(b.hv, b.dom()?, plan.total_pages)?);
+                Ok(())
+            }
+        },
         Step::ReleaseClaim => Ok(b.hv.claim_pages(b.dom()?, 0)?),
         Step::MemoryMap => {
-            let map: Vec<E820Entry> = b.plan.memmap.clone();
+            let map: Vec<E820Entry> = b.pvh()?.memmap.clone();
             Ok(b.hv.set_memory_map(b.dom()?, &map)?)
         }
-        Step::LoadImage => load_image(b.hv, b.dom()?, b.plan),
+        Step::LoadImage => match b.plan {
+            GuestPlan::Pvh(plan) => load_image(b.hv, b.dom()?, plan),
+            GuestPlan::Pv(_) => pv_steps::load_image(b),
+        },
+        Step::PageTables => pv_steps::page_tables(b),
+        Step::SharedInfo => pv_steps::shared_info(b),
+        Step::StartInfo => pv_steps::start_info(b),
+        Step::HypercallPage => pv_steps::hypercall_page(b),
+        Step::PinTables => pv_steps::pin_tables(b),
         Step::SpecialPages => special_pages(b),
-        Step::VcpuContext => set_vcpu_context(b.hv, b.dom()?, b.cfg.maxvcpus, b.plan),
+        Step::VcpuContext => match b.plan {
+            GuestPlan::Pvh(plan) => set_vcpu_context(b.hv, b.dom()?, b.cfg.maxvcpus, plan),
+            GuestPlan::Pv(_) => pv_steps::vcpu_context(b),
+        },
         Step::GrantTable => grant_table(b),
         Step::XenstoreEntries => xenstore_entries(b),
         Step::Introduce => introduce(b),
@@ -82,6 +103,21 @@ where
     S: Store + ?Sized,
 {
     let version = b.hv.version()?;
+    if b.cfg.domain_type == DomainType::Pv {
+        if !version
+            .capabilities
+            .split_whitespace()
+            .any(|c| c == "xen-3.0-x86_64")
+        {
+            return Err(Failure::Msg(format!(
+                "this Xen cannot run 64-bit PV guests (capabilities: {}): it was built \
+                 without PV support (CONFIG_PV)",
+                version.capabilities
+            )));
+        }
+        b.version = Some(version);
+        return Ok(());
+    }
     if !version
         .capabilities
         .split_whitespace()
@@ -189,11 +225,15 @@ where
     S: Store + ?Sized,
 {
     let cfg = b.cfg;
+    let base = match cfg.domain_type {
+        DomainType::Pv => xen_host::CreateDomain::pv(*cfg.uuid.as_bytes(), cfg.maxvcpus),
+        _ => xen_host::CreateDomain::pvh(*cfg.uuid.as_bytes(), cfg.maxvcpus),
+    };
     let create = xen_host::CreateDomain {
         max_evtchn_port: cfg.max_event_channels,
         max_grant_frames: cfg.max_grant_frames,
         max_maptrack_frames: cfg.max_maptrack_frames,
-        ..xen_host::CreateDomain::pvh(*cfg.uuid.as_bytes(), cfg.maxvcpus)
+        ..base
     };
     let dom = b.hv.create_domain(&create)?;
     b.dom = Some(dom);
@@ -216,7 +256,7 @@ where
         dom,
         uuid: &b.uuid,
         name,
-        kind: "pvh",
+        kind: b.cfg.domain_type.as_str(),
     });
     nodes.push(xs_layout::Node {
         path: marks::building_marker(dom),
@@ -243,7 +283,7 @@ where
     Ok(())
 }
 
-fn ports<H, S>(b: &Build<'_, H, S>) -> Result<(u32, u32), Failure>
+pub(super) fn ports<H, S>(b: &Build<'_, H, S>) -> Result<(u32, u32), Failure>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
@@ -288,7 +328,10 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    let pages: u64 = frame_ranges(b.plan).iter().map(|r| r.pages).sum();
+    let pages: u64 = match b.plan {
+        GuestPlan::Pvh(plan) => frame_ranges(plan).iter().map(|r| r.pages).sum(),
+        GuestPlan::Pv(plan) => plan.total_pages,
+    };
     Ok(b.hv.claim_pages(b.dom()?, pages)?)
 }
 
@@ -299,7 +342,7 @@ where
 {
     let dom = b.dom()?;
     let (store_port, console_port) = ports(b)?;
-    let sp = &b.plan.special_pages;
+    let sp = &b.pvh()?.special_pages;
     for (param, value) in [
         (hvm_param::PAGING_RING_PFN, sp.paging),
         (hvm_param::MONITOR_RING_PFN, sp.access),
@@ -317,26 +360,38 @@ where
     Ok(())
 }
 
+/// The frames of the console and xenstore rings as the backends name them: guest frames
+/// for PVH, machine frames for PV.
+fn ring_frames<H, S>(b: &Build<'_, H, S>) -> Result<(u64, u64), Failure>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    match b.plan {
+        GuestPlan::Pvh(plan) => Ok((plan.special_pages.console, plan.special_pages.xenstore)),
+        GuestPlan::Pv(plan) => Ok((b.mfn(plan.console_pfn)?, b.mfn(plan.xenstore_pfn)?)),
+    }
+}
+
 /// Grant entries: 0 for the console, 1 for xenstore (C xenstored maps ref 1).
 fn grant_table<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    let sp = &b.plan.special_pages;
-    let frame =
-        |pfn: u64| u32::try_from(pfn).map_err(|_| Failure::Msg(format!("pfn {pfn:#x} too large")));
+    let (console, xenstore) = ring_frames(b)?;
+    let frame = |f: u64| u32::try_from(f).map_err(|_| Failure::Msg(format!("frame {f:#x} too large")));
     let backend = b.opts.backend_domid.0;
     let grants = [
         GrantEntryV1 {
             flags: GTF_PERMIT_ACCESS,
             domid: backend,
-            frame: frame(sp.console)?,
+            frame: frame(console)?,
         },
         GrantEntryV1 {
             flags: GTF_PERMIT_ACCESS,
             domid: backend,
-            frame: frame(sp.xenstore)?,
+            frame: frame(xenstore)?,
         },
     ];
     Ok(b.hv.write_grant_entries(b.dom()?, 0, &grants)?)
@@ -348,20 +403,35 @@ where
     S: Store + ?Sized,
 {
     let (store_port, console_port) = ports(b)?;
-    let sp = &b.plan.special_pages;
+    let (console, xenstore) = ring_frames(b)?;
     let cfg = b.cfg;
     let built = Built {
         dom: b.dom()?,
         max_memkb: cfg.maxmem_mib * 1024,
         target_memkb: cfg.memory_mib * 1024,
         store_port,
-        store_gfn: sp.xenstore,
+        store_gfn: xenstore,
         console_port,
-        console_gfn: sp.console,
+        console_gfn: console,
         vcpus: cfg.vcpus,
         max_vcpus: cfg.maxvcpus,
     };
-    Ok(xs_layout::apply(b.xs, &xs_layout::post_build(&built))?)
+    let mut nodes = xs_layout::post_build(&built);
+    if let GuestPlan::Pv(plan) = b.plan {
+        let ramdisk = match &cfg.boot {
+            xlcfg::model::Boot::Kernel { modules, .. } => {
+                modules.first().map(|m| m.path.value.display().to_string())
+            }
+            _ => None,
+        };
+        nodes.extend(xs_layout::pv_image(
+            &b.uuid,
+            &plan.image_path,
+            ramdisk.as_deref(),
+            plan.cmdline.as_deref(),
+        ));
+    }
+    Ok(xs_layout::apply(b.xs, &nodes)?)
 }
 
 fn introduce<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
@@ -371,11 +441,8 @@ where
 {
     let dom = b.dom()?;
     let (store_port, _) = ports(b)?;
-    b.xs.introduce(
-        dom,
-        xen_host::Gfn(b.plan.special_pages.xenstore),
-        store_port,
-    )?;
+    let (_, xenstore) = ring_frames(b)?;
+    b.xs.introduce(dom, xen_host::Gfn(xenstore), store_port)?;
     b.left(Step::Introduce, UndoAction::Release(dom));
     Ok(())
 }
