@@ -340,6 +340,7 @@ pub(crate) fn fit(
     // Measure: what the walk needs at this size, then grow until a strict walk fits (the
     // p2m grows with the guest, so a few rounds may be needed).
     let mut try_total = total;
+    let mut need = total + 1;
     for _ in 0..64 {
         let mut a = Alloc {
             kernel: k,
@@ -350,25 +351,33 @@ pub(crate) fn fit(
             need: 0,
         };
         match build_in(&mut a, k, ramdisk, try_total) {
-            Ok(_) => {}
+            Ok(_) => need = a.need,
             Err(Stop::Fatal(e)) => return Err(kernel_err(e, path)),
-            Err(Stop::Short) => break,
+            Err(Stop::Short) => {
+                need = u64::MAX;
+                break;
+            }
         }
-        let next = a.need.max(try_total + 1).div_ceil(256) * 256;
+        let next = need.max(try_total + 1).div_ceil(256) * 256;
         if next > pvh::layout::MAX_MEMORY_MIB << 8 {
+            need = next;
             break;
         }
         try_total = next;
-        if build(k, ramdisk, try_total).is_ok() {
-            return Err(Error::TooSmall {
-                memory_mib,
-                needs_mib: try_total >> 8,
-            });
+        match build(k, ramdisk, try_total) {
+            Ok(_) => {
+                return Err(Error::TooSmall {
+                    memory_mib,
+                    needs_mib: try_total >> 8,
+                })
+            }
+            Err(Stop::Fatal(e)) => return Err(kernel_err(e, path)),
+            Err(Stop::Short) => {}
         }
     }
     Err(Error::TooSmall {
         memory_mib,
-        needs_mib: (try_total >> 8).max(memory_mib + 1),
+        needs_mib: need.div_ceil(256).max(memory_mib + 1),
     })
 }
 

@@ -647,3 +647,19 @@ fn layout_renders() {
     assert_eq!(j["start_info_pfn"], 0x1008);
     assert_eq!(j["regions"].as_array().unwrap().len(), 9);
 }
+
+#[test]
+fn a_kernel_no_guest_can_hold_says_how_much_it_needs() {
+    // No VIRT_BASE: the kernel's 16 MiB p_paddr becomes its virtual (and pseudo-physical)
+    // offset; with a high p_paddr no guest size fits.
+    let k = PvKernel {
+        virt_base: None,
+        paddr: 0x40_0000_0000_0000,
+        ..PvKernel::linux()
+    };
+    let e = plan(&k, vec![], 256).unwrap_err();
+    let Error::TooSmall { needs_mib, .. } = e else {
+        panic!("{e}")
+    };
+    assert!(needs_mib > pvh::layout::MAX_MEMORY_MIB, "{needs_mib}");
+}
