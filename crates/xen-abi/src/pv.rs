@@ -44,6 +44,13 @@ pub const FLAT_KERNEL_CS_X86_64: u16 = 0xe033;
 pub const FLAT_KERNEL_DS_X86_64: u16 = 0x0000;
 /// `FLAT_KERNEL_SS` (64-bit: `FLAT_RING3_SS64`, GDT entry 261).
 pub const FLAT_KERNEL_SS_X86_64: u16 = 0xe02b;
+/// `XEN_LEGACY_MAX_VCPUS`: the `vcpu_info` slots in shared_info.
+pub const LEGACY_MAX_VCPUS: usize = 32;
+/// `sizeof(struct vcpu_info)` (x86-64).
+pub const VCPU_INFO_SIZE: usize = 64;
+/// `offsetof(struct vcpu_info, evtchn_upcall_mask)`.
+pub const VCPU_INFO_UPCALL_MASK_AT: usize = 1;
+
 /// `X86_DR6_DEFAULT`: the debug status register's reset value.
 pub const DR6_DEFAULT: u64 = 0xffff_0ff0;
 /// `X86_DR7_DEFAULT`: the debug control register's reset value.

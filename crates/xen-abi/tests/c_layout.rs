@@ -184,6 +184,12 @@ fn facts() -> Facts {
         ("MMUEXT_UNPIN_TABLE", pv::mmuext::UNPIN_TABLE as u64),
         ("VGCF_i387_valid", pv::vgcf::I387_VALID),
         ("VGCF_in_kernel", pv::vgcf::IN_KERNEL),
+        ("XEN_LEGACY_MAX_VCPUS", pv::LEGACY_MAX_VCPUS as u64),
+        ("sizeof(struct vcpu_info)", pv::VCPU_INFO_SIZE as u64),
+        (
+            "offsetof(struct vcpu_info, evtchn_upcall_mask)",
+            pv::VCPU_INFO_UPCALL_MASK_AT as u64,
+        ),
         ("VGCF_online", pv::vgcf::ONLINE),
         ("FLAT_KERNEL_CS", pv::FLAT_KERNEL_CS_X86_64 as u64),
         ("FLAT_KERNEL_DS", pv::FLAT_KERNEL_DS_X86_64 as u64),
