@@ -160,6 +160,10 @@ pub(crate) struct HostState {
     /// Counter making every created domain distinguishable from a later one with the
     /// same id.
     pub next_instance: u64,
+    /// Machine frames handed out so far to PV domains (the next one is
+    /// `MFN_BASE + next_mfn`; frames are never reused).
+    #[serde(default)]
+    pub next_mfn: u64,
 }
 
 impl HostState {
@@ -266,6 +270,61 @@ pub(crate) struct DomRecord {
     pub introduced: Option<(u64, u32)>,
     pub ignore_shutdown: bool,
     pub pending: Option<PendingShutdown>,
+    /// A PV domain's state (absent for HVM domains and before the first PV operation).
+    #[serde(default)]
+    pub pv: PvState,
+}
+
+/// What Xen knows of a PV domain beyond the common record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PvState {
+    /// `XEN_DOMCTL_set_address_size`, once given.
+    pub address_size: Option<u32>,
+    /// The P2M: runs `(first gpfn, first mfn, frames)`, sorted by gpfn, each run
+    /// contiguous in both (the M2P is the same runs read the other way).
+    pub extents: Vec<(u64, u64, u64)>,
+    /// The pinned top-level page table.
+    pub pinned_l4: Option<u64>,
+    /// Every page-table frame of the pinned tree (sorted): Xen refuses writable
+    /// mappings of them.
+    pub table_frames: Vec<u64>,
+    /// The frame `hypercall_init` filled.
+    pub hypercall_page: Option<u64>,
+    /// The shared_info frame (allocated from the host's frames at first use).
+    pub shared_info: Option<u64>,
+    /// vCPU contexts set with `setvcpucontext`.
+    pub vcpus: BTreeMap<u32, xen_host::PvVcpuContext>,
+    /// What vCPU 0's first instructions would hit, judged when its context was set from
+    /// the frames that handle wrote (`None`: nothing).
+    pub entry_fault: Option<String>,
+}
+
+impl PvState {
+    /// The gpfn of `mfn` when the domain owns it (the M2P).
+    pub(crate) fn m2p(&self, mfn: u64) -> Option<u64> {
+        self.extents
+            .iter()
+            .find(|&&(_, m, n)| mfn >= m && mfn - m < n)
+            .map(|&(g, m, _)| g + (mfn - m))
+    }
+
+    /// Whether the domain owns frame `mfn` (its RAM or its shared_info frame).
+    pub(crate) fn owns(&self, mfn: u64) -> bool {
+        self.m2p(mfn).is_some() || self.shared_info == Some(mfn)
+    }
+
+    /// Record that gpfns `[gpfn, gpfn + n)` are backed by mfns `[mfn, mfn + n)`, merging
+    /// with the previous run when both continue it.
+    pub(crate) fn add_extent(&mut self, gpfn: u64, mfn: u64, n: u64) {
+        let idx = self.extents.partition_point(|&(g, _, _)| g < gpfn);
+        if let Some(prev) = idx.checked_sub(1).and_then(|i| self.extents.get_mut(i)) {
+            if prev.0 + prev.2 == gpfn && prev.1 + prev.2 == mfn {
+                prev.2 += n;
+                return;
+            }
+        }
+        self.extents.insert(idx, (gpfn, mfn, n));
+    }
 }
 
 impl DomRecord {
@@ -555,6 +614,7 @@ mod tests {
             used_pages: u64::MAX,
             outstanding_pages: u64::MAX,
             next_instance: u64::MAX,
+            next_mfn: u64::MAX,
         };
         st.store(dir.path()).unwrap();
         assert_eq!(HostState::load(dir.path()).unwrap(), st);

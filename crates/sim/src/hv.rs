@@ -2,10 +2,11 @@
 
 use xen_host::{
     cdf, CreateDomain, DomId, DomainInfo, E820Entry, Errno, Gfn, GrantEntryV1, HostCaps,
-    Hypervisor, PhysInfo, ShutdownReason, VersionInfo, PAGE_SHIFT, PAGE_SIZE,
+    Hypervisor, PhysInfo, PvVcpuContext, ShutdownReason, VersionInfo, PAGE_SHIFT, PAGE_SIZE,
 };
 
 use crate::disk::{self, ChangeKind, DomRecord, HvmRecord};
+use crate::pv;
 use crate::{
     do_shutdown, esrch, guest_poll_shutdown, load_live, pending_reason, Inner, SimError, SimHost,
     World,
@@ -75,6 +76,135 @@ fn load_alive(w: &World<'_>, dom: DomId) -> Result<DomRecord, SimError> {
         return Err(einval(format!("domain {dom} is dying")));
     }
     Ok(d)
+}
+
+/// A live PV domain, for the operations only PV domains take (`errno` for an HVM one).
+fn load_pv(w: &World<'_>, dom: DomId, what: &str, errno: Errno) -> Result<DomRecord, SimError> {
+    let d = load_alive(w, dom)?;
+    if d.is_hvm() {
+        return Err(SimError::xen(
+            errno,
+            format!("{what}: domain {dom} is HVM; only PV domains take it"),
+        ));
+    }
+    Ok(d)
+}
+
+/// A live HVM domain, for the operations that address guest-physical frames (a PV
+/// domain's frames are machine frames: `write_frames` and friends).
+fn load_translated(w: &World<'_>, dom: DomId, what: &str) -> Result<DomRecord, SimError> {
+    let d = load_alive(w, dom)?;
+    if !d.is_hvm() {
+        return Err(einval(format!(
+            "{what}: domain {dom} is PV, its memory is reached by machine frame (write_frames, read_frames, zero_frames)"
+        )));
+    }
+    Ok(d)
+}
+
+/// Every frame of `mfns` must belong to PV domain `d`, as a foreign mapping requires.
+fn check_owned(d: &DomRecord, mfns: &[u64]) -> Result<(), SimError> {
+    match mfns.iter().find(|&&m| !d.pv.owns(m)) {
+        Some(m) => Err(SimError::xen(
+            Errno::EFAULT,
+            format!(
+                "mfn {m:#x} is not a frame of domain {} (mapping it failed)",
+                d.domid
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Hand out `n` machine frames, aligned to `n` as Xen's buddy allocator does.
+fn alloc_mfns(w: &mut World<'_>, n: u64) -> u64 {
+    let first = (pv::MFN_BASE + w.state.next_mfn).next_multiple_of(n);
+    w.state.next_mfn = first + n - pv::MFN_BASE;
+    w.touch();
+    first
+}
+
+/// Take `n` pages from the host for `d` (its limit, the host's free pages and the
+/// claims permitting); false when they are not there.
+fn take_pages(w: &mut World<'_>, d: &mut DomRecord, n: u64) -> bool {
+    if d.tot_pages.saturating_add(n) > d.max_pages {
+        return false;
+    }
+    let free = w.free_pages();
+    let others_ok = w.state.outstanding_pages.saturating_add(n) <= free;
+    if n > free || !(others_ok || d.outstanding_pages >= n) {
+        return false;
+    }
+    d.tot_pages += n;
+    w.state.used_pages += n;
+    let from_claim = d.outstanding_pages.min(n);
+    d.outstanding_pages -= from_claim;
+    w.state.outstanding_pages = w.state.outstanding_pages.saturating_sub(from_claim);
+    w.touch();
+    true
+}
+
+/// populate_physmap for any domain: an extent of `2^order` frames at each gfn, until
+/// one does not fit. A PV domain's extents get machine frames, returned in order.
+fn populate(
+    w: &mut World<'_>,
+    d: &mut DomRecord,
+    order: u32,
+    gfns: impl Iterator<Item = u64>,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    if order > MAX_EXTENT_ORDER {
+        return out;
+    }
+    let n = 1u64 << order;
+    for start in gfns {
+        let Some(end) = start.checked_add(n) else {
+            break;
+        };
+        if start % n != 0 || d.overlaps(start, end) || !take_pages(w, d, n) {
+            break;
+        }
+        d.add_populated(start, end);
+        let mfn = if d.is_hvm() {
+            start
+        } else {
+            let mfn = alloc_mfns(w, n);
+            d.pv.add_extent(start, mfn, n);
+            mfn
+        };
+        out.push(mfn);
+    }
+    out
+}
+
+/// No frame of `mfns` may be a page table of the pinned tree: Xen refuses writable
+/// mappings of page tables.
+fn check_not_tables(d: &DomRecord, mfns: &[u64]) -> Result<(), SimError> {
+    match mfns
+        .iter()
+        .find(|m| d.pv.table_frames.binary_search(m).is_ok())
+    {
+        Some(m) => Err(einval(format!(
+            "mfn {m:#x} is a pinned page table of domain {}: Xen refuses to map it writable",
+            d.domid
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Why a PV domain's vCPU 0 would fault at its first instruction, if it would: judged on
+/// this handle's copy of the frames when it has one, else as recorded when the
+/// context was set.
+fn pv_boot_fault(d: &DomRecord, inner: &mut Inner) -> Option<String> {
+    let Some(ctx) = d.pv.vcpus.get(&0) else {
+        return Some("vCPU 0 has no context (setvcpucontext was not called)".into());
+    };
+    match inner.memory.get(&(d.domid, d.instance)) {
+        Some(pages) if !pages.is_empty() => {
+            pv::entry_fault(&d.pv, ctx, |m| pages.get(&m).map(|p| &p[..]))
+        }
+        _ => d.pv.entry_fault.clone(),
+    }
 }
 
 fn hex(data: &[u8]) -> String {
@@ -431,37 +561,8 @@ impl Hypervisor for SimHost {
     fn populate_physmap(&self, dom: DomId, order: u32, gfns: &[Gfn]) -> xen_host::Result<usize> {
         self.call("populate_physmap", "", 1, |w, _| {
             let mut d = load_alive(w, resolve(dom))?;
-            if order > MAX_EXTENT_ORDER {
-                return Ok(0);
-            }
-            let n = 1u64 << order;
-            let mut done = 0usize;
-            for gfn in gfns {
-                let start = gfn.0;
-                let Some(end) = start.checked_add(n) else {
-                    break;
-                };
-                if start % n != 0 || d.overlaps(start, end) {
-                    break;
-                }
-                if d.tot_pages.saturating_add(n) > d.max_pages {
-                    break;
-                }
-                let free = w.free_pages();
-                let others_ok = w.state.outstanding_pages.saturating_add(n) <= free;
-                if n > free || !(others_ok || d.outstanding_pages >= n) {
-                    break;
-                }
-                d.tot_pages += n;
-                w.state.used_pages += n;
-                let from_claim = d.outstanding_pages.min(n);
-                d.outstanding_pages -= from_claim;
-                w.state.outstanding_pages = w.state.outstanding_pages.saturating_sub(from_claim);
-                d.add_populated(start, end);
-                done += 1;
-            }
+            let done = populate(w, &mut d, order, gfns.iter().map(|g| g.0)).len();
             if done > 0 {
-                w.touch();
                 disk::store_dom(w.dir, &d)?;
             }
             Ok(done)
@@ -641,7 +742,7 @@ impl Hypervisor for SimHost {
             "write_guest",
             batches(gpa, len),
             |w, inner| {
-                let d = load_alive(w, resolve(dom))?;
+                let d = load_translated(w, resolve(dom), "write_guest")?;
                 let (first, end) = gfn_span(gpa, len)?;
                 check_mapped(&d, first, end)?;
                 let pages = Self::pages(inner, &d);
@@ -667,7 +768,7 @@ impl Hypervisor for SimHost {
             "zero_guest",
             batches(gpa, len),
             |w, inner| {
-                let d = load_alive(w, resolve(dom))?;
+                let d = load_translated(w, resolve(dom), "zero_guest")?;
                 let (first, end) = gfn_span(gpa, len)?;
                 check_mapped(&d, first, end)?;
                 let pages = Self::pages(inner, &d);
@@ -692,7 +793,7 @@ impl Hypervisor for SimHost {
             "read_guest",
             batches(gpa, len64),
             |w, inner| {
-                let d = load_alive(w, resolve(dom))?;
+                let d = load_translated(w, resolve(dom), "read_guest")?;
                 let (first, end) = gfn_span(gpa, len64)?;
                 check_mapped(&d, first, end)?;
                 let pages = Self::pages(inner, &d);
@@ -792,8 +893,16 @@ impl Hypervisor for SimHost {
                     }
                 }
                 d.online_vcpus = if marked { online.max(1) } else { d.max_vcpus };
+                if !d.is_hvm() {
+                    d.pv.entry_fault = pv_boot_fault(&d, inner);
+                }
             }
             d.start_clock(w.now);
+            if d.pv.entry_fault.is_some() && !d.is_hvm() {
+                // The kernel faults at its first instruction and Xen crashes the domain,
+                // as a real guest triple-faulting would.
+                do_shutdown(w, &mut d, ShutdownReason::Crash);
+            }
             if d.runnable() {
                 if let Some(p) = d.pending.take() {
                     do_shutdown(w, &mut d, pending_reason(p));
@@ -831,6 +940,7 @@ impl Hypervisor for SimHost {
                     d.hvm_params.clear();
                     d.hvm_records.clear();
                     d.memory_map.clear();
+                    d.pv.vcpus.clear();
                     d.introduced = None;
                     d.pending = None;
                     inner.memory.remove(&(d.domid, d.instance));
@@ -842,6 +952,7 @@ impl Hypervisor for SimHost {
                 w.touch();
                 if d.tot_pages == 0 {
                     d.populated.clear();
+                    d.pv = Default::default();
                     disk::remove_dom(w.dir, d.domid)?;
                     w.log(ChangeKind::Special, "@releaseDomain");
                     Ok(true)
@@ -862,6 +973,195 @@ impl Hypervisor for SimHost {
             let mut d = load_domu(w, resolve(dom), "remote shutdown")?;
             do_shutdown(w, &mut d, reason);
             disk::store_dom(w.dir, &d)
+        })
+    }
+
+    fn set_address_size(&self, dom: DomId, bits: u32) -> xen_host::Result<()> {
+        self.call("set_address_size", "", 1, |w, _| {
+            let mut d = load_pv(w, resolve(dom), "set_address_size", Errno::EOPNOTSUPP)?;
+            if bits != 64 && bits != 32 {
+                return Err(einval(format!("address size {bits} (32 or 64)")));
+            }
+            d.pv.address_size = Some(bits);
+            disk::store_dom(w.dir, &d)
+        })
+    }
+
+    fn populate_physmap_pv(
+        &self,
+        dom: DomId,
+        order: u32,
+        gpfns: &[u64],
+    ) -> xen_host::Result<Vec<u64>> {
+        self.call("populate_physmap_pv", "", 1, |w, _| {
+            let mut d = load_pv(w, resolve(dom), "populate_physmap_pv", Errno::EINVAL)?;
+            let mfns = populate(w, &mut d, order, gpfns.iter().copied());
+            if !mfns.is_empty() {
+                disk::store_dom(w.dir, &d)?;
+            }
+            Ok(mfns)
+        })
+    }
+
+    fn write_frames(&self, dom: DomId, mfns: &[u64], data: &[u8]) -> xen_host::Result<()> {
+        let calls = (mfns.len() as u64).div_ceil(MAP_BATCH_PAGES);
+        self.call("write_frames", "", calls, |w, inner| {
+            let d = load_pv(w, resolve(dom), "write_frames", Errno::EINVAL)?;
+            let room = mfns.len() as u64 * PAGE_SIZE;
+            if data.len() as u64 > room {
+                return Err(einval(format!(
+                    "{} bytes do not fit in {} frames",
+                    data.len(),
+                    mfns.len()
+                )));
+            }
+            let used = &mfns[..data.len().div_ceil(PAGE_SIZE as usize)];
+            check_owned(&d, used)?;
+            check_not_tables(&d, used)?;
+            let pages = Self::pages(inner, &d);
+            for (mfn, chunk) in used.iter().zip(data.chunks(PAGE_SIZE as usize)) {
+                let page = pages
+                    .entry(*mfn)
+                    .or_insert_with(|| vec![0u8; PAGE_SIZE as usize].into_boxed_slice());
+                if let Some(dst) = page.get_mut(..chunk.len()) {
+                    dst.copy_from_slice(chunk);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn zero_frames(&self, dom: DomId, mfns: &[u64]) -> xen_host::Result<()> {
+        let calls = (mfns.len() as u64).div_ceil(MAP_BATCH_PAGES);
+        self.call("zero_frames", "", calls, |w, inner| {
+            let d = load_pv(w, resolve(dom), "zero_frames", Errno::EINVAL)?;
+            check_owned(&d, mfns)?;
+            check_not_tables(&d, mfns)?;
+            let pages = Self::pages(inner, &d);
+            for mfn in mfns {
+                pages.remove(mfn);
+            }
+            Ok(())
+        })
+    }
+
+    fn read_frames(&self, dom: DomId, mfns: &[u64]) -> xen_host::Result<Vec<u8>> {
+        let calls = (mfns.len() as u64).div_ceil(MAP_BATCH_PAGES);
+        self.call("read_frames", "", calls, |w, inner| {
+            let d = load_pv(w, resolve(dom), "read_frames", Errno::EINVAL)?;
+            check_owned(&d, mfns)?;
+            let pages = Self::pages(inner, &d);
+            let mut out = Vec::with_capacity(mfns.len() * PAGE_SIZE as usize);
+            for mfn in mfns {
+                match pages.get(mfn) {
+                    Some(p) => out.extend_from_slice(p),
+                    None => out.resize(out.len() + PAGE_SIZE as usize, 0),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn pin_l4_table(&self, dom: DomId, mfn: u64) -> xen_host::Result<()> {
+        self.call("pin_table", "", 1, |w, inner| {
+            let dom = resolve(dom);
+            let mut d = load_pv(w, dom, "pin_l4_table", Errno::EINVAL)?;
+            if let Some(old) = d.pv.pinned_l4 {
+                return Err(einval(format!(
+                    "domain {dom} already has L4 table {old:#x} pinned"
+                )));
+            }
+            let pages = Self::pages(inner, &d);
+            let tables = pv::validate_tree(&d.pv, d.domid, mfn, |m| pages.get(&m).map(|p| &p[..]))?;
+            d.pv.pinned_l4 = Some(mfn);
+            d.pv.table_frames = tables;
+            disk::store_dom(w.dir, &d)
+        })
+    }
+
+    fn hypercall_init(&self, dom: DomId, mfn: u64) -> xen_host::Result<()> {
+        self.call("hypercall_init", "", 1, |w, inner| {
+            let dom = resolve(dom);
+            let mut d = load_pv(w, dom, "hypercall_init", Errno::EINVAL)?;
+            if !d.pv.owns(mfn) {
+                return Err(einval(format!(
+                    "hypercall page mfn {mfn:#x} is not a frame of domain {dom}"
+                )));
+            }
+            if d.pv.table_frames.binary_search(&mfn).is_ok() {
+                return Err(SimError::xen(
+                    Errno::EPERM,
+                    format!("hypercall page mfn {mfn:#x} is a page table of domain {dom}"),
+                ));
+            }
+            Self::pages(inner, &d).insert(mfn, pv::hypercall_page().into_boxed_slice());
+            d.pv.hypercall_page = Some(mfn);
+            disk::store_dom(w.dir, &d)
+        })
+    }
+
+    fn set_pv_vcpu_context(
+        &self,
+        dom: DomId,
+        vcpu: u32,
+        ctx: &PvVcpuContext,
+    ) -> xen_host::Result<()> {
+        self.call("setvcpucontext", "", 1, |w, inner| {
+            let dom = resolve(dom);
+            let mut d = load_pv(w, dom, "setvcpucontext", Errno::EINVAL)?;
+            if vcpu >= d.max_vcpus {
+                return Err(einval(format!(
+                    "vCPU {vcpu} of domain {dom}, which has {}",
+                    d.max_vcpus
+                )));
+            }
+            if d.pv.pinned_l4 != Some(ctx.cr3_mfn) {
+                return Err(einval(format!(
+                    "cr3 mfn {:#x} is not a pinned L4 table of domain {dom}",
+                    ctx.cr3_mfn
+                )));
+            }
+            for (name, va) in [
+                ("rip", ctx.rip),
+                ("rsp", ctx.rsp),
+                ("kernel_sp", ctx.kernel_sp),
+            ] {
+                if !pv::canonical(va) {
+                    return Err(einval(format!("{name} {va:#x} is not canonical")));
+                }
+            }
+            d.pv.vcpus.insert(vcpu, *ctx);
+            if vcpu == 0 {
+                let pages = Self::pages(inner, &d);
+                d.pv.entry_fault = pv::entry_fault(&d.pv, ctx, |m| pages.get(&m).map(|p| &p[..]));
+            }
+            disk::store_dom(w.dir, &d)
+        })
+    }
+
+    fn init_pv_shared_info(&self, dom: DomId) -> xen_host::Result<u64> {
+        self.call("shared_info", "", 1, |w, inner| {
+            let mut d = load_pv(w, resolve(dom), "init_pv_shared_info", Errno::EINVAL)?;
+            let mfn = match d.pv.shared_info {
+                Some(m) => m,
+                None => {
+                    let m = alloc_mfns(w, 1);
+                    d.pv.shared_info = Some(m);
+                    disk::store_dom(w.dir, &d)?;
+                    m
+                }
+            };
+            // Cleared, then every legacy vcpu_info's upcall masked, as the builder does.
+            let page = Self::pages(inner, &d)
+                .entry(mfn)
+                .or_insert_with(|| vec![0u8; PAGE_SIZE as usize].into_boxed_slice());
+            page.fill(0);
+            for i in 0..pv::LEGACY_VCPUS {
+                if let Some(mask) = page.get_mut(i * pv::VCPU_INFO_SIZE + 1) {
+                    *mask = 1;
+                }
+            }
+            Ok(mfn)
         })
     }
 

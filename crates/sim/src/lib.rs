@@ -125,6 +125,7 @@ mod disk;
 mod fault;
 mod hotplug;
 mod hv;
+mod pv;
 mod store;
 mod xs;
 
@@ -599,6 +600,7 @@ impl SimHost {
             introduced: Some((0, 0)),
             ignore_shutdown: false,
             pending: None,
+            pv: Default::default(),
         };
         disk::store_dom(dir, &dom0)?;
         xs::init_tree(&mut world)?;

@@ -9,6 +9,7 @@
 //! | `xen_domctl_createdomain` | 64, arch @56 | 64, arch @56 | 68: `altp2m_opts` u32 @48, vmtrace @52, cpupool @56, arch @60 | 68: `altp2m {u16 opts; u16 nr}` @48, rest as 4.19 |
 //! | `xen_domctl_getdomaininfo` | 112 | 112 | 112 | 112 |
 //! | `max_vcpus` / `max_mem` / `hvmcontext` / `tsc_info` / `paging_mempool` | 4 / 8 / 16 / 24 / 8 | same | same | same |
+//! | `vcpucontext` / `hypercall_init` / `address_size` | 16 / 8 / 4 | same | same | same |
 //!
 //! Command numbers used here are the same in every release 4.17 .. 4.22.
 
@@ -29,12 +30,18 @@ pub mod cmd {
     pub const GETDOMAININFO: u32 = 5;
     /// `XEN_DOMCTL_max_mem`.
     pub const MAX_MEM: u32 = 11;
+    /// `XEN_DOMCTL_setvcpucontext`.
+    pub const SETVCPUCONTEXT: u32 = 12;
     /// `XEN_DOMCTL_max_vcpus`.
     pub const MAX_VCPUS: u32 = 15;
+    /// `XEN_DOMCTL_hypercall_init`.
+    pub const HYPERCALL_INIT: u32 = 22;
     /// `XEN_DOMCTL_gethvmcontext`.
     pub const GETHVMCONTEXT: u32 = 33;
     /// `XEN_DOMCTL_sethvmcontext`.
     pub const SETHVMCONTEXT: u32 = 34;
+    /// `XEN_DOMCTL_set_address_size`.
+    pub const SET_ADDRESS_SIZE: u32 = 35;
     /// `XEN_DOMCTL_settscinfo`.
     pub const SETTSCINFO: u32 = 60;
     /// `XEN_DOMCTL_get_paging_mempool_size`.
@@ -291,6 +298,35 @@ abi_struct! {
     pub struct PagingMempool = ("struct xen_domctl_paging_mempool", 8) {
         /// Pool size in bytes.
         pub size: u64,
+    }
+}
+
+abi_struct! {
+    /// `struct xen_domctl_vcpucontext` (set and get).
+    pub struct VcpuContext = ("struct xen_domctl_vcpucontext", 16) {
+        /// The vCPU.
+        pub vcpu: u32,
+        /// Padding (the handle is 64-bit aligned).
+        pub pad: u32,
+        /// Guest handle: address of a `vcpu_guest_context`
+        /// ([`crate::pv::VcpuGuestContextX86_64`] for a 64-bit PV guest).
+        pub ctxt: u64,
+    }
+}
+
+abi_struct! {
+    /// `struct xen_domctl_hypercall_init`.
+    pub struct HypercallInit = ("struct xen_domctl_hypercall_init", 8) {
+        /// The frame Xen writes the hypercall page into (an mfn for a PV domain).
+        pub gmfn: u64,
+    }
+}
+
+abi_struct! {
+    /// `struct xen_domctl_address_size` (set and get).
+    pub struct AddressSize = ("struct xen_domctl_address_size", 4) {
+        /// 32 or 64.
+        pub size: u32,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod domctl;
 pub mod hvm;
 pub mod memory;
 pub mod misc;
+pub mod pv;
 pub mod sysctl;
 pub mod version;
 pub mod wire;

@@ -96,6 +96,18 @@ macro_rules! abi_struct {
 
         const _: () = assert!(core::mem::size_of::<$name>() == $size);
 
+        // A struct nests in another (and in arrays) as a field.
+        impl $crate::wire::Field for $name {
+            const SIZE: usize = $size;
+            const ZERO: Self = Self { $( $field: <$ty as $crate::wire::Field>::ZERO, )* };
+            fn put(&self, out: &mut [u8]) {
+                let _ = $crate::wire::Wire::encode_into(self, out);
+            }
+            fn get(bytes: &[u8]) -> Option<Self> {
+                $crate::wire::Wire::decode(bytes).ok()
+            }
+        }
+
         impl Default for $name {
             fn default() -> Self {
                 Self { $( $field: <$ty as $crate::wire::Field>::ZERO, )* }

@@ -10,6 +10,7 @@ use xen_abi::domctl::{self, *};
 use xen_abi::hvm::{self, *};
 use xen_abi::memory::{self, *};
 use xen_abi::misc::{self, *};
+use xen_abi::pv::{self, *};
 use xen_abi::sysctl::{self, *};
 
 /// One fact: a C expression and the value Rust has for it.
@@ -64,6 +65,24 @@ fn facts() -> Facts {
     layout!(f, "struct xen_domctl_paging_mempool", PagingMempool, {
         size
     });
+    layout!(f, "struct xen_domctl_vcpucontext", VcpuContext, { vcpu, ctxt });
+    layout!(f, "struct xen_domctl_hypercall_init", HypercallInit, {
+        gmfn
+    });
+    layout!(f, "struct xen_domctl_address_size", AddressSize, { size });
+    layout!(f, "struct cpu_user_regs", CpuUserRegsX86_64, {
+        r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, error_code,
+        entry_vector, rip, cs, pad0 => "_pad0", saved_upcall_mask, pad1 => "_pad1", rflags,
+        rsp, ss, pad2 => "_pad2", es, pad3 => "_pad3", ds, pad4 => "_pad4", fs,
+        pad5 => "_pad5", gs, pad6 => "_pad6",
+    });
+    layout!(f, "struct trap_info", TrapInfo, { vector, flags, cs, address });
+    layout!(f, "struct vcpu_guest_context", VcpuGuestContextX86_64, {
+        fpu_ctxt, flags, user_regs, trap_ctxt, ldt_base, ldt_ents, gdt_frames, gdt_ents,
+        kernel_ss, kernel_sp, ctrlreg, debugreg, event_callback_eip, failsafe_callback_eip,
+        syscall_callback_eip, vm_assist, fs_base, gs_base_kernel, gs_base_user,
+    });
+    layout!(f, "struct mmuext_op", MmuextOp, { cmd, arg1, arg2 });
     layout!(f, "struct xen_sysctl", Sysctl, { cmd, interface_version, u });
     layout!(f, "struct xen_sysctl_physinfo", PhysInfo, {
         threads_per_core, cores_per_socket, nr_cpus, max_cpu_id, nr_nodes, max_node_id,
@@ -145,6 +164,36 @@ fn facts() -> Facts {
             domctl::cmd::SETHVMCONTEXT as u64,
         ),
         ("XEN_DOMCTL_settscinfo", domctl::cmd::SETTSCINFO as u64),
+        (
+            "XEN_DOMCTL_setvcpucontext",
+            domctl::cmd::SETVCPUCONTEXT as u64,
+        ),
+        (
+            "XEN_DOMCTL_hypercall_init",
+            domctl::cmd::HYPERCALL_INIT as u64,
+        ),
+        (
+            "XEN_DOMCTL_set_address_size",
+            domctl::cmd::SET_ADDRESS_SIZE as u64,
+        ),
+        ("__HYPERVISOR_mmuext_op", pv::HYPERCALL_MMUEXT_OP),
+        ("MMUEXT_PIN_L1_TABLE", pv::mmuext::PIN_L1_TABLE as u64),
+        ("MMUEXT_PIN_L2_TABLE", pv::mmuext::PIN_L2_TABLE as u64),
+        ("MMUEXT_PIN_L3_TABLE", pv::mmuext::PIN_L3_TABLE as u64),
+        ("MMUEXT_PIN_L4_TABLE", pv::mmuext::PIN_L4_TABLE as u64),
+        ("MMUEXT_UNPIN_TABLE", pv::mmuext::UNPIN_TABLE as u64),
+        ("VGCF_i387_valid", pv::vgcf::I387_VALID),
+        ("VGCF_in_kernel", pv::vgcf::IN_KERNEL),
+        ("XEN_LEGACY_MAX_VCPUS", pv::LEGACY_MAX_VCPUS as u64),
+        ("sizeof(struct vcpu_info)", pv::VCPU_INFO_SIZE as u64),
+        (
+            "offsetof(struct vcpu_info, evtchn_upcall_mask)",
+            pv::VCPU_INFO_UPCALL_MASK_AT as u64,
+        ),
+        ("VGCF_online", pv::vgcf::ONLINE),
+        ("FLAT_KERNEL_CS", pv::FLAT_KERNEL_CS_X86_64 as u64),
+        ("FLAT_KERNEL_DS", pv::FLAT_KERNEL_DS_X86_64 as u64),
+        ("FLAT_KERNEL_SS", pv::FLAT_KERNEL_SS_X86_64 as u64),
         (
             "XEN_DOMCTL_get_paging_mempool_size",
             domctl::cmd::GET_PAGING_MEMPOOL_SIZE as u64,

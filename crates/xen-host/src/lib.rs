@@ -415,6 +415,39 @@ impl CreateDomain {
             misc_flags: 0,
         }
     }
+
+    /// The request for a 64-bit PV domain as libxl makes it: no `cdf::HVM` and no
+    /// `cdf::HAP` (Xen runs PV guests on their own page tables), nothing emulated
+    /// (`emulation_flags` 0, as `libxl__arch_domain_prepare_config` sets for PV), grant
+    /// table v1, 1024 event channels and Xen's default grant and maptrack frames.
+    pub fn pv(handle: [u8; 16], max_vcpus: u32) -> Self {
+        CreateDomain {
+            flags: 0,
+            emulation_flags: 0,
+            ..CreateDomain::pvh(handle, max_vcpus)
+        }
+    }
+}
+
+/// The initial state of a 64-bit PV vCPU that the toolstack chooses, as libxenguest's
+/// `vcpu_x86_64` does. The backend fills in the rest: the flat kernel selectors
+/// (`FLAT_KERNEL_CS_X86_64` for cs, `FLAT_KERNEL_DS_X86_64` for ds/es/fs/gs,
+/// `FLAT_KERNEL_SS_X86_64` for ss and `kernel_ss`) and the flags
+/// `VGCF_in_kernel | VGCF_online`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PvVcpuContext {
+    /// The kernel's entry point (a virtual address).
+    pub rip: u64,
+    /// The initial stack pointer (a virtual address).
+    pub rsp: u64,
+    /// The virtual address of start_info, which a PV kernel finds in rsi.
+    pub rsi: u64,
+    /// rflags (libxenguest: `1 << 9`, interrupts enabled).
+    pub rflags: u64,
+    /// The machine frame of the top-level (L4) page table, pinned beforehand.
+    pub cr3_mfn: u64,
+    /// The kernel stack pointer for ring transitions (`kernel_sp`).
+    pub kernel_sp: u64,
 }
 
 /// Shutdown reasons (`SHUTDOWN_*`).
@@ -685,6 +718,32 @@ pub trait Hypervisor {
     /// `SCHEDOP_remote_shutdown`.
     fn shutdown(&self, dom: DomId, reason: ShutdownReason) -> Result<()>;
 
+    /// `XEN_DOMCTL_set_address_size` (64 for x86-64 PV).
+    fn set_address_size(&self, dom: DomId, bits: u32) -> Result<()>;
+    /// `XENMEM_populate_physmap` for a PV (non-translated) domain: an extent of
+    /// `2^order` frames at each gpfn. Returns the first mfn of each extent populated, in
+    /// order; fewer than asked means Xen ran out (populate_physmap's count).
+    fn populate_physmap_pv(&self, dom: DomId, order: u32, gpfns: &[u64]) -> Result<Vec<u64>>;
+    /// Write `data` into the domain's machine frames `mfns`, from byte 0 of `mfns[0]` on,
+    /// page by page (`data.len() <= mfns.len() * 4096`). Frames are mapped in bounded
+    /// batches (privcmd `MMAPBATCH_V2`: the frames of a PV target are mfns).
+    fn write_frames(&self, dom: DomId, mfns: &[u64], data: &[u8]) -> Result<()>;
+    /// Zero the domain's machine frames `mfns`.
+    fn zero_frames(&self, dom: DomId, mfns: &[u64]) -> Result<()>;
+    /// Read the domain's machine frames `mfns` back, whole (`mfns.len() * 4096` bytes).
+    fn read_frames(&self, dom: DomId, mfns: &[u64]) -> Result<Vec<u8>>;
+    /// `MMUEXT_PIN_L4_TABLE` of `mfn` on behalf of `dom` (`HYPERVISOR_mmuext_op` with
+    /// `foreigndom = dom`, as libxenguest's `pin_table`). Xen validates the whole tree.
+    fn pin_l4_table(&self, dom: DomId, mfn: u64) -> Result<()>;
+    /// `XEN_DOMCTL_hypercall_init`: Xen writes the hypercall page into frame `mfn`.
+    fn hypercall_init(&self, dom: DomId, mfn: u64) -> Result<()>;
+    /// `XEN_DOMCTL_setvcpucontext` with an x86-64 PV context for `vcpu`.
+    fn set_pv_vcpu_context(&self, dom: DomId, vcpu: u32, ctx: &PvVcpuContext) -> Result<()>;
+    /// As libxenguest's `bootlate_pv` / `shared_info_x86_64`: map the domain's shared_info
+    /// frame and set `evtchn_upcall_mask = 1` in every legacy `vcpu_info`. Returns the
+    /// shared_info frame (an mfn), which start_info names.
+    fn init_pv_shared_info(&self, dom: DomId) -> Result<u64>;
+
     /// Hypercalls issued so far through this handle (for benchmarks).
     fn hypercall_count(&self) -> u64 {
         0
@@ -925,6 +984,22 @@ mod tests {
         info.shutdown_code = 3;
         info.dying = true;
         assert_eq!(info.state_letters(), "---scd");
+    }
+
+    #[test]
+    fn pv_createdomain_is_pvh_without_hvm_hap_or_emulation() {
+        let pv = CreateDomain::pv([1; 16], 3);
+        assert_eq!((pv.flags, pv.emulation_flags), (0, 0));
+        assert_eq!(pv.max_vcpus, 3);
+        let pvh = CreateDomain::pvh([1; 16], 3);
+        assert_eq!(
+            CreateDomain {
+                flags: pvh.flags,
+                emulation_flags: pvh.emulation_flags,
+                ..pv
+            },
+            pvh
+        );
     }
 
     #[test]

@@ -47,6 +47,19 @@ pub(crate) trait Backend: Mapper {
         arg: &mut [u8],
         regions: &mut [Region<'_>],
     ) -> Result<i64, xen_host::Errno>;
+    /// As [`Backend::call`] without a `cmd`, with scalar arguments after the struct's
+    /// address: `(&arg, tail[0], tail[1], tail[2])` (mmuext_op's count, done pointer and
+    /// foreign domain).
+    ///
+    /// # Safety
+    /// As for `call`; a tail argument that Xen follows as a pointer must be zero.
+    unsafe fn call_tail(
+        &self,
+        op: u64,
+        arg: &mut [u8],
+        regions: &mut [Region<'_>],
+        tail: [u64; 3],
+    ) -> Result<i64, xen_host::Errno>;
     /// Map `num` frames of a domain resource from frame `idx`.
     fn map_resource(
         &self,
@@ -129,22 +142,100 @@ fn run<M: Mapper>(
                 op: format!("{what} dom {dom}"),
                 message: format!("mapping of {n} pages is only {} bytes", to - from),
             })?;
-        let plen = piece.len();
-        match &mut access {
-            Access::Write(data) => {
-                let src = data.get(done..done + plen).unwrap_or(&[]);
-                piece
-                    .get_mut(..src.len())
-                    .unwrap_or(&mut [])
-                    .copy_from_slice(src);
-            }
-            Access::Zero => piece.fill(0),
-            Access::Read(out) => out.extend_from_slice(piece),
-        }
-        done += plen;
+        done += apply(&mut access, piece, done);
         gfn += n;
     }
     Ok(())
+}
+
+/// Do `access` on `piece`, which holds the access's bytes from `done` on; returns the
+/// piece's length.
+fn apply(access: &mut Access<'_>, piece: &mut [u8], done: usize) -> usize {
+    let plen = piece.len();
+    match access {
+        Access::Write(data) => {
+            let src = data.get(done..).unwrap_or(&[]);
+            let src = src.get(..plen).unwrap_or(src);
+            piece
+                .get_mut(..src.len())
+                .unwrap_or(&mut [])
+                .copy_from_slice(src);
+        }
+        Access::Zero => piece.fill(0),
+        Access::Read(out) => out.extend_from_slice(piece),
+    }
+    plen
+}
+
+/// Run `access` over the whole frames `frames` of `dom` (machine frames of a PV
+/// domain), `batch` frames at a time; the access's bytes run from byte 0 of the first.
+fn run_frames<M: Mapper>(
+    mapper: &M,
+    what: &str,
+    dom: u16,
+    frames: &[u64],
+    batch: usize,
+    mut access: Access<'_>,
+) -> Result<(), XencallError> {
+    let mut done = 0usize;
+    for chunk in frames.chunks(batch.max(1)) {
+        let mut map = mapper.map(dom, chunk)?;
+        let want = chunk.len() * PAGE;
+        let win = map.window();
+        let got = win.len();
+        let piece = win.get_mut(..want).ok_or_else(|| XencallError::Other {
+            op: format!("{what} dom {dom}"),
+            message: format!("mapping of {} frames is only {got} bytes", chunk.len()),
+        })?;
+        done += apply(&mut access, piece, done);
+    }
+    Ok(())
+}
+
+/// Copy `data` into `dom`'s frames `frames`, from byte 0 of the first on; only the
+/// frames `data` reaches are mapped.
+pub(crate) fn write_frames<M: Mapper>(
+    m: &M,
+    dom: u16,
+    frames: &[u64],
+    data: &[u8],
+    batch: usize,
+) -> Result<(), XencallError> {
+    let used = frames
+        .get(..data.len().div_ceil(PAGE))
+        .ok_or_else(|| XencallError::Other {
+            op: format!("write_frames dom {dom}"),
+            message: format!("{} bytes do not fit in {} frames", data.len(), frames.len()),
+        })?;
+    run_frames(m, "write_frames", dom, used, batch, Access::Write(data))
+}
+
+/// Zero `dom`'s frames `frames`.
+pub(crate) fn zero_frames<M: Mapper>(
+    m: &M,
+    dom: u16,
+    frames: &[u64],
+    batch: usize,
+) -> Result<(), XencallError> {
+    run_frames(m, "zero_frames", dom, frames, batch, Access::Zero)
+}
+
+/// Read `dom`'s frames `frames`, whole.
+pub(crate) fn read_frames<M: Mapper>(
+    m: &M,
+    dom: u16,
+    frames: &[u64],
+    batch: usize,
+) -> Result<Vec<u8>, XencallError> {
+    let len = frames.len().saturating_mul(PAGE);
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| XencallError::Other {
+            op: format!("read_frames dom {dom}"),
+            message: format!("cannot allocate {len} bytes"),
+        })?;
+    run_frames(m, "read_frames", dom, frames, batch, Access::Read(&mut out))?;
+    Ok(out)
 }
 
 /// Copy `data` into `dom`'s memory at `gpa`.
@@ -308,6 +399,33 @@ mod tests {
             *fake.batches.borrow(),
             vec![BATCH_PAGES, BATCH_PAGES, BATCH_PAGES, 1]
         );
+    }
+
+    #[test]
+    fn frames_are_mapped_by_list_in_batches() {
+        let fake = Fake::default();
+        let frames = [0x9_0007, 0x9_0003, 0x9_0005];
+        let data: Vec<u8> = (0..PAGE + 5).map(|i| (i % 253) as u8).collect();
+        write_frames(&fake, 1, &frames, &data, 1).unwrap();
+        // Only the two frames the data reaches are mapped, one per batch.
+        assert_eq!(*fake.batches.borrow(), vec![1, 1]);
+        {
+            let pages = fake.pages.borrow();
+            assert_eq!(&pages[&0x9_0007][..], &data[..PAGE]);
+            assert_eq!(&pages[&0x9_0003][..5], &data[PAGE..]);
+            assert_eq!(pages[&0x9_0003][5], 0xee, "the rest of the frame is kept");
+            assert!(!pages.contains_key(&0x9_0005));
+        }
+        let back = read_frames(&fake, 1, &frames, 2).unwrap();
+        assert_eq!(back.len(), 3 * PAGE);
+        assert_eq!(&back[..data.len()], &data[..]);
+        zero_frames(&fake, 1, &frames[1..], 2).unwrap();
+        assert!(read_frames(&fake, 1, &frames[1..], 8)
+            .unwrap()
+            .iter()
+            .all(|&b| b == 0));
+        let e = write_frames(&fake, 1, &frames[..1], &data, 4).unwrap_err();
+        assert!(e.to_string().contains("do not fit"), "{e}");
     }
 
     #[test]

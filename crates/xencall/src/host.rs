@@ -10,12 +10,13 @@ use xen_abi::domctl::{self, Domctl, GetDomainInfo};
 use xen_abi::hvm::{self, HvmParam};
 use xen_abi::memory::{self, E820Entry as AbiE820, MemoryReservation};
 use xen_abi::misc::{self, hypercall as hc};
+use xen_abi::pv;
 use xen_abi::sysctl::{self, Sysctl};
 use xen_abi::version::{self, ProbeAnswer};
 use xen_abi::{AbiError, CreateDomainLayout, Wire, XenAbi};
 use xen_host::{
     CreateDomain, DomId, DomainInfo, E820Entry, Errno, Gfn, GrantEntryV1, HostCaps, Hypervisor,
-    PhysInfo, Result as HostResult, ShutdownReason, VersionInfo,
+    PhysInfo, PvVcpuContext, Result as HostResult, ShutdownReason, VersionInfo,
 };
 
 use crate::batch::{self, Backend, Region, Window, BATCH_PAGES};
@@ -41,6 +42,8 @@ const HVMCONTEXT_BUFFER_AT: usize = offset_of!(Domctl, u) + offset_of!(domctl::H
 /// Offset of the guest handle in `xen_sysctl_getdomaininfolist` within a sysctl (16).
 const DOMINFOLIST_BUFFER_AT: usize =
     offset_of!(Sysctl, u) + offset_of!(sysctl::GetDomainInfoList, buffer);
+/// Offset of the guest handle in `xen_domctl_vcpucontext` within a domctl (24).
+const VCPUCONTEXT_CTXT_AT: usize = offset_of!(Domctl, u) + offset_of!(domctl::VcpuContext, ctxt);
 /// Offset of `extent_start` in `xen_memory_reservation` (0).
 const RESERVATION_EXTENTS_AT: usize = offset_of!(MemoryReservation, extent_start);
 /// Offset of `map.buffer` in `xen_foreign_memory_map` (16).
@@ -230,6 +233,51 @@ impl<B: Backend> Host<B> {
             .map_err(|e| XencallError::os(what, e))
     }
 
+    /// `XENMEM_populate_physmap`: an extent of `2^order` frames at each gfn, in chunks.
+    /// Returns the extent list as Xen left it, cut to the extents it populated: for a PV
+    /// (non-translated) domain Xen writes each extent's first mfn over its gpfn.
+    fn populate(&self, dom: DomId, order: u32, gfns: &[u64]) -> Result<Vec<u64>> {
+        let op = format!("populate_physmap dom {dom} order {order}");
+        let mut out = Vec::with_capacity(gfns.len());
+        for chunk in gfns.chunks(POPULATE_CHUNK) {
+            let mut list: Vec<u8> = chunk.iter().flat_map(|g| g.to_le_bytes()).collect();
+            let r = MemoryReservation {
+                extent_start: 0,
+                nr_extents: chunk.len() as u64,
+                extent_order: order,
+                mem_flags: 0,
+                domid: dom.0,
+                pad: [0; 3],
+            };
+            let mut regions = [Region {
+                handle_at: RESERVATION_EXTENTS_AT,
+                data: &mut list,
+            }];
+            let cmd = Some(memory::op::POPULATE_PHYSMAP);
+            // SAFETY: extent_start, the reservation's only handle, is listed.
+            let rc = unsafe { call_struct(&self.b, hc::MEMORY_OP, cmd, &r, &mut regions) };
+            match rc {
+                Ok((n, _)) => {
+                    let n = usize::try_from(n).unwrap_or(0).min(chunk.len());
+                    out.extend(
+                        list.chunks_exact(8)
+                            .take(n)
+                            .filter_map(|b| b.try_into().ok())
+                            .map(u64::from_le_bytes),
+                    );
+                    if n < chunk.len() {
+                        break;
+                    }
+                }
+                // A later chunk failed after earlier ones succeeded: report the short
+                // count, on which the caller falls back to a smaller order.
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(XencallError::os(op, e)),
+            }
+        }
+        Ok(out)
+    }
+
     fn grant_fallback(&self, dom: DomId, first_ref: u32, entries: &[GrantEntryV1]) -> Result<()> {
         // Put each grant frame into the guest at a scratch gfn above its highest one,
         // map that gfn, write, and take the frame out again.
@@ -318,6 +366,30 @@ fn write_entries(bytes: &mut [u8], offset: usize, entries: &[GrantEntryV1]) {
             slot[4..8].copy_from_slice(&e.frame.to_le_bytes());
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             slot[0..2].copy_from_slice(&e.flags.to_le_bytes());
+        }
+    }
+}
+
+/// The x86-64 `vcpu_guest_context` for a PV vCPU's initial state, as libxenguest's
+/// `vcpu_x86_64` fills it.
+pub(crate) fn pv_context(ctx: &PvVcpuContext) -> pv::VcpuGuestContextX86_64 {
+    pv::initial_context(
+        ctx.rip,
+        ctx.rsp,
+        ctx.rsi,
+        ctx.rflags,
+        ctx.cr3_mfn,
+        ctx.kernel_sp,
+    )
+}
+
+/// Prepare a mapped shared_info frame as libxenguest's `shared_info_x86_64` does:
+/// cleared, with every legacy `vcpu_info`'s event upcall masked.
+pub(crate) fn init_shared_info(page: &mut [u8]) {
+    page.fill(0);
+    for i in 0..pv::LEGACY_MAX_VCPUS {
+        if let Some(mask) = page.get_mut(i * pv::VCPU_INFO_SIZE + pv::VCPU_INFO_UPCALL_MASK_AT) {
+            *mask = 1;
         }
     }
 }
@@ -482,40 +554,8 @@ impl<B: Backend> Hypervisor for Host<B> {
     }
 
     fn populate_physmap(&self, dom: DomId, order: u32, gfns: &[Gfn]) -> HostResult<usize> {
-        let op = format!("populate_physmap dom {dom} order {order}");
-        let mut done = 0usize;
-        for chunk in gfns.chunks(POPULATE_CHUNK) {
-            let mut list: Vec<u8> = chunk.iter().flat_map(|g| g.0.to_le_bytes()).collect();
-            let r = MemoryReservation {
-                extent_start: 0,
-                nr_extents: chunk.len() as u64,
-                extent_order: order,
-                mem_flags: 0,
-                domid: dom.0,
-                pad: [0; 3],
-            };
-            let mut regions = [Region {
-                handle_at: RESERVATION_EXTENTS_AT,
-                data: &mut list,
-            }];
-            let cmd = Some(memory::op::POPULATE_PHYSMAP);
-            // SAFETY: extent_start, the reservation's only handle, is listed.
-            let rc = unsafe { call_struct(&self.b, hc::MEMORY_OP, cmd, &r, &mut regions) };
-            match rc {
-                Ok((n, _)) => {
-                    let n = usize::try_from(n).unwrap_or(0).min(chunk.len());
-                    done += n;
-                    if n < chunk.len() {
-                        break;
-                    }
-                }
-                // A later chunk failed after earlier ones succeeded: report the short
-                // count, on which the caller falls back to a smaller order.
-                Err(_) if done > 0 => break,
-                Err(e) => return Err(XencallError::os(op, e).into()),
-            }
-        }
-        Ok(done)
+        let gfns: Vec<u64> = gfns.iter().map(|g| g.0).collect();
+        Ok(self.populate(dom, order, &gfns)?.len())
     }
 
     fn set_memory_map(&self, dom: DomId, map: &[E820Entry]) -> HostResult<()> {
@@ -688,6 +728,90 @@ impl<B: Backend> Hypervisor for Host<B> {
             Err(e) if unsupported(&e) => Ok(self.grant_fallback(dom, first_ref, entries)?),
             other => Ok(other?),
         }
+    }
+
+    fn set_address_size(&self, dom: DomId, bits: u32) -> HostResult<()> {
+        let p = domctl::AddressSize { size: bits };
+        let op = format!("set_address_size dom {dom} {bits} bits");
+        self.domctl(&op, domctl::cmd::SET_ADDRESS_SIZE, dom, &p)?;
+        Ok(())
+    }
+
+    fn populate_physmap_pv(&self, dom: DomId, order: u32, gpfns: &[u64]) -> HostResult<Vec<u64>> {
+        Ok(self.populate(dom, order, gpfns)?)
+    }
+
+    fn write_frames(&self, dom: DomId, mfns: &[u64], data: &[u8]) -> HostResult<()> {
+        Ok(batch::write_frames(
+            &self.b,
+            dom.0,
+            mfns,
+            data,
+            BATCH_PAGES,
+        )?)
+    }
+
+    fn zero_frames(&self, dom: DomId, mfns: &[u64]) -> HostResult<()> {
+        Ok(batch::zero_frames(&self.b, dom.0, mfns, BATCH_PAGES)?)
+    }
+
+    fn read_frames(&self, dom: DomId, mfns: &[u64]) -> HostResult<Vec<u8>> {
+        Ok(batch::read_frames(&self.b, dom.0, mfns, BATCH_PAGES)?)
+    }
+
+    fn pin_l4_table(&self, dom: DomId, mfn: u64) -> HostResult<()> {
+        let op = format!("mmuext_op pin L4 table mfn {mfn:#x} of dom {dom}");
+        let mut arg = pv::MmuextOp {
+            cmd: pv::mmuext::PIN_L4_TABLE,
+            arg1: mfn,
+            ..Default::default()
+        }
+        .to_bytes();
+        // One op, no `done` count (a null pointer), on behalf of `dom`.
+        let tail = [1, 0, u64::from(dom.0)];
+        // SAFETY: mmuext_op's pin command has no guest handles inside the op, and the
+        // only pointer in the tail (`pdone`) is null.
+        unsafe {
+            self.b
+                .call_tail(pv::HYPERCALL_MMUEXT_OP, &mut arg, &mut [], tail)
+        }
+        .map_err(|e| XencallError::os(op, e))?;
+        Ok(())
+    }
+
+    fn hypercall_init(&self, dom: DomId, mfn: u64) -> HostResult<()> {
+        let p = domctl::HypercallInit { gmfn: mfn };
+        let op = format!("hypercall_init dom {dom} mfn {mfn:#x}");
+        self.domctl(&op, domctl::cmd::HYPERCALL_INIT, dom, &p)?;
+        Ok(())
+    }
+
+    fn set_pv_vcpu_context(&self, dom: DomId, vcpu: u32, ctx: &PvVcpuContext) -> HostResult<()> {
+        let op = format!("setvcpucontext dom {dom} vcpu {vcpu}");
+        let mut data = pv_context(ctx).to_bytes();
+        let p = domctl::VcpuContext {
+            vcpu,
+            ..Default::default()
+        };
+        let mut regions = [Region {
+            handle_at: VCPUCONTEXT_CTXT_AT,
+            data: &mut data,
+        }];
+        self.domctl_with(&op, domctl::cmd::SETVCPUCONTEXT, dom, &p, &mut regions)?;
+        Ok(())
+    }
+
+    fn init_pv_shared_info(&self, dom: DomId) -> HostResult<u64> {
+        let op = format!("shared_info of dom {dom}");
+        let info = getdomaininfo_raw(&self.b, self.abi.domctl, dom.0)
+            .map_err(|e| XencallError::os(format!("{op}: getdomaininfo"), e))?;
+        if info.domain != dom.0 {
+            return Err(XencallError::os(op, Errno::ESRCH).into());
+        }
+        let mfn = info.shared_info_frame;
+        let mut map = self.b.map(dom.0, &[mfn])?;
+        init_shared_info(map.window());
+        Ok(mfn)
     }
 
     fn domain_info(&self, dom: DomId) -> HostResult<Option<DomainInfo>> {
@@ -876,6 +1000,15 @@ delegate! {
     unpause(dom: DomId) -> HostResult<()>;
     destroy(dom: DomId) -> HostResult<()>;
     shutdown(dom: DomId, reason: ShutdownReason) -> HostResult<()>;
+    set_address_size(dom: DomId, bits: u32) -> HostResult<()>;
+    populate_physmap_pv(dom: DomId, order: u32, gpfns: &[u64]) -> HostResult<Vec<u64>>;
+    write_frames(dom: DomId, mfns: &[u64], data: &[u8]) -> HostResult<()>;
+    zero_frames(dom: DomId, mfns: &[u64]) -> HostResult<()>;
+    read_frames(dom: DomId, mfns: &[u64]) -> HostResult<Vec<u8>>;
+    pin_l4_table(dom: DomId, mfn: u64) -> HostResult<()>;
+    hypercall_init(dom: DomId, mfn: u64) -> HostResult<()>;
+    set_pv_vcpu_context(dom: DomId, vcpu: u32, ctx: &PvVcpuContext) -> HostResult<()>;
+    init_pv_shared_info(dom: DomId) -> HostResult<u64>;
 }
 
 #[cfg(test)]

@@ -202,6 +202,7 @@ impl Privcmd {
 impl Privcmd {
     /// Marshal a call for [`crate::batch::Backend::call`]: place `arg` and the regions in
     /// hypercall buffers, patch the handles, run `issue(op, args)`, copy everything back.
+    /// The arguments are `(cmd, &arg)` or, without `cmd`, `(&arg, tail...)`.
     ///
     /// # Safety
     /// As for `Backend::call`; `issue` receives addresses of buffers that stay alive
@@ -212,6 +213,7 @@ impl Privcmd {
         cmd: Option<u64>,
         arg: &mut [u8],
         regions: &mut [crate::batch::Region<'_>],
+        tail: [u64; 3],
         issue: impl FnOnce(u64, [u64; 5]) -> Result<i64, Errno>,
     ) -> Result<i64, Errno> {
         let errno_of = |e: XencallError| e.errno().unwrap_or(Errno::ENOMEM);
@@ -254,7 +256,7 @@ impl Privcmd {
         let addr = argbuf.as_ref().map_or(0, HypercallBuf::addr);
         let args = match cmd {
             Some(c) => [c, addr, 0, 0, 0],
-            None => [addr, 0, 0, 0, 0],
+            None => [addr, tail[0], tail[1], tail[2], 0],
         };
         let rc = issue(op, args)?;
         if let Some(b) = &argbuf {
@@ -287,7 +289,23 @@ impl crate::batch::Backend for Privcmd {
             unsafe { self.hypercall(op, args) }
         };
         // SAFETY: the caller's contract is marshal's.
-        unsafe { self.marshal(op, cmd, arg, regions, issue) }
+        unsafe { self.marshal(op, cmd, arg, regions, [0; 3], issue) }
+    }
+
+    unsafe fn call_tail(
+        &self,
+        op: u64,
+        arg: &mut [u8],
+        regions: &mut [crate::batch::Region<'_>],
+        tail: [u64; 3],
+    ) -> Result<i64, Errno> {
+        let issue = |op, args| {
+            // SAFETY: as in `call`; the tail arguments are scalars the caller chose
+            // (counts, domain ids, null pointers).
+            unsafe { self.hypercall(op, args) }
+        };
+        // SAFETY: the caller's contract is marshal's.
+        unsafe { self.marshal(op, None, arg, regions, tail, issue) }
     }
 
     fn map_resource(
@@ -451,7 +469,7 @@ mod tests {
         let mut seen = None;
         // SAFETY: the struct's only handle (at 8) is listed.
         let rc = unsafe {
-            pc.marshal(12, Some(6), &mut arg, &mut regions, |op, args| {
+            pc.marshal(12, Some(6), &mut arg, &mut regions, [0; 3], |op, args| {
                 assert_eq!((op, args[0]), (12, 6));
                 let a = read_at(args[1], 24);
                 assert_eq!(&a[0..4], &0x1234_5678u32.to_le_bytes());
@@ -478,7 +496,7 @@ mod tests {
         // Empty arg: a null pointer; empty region: a null handle.
         // SAFETY: no handles.
         let rc = unsafe {
-            pc.marshal(17, Some(0), &mut [], &mut [], |_, args| {
+            pc.marshal(17, Some(0), &mut [], &mut [], [0; 3], |_, args| {
                 assert_eq!(args[1], 0);
                 Ok(0x0004_0011)
             })
@@ -491,8 +509,10 @@ mod tests {
         }];
         // SAFETY: the only handle is listed (and null).
         let rc = unsafe {
-            pc.marshal(36, None, &mut arg, &mut regions, |_, args| {
+            pc.marshal(36, None, &mut arg, &mut regions, [1, 0, 7], |_, args| {
                 assert_eq!(read_at(args[0], 16)[8..16], [0u8; 8]);
+                // Without a cmd, the tail follows the pointer.
+                assert_eq!(args[1..], [1, 0, 7, 0]);
                 Err(Errno::ESRCH)
             })
         };
@@ -504,7 +524,7 @@ mod tests {
             data: &mut data,
         }];
         // SAFETY: nothing is issued.
-        let rc = unsafe { pc.marshal(36, None, &mut arg, &mut regions, |_, _| Ok(0)) };
+        let rc = unsafe { pc.marshal(36, None, &mut arg, &mut regions, [0; 3], |_, _| Ok(0)) };
         assert_eq!(rc, Err(Errno::EINVAL));
     }
 

@@ -31,6 +31,10 @@ struct State {
     physmap_alias: BTreeMap<(u16, u64), u64>,
     resource_unsupported: bool,
     next_port: u32,
+    /// Domains created without `XEN_DOMCTL_CDF_hvm`: populate writes mfns back.
+    pv: Vec<u16>,
+    vcpu_ctx: Vec<(u32, Vec<u8>)>,
+    mmuext: Vec<(u32, u64, [u64; 3])>,
 }
 
 /// A Xen of a given version accepting one domctl and one sysctl interface.
@@ -102,11 +106,19 @@ impl Fake {
                 st.created.push(d.u[..len].to_vec());
                 let id = st.next_domid;
                 st.next_domid += 1;
+                let cdf = u32::from_le_bytes(d.u[20..24].try_into().unwrap());
+                let flags = if cdf & 1 == 0 {
+                    st.pv.push(id);
+                    dominf::PAUSED
+                } else {
+                    dominf::PAUSED | dominf::HVM_GUEST | dominf::HAP
+                };
                 st.domains.insert(
                     id,
                     GetDomainInfo {
                         domain: id,
-                        flags: dominf::PAUSED | dominf::HVM_GUEST | dominf::HAP,
+                        flags,
+                        shared_info_frame: 0xa_bc00 + u64::from(id),
                         ..Default::default()
                     },
                 );
@@ -130,9 +142,23 @@ impl Fake {
                     info.flags &= !dominf::PAUSED;
                 }
             }
+            domctl::cmd::SETVCPUCONTEXT => {
+                if !exists {
+                    return Err(Errno::ESRCH);
+                }
+                let c = d.payload::<domctl::VcpuContext>().map_err(|_| Errno::EIO)?;
+                let r = regions.first().ok_or(Errno::EFAULT)?;
+                assert_eq!(
+                    r.handle_at, 24,
+                    "vcpucontext.ctxt lives at 24 in xen_domctl"
+                );
+                st.vcpu_ctx.push((c.vcpu, r.data.to_vec()));
+            }
             domctl::cmd::MAX_VCPUS
             | domctl::cmd::MAX_MEM
             | domctl::cmd::SETTSCINFO
+            | domctl::cmd::SET_ADDRESS_SIZE
+            | domctl::cmd::HYPERCALL_INIT
             | domctl::cmd::SET_PAGING_MEMPOOL_SIZE => {
                 if !exists {
                     return Err(Errno::ESRCH);
@@ -153,6 +179,18 @@ impl Fake {
                         d.payload::<domctl::TscInfo>()
                             .map_err(|_| Errno::EIO)?
                             .tsc_mode
+                    ),
+                    domctl::cmd::SET_ADDRESS_SIZE => format!(
+                        "address size {}",
+                        d.payload::<domctl::AddressSize>()
+                            .map_err(|_| Errno::EIO)?
+                            .size
+                    ),
+                    domctl::cmd::HYPERCALL_INIT => format!(
+                        "hypercall page {:#x}",
+                        d.payload::<domctl::HypercallInit>()
+                            .map_err(|_| Errno::EIO)?
+                            .gmfn
                     ),
                     _ => format!(
                         "pool {}",
@@ -259,10 +297,17 @@ impl Fake {
         match cmd as u32 {
             memory::op::POPULATE_PHYSMAP => {
                 let r = MemoryReservation::decode(arg).map_err(|_| Errno::EFAULT)?;
-                let list = regions.first().ok_or(Errno::EFAULT)?;
+                let list = regions.first_mut().ok_or(Errno::EFAULT)?;
                 assert_eq!(list.handle_at, 0);
                 assert_eq!(list.data.len() as u64, r.nr_extents * 8);
                 let n = (r.nr_extents as usize).min(st.populate_room);
+                if st.pv.contains(&r.domid) {
+                    // A PV domain's extents get machine frames, written over the gpfns.
+                    for slot in list.data.chunks_exact_mut(8).take(n) {
+                        let gpfn = u64::from_le_bytes(slot.try_into().unwrap());
+                        slot.copy_from_slice(&(0x40_0000 + gpfn).to_le_bytes());
+                    }
+                }
                 st.populate_room -= n;
                 st.populate_calls
                     .push((r.domid, r.extent_order, r.nr_extents as usize));
@@ -414,6 +459,25 @@ impl Backend for Fake {
             }
             _ => Err(Errno::ENOSYS),
         }
+    }
+
+    unsafe fn call_tail(
+        &self,
+        op: u64,
+        arg: &mut [u8],
+        regions: &mut [Region<'_>],
+        tail: [u64; 3],
+    ) -> std::result::Result<i64, Errno> {
+        assert!(regions.is_empty());
+        let mut st = self.st.borrow_mut();
+        st.calls.push((op, None));
+        if op != pv::HYPERCALL_MMUEXT_OP {
+            return Err(Errno::ENOSYS);
+        }
+        assert_eq!(arg.len() as u64, 24 * tail[0], "count ops of 24 bytes");
+        let m = pv::MmuextOp::decode(arg).map_err(|_| Errno::EFAULT)?;
+        st.mmuext.push((m.cmd, m.arg1, tail));
+        Ok(0)
     }
 
     fn map_resource(&self, dom: u16, kind: u16, id: u32, idx: u32, num: usize) -> Result<FakeMap> {
@@ -662,6 +726,99 @@ fn guest_memory_through_the_host() {
     assert_eq!(&back[..16], &data[..16]);
     assert!(back[16..32].iter().all(|&b| b == 0));
     assert_eq!(&back[32..], &data[32..48]);
+}
+
+#[test]
+fn pv_populate_returns_the_mfns_xen_wrote_back() {
+    let (h, st) = host417();
+    let id = h.create_domain(&CreateDomain::pv([1; 16], 1)).unwrap();
+    assert!(!h.domain_info(id).unwrap().unwrap().hvm);
+    let mfns = h.populate_physmap_pv(id, 0, &[0, 1, 5]).unwrap();
+    assert_eq!(mfns, vec![0x40_0000, 0x40_0001, 0x40_0005]);
+    st.borrow_mut().populate_room = 2;
+    assert_eq!(
+        h.populate_physmap_pv(id, 0, &[7, 8, 9]).unwrap(),
+        vec![0x40_0007, 0x40_0008],
+        "a partial populate returns the extents done"
+    );
+    // The createdomain request carries no HVM/HAP flags and no emulation.
+    let created = st.borrow().created[0].clone();
+    assert_eq!(&created[20..24], &0u32.to_le_bytes(), "flags");
+    assert_eq!(&created[56..60], &0u32.to_le_bytes(), "emulation_flags");
+}
+
+#[test]
+fn pv_domctls_and_mmuext_encode_as_the_headers_say() {
+    let (h, st) = host417();
+    let id = h.create_domain(&CreateDomain::pv([1; 16], 2)).unwrap();
+    h.set_address_size(id, 64).unwrap();
+    h.hypercall_init(id, 0x40_1234).unwrap();
+    assert_eq!(
+        st.borrow().limits,
+        vec!["address size 64", "hypercall page 0x401234"]
+    );
+    h.pin_l4_table(id, 0x40_0042).unwrap();
+    assert_eq!(
+        st.borrow().mmuext,
+        vec![(pv::mmuext::PIN_L4_TABLE, 0x40_0042, [1, 0, u64::from(id.0)])]
+    );
+    let ctx = PvVcpuContext {
+        rip: 0xffff_ffff_8100_0000,
+        rsp: 0xffff_ffff_8200_0000,
+        rsi: 0xffff_ffff_8180_0000,
+        rflags: 1 << 9,
+        cr3_mfn: 0x40_0042,
+        kernel_sp: 0xffff_ffff_8200_0000,
+    };
+    h.set_pv_vcpu_context(id, 1, &ctx).unwrap();
+    let (vcpu, bytes) = st.borrow().vcpu_ctx[0].clone();
+    assert_eq!(vcpu, 1);
+    assert_eq!(bytes.len(), 5168);
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    assert_eq!(u64_at(512), pv::vgcf::IN_KERNEL | pv::vgcf::ONLINE);
+    assert_eq!(u64_at(520 + 128), ctx.rip);
+    assert_eq!(u64_at(520 + 152), ctx.rsp);
+    assert_eq!(u64_at(520 + 104), ctx.rsi);
+    assert_eq!(u64_at(520 + 144), 1 << 9);
+    assert_eq!(&bytes[520 + 136..520 + 138], &0xe033u16.to_le_bytes());
+    assert_eq!(&bytes[520 + 160..520 + 162], &0xe02bu16.to_le_bytes());
+    assert_eq!(u64_at(4968), 0xe02b);
+    assert_eq!(u64_at(4976), ctx.kernel_sp);
+    assert_eq!(u64_at(4984 + 24), 0x40_0042 << 12, "cr3");
+}
+
+#[test]
+fn pv_frames_and_shared_info_through_the_host() {
+    let (h, st) = host417();
+    let id = h.create_domain(&CreateDomain::pv([1; 16], 1)).unwrap();
+    let mfns = [0x40_0009, 0x40_0002];
+    let data: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    h.write_frames(id, &mfns, &data).unwrap();
+    assert_eq!(&h.read_frames(id, &mfns).unwrap()[..5000], &data[..]);
+    assert_eq!(st.borrow().pages[&(id.0, 0x40_0009)][..], data[..4096]);
+    h.zero_frames(id, &mfns[..1]).unwrap();
+    assert!(h
+        .read_frames(id, &mfns[..1])
+        .unwrap()
+        .iter()
+        .all(|&b| b == 0));
+    assert!(h.write_frames(id, &mfns[..1], &data).is_err());
+
+    st.borrow_mut()
+        .pages
+        .insert((id.0, 0xa_bc00 + u64::from(id.0)), vec![0x77; PAGE]);
+    let si = h.init_pv_shared_info(id).unwrap();
+    assert_eq!(si, 0xa_bc00 + u64::from(id.0));
+    let page = st.borrow().pages[&(id.0, si)].clone();
+    for i in 0..32 {
+        assert_eq!(page[i * 64 + 1], 1, "vcpu_info {i} masked");
+        assert_eq!(page[i * 64], 0);
+    }
+    assert_eq!(
+        page.iter().filter(|&&b| b != 0).count(),
+        32,
+        "the rest cleared"
+    );
 }
 
 fn grants() -> Vec<GrantEntryV1> {
