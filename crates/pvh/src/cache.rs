@@ -349,14 +349,11 @@ impl KernelCache {
             .spawn(move || {
                 let _ = cache.store(&key, &decoded);
             });
-        match spawned {
-            Ok(handle) => {
-                if let Ok(mut pending) = PENDING.lock() {
-                    pending.push(handle);
-                }
+        // No thread: the entry is simply not stored (the next create decodes again).
+        if let Ok(handle) = spawned {
+            if let Ok(mut pending) = PENDING.lock() {
+                pending.push(handle);
             }
-            // No thread: the entry is simply not stored (the next create decodes again).
-            Err(_) => {}
         }
     }
 

@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(FirmwareName::parse("ovmf"), Some(FirmwareName::Ovmf));
         assert_eq!(FirmwareName::parse("seabios"), None);
         // pvgrub64: Debian's file first, then libxl's name, in each directory in turn.
-        assert_eq!(FirmwareName::parse("pvgrub64"), Some(FirmwareName::Pvgrub64));
+        assert_eq!(
+            FirmwareName::parse("pvgrub64"),
+            Some(FirmwareName::Pvgrub64)
+        );
         let err = resolve_firmware(FirmwareName::Pvgrub64, &search).unwrap_err();
         assert!(err.to_string().contains("grub-x86_64-xen.bin"), "{err}");
         std::fs::write(b.path().join("pvgrub64.bin"), b"x").unwrap();

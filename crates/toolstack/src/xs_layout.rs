@@ -237,7 +237,12 @@ pub fn post_build(b: &Built) -> Vec<Node> {
 
 /// The nodes libxl writes under `/vm/UUID/image` for a PV guest (libxl__domain_build): its
 /// OS type, kernel, and ramdisk and command line when it has them.
-pub fn pv_image(uuid: &str, kernel: &str, ramdisk: Option<&str>, cmdline: Option<&str>) -> Vec<Node> {
+pub fn pv_image(
+    uuid: &str,
+    kernel: &str,
+    ramdisk: Option<&str>,
+    cmdline: Option<&str>,
+) -> Vec<Node> {
     let image = format!("{}/image", vm_path(uuid));
     let mut out = Builder { nodes: Vec::new() };
     out.write(format!("{image}/ostype"), "linux");

@@ -151,6 +151,8 @@ fn create_builds_a_running_domain() {
         toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
     let created =
         toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path())).expect("create");
+    let guest_plan = plan;
+    let plan = guest_plan.as_pvh().expect("a PVH plan");
     let dom = created.domid;
     assert_ne!(dom, DomId::DOM0);
 
@@ -220,7 +222,7 @@ fn create_builds_a_running_domain() {
     assert_eq!(record.config, cfg);
 
     // A second domain with the same name is refused, and leaves nothing.
-    let err = toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path()))
+    let err = toolstack::create::create(&host, &host, &cfg, &guest_plan, &opts(tmp.path()))
         .expect_err("duplicate name");
     assert_eq!(err.step, Step::ReserveName);
     assert!(err.to_string().contains("already exists"), "{err}");
@@ -976,6 +978,7 @@ fn a_bootloader_s_kernel_ramdisk_and_args_boot_the_guest() {
     let dom = toolstack::create::create(&host, &host, &cfg, &plan, &o)
         .expect("create")
         .domid;
+    let plan = plan.as_pvh().expect("a PVH plan");
     // The guest has the bootloader's args (its entry's, then the config's cmdline) and its
     // ramdisk.
     let at = plan.cmdline_paddr.expect("cmdline placed");
@@ -1207,6 +1210,7 @@ fn a_reboot_runs_the_bootloader_again() {
     };
     // Read the new guest's memory before the monitor destroys it: plan as the rebuild did.
     let plan = toolstack::plan_for(&cfg, &search, &o.bootloader).expect("plan");
+    let plan = plan.as_pvh().expect("a PVH plan");
     let mut seen = None;
     let mut rebuild_and_look = |c: &DomainConfig| {
         let r = rebuild(c);
@@ -1339,7 +1343,7 @@ fn pv_kernel() -> &'static Path {
 fn pv_config(name: &str, extra: &str) -> DomainConfig {
     let dir = pv_kernel().parent().expect("kernel dir").to_path_buf();
     let text = format!(
-        "name = \"{name}\"\ntype = \"pv\"\nmemory = 64\nvcpus = 2\nkernel = \"pv-kernel\"\n\
+        "name = \"{name}\"\ntype = \"pv\"\nmemory = 32\nvcpus = 2\nkernel = \"pv-kernel\"\n\
          ramdisk = \"initrd\"\ncmdline = \"console=hvc0 pv test\"\n{extra}"
     );
     let parsed = xlcfg::parse::parse_str("pv.cfg", &text);
@@ -1378,7 +1382,10 @@ fn a_pv_create_builds_a_running_pv_domain() {
     let info = host.domain_info(dom).expect("info").expect("domain");
     assert!(!info.hvm, "a PV domain");
     assert!(info.running || info.blocked, "the guest runs: {info:?}");
-    assert!(!info.shutdown, "the guest did not crash at its first instruction: {info:?}");
+    assert!(
+        !info.shutdown,
+        "the guest did not crash at its first instruction: {info:?}"
+    );
     let dp = format!("/local/domain/{dom}");
     let store_ref: u64 = read_xs(&host, &format!("{dp}/store/ring-ref"))
         .expect("store ring-ref")
@@ -1407,9 +1414,15 @@ fn a_pv_create_builds_a_running_pv_domain() {
         u64::from_le_bytes(si[off..off + 8].try_into().expect("8 bytes")),
         store_ref
     );
-    assert_eq!(read_xs(&host, &format!("/libxl/{dom}/type")).as_deref(), Some("pv"));
+    assert_eq!(
+        read_xs(&host, &format!("/libxl/{dom}/type")).as_deref(),
+        Some("pv")
+    );
     let vm = read_xs(&host, &format!("{dp}/vm")).expect("vm path");
-    assert_eq!(read_xs(&host, &format!("{vm}/image/ostype")).as_deref(), Some("linux"));
+    assert_eq!(
+        read_xs(&host, &format!("{vm}/image/ostype")).as_deref(),
+        Some("linux")
+    );
     assert_eq!(
         read_xs(&host, &format!("{vm}/image/cmdline")).as_deref(),
         Some("console=hvc0 pv test")
@@ -1470,7 +1483,10 @@ fn kernels_that_cannot_boot_as_pv_are_refused_before_anything_is_built() {
         "name = \"p\"\ntype = \"pv\"\nmemory = 32\nkernel = \"{}\"\n",
         std::env::current_exe().expect("exe").display()
     ));
-    assert!(e.to_lowercase().contains("not a xen pv kernel") || e.contains("notes"), "{e}");
+    assert!(
+        e.to_lowercase().contains("not a xen pv kernel") || e.contains("notes"),
+        "{e}"
+    );
     let k = pv_kernel().display().to_string();
     let e = refuse(&format!(
         "name = \"p\"\ntype = \"pv\"\nmemory = 64\nkernel = \"{k}\"\nmodules = [ \"{k}\", \"{k}\" ]\n"

@@ -140,10 +140,7 @@ impl Step {
                 | Step::HypercallPage
                 | Step::PinTables
         );
-        let pvh_only = matches!(
-            self,
-            Step::HvmParams | Step::MemoryMap | Step::SpecialPages
-        );
+        let pvh_only = matches!(self, Step::HvmParams | Step::MemoryMap | Step::SpecialPages);
         match ty {
             DomainType::Pv => !pvh_only,
             _ => !pv_only,
@@ -458,7 +455,7 @@ pub(crate) struct Build<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> {
     timings: Vec<StepProfile>,
 }
 
-impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Build<'_, H, S> {
+impl<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> Build<'a, H, S> {
     /// Register what `step` left behind with the undo guard.
     fn left(&mut self, step: Step, action: UndoAction) {
         self.undo.actions.push((step, action));

@@ -133,7 +133,13 @@ where
     }
     for (i, chunk) in p2m.chunks(COPY_CHUNK / 8).enumerate() {
         let bytes: Vec<u8> = chunk.iter().flat_map(|m| m.to_le_bytes()).collect();
-        write_at(b, plan.p2m.pfns.start, (i * COPY_CHUNK) as u64, &bytes, "the p2m list")?;
+        write_at(
+            b,
+            plan.p2m.pfns.start,
+            (i * COPY_CHUNK) as u64,
+            &bytes,
+            "the p2m list",
+        )?;
     }
     Ok(())
 }

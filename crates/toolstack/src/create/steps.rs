@@ -3,19 +3,19 @@
 //! and registers with the guard what it leaves behind.
 
 use pvh::BootPlan;
-use xlcfg::model::DomainType;
 use xen_abi::hvm::{self as save, HvmContextBuilder, HvmHwCpu, HvmHwMtrr};
 use xen_abi::wire::Wire as _;
 use xen_host::{
     hvm_param, DomId, E820Entry, GrantEntryV1, Hypervisor, Store, TxId, GTF_PERMIT_ACCESS,
     PAGE_SHIFT, PAGE_SIZE,
 };
+use xlcfg::model::DomainType;
 
 use super::{marks, pv_steps, Build, Failure, Record, Step, UndoAction};
-use crate::plan::GuestPlan;
 use crate::lock::HostLock;
 use crate::memory::{self, FrameRange};
 use crate::names::NameIndex;
+use crate::plan::GuestPlan;
 use crate::state::StateDir;
 use crate::xs_layout::{self, Built, Identity};
 
@@ -380,7 +380,8 @@ where
     S: Store + ?Sized,
 {
     let (console, xenstore) = ring_frames(b)?;
-    let frame = |f: u64| u32::try_from(f).map_err(|_| Failure::Msg(format!("frame {f:#x} too large")));
+    let frame =
+        |f: u64| u32::try_from(f).map_err(|_| Failure::Msg(format!("frame {f:#x} too large")));
     let backend = b.opts.backend_domid.0;
     let grants = [
         GrantEntryV1 {
