@@ -358,7 +358,7 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
     }
     if inputs.hello.is_some() {
         list.push(crate::steps::side_by_side::side_by_side_step(
-            inputs.linux.is_some(),
+            inputs.linux.as_ref(),
             inputs.benchmarks_doc.clone(),
         ));
     }

@@ -4,9 +4,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::linux::{linux_cfg, linux_cfg_of_type, LINUX_DIR, LINUX_INIT_LINE, TIMED_LINUX_VCPUS};
+use super::linux::{
+    kernel_files, linux_cfg, linux_cfg_of_type, LINUX_DIR, LINUX_INIT_LINE, TIMED_LINUX_VCPUS,
+};
 use crate::checks::{compare_lists, excerpt, field, row};
-use crate::scenario::{cap, script_cap, CaptureSpec, Outcome, Step, StepFile};
+use crate::scenario::{cap, script_cap, CaptureSpec, LinuxFiles, Outcome, Step, StepFile};
 
 // ---------------------------------------------------------------------------------------
 // side by side
@@ -53,8 +55,10 @@ fn sbs_hello_cfg(name: &str) -> String {
 
 /// The same configs created with xl and with rxl: both list each other's domains, and the
 /// create, list and destroy times (and, for Linux, create to /init) of each.
-pub fn side_by_side_step(linux: bool, doc: Option<PathBuf>) -> Step {
-    let mut files = Vec::new();
+pub fn side_by_side_step(linux_files: Option<&LinuxFiles>, doc: Option<PathBuf>) -> Step {
+    let linux = linux_files.is_some();
+    // The kernel and initramfs, so that the step also runs alone (RXL_E2E_STEPS).
+    let mut files = linux_files.map(kernel_files).unwrap_or_default();
     let mut guests = vec!["hello"];
     for tool in ["xl", "rxl"] {
         files.push(StepFile::Text {
@@ -443,7 +447,11 @@ mod tests {
     /// `create` fails on the attempts listed in `$FAIL_<tool>` (space-separated counts of
     /// that tool's creates, or "all"); returns the output and how many creates each made.
     fn run_timed(fail_xl: &str, fail_rxl: &str) -> (Vec<String>, usize, usize) {
-        let step = side_by_side_step(true, None);
+        let files = LinuxFiles {
+            kernel: "/nonexistent/vmlinuz".into(),
+            initrd: "/nonexistent/initrd.img".into(),
+        };
+        let step = side_by_side_step(Some(&files), None);
         let timed = step.captures.iter().find(|c| c.name == "timed").unwrap();
         let dir = crate::steps::fake_dom0::fake_dom0(
             "case $1 in\ncreate)\n  echo x >>$d/$tool.creates\n  \
