@@ -1493,3 +1493,36 @@ fn kernels_that_cannot_boot_as_pv_are_refused_before_anything_is_built() {
     ));
     assert!(e.contains("module"), "{e}");
 }
+
+/// A bootloader's kernel boots a PV guest too: the PV planner lays out what it extracted,
+/// with its ramdisk and args.
+#[test]
+fn a_bootloader_boots_a_pv_guest() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    let o = opts(tmp.path());
+    let body = format!(
+        "cp {} \"$dir/kernel\"\nprintf 'PVRAMDISK' > \"$dir/ramdisk\"\n\
+         printf 'kernel %s\\0ramdisk %s\\0args %s\\0' \"$dir/kernel\" \"$dir/ramdisk\" \
+         \"root=/dev/xvda1 $args\" > \"$out\"",
+        pv_kernel().display()
+    );
+    let bl = fake_bootloader(tmp.path(), "fakepvgrub", &body);
+    let mut cfg = bootloader_config("pvboot", &bl, tmp.path(), "");
+    cfg.domain_type = xlcfg::model::DomainType::Pv;
+    let plan = toolstack::plan_for(&cfg, &FirmwareSearch::default(), &o.bootloader)
+        .expect("plan from the bootloader");
+    let pv_plan = plan.as_pv().expect("a PV plan");
+    assert_eq!(pv_plan.cmdline.as_deref(), Some("root=/dev/xvda1 quiet"));
+    assert_eq!(pv_plan.ramdisk.as_ref().map(|r| r.size), Some(9));
+    let dom = toolstack::create::create(&host, &host, &cfg, &plan, &o)
+        .expect("create")
+        .domid;
+    let info = host.domain_info(dom).expect("info").expect("domain");
+    assert!(!info.hvm && !info.shutdown, "a running PV guest: {info:?}");
+    let vm = read_xs(&host, &format!("/local/domain/{dom}/vm")).expect("vm");
+    assert_eq!(
+        read_xs(&host, &format!("{vm}/image/cmdline")).as_deref(),
+        Some("root=/dev/xvda1 quiet")
+    );
+}
