@@ -1,6 +1,6 @@
 //! Wall time of rxl's create and list on the simulated host (`sim::SimHost`, a state
 //! directory on the local file system):
-//! - create of 32 MiB, 1 GiB and 16 GiB guests on a fresh host;
+//! - create of 32 MiB, 1 GiB and 16 GiB guests on a fresh host, PVH and PV;
 //! - create of a 32 MiB guest with 1, 100 and 1000 domains already present;
 //! - `domains::list` with 1, 100 and 1000 domains present.
 //!
@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{config, Bed, Guest, EXISTING, HOST_MIB, SIZES_MIB};
+use common::{config, pv_config, Bed, Guest, EXISTING, HOST_MIB, SIZES_MIB};
 use std::sync::Mutex;
 
 use divan::Bencher;
@@ -62,6 +62,18 @@ fn populated(existing: usize) -> &'static Bed {
 fn create_by_size(bencher: Bencher<'_, '_>, memory_mib: u64) {
     let bed = Bed::new(HOST_MIB).expect("fresh simulated host");
     let cfg = config("sized", memory_mib).expect("guest config");
+    bencher.bench_local(|| Guest {
+        bed: &bed,
+        created: bed.create(&cfg).expect("create"),
+    });
+}
+
+/// Plan and create a PV guest (the synthetic PV kernel) of the given size (MiB), then
+/// destroy it outside the timing.
+#[divan::bench(args = SIZES_MIB, sample_size = 1, sample_count = 10)]
+fn create_pv_by_size(bencher: Bencher<'_, '_>, memory_mib: u64) {
+    let bed = Bed::new(HOST_MIB).expect("fresh simulated host");
+    let cfg = pv_config("pvsized", memory_mib).expect("guest config");
     bencher.bench_local(|| Guest {
         bed: &bed,
         created: bed.create(&cfg).expect("create"),

@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::{config, Bed, SetupError, EXISTING, HOST_MIB, SIZES_MIB};
+use common::{config, pv_config, Bed, SetupError, EXISTING, HOST_MIB, SIZES_MIB};
 
 /// The child-process switch of the memory measurement.
 const CHILD_ENV: &str = "RXL_BENCH_RSS_CHILD";
@@ -38,19 +38,49 @@ fn main() {
 fn parent(full: bool) -> Result<(), SetupError> {
     let sizes: &[u64] = if full { &SIZES_MIB } else { &SIZES_MIB[..1] };
     let existing: &[usize] = if full { &EXISTING } else { &EXISTING[..1] };
-    by_size(sizes)?;
-    peak_memory(sizes)?;
+    for kind in [Kind::Pvh, Kind::Pv] {
+        by_size(kind, sizes)?;
+        peak_memory(kind, sizes)?;
+    }
     by_existing(existing)
 }
 
+/// The guest type measured.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// The assembly PVH test guest.
+    Pvh,
+    /// The synthetic PV kernel.
+    Pv,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Pvh => "pvh",
+            Kind::Pv => "pv",
+        }
+    }
+
+    fn config(self, name: &str, mib: u64) -> Result<xlcfg::model::DomainConfig, SetupError> {
+        match self {
+            Kind::Pvh => config(name, mib),
+            Kind::Pv => pv_config(name, mib),
+        }
+    }
+}
+
 /// One create per size on a fresh host: hypercalls and the slowest steps.
-fn by_size(sizes: &[u64]) -> Result<(), SetupError> {
-    println!("## create by guest size (fresh {HOST_MIB} MiB host)");
+fn by_size(kind: Kind, sizes: &[u64]) -> Result<(), SetupError> {
+    println!(
+        "## {} create by guest size (fresh {HOST_MIB} MiB host)",
+        kind.name()
+    );
     println!("| guest | hypercalls | total us | populate memory us | load image us |");
     println!("|---|---|---|---|---|");
     for &mib in sizes {
         let bed = Bed::new(HOST_MIB)?;
-        let created = bed.create(&config("sized", mib)?)?;
+        let created = bed.create(&kind.config("sized", mib)?)?;
         let info = xen_host::Hypervisor::domain_info(&bed.host, created.domid)
             .map_err(|e| format!("domain_info: {e}"))?
             .ok_or("the created domain is gone")?;
@@ -83,14 +113,17 @@ fn by_size(sizes: &[u64]) -> Result<(), SetupError> {
 }
 
 /// Peak resident memory of a child process around one create per size.
-fn peak_memory(sizes: &[u64]) -> Result<(), SetupError> {
+fn peak_memory(kind: Kind, sizes: &[u64]) -> Result<(), SetupError> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-    println!("## peak resident memory of the creating process");
+    println!(
+        "## {}: peak resident memory of the creating process",
+        kind.name()
+    );
     println!("| guest | RSS before create KiB | peak during create KiB | growth KiB |");
     println!("|---|---|---|---|");
     for &mib in sizes {
         let out = Command::new(&exe)
-            .env(CHILD_ENV, mib.to_string())
+            .env(CHILD_ENV, format!("{}:{mib}", kind.name()))
             .output()
             .map_err(|e| format!("run {}: {e}", exe.display()))?;
         if !out.status.success() {
@@ -118,13 +151,19 @@ fn peak_memory(sizes: &[u64]) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// In the child: the resident set before a create of `mib` MiB, and its peak during it.
-fn child(mib: &str) -> Result<(), SetupError> {
-    let mib: u64 = mib
-        .parse()
-        .map_err(|_| format!("{CHILD_ENV}={mib:?} is not a number of MiB"))?;
+/// In the child (`KIND:MIB`): the resident set before a create of `MIB` MiB, and its peak
+/// during it.
+fn child(spec: &str) -> Result<(), SetupError> {
+    let bad = || format!("{CHILD_ENV}={spec:?} is not KIND:MiB");
+    let (kind, mib) = spec.split_once(':').ok_or_else(bad)?;
+    let kind = match kind {
+        "pvh" => Kind::Pvh,
+        "pv" => Kind::Pv,
+        _ => return Err(bad()),
+    };
+    let mib: u64 = mib.parse().map_err(|_| bad())?;
     let bed = Bed::new(HOST_MIB)?;
-    let cfg = config("measured", mib)?;
+    let cfg = kind.config("measured", mib)?;
     let before = status_kib("VmRSS")?;
     std::fs::write("/proc/self/clear_refs", "5")
         .map_err(|e| format!("reset the peak RSS (/proc/self/clear_refs): {e}"))?;

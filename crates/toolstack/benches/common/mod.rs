@@ -46,10 +46,30 @@ pub fn guest_dir() -> Result<&'static Path, SetupError> {
 
 /// The config of a test guest called `name` with `memory_mib` of RAM and 2 vCPUs.
 pub fn config(name: &str, memory_mib: u64) -> Result<DomainConfig, SetupError> {
+    config_of("pvh", "hello.elf", name, memory_mib)
+}
+
+/// The config of a PV guest of the synthetic PV kernel (Linux's notes, `pv::testkernel`)
+/// called `name` with `memory_mib` of RAM and 2 vCPUs.
+pub fn pv_config(name: &str, memory_mib: u64) -> Result<DomainConfig, SetupError> {
+    let kernel = guest_dir()?.join("pv-kernel");
+    if !kernel.is_file() {
+        std::fs::write(&kernel, pv::testkernel::PvKernel::linux().bytes())
+            .map_err(|e| format!("write {}: {e}", kernel.display()))?;
+    }
+    config_of("pv", "pv-kernel", name, memory_mib)
+}
+
+fn config_of(
+    ty: &str,
+    kernel: &str,
+    name: &str,
+    memory_mib: u64,
+) -> Result<DomainConfig, SetupError> {
     let dir = guest_dir()?;
     let text = format!(
-        "name = \"{name}\"\ntype = \"pvh\"\nmemory = {memory_mib}\nvcpus = 2\n\
-         kernel = \"hello.elf\"\ncmdline = \"bench\"\n"
+        "name = \"{name}\"\ntype = \"{ty}\"\nmemory = {memory_mib}\nvcpus = 2\n\
+         kernel = \"{kernel}\"\ncmdline = \"bench\"\n"
     );
     let parsed = xlcfg::parse::parse_str("bench.cfg", &text);
     if parsed.has_errors() {
