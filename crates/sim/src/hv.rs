@@ -413,7 +413,11 @@ impl Hypervisor for SimHost {
                 free_pages: w.free_pages(),
                 scrub_pages: 0,
                 outstanding_pages: w.state.outstanding_pages,
-                max_mfn: cfg.total_pages().saturating_sub(1),
+                // PV domains' machine frames start at MFN_BASE and are never reused.
+                max_mfn: cfg
+                    .total_pages()
+                    .saturating_sub(1)
+                    .max((pv::MFN_BASE + w.state.next_mfn).saturating_sub(1)),
                 hw_cap: vec![
                     0x178b_fbff,
                     0xf6d8_3203,

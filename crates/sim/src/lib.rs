@@ -46,10 +46,35 @@
 //!
 //! # What lives only in memory
 //!
-//! Guest memory contents (sparse 4 KiB pages written with `write_guest`), open
-//! transactions, registered watches and fault-injection counters belong to the
-//! [`SimHost`] value. Another process sees the page accounting and which frames are
-//! populated, but reads zeros from pages this process wrote.
+//! Guest memory contents (sparse 4 KiB pages written with `write_guest`, or with
+//! `write_frames` for a PV domain, keyed by machine frame), open transactions,
+//! registered watches and fault-injection counters belong to the [`SimHost`] value.
+//! Another process sees the page accounting and which frames are populated, but reads
+//! zeros from pages this process wrote.
+//!
+//! # PV domains
+//!
+//! A domain created without `XEN_DOMCTL_CDF_hvm` is PV (docs/sim-pv.md): its
+//! populate_physmap extents get machine frames from a host-wide allocator (from
+//! 0x80000 up, aligned to the extent, never equal to the gpfn and never reused),
+//! recorded as the domain's P2M/M2P in its record. `write_frames`, `zero_frames` and
+//! `read_frames` take only frames the domain owns (EFAULT otherwise) and refuse to
+//! write a pinned page table (EINVAL); `write_guest`, `zero_guest`, `read_guest`, the
+//! HVM params and contexts refuse a PV domain (EINVAL), and the PV operations refuse an
+//! HVM one (`set_address_size` EOPNOTSUPP, the others EINVAL). `pin_l4_table` walks
+//! the tables as Xen validates them: every present entry points to a frame of the
+//! domain (a table: EINVAL; a mapped page: EBUSY), no superpages, no frame used at two
+//! levels, no page-table frame mapped writable (EINVAL); Xen's L4 slots 256..=271 are
+//! skipped. `hypercall_init` needs a frame of the domain (EINVAL) that is not a page
+//! table (EPERM) and fills it with the 64-bit hypercall stubs. `set_pv_vcpu_context`
+//! needs the pinned L4 as cr3 and canonical rip, rsp and kernel_sp (EINVAL).
+//! `init_pv_shared_info` gives a per-domain frame outside its RAM, cleared, every
+//! legacy `vcpu_info` masked. At the first unpause, vCPU 0's rip, rsp - 8 (writable)
+//! and rsi must translate through the pinned tables to frames of the domain and rsi's
+//! frame must begin with `xen-3.0-x86_64`; otherwise (or with no vCPU 0 context) the
+//! domain shuts down with reason crash, as a guest faulting at its first instruction
+//! would. The check uses this handle's frames; a handle that has none (another
+//! process) uses the verdict recorded when vCPU 0's context was set.
 //!
 //! # Acting as a guest
 //!
@@ -95,6 +120,9 @@
 //! - destroydomain relinquishes 256 MiB per round (one hypercall each); between rounds
 //!   other processes see the domain dying.
 //! - Domain-0 cannot be paused, destroyed or shut down.
+//! - A PV domain whose vCPU 0 has no context crashes at its first unpause (Xen would
+//!   leave it with no vCPU running), so a toolstack that forgot the context fails.
+//! - PV machine frames are never reused; physinfo's `max_mfn` grows with them.
 //! - A running guest is "booting" (state `r`, one vCPU busy) for its first 2 s of run
 //!   time, then idle (`b`, 0.5 % of each online vCPU).
 //!

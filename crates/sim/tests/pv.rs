@@ -105,7 +105,8 @@ fn built(h: &SimHost, magic: &[u8]) -> (DomId, Vec<u64>) {
 #[test]
 fn pv_frames_are_machine_frames_not_gpfns() {
     let dir = tempfile::tempdir().unwrap();
-    let h = host(dir.path(), 4096);
+    // 2 GiB: fewer host frames than the first PV machine frame's number.
+    let h = host(dir.path(), 2048);
     let (d, mfns) = pv_domain(&h);
     for (gpfn, mfn) in mfns.iter().enumerate() {
         assert_ne!(
@@ -123,6 +124,10 @@ fn pv_frames_are_machine_frames_not_gpfns() {
     let big = h.populate_physmap_pv(d, 9, &[512]).unwrap();
     assert_eq!(big.len(), 1);
     assert_eq!(big[0] % 512, 0);
+    assert!(
+        h.physinfo().unwrap().max_mfn >= big[0] + 511,
+        "max_mfn covers every frame"
+    );
     // Beyond max_mem: fewer extents than asked.
     let many: Vec<u64> = (1024..1024 + 64 * 256).collect();
     assert!(h.populate_physmap_pv(d, 0, &many).unwrap().len() < many.len());
