@@ -16,7 +16,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use xen_host::{DomId, ShutdownReason, Store};
 
 use crate::state::{StateDir, FILE_MODE};
@@ -126,23 +126,18 @@ impl Event {
         }
     }
 
-    fn fields(&self, out: &mut Map<String, Value>) {
+    /// Its own fields, in the order they are written.
+    fn fields(&self) -> Vec<(&'static str, Value)> {
         match self {
             Event::Created { uuid, domain_type } => {
-                out.insert("uuid".into(), json!(uuid));
-                out.insert("type".into(), json!(domain_type));
+                vec![("uuid", json!(uuid)), ("type", json!(domain_type))]
             }
-            Event::Shutdown { reason } => {
-                out.insert("reason".into(), json!(reason.map(reason_word)));
-            }
-            Event::Restarted { old_domid } => {
-                out.insert("old_domid".into(), json!(old_domid.0));
-            }
+            Event::Shutdown { reason } => vec![("reason", json!(reason.map(reason_word)))],
+            Event::Restarted { old_domid } => vec![("old_domid", json!(old_domid.0))],
             Event::DeviceAttached { kind, devid } | Event::DeviceDetached { kind, devid } => {
-                out.insert("kind".into(), json!(kind));
-                out.insert("devid".into(), json!(devid));
+                vec![("kind", json!(kind)), ("devid", json!(devid))]
             }
-            Event::Paused | Event::Unpaused | Event::Crashed | Event::Destroyed => {}
+            Event::Paused | Event::Unpaused | Event::Crashed | Event::Destroyed => Vec::new(),
         }
     }
 }
@@ -179,6 +174,17 @@ impl Journal {
     pub fn with_limit(mut self, max_bytes: u64) -> Journal {
         self.max_bytes = max_bytes;
         self
+    }
+
+    /// The state directory it lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes the state directory as rxl makes it (mode 0700, not a symbolic link), so that
+    /// a reader can watch it before the first event.
+    pub fn prepare(&self) -> io::Result<()> {
+        crate::state::ensure_dir(&self.dir, crate::state::DIR_MODE)
     }
 
     /// The journal file.
@@ -263,17 +269,21 @@ pub fn emit_for<S: Store + ?Sized>(xs: &S, state: &StateDir, dom: DomId, event: 
     emit(state.path(), dom, name.as_deref().unwrap_or(""), event);
 }
 
-/// One journal line (with its newline).
+/// One journal line (with its newline): the common keys first, in the documented order,
+/// then the event's own.
 pub fn render(seq: u64, time: SystemTime, dom: DomId, name: &str, event: &Event) -> String {
-    let mut obj = Map::new();
-    obj.insert("v".into(), json!(VERSION));
-    obj.insert("time".into(), json!(rfc3339_ms(time)));
-    obj.insert("seq".into(), json!(seq));
-    obj.insert("event".into(), json!(event.name()));
-    obj.insert("domid".into(), json!(dom.0));
-    obj.insert("name".into(), json!(name));
-    event.fields(&mut obj);
-    format!("{}\n", Value::Object(obj))
+    let mut line = format!(
+        "{{\"v\":{VERSION},\"time\":\"{}\",\"seq\":{seq},\"event\":\"{}\",\"domid\":{},\"name\":{}",
+        rfc3339_ms(time),
+        event.name(),
+        dom.0,
+        Value::from(name)
+    );
+    for (key, value) in event.fields() {
+        line.push_str(&format!(",\"{key}\":{value}"));
+    }
+    line.push_str("}\n");
+    line
 }
 
 /// The `seq` of the last complete line of the journal `path`; `None` when there is no
@@ -397,6 +407,9 @@ mod tests {
         assert_eq!(got[0]["type"], "pvh");
         assert_eq!(got[1]["seq"], 2);
         assert_eq!(got[1]["reason"], "soft_reset");
+        let text = std::fs::read_to_string(j.path())?;
+        assert!(text.starts_with("{\"v\":1,\"time\":\""), "{text}");
+        assert!(text.contains(",\"seq\":1,\"event\":\"created\",\"domid\":3,\"name\":\"web\",\"uuid\":\"u\",\"type\":\"pvh\"}\n"), "{text}");
         let mode = std::fs::metadata(j.path())?.permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600);
         Ok(())
