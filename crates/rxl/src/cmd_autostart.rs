@@ -261,31 +261,29 @@ fn stop(sim: Option<&Path>, args: &AutostartStopArgs) -> anyhow::Result<ExitCode
     let mut failed = 0;
     for (dom, name) in &targets {
         let shut = lifecycle::wait(host.hv(), host.xs(), *dom, Until::ShutDown, left(deadline));
-        let gone = match shut {
-            Ok(Waited::Gone) => true,
+        let why = match shut {
+            Ok(Waited::Gone) => None,
             Ok(Waited::ShutDown(_)) => {
                 let grace = Instant::now() + GONE_GRACE;
-                matches!(
-                    lifecycle::wait(host.hv(), host.xs(), *dom, Until::Gone, left(grace)),
-                    Ok(Waited::Gone)
-                )
+                match lifecycle::wait(host.hv(), host.xs(), *dom, Until::Gone, left(grace)) {
+                    Ok(Waited::Gone) => None,
+                    _ => Some("shut down but kept (on_poweroff = \"preserve\")".to_string()),
+                }
             }
-            Err(_) => false,
+            Err(e) if e.is_gone() => None,
+            Err(_) => Some(format!("did not shut down within {} s", args.timeout)),
         };
-        if gone {
+        let Some(why) = why else {
             out(format_args!("{name} (domain {dom}): shut down\n"));
             continue;
-        }
+        };
         let devices = host.device_options()?;
         let state = StateDir::new(host.state_dir());
         match lifecycle::destroy(host.hv(), host.xs(), &devices, &state, *dom) {
-            Ok(_) => out(format_args!(
-                "{name} (domain {dom}): did not shut down within {} s: destroyed\n",
-                args.timeout
-            )),
+            Ok(_) => out(format_args!("{name} (domain {dom}): {why}: destroyed\n")),
             Err(e) if e.is_gone() => out(format_args!("{name} (domain {dom}): shut down\n")),
             Err(e) => {
-                eprintln!("rxl: autostart: {name} (domain {dom}): cannot destroy it: {e}");
+                eprintln!("rxl: autostart: {name} (domain {dom}): {why}; cannot destroy it: {e}");
                 failed += 1;
             }
         }

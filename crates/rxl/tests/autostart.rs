@@ -166,6 +166,23 @@ fn stop_shuts_down_what_start_started_and_destroys_a_guest_that_ignores_it() {
         "{text}"
     );
     assert_eq!(names(&sim), ["bystander"]);
+    // A guest kept after it shut down (on_poweroff = "preserve") is destroyed too.
+    std::fs::write(
+        auto.path().join("c.cfg"),
+        std::fs::read_to_string(auto.path().join("a.cfg")).expect("read")
+            + "on_poweroff = \"preserve\"\n",
+    )
+    .expect("write");
+    std::fs::remove_file(auto.path().join("b.cfg")).expect("rm");
+    std::fs::remove_file(auto.path().join("a.cfg")).expect("rm");
+    ok(sim.run(&["autostart", "start", "--dir", dir]));
+    let o = ok(sim.run(&["autostart", "stop", "--timeout", "20"]));
+    assert!(
+        stdout(&o).contains("shut down but kept (on_poweroff = \"preserve\"): destroyed"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(names(&sim), ["bystander"]);
     // --all takes every domain but Domain-0.
     ok(sim.run(&["autostart", "stop", "--all", "--timeout", "5"]));
     assert!(names(&sim).is_empty());
