@@ -62,10 +62,17 @@ struct Entry {
 }
 
 /// The directory's `*.cfg` entries in byte order of their names, each checked: what it is
-/// (after a symbolic link) must be a regular file of at most 1 MiB.
-fn entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
-    let read = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the autostart directory {}", dir.display()))?;
+/// (after a symbolic link) must be a regular file of at most 1 MiB. The default directory
+/// (no `--dir`) may be missing: a host with nothing to start; a `--dir` that is missing is
+/// an error.
+fn entries(dir: &Path, args: &AutostartDirArgs) -> anyhow::Result<Vec<Entry>> {
+    let read = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.dir.is_none() => {
+            return Ok(Vec::new())
+        }
+        r => r,
+    }
+    .with_context(|| format!("cannot read the autostart directory {}", dir.display()))?;
     let mut names = BTreeSet::new();
     for e in read {
         let e =
@@ -129,8 +136,16 @@ fn start(sim: Option<&Path>, args: &AutostartDirArgs) -> anyhow::Result<ExitCode
     let dir = directory(sim, args)?;
     let host = Backend::open(sim)?;
     let records = started_records(&host);
+    forget_stopped(&host, &records)?;
+    let found = entries(&dir, args)?;
+    if found.is_empty() {
+        out(format_args!(
+            "no *.cfg in {}: nothing to start\n",
+            dir.display()
+        ));
+    }
     let mut failed = Vec::new();
-    for entry in entries(&dir)? {
+    for entry in found {
         let file = entry.path.display().to_string();
         if let Some(why) = entry.refused {
             eprintln!("rxl: autostart: {file}: refused: {why}");
@@ -184,6 +199,24 @@ fn start(sim: Option<&Path>, args: &AutostartDirArgs) -> anyhow::Result<ExitCode
         eprintln!("  {f}");
     }
     Ok(ExitCode::from(1))
+}
+
+/// Drops the records of guests that no longer run: after a host reboot the state
+/// directory still holds what the last boot's start created, and `stop` must not take a
+/// guest someone else created later under one of those names for one of its own.
+fn forget_stopped(host: &Backend, records: &StateDir) -> anyhow::Result<()> {
+    for dom in records.domains() {
+        let record: Option<serde_json::Value> = records.load(dom).ok().flatten();
+        let name = record.as_ref().and_then(|r| r["name"].as_str());
+        let runs = match name {
+            Some(n) => running(host, n)?.is_some(),
+            None => false,
+        };
+        if !runs {
+            records.remove(dom)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `rxl create FILE` (this binary) and returns the new domain's id, or why it failed
@@ -300,7 +333,7 @@ fn list(sim: Option<&Path>, args: &AutostartDirArgs, as_json: bool) -> anyhow::R
     let dir = directory(sim, args)?;
     let host = Backend::open(sim)?;
     let mut rows = Vec::new();
-    for entry in entries(&dir)? {
+    for entry in entries(&dir, args)? {
         let name = match &entry.refused {
             Some(_) => None,
             None => guest_name(sim, &entry.path).ok(),

@@ -237,3 +237,50 @@ fn the_directory_defaults_to_rxl_confs_autostart_dir() {
     ok(sim.run(&["autostart", "start"]));
     assert_eq!(names(&sim), ["alpha"]);
 }
+
+#[test]
+fn a_missing_default_directory_starts_nothing_but_a_missing_dir_argument_is_an_error() {
+    let sim = Sim::new();
+    let etc = sim.dir.path().join("etc");
+    std::fs::create_dir_all(&etc).expect("mkdir");
+    let absent = sim.dir.path().join("no-such-auto");
+    std::fs::write(
+        etc.join("rxl.conf"),
+        format!("autostart_dir = \"{}\"\n", absent.display()),
+    )
+    .expect("write rxl.conf");
+    let o = ok(sim.run(&["autostart", "start"]));
+    assert!(stdout(&o).contains("nothing to start"), "{}", stdout(&o));
+    ok(sim.run(&["autostart", "list"]));
+    let o = sim.run(&[
+        "autostart",
+        "start",
+        "--dir",
+        absent.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot read the autostart directory"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn records_of_guests_no_longer_running_are_dropped_at_start() {
+    // As after a host reboot: the record of what an earlier start created is still in the
+    // state directory, and its name is now carried by a guest someone created by hand.
+    let sim = Sim::new();
+    let auto = tempfile::tempdir().expect("tmp");
+    guest_cfg(auto.path(), "a.cfg", "alpha");
+    let dir = auto.path().to_str().expect("utf-8");
+    ok(sim.run(&["autostart", "start", "--dir", dir]));
+    ok(sim.run(&["destroy", "alpha"]));
+    std::fs::remove_file(auto.path().join("a.cfg")).expect("rm");
+    // A start with nothing to create forgets alpha.
+    ok(sim.run(&["autostart", "start", "--dir", dir]));
+    let by_hand = guest_cfg(sim.dir.path(), "alpha.cfg", "alpha");
+    ok(sim.run(&["create", by_hand.to_str().expect("utf-8")]));
+    ok(sim.run(&["autostart", "stop", "--timeout", "5"]));
+    assert_eq!(names(&sim), ["alpha"]);
+}

@@ -315,6 +315,26 @@ fn an_event_that_cannot_be_written_does_not_fail_the_command() {
         .is_some_and(|s| s.contains('p')));
 }
 
+#[test]
+fn events_on_a_closed_output_end_quietly() {
+    let sim = Sim::new();
+    let cfg = guest_cfg(&sim, "alpha", "");
+    ok(sim.run(&["create", "-e", cfg.to_str().expect("utf-8")]));
+    let mut child = sim
+        .command(&["events", "--since-start"], None)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The reader goes away; the next event's line meets EPIPE.
+    drop(child.stdout.take());
+    std::thread::sleep(Duration::from_millis(200));
+    ok(sim.run(&["pause", "alpha"]));
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(141), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+}
+
 /// The example script: `sh examples/keep-running.sh NAME CFG` on this sim.
 fn keep_running(sim: &Sim, name: &str, cfg: &Path) -> Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/keep-running.sh");
