@@ -89,12 +89,7 @@ fn attach(
     let state = StateDir::new(host.state_dir());
     let info = toolstack::devices::attach(host.hv(), host.xs(), &state, &opts, dom, new)
         .with_context(|| format!("cannot attach the device to domain {dom} ({domain})"))?;
-    events::emit_for(
-        host.xs(),
-        &state,
-        dom,
-        Event::attached(info.kind, info.devid),
-    );
+    events::emit_for(host.xs(), &state, dom, Event::attached(&info));
     if as_json {
         print_json(&device_json(dom, &info));
     }

@@ -65,12 +65,8 @@ pub fn pause(host: &Backend, spec: &str, pause: bool) -> anyhow::Result<ExitCode
     } else {
         host.hv().unpause(dom)?;
     }
-    events::emit_for(
-        host.xs(),
-        &StateDir::new(host.state_dir()),
-        dom,
-        Event::pause(pause),
-    );
+    let state = StateDir::new(host.state_dir());
+    events::emit_for(host.xs(), &state, dom, Event::pause(pause));
     Ok(ExitCode::SUCCESS)
 }
 

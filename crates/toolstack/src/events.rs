@@ -95,11 +95,11 @@ impl Event {
         }
     }
 
-    /// `device_attached` of the device `kind`/`devid`.
-    pub fn attached(kind: devices::DeviceKind, devid: u32) -> Event {
+    /// `device_attached` of the device `info` describes.
+    pub fn attached(info: &crate::devices::DeviceInfo) -> Event {
         Event::DeviceAttached {
-            kind: kind.as_str().to_string(),
-            devid,
+            kind: info.kind.as_str().to_string(),
+            devid: info.devid,
         }
     }
 
