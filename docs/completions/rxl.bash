@@ -19,6 +19,9 @@ _rxl() {
             rxl,__monitor)
                 cmd="rxl__subcmd____monitor"
                 ;;
+            rxl,autostart)
+                cmd="rxl__subcmd__autostart"
+                ;;
             rxl,block-attach)
                 cmd="rxl__subcmd__block__subcmd__attach"
                 ;;
@@ -48,6 +51,9 @@ _rxl() {
                 ;;
             rxl,domname)
                 cmd="rxl__subcmd__domname"
+                ;;
+            rxl,events)
+                cmd="rxl__subcmd__events"
                 ;;
             rxl,help)
                 cmd="rxl__subcmd__help"
@@ -82,6 +88,30 @@ _rxl() {
             rxl,unpause)
                 cmd="rxl__subcmd__unpause"
                 ;;
+            rxl__subcmd__autostart,help)
+                cmd="rxl__subcmd__autostart__subcmd__help"
+                ;;
+            rxl__subcmd__autostart,list)
+                cmd="rxl__subcmd__autostart__subcmd__list"
+                ;;
+            rxl__subcmd__autostart,start)
+                cmd="rxl__subcmd__autostart__subcmd__start"
+                ;;
+            rxl__subcmd__autostart,stop)
+                cmd="rxl__subcmd__autostart__subcmd__stop"
+                ;;
+            rxl__subcmd__autostart__subcmd__help,help)
+                cmd="rxl__subcmd__autostart__subcmd__help__subcmd__help"
+                ;;
+            rxl__subcmd__autostart__subcmd__help,list)
+                cmd="rxl__subcmd__autostart__subcmd__help__subcmd__list"
+                ;;
+            rxl__subcmd__autostart__subcmd__help,start)
+                cmd="rxl__subcmd__autostart__subcmd__help__subcmd__start"
+                ;;
+            rxl__subcmd__autostart__subcmd__help,stop)
+                cmd="rxl__subcmd__autostart__subcmd__help__subcmd__stop"
+                ;;
             rxl__subcmd__config,check)
                 cmd="rxl__subcmd__config__subcmd__check"
                 ;;
@@ -102,6 +132,9 @@ _rxl() {
                 ;;
             rxl__subcmd__help,__monitor)
                 cmd="rxl__subcmd__help__subcmd____monitor"
+                ;;
+            rxl__subcmd__help,autostart)
+                cmd="rxl__subcmd__help__subcmd__autostart"
                 ;;
             rxl__subcmd__help,block-attach)
                 cmd="rxl__subcmd__help__subcmd__block__subcmd__attach"
@@ -132,6 +165,9 @@ _rxl() {
                 ;;
             rxl__subcmd__help,domname)
                 cmd="rxl__subcmd__help__subcmd__domname"
+                ;;
+            rxl__subcmd__help,events)
+                cmd="rxl__subcmd__help__subcmd__events"
                 ;;
             rxl__subcmd__help,help)
                 cmd="rxl__subcmd__help__subcmd__help"
@@ -165,6 +201,15 @@ _rxl() {
                 ;;
             rxl__subcmd__help,unpause)
                 cmd="rxl__subcmd__help__subcmd__unpause"
+                ;;
+            rxl__subcmd__help__subcmd__autostart,list)
+                cmd="rxl__subcmd__help__subcmd__autostart__subcmd__list"
+                ;;
+            rxl__subcmd__help__subcmd__autostart,start)
+                cmd="rxl__subcmd__help__subcmd__autostart__subcmd__start"
+                ;;
+            rxl__subcmd__help__subcmd__autostart,stop)
+                cmd="rxl__subcmd__help__subcmd__autostart__subcmd__stop"
                 ;;
             rxl__subcmd__help__subcmd__config,check)
                 cmd="rxl__subcmd__help__subcmd__config__subcmd__check"
@@ -203,7 +248,7 @@ _rxl() {
 
     case "${cmd}" in
         rxl)
-            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list kernel-cache help"
+            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -227,6 +272,160 @@ _rxl() {
                 return 0
             fi
             case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart)
+            opts="-h --sim --help start stop list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart__subcmd__help)
+            opts="start stop list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart__subcmd__help__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart__subcmd__list)
+            opts="-h --dir --json --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart__subcmd__start)
+            opts="-h --dir --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__autostart__subcmd__stop)
+            opts="-h --timeout --all --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --sim)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -542,8 +741,26 @@ _rxl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rxl__subcmd__events)
+            opts="-h --json --since-start --no-follow --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rxl__subcmd__help)
-            opts="config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list kernel-cache help"
+            opts="config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -559,6 +776,62 @@ _rxl() {
         rxl__subcmd__help__subcmd____monitor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__autostart)
+            opts="start stop list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__autostart__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__autostart__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__autostart__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -725,6 +998,20 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help__subcmd__domname)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__events)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

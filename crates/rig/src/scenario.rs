@@ -356,6 +356,9 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
     if let Some(g) = &inputs.pvgrub {
         list.push(crate::steps::pvgrub::pvgrub_step(g));
     }
+    if let Some(h) = &inputs.hello {
+        list.push(crate::steps::autostart::autostart_step(h));
+    }
     if inputs.hello.is_some() {
         list.push(crate::steps::side_by_side::side_by_side_step(
             inputs.linux.as_ref(),
@@ -995,6 +998,7 @@ mod tests {
                 "rxl-linux",
                 "failures",
                 "pvgrub",
+                "autostart",
                 "side-by-side",
                 "devices",
                 "pv",

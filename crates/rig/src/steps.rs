@@ -2,6 +2,7 @@
 //! A step is a function returning a [`crate::scenario::Step`]: its dom0 scripts (under
 //! crates/rig/scripts/steps/), the files it puts into the image, and its host-side check.
 
+pub mod autostart;
 pub mod bootloader;
 pub mod devices;
 pub mod failures;

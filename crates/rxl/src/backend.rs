@@ -168,6 +168,15 @@ const XEN_STATE_DIR: &str = "/var/lib/rxl";
 /// Where monitors log on a real host.
 const XEN_LOG_DIR: &str = "/var/log/rxl";
 
+/// rxl's state directory on the simulated host in `sim`, or on real Xen; what
+/// [`Backend::state_dir`] gives, without opening the host.
+pub fn state_dir_of(sim: Option<&Path>) -> PathBuf {
+    match sim {
+        Some(dir) => dir.join("rxl"),
+        None => PathBuf::from(XEN_STATE_DIR),
+    }
+}
+
 impl Backend {
     /// Open the simulated host in `sim`, or real Xen.
     pub fn open(sim: Option<&Path>) -> anyhow::Result<Backend> {
@@ -211,10 +220,7 @@ impl Backend {
 
     /// rxl's own state directory on this host (stored configs, locks).
     pub fn state_dir(&self) -> PathBuf {
-        match self {
-            Backend::Xen { .. } => PathBuf::from(XEN_STATE_DIR),
-            Backend::Sim { dir, .. } => dir.join("rxl"),
-        }
+        state_dir_of(self.sim_dir())
     }
 
     /// Where monitors write their logs.

@@ -153,9 +153,80 @@ pub enum Command {
     /// List a domain's network interfaces, in xl network-list's columns.
     #[command(name = "network-list")]
     NetworkList(DeviceListArgs),
+    /// Follow the lifecycle events (created, paused, unpaused, shutdown, crashed, restarted,
+    /// destroyed, device_attached, device_detached), one line each (docs/operations.md).
+    Events(EventsArgs),
+    /// Create the guests of the autostart directory at host start-up, shut them down at
+    /// host shutdown (as the xendomains service does).
+    #[command(subcommand)]
+    Autostart(AutostartCommand),
     /// Show or empty the cache of decoded kernels (rxl.conf's `kernel_cache`).
     #[command(subcommand, name = "kernel-cache")]
     KernelCache(KernelCacheCommand),
+}
+
+/// `rxl events`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  rxl events                         follow new events, one short line each
+  rxl events --json --since-start    the journal's events so far, then the new ones, as JSON
+  rxl events --json --no-follow      print the journal and exit")]
+pub struct EventsArgs {
+    /// Print each event as the journal's JSON object (schema version \"v\":1).
+    #[arg(long)]
+    pub json: bool,
+    /// Start from the oldest event the journal keeps instead of the next new one.
+    #[arg(long)]
+    pub since_start: bool,
+    /// Print the journal's events and exit instead of following it (implies
+    /// --since-start).
+    #[arg(long, conflicts_with = "since_start")]
+    pub no_follow: bool,
+}
+
+impl EventsArgs {
+    /// Whether to follow the journal (the default).
+    pub fn follow(&self) -> bool {
+        !self.no_follow
+    }
+}
+
+/// `rxl autostart ...`
+#[derive(Debug, Subcommand)]
+pub enum AutostartCommand {
+    /// Create every DIR/*.cfg, in name order; a guest whose name already runs is skipped.
+    /// Exits 1 after trying them all when one failed, naming each file that did.
+    Start(AutostartDirArgs),
+    /// Shut down the guests autostart started (all domains but Domain-0 with --all), all
+    /// at once; destroy those still there after the timeout.
+    Stop(AutostartStopArgs),
+    /// The directory's guests and whether each runs.
+    List {
+        #[command(flatten)]
+        dir: AutostartDirArgs,
+        /// Print JSON: [{"file", "name", "running", "domid"}].
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The autostart directory.
+#[derive(Debug, Args)]
+pub struct AutostartDirArgs {
+    /// The directory of guest configs (default: rxl.conf's autostart_dir, /etc/xen/auto).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `rxl autostart stop`.
+#[derive(Debug, Args)]
+pub struct AutostartStopArgs {
+    /// Seconds to wait for the guests to shut down before destroying them.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Every domain but Domain-0, not only those autostart started.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `rxl kernel-cache ...`

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use pvh::FirmwareSearch;
 use serde_json::json;
 use toolstack::create::CreateOptions;
+use toolstack::events::Event;
 use toolstack::LaunchError;
 use xen_host::DomId;
 use xlcfg::model::{Action, Boot, DomainConfig};
@@ -73,6 +74,7 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         toolstack::create::create_monitored(host.hv(), host.xs(), &cfg, &plan, &opts, start)
             .with_context(|| format!("cannot create {}", cfg.name))?;
     let dom = created.domid;
+    toolstack::events::emit(&host.state_dir(), dom, &cfg.name, Event::created(&cfg));
     // The domain exists now and has its monitor: a closed stdout is not a reason to stop
     // here.
     if args.times && !args.json {

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use devices::DeviceKind;
 use serde_json::json;
 use toolstack::devices::{DeviceInfo, NewDevice};
+use toolstack::events::{self, Event};
 use toolstack::state::StateDir;
 use xen_host::DomId;
 use xlcfg::hostconf::HostConf;
@@ -88,6 +89,7 @@ fn attach(
     let state = StateDir::new(host.state_dir());
     let info = toolstack::devices::attach(host.hv(), host.xs(), &state, &opts, dom, new)
         .with_context(|| format!("cannot attach the device to domain {dom} ({domain})"))?;
+    events::emit_for(host.xs(), &state, dom, Event::attached(&info));
     if as_json {
         print_json(&device_json(dom, &info));
     }
@@ -167,6 +169,7 @@ fn detach(
     if !found {
         anyhow::bail!("domain {dom} has no {label} (no {kind} with devid {devid})");
     }
+    events::emit_for(host.xs(), &state, dom, Event::detached(kind, devid));
     if as_json {
         print_json(
             &json!({"domid": dom.0, "kind": kind.as_str(), "devid": devid, "detached": true}),

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use toolstack::domains;
+use toolstack::events::{self, Event};
 use toolstack::lifecycle::{self, Request, Until, Waited};
 use toolstack::state::StateDir;
 use xen_host::{DomId, TxId};
@@ -64,6 +65,8 @@ pub fn pause(host: &Backend, spec: &str, pause: bool) -> anyhow::Result<ExitCode
     } else {
         host.hv().unpause(dom)?;
     }
+    let state = StateDir::new(host.state_dir());
+    events::emit_for(host.xs(), &state, dom, Event::pause(pause));
     Ok(ExitCode::SUCCESS)
 }
 

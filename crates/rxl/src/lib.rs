@@ -8,11 +8,13 @@
 
 mod backend;
 pub mod cli;
+mod cmd_autostart;
 mod cmd_bootloader;
 mod cmd_config;
 mod cmd_create;
 mod cmd_device;
 mod cmd_domain;
+mod cmd_events;
 mod cmd_host;
 mod cmd_kcache;
 mod console;
@@ -85,6 +87,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::NetworkDetach(args) => cmd_device::network_detach(sim, &args),
         Command::NetworkList(args) => cmd_device::list(&host()?, &args, devices::DeviceKind::Vif),
         Command::KernelCache(cmd) => cmd_kcache::run(sim, &cmd),
+        Command::Events(args) => cmd_events::run(sim, &args),
+        Command::Autostart(cmd) => cmd_autostart::run(sim, &cmd),
     }
 }
 

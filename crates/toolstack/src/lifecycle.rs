@@ -200,7 +200,7 @@ where
             tracing::warn!("domain {dom}: {e}");
         }
         match hv.destroy(dom) {
-            Ok(()) => {}
+            Ok(()) => crate::events::emit_for(xs, state, dom, crate::events::Event::Destroyed),
             // Gone between the look and the destroy.
             Err(e) if e.is_gone() => found = false,
             Err(e) => return Err(e),

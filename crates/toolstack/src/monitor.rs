@@ -181,6 +181,7 @@ where
             Some(Waited::ShutDown(reason)) => reason,
         };
         let cfg = &record.config;
+        crate::events::emit_shutdown(&opts.state_dir, dom, &cfg.name, reason);
         let action = action_for(cfg, reason);
         tracing::info!(
             "domain {dom} ({}) shut down ({}): {}",
@@ -205,6 +206,7 @@ where
                 let _mark = mark_restart(opts, &cfg.name)?;
                 destroy(hv, xs, opts, &state, dom)?;
                 dom = restart(&state, cfg.clone(), record.restarts, rebuild)?;
+                crate::events::emit_restarted(&opts.state_dir, dom, &cfg.name, record.domid);
             }
             Action::RenameRestart => {
                 let _mark = mark_restart(opts, &cfg.name)?;
@@ -214,6 +216,7 @@ where
                 let mut fresh = cfg.clone();
                 fresh.uuid = uuid::Uuid::new_v4();
                 dom = restart(&state, fresh, record.restarts, rebuild)?;
+                crate::events::emit_restarted(&opts.state_dir, dom, &cfg.name, record.domid);
             }
         }
     }

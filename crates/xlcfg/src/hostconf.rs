@@ -63,6 +63,9 @@ pub const DEFAULT_KERNEL_CACHE: &str = "/var/cache/rxl/kernels";
 /// The default `kernel_cache_max_mib`.
 pub const DEFAULT_KERNEL_CACHE_MAX_MIB: u64 = 512;
 
+/// The default `autostart_dir`: where xl's xendomains service looks (XENDOMAINS_AUTO).
+pub const DEFAULT_AUTOSTART_DIR: &str = "/etc/xen/auto";
+
 /// What rxl takes from /etc/rxl/rxl.conf.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RxlConf {
@@ -79,6 +82,9 @@ pub struct RxlConf {
     /// `kernel_cache_max_mib = N`: the bound on the cache's total size (default
     /// [`DEFAULT_KERNEL_CACHE_MAX_MIB`]).
     pub kernel_cache_max_mib: u64,
+    /// `autostart_dir = "/dir"`: the configs `rxl autostart` creates at host start-up
+    /// (default [`DEFAULT_AUTOSTART_DIR`], xendomains' directory).
+    pub autostart_dir: PathBuf,
 }
 
 impl Default for RxlConf {
@@ -89,6 +95,7 @@ impl Default for RxlConf {
             bootloader_timeout_s: 120,
             kernel_cache: Some(PathBuf::from(DEFAULT_KERNEL_CACHE)),
             kernel_cache_max_mib: DEFAULT_KERNEL_CACHE_MAX_MIB,
+            autostart_dir: PathBuf::from(DEFAULT_AUTOSTART_DIR),
         }
     }
 }
@@ -248,6 +255,7 @@ const RXL_CONF_KEYS: &[&str] = &[
     "bootloader_timeout",
     "kernel_cache",
     "kernel_cache_max_mib",
+    "autostart_dir",
 ];
 
 /// Read rxl.conf at `path` (tests and the simulated host pass their own path). An unknown
@@ -301,6 +309,16 @@ pub fn read_rxl_conf(path: &Path) -> Result<Read<RxlConf>, HostConfError> {
                     format!("kernel_cache \"{value}\" is not an absolute directory or \"off\""),
                 )
                 .with_hint("kernel_cache = \"/var/cache/rxl/kernels\" (the default) or \"off\""),
+            ),
+            ("autostart_dir", dir) if dir.starts_with('/') => {
+                conf.autostart_dir = PathBuf::from(dir)
+            }
+            ("autostart_dir", _) => diags.push(
+                Diagnostic::error(
+                    s.value.span.clone(),
+                    format!("autostart_dir \"{value}\" is not an absolute directory"),
+                )
+                .with_hint("autostart_dir = \"/etc/xen/auto\" (the default)"),
             ),
             ("kernel_cache_max_mib", n) => match n.parse::<u64>() {
                 Ok(n) => conf.kernel_cache_max_mib = n,

@@ -298,3 +298,20 @@ fn rxl_conf_moves_bounds_or_disables_the_kernel_cache() {
         "{e:?}"
     );
 }
+
+#[test]
+fn autostart_dir_is_an_absolute_directory_defaulting_to_xendomains_one() {
+    let dir = tmp();
+    let none = read_rxl_conf(&dir.path().join("absent")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(none.conf.autostart_dir, PathBuf::from("/etc/xen/auto"));
+    let p = write(dir.path(), "rxl.conf", "autostart_dir = \"/srv/auto\"\n");
+    let r = read_rxl_conf(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.conf.autostart_dir, PathBuf::from("/srv/auto"));
+    assert!(r.warnings.is_empty());
+    let p = write(dir.path(), "rxl.conf", "autostart_dir = \"auto\"\n");
+    let e = invalid(read_rxl_conf(&p).expect_err("relative"));
+    assert!(
+        e[0].contains("1:17: error: autostart_dir \"auto\" is not an absolute directory"),
+        "{e:?}"
+    );
+}
