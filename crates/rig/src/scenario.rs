@@ -359,8 +359,9 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
     if let Some(h) = &inputs.hello {
         list.push(crate::steps::autostart::autostart_step(h));
     }
-    if inputs.hello.is_some() {
+    if let Some(h) = &inputs.hello {
         list.push(crate::steps::side_by_side::side_by_side_step(
+            h,
             inputs.linux.as_ref(),
             inputs.benchmarks_doc.clone(),
         ));

@@ -55,10 +55,18 @@ fn sbs_hello_cfg(name: &str) -> String {
 
 /// The same configs created with xl and with rxl: both list each other's domains, and the
 /// create, list and destroy times (and, for Linux, create to /init) of each.
-pub fn side_by_side_step(linux_files: Option<&LinuxFiles>, doc: Option<PathBuf>) -> Step {
+pub fn side_by_side_step(
+    hello: &Path,
+    linux_files: Option<&LinuxFiles>,
+    doc: Option<PathBuf>,
+) -> Step {
     let linux = linux_files.is_some();
-    // The kernel and initramfs, so that the step also runs alone (RXL_E2E_STEPS).
+    // The guests' files, so that the step also runs alone (RXL_E2E_STEPS).
     let mut files = linux_files.map(kernel_files).unwrap_or_default();
+    files.push(StepFile::Host {
+        path: "/e2e/guests/hello".into(),
+        host: hello.to_owned(),
+    });
     let mut guests = vec!["hello"];
     for tool in ["xl", "rxl"] {
         files.push(StepFile::Text {
@@ -451,7 +459,7 @@ mod tests {
             kernel: "/nonexistent/vmlinuz".into(),
             initrd: "/nonexistent/initrd.img".into(),
         };
-        let step = side_by_side_step(Some(&files), None);
+        let step = side_by_side_step(Path::new("/nonexistent/hello"), Some(&files), None);
         let timed = step.captures.iter().find(|c| c.name == "timed").unwrap();
         let dir = crate::steps::fake_dom0::fake_dom0(
             "case $1 in\ncreate)\n  echo x >>$d/$tool.creates\n  \
