@@ -285,9 +285,9 @@ impl PvPlan {
                 self.total_pages
             )));
         }
-        let mut out = Vec::with_capacity(p2m.len() * 8);
-        for mfn in p2m {
-            out.extend_from_slice(&mfn.to_le_bytes());
+        let mut out = vec![0u8; p2m.len() * 8];
+        for (dst, mfn) in out.chunks_exact_mut(8).zip(p2m) {
+            dst.copy_from_slice(&mfn.to_le_bytes());
         }
         Ok(out)
     }

@@ -75,14 +75,17 @@ impl PvPlan {
                     let p_s = (lo - t.from) >> shift;
                     let p_e = (t.to.min(src.to) - t.from) >> shift;
                     let first = ((lo - src.from) >> shift) + src.pfn;
+                    let mut at = usize::MAX;
                     for (p, pfn) in (p_s..=p_e).zip(first..) {
-                        let table_pfn = t.pfn + p / 512;
-                        let at = *index.get(&table_pfn).ok_or_else(|| {
-                            Error::P2m(format!(
-                                "internal: entry {p} of level {} lands outside the tables",
-                                l + 1
-                            ))
-                        })?;
+                        if at == usize::MAX || p % 512 == 0 {
+                            let table_pfn = t.pfn + p / 512;
+                            at = *index.get(&table_pfn).ok_or_else(|| {
+                                Error::P2m(format!(
+                                    "internal: entry {p} of level {} lands outside the tables",
+                                    l + 1
+                                ))
+                            })?;
+                        }
                         let entry = (mfn(pfn)? << 12) | prot(maps, l, pfn);
                         let off = (p % 512) as usize * 8;
                         pages[at].1[off..off + 8].copy_from_slice(&entry.to_le_bytes());

@@ -380,6 +380,21 @@ fn command_line_limits() {
         e.contains("1024 bytes") && e.contains("at most 1023"),
         "{e}"
     );
+    let e = plan_pv(&img, Some("a\0b"), vec![], size(256)).unwrap_err();
+    assert!(e.to_string().contains("NUL"), "{e}");
+}
+
+#[test]
+fn a_kernel_start_off_a_page_boundary_is_refused() {
+    let k = PvKernel {
+        paddr: 0x100_0800,
+        ..PvKernel::linux()
+    };
+    let e = err(&k, vec![], 256);
+    assert!(
+        e.starts_with("vmlinuz: the kernel starts at 0xffffffff81000800, not page aligned"),
+        "{e}"
+    );
 }
 
 #[test]
