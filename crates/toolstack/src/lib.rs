@@ -8,6 +8,7 @@ pub mod bootloader;
 pub mod create;
 pub mod devices;
 pub mod domains;
+pub mod hostmon;
 pub mod lifecycle;
 pub mod lock;
 pub mod memory;
