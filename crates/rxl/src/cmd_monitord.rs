@@ -168,7 +168,11 @@ fn serve(sim: Option<&Path>, replace: bool, detached: bool) -> anyhow::Result<Ex
     };
     // Its own xenstore connection for the watches: no action's wait takes their events.
     let watcher = Backend::open(sim)?;
-    let mut monitor = HostMonitor::new(host.hv(), host.xs(), &opts, &busy);
+    let sim_dir = sim.map(Path::to_path_buf);
+    let mut monitor =
+        HostMonitor::new(host.hv(), host.xs(), &opts, &busy).with_others(Box::new(move || {
+            hostmon::legacy_monitored(sim_dir.as_deref())
+        }));
     monitor.serve(watcher.xs(), &mut rebuild, || {
         tracing::info!(
             "host monitor (rxl {VERSION}) running as pid {}",

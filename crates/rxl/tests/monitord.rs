@@ -316,3 +316,37 @@ fn the_monitor_stops_on_sigterm_and_leaves_no_pid_file() {
     create(&sim, "again", "", &[]);
     assert!(sim.monitord_pid().is_some_and(|p| p != pid));
 }
+
+#[test]
+fn a_domain_an_older_rxls_monitor_still_watches_is_left_to_it() {
+    let sim = Sim::new();
+    let old = create(&sim, "legacy", "", &[]);
+    // What an older rxl started per guest: `rxl --sim DIR __monitor DOMID`.
+    let mut legacy = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "sleep 60; true",
+            "rxl",
+            "--sim",
+            sim.path(),
+            "__monitor",
+        ])
+        .arg(old.to_string())
+        .spawn()
+        .expect("sh");
+    event(&sim, old, GuestEvent::Poweroff);
+    // A domain the host monitor handles, shut down last, as a sync point.
+    let sync = create(&sim, "sync", "", &[]);
+    event(&sim, sync, GuestEvent::Poweroff);
+    sim.wait_for("sync gone", |s| s.domain("sync").is_none());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        state(&sim, "legacy").map(|s| s[3..4].to_string()),
+        Some("s".into())
+    );
+    // Once that process is gone, the next scan applies the action.
+    legacy.kill().expect("kill");
+    legacy.wait().expect("reap");
+    create(&sim, "later", "", &[]);
+    sim.wait_for("legacy gone", |s| s.domain("legacy").is_none());
+}

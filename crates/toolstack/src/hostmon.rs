@@ -21,10 +21,14 @@
 //! - Domains whose record says another monitor handles them (`create -F`, `create -e`,
 //!   [`MonitoredBy`]) are left alone, and so is a gone domain whose create is still in
 //!   progress (its creator undoes it).
+//! - A domain that a per-domain monitor of an older rxl still watches (a process
+//!   `rxl __monitor DOMID` started before an upgrade, [`legacy_monitored`]) is left to it
+//!   while that process runs, so that two monitors never act on one domain.
 //! - Each action is taken holding [`HostMonitor`]'s `busy` mutex, so that a caller stopping
 //!   the monitor (SIGTERM) can let the action in progress finish first.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -247,6 +251,61 @@ fn create_in_progress(state_dir: &Path, record: &Record) -> bool {
         .is_some_and(|p| p.is_alive())
 }
 
+/// The domains that a per-domain monitor of an older rxl still watches: a live process
+/// whose command line is `... [--sim DIR] __monitor DOMID ...`, with `--sim` naming
+/// `sim_dir` (none on real Xen). Such a process was started before an upgrade and acts on
+/// its domain itself; the host monitor leaves that domain to it while it runs.
+pub fn legacy_monitored(sim_dir: Option<&Path>) -> BTreeSet<DomId> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return BTreeSet::new();
+    };
+    let mut doms = BTreeSet::new();
+    for e in entries.flatten() {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let Some(at) = args.iter().position(|a| *a == b"__monitor") else {
+            continue;
+        };
+        let Some(dom) = args
+            .get(at + 1)
+            .and_then(|a| std::str::from_utf8(a).ok())
+            .and_then(|a| a.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        let sim = args.iter().enumerate().find_map(|(i, a)| {
+            if *a == b"--sim" {
+                args.get(i + 1).copied()
+            } else {
+                a.strip_prefix(b"--sim=")
+            }
+        });
+        let same_host = match (sim, sim_dir) {
+            (None, None) => true,
+            (Some(a), Some(dir)) => Path::new(std::ffi::OsStr::from_bytes(a)) == dir,
+            _ => false,
+        };
+        if same_host {
+            doms.insert(DomId(dom));
+        }
+    }
+    doms
+}
+
+/// Lists the domains another process monitors ([`legacy_monitored`]); asked only when a
+/// scan finds something to act on.
+pub type Others<'a> = dyn Fn() -> BTreeSet<DomId> + 'a;
+
 /// The host monitor's work: scans and the wait between them.
 pub struct HostMonitor<'a, H: ?Sized, S: ?Sized> {
     hv: &'a H,
@@ -255,6 +314,8 @@ pub struct HostMonitor<'a, H: ?Sized, S: ?Sized> {
     state: StateDir,
     /// Held while an action is taken.
     busy: &'a Mutex<()>,
+    /// Domains another process monitors.
+    others: Box<Others<'a>>,
     /// Domains handled and left shut down (preserved, or the action failed for good), and
     /// domains another monitor handles: not looked at again until they change.
     settled: BTreeSet<DomId>,
@@ -282,8 +343,16 @@ where
             opts,
             state: StateDir::new(opts.state_dir.clone()),
             busy,
+            others: Box::new(BTreeSet::new),
             settled: BTreeSet::new(),
         }
+    }
+
+    /// Leave alone the domains `others` lists (those of an older rxl's per-domain
+    /// monitors, [`legacy_monitored`]) while it lists them.
+    pub fn with_others(mut self, others: Box<Others<'a>>) -> Self {
+        self.others = others;
+        self
     }
 
     /// Handle every recorded domain that is shut down or gone and left to the host
@@ -303,6 +372,7 @@ where
             .map(|i| (i.domid, i))
             .collect();
         let mut handled = 0;
+        let mut others: Option<BTreeSet<DomId>> = None;
         for dom in recorded {
             if dom == DomId::DOM0 {
                 continue;
@@ -318,6 +388,12 @@ where
                 None => Waited::Gone,
             };
             if self.settled.contains(&dom) {
+                continue;
+            }
+            if others.get_or_insert_with(|| (self.others)()).contains(&dom) {
+                tracing::info!(
+                    "domain {dom} has a monitor of its own (an older rxl's): left to it"
+                );
                 continue;
             }
             let _busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
@@ -421,5 +497,106 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_claim_at_a_time_and_the_pid_file_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(running(dir.path()), None);
+        let Claim::Got(first) = claim(dir.path(), "1.2.3").unwrap() else {
+            panic!("the lock is free");
+        };
+        let info = running(dir.path()).expect("the pid file names a live process");
+        assert_eq!(info.pid, std::process::id());
+        assert_eq!(info.version, "1.2.3");
+        // A second claim (another open file: flock excludes it as another process).
+        match claim(dir.path(), "9").unwrap() {
+            Claim::Held(Some(holder)) => assert_eq!(holder, info),
+            other => panic!("{other:?}"),
+        }
+        let err = take_over_without_signal(dir.path());
+        assert!(
+            err.contains("(pid unknown) did not exit within 0 s"),
+            "{err}"
+        );
+        drop(first);
+        assert_eq!(running(dir.path()), None);
+        assert!(matches!(claim(dir.path(), "9").unwrap(), Claim::Got(_)));
+    }
+
+    /// A take-over with no time to wait while the lock is held; the pid file is made to
+    /// name no live process first, so that no signal is sent (the holder is this process).
+    fn take_over_without_signal(dir: &Path) -> String {
+        std::fs::write(
+            dir.join(PID_FILE),
+            serde_json::to_vec(&DaemonInfo {
+                pid: u32::MAX,
+                start_time: 0,
+                version: "old".into(),
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        take_over(dir, "new", Duration::ZERO)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_pid_file_of_a_gone_process_names_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let info = DaemonInfo {
+            pid,
+            start_time: 1,
+            version: "x".into(),
+        };
+        std::fs::write(
+            dir.path().join(PID_FILE),
+            serde_json::to_vec(&info).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(running(dir.path()), None);
+        std::fs::write(dir.path().join(PID_FILE), b"garbage").unwrap();
+        assert_eq!(running(dir.path()), None);
+    }
+
+    #[test]
+    fn older_per_domain_monitors_are_found_by_their_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let spawn = |args: &[&str]| {
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 60; true", "rxl"])
+                .args(args)
+                .spawn()
+                .unwrap()
+        };
+        let sim = dir.path().to_str().unwrap();
+        let mut procs = vec![
+            spawn(&["--sim", sim, "__monitor", "7"]),
+            spawn(&[&format!("--sim={sim}"), "__monitor", "8"]),
+            spawn(&["--sim", other.path().to_str().unwrap(), "__monitor", "9"]),
+            spawn(&["__monitor", "not-a-domid"]),
+        ];
+        let found = legacy_monitored(Some(dir.path()));
+        assert!(
+            found.contains(&DomId(7)) && found.contains(&DomId(8)),
+            "{found:?}"
+        );
+        assert!(!found.contains(&DomId(9)), "{found:?}");
+        assert!(!legacy_monitored(None).contains(&DomId(7)));
+        for p in &mut procs {
+            p.kill().unwrap();
+            p.wait().unwrap();
+        }
+        assert!(legacy_monitored(Some(dir.path())).is_empty());
     }
 }
