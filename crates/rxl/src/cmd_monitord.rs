@@ -81,7 +81,8 @@ fn spawn(sim: Option<&Path>, host: &Backend, replace: bool) -> std::io::Result<S
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut cmd = Command::new(std::env::current_exe()?);
     if let Some(dir) = sim {
-        cmd.arg("--sim").arg(dir);
+        // Absolute: the monitor works from `/`.
+        cmd.arg("--sim").arg(std::path::absolute(dir)?);
     }
     cmd.env_remove("RXL_SIM_FAIL");
     if let Some(spec) = std::env::var_os("RXL_SIM_FAIL_MONITOR") {
@@ -115,8 +116,10 @@ fn spawn(sim: Option<&Path>, host: &Backend, replace: bool) -> std::io::Result<S
 /// `rxl monitord --foreground`: be the host monitor until SIGTERM, SIGINT or SIGHUP.
 fn serve(sim: Option<&Path>, replace: bool, detached: bool) -> anyhow::Result<ExitCode> {
     if detached {
-        // Leave the starting terminal's session: its hang-up and Ctrl-C are not ours.
+        // Leave the starting terminal's session (its hang-up and Ctrl-C are not ours) and
+        // its working directory (which may be unmounted while the monitor runs).
         let _ = nix::unistd::setsid();
+        let _ = std::env::set_current_dir("/");
     }
     // The stop signals stay blocked in every thread (threads inherit the mask); one thread
     // takes them, lets the action in progress finish and exits.

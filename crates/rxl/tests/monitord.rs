@@ -350,3 +350,25 @@ fn a_domain_an_older_rxls_monitor_still_watches_is_left_to_it() {
     create(&sim, "later", "", &[]);
     sim.wait_for("legacy gone", |s| s.domain("legacy").is_none());
 }
+
+#[test]
+fn a_scan_that_fails_transiently_is_tried_again() {
+    let sim = Sim::new();
+    let off = create(&sim, "off", "", &[]);
+    let pid = sim.monitord_pid().expect("a host monitor runs");
+    signal(pid, Signal::SIGKILL);
+    wait_gone(pid);
+    event(&sim, off, GuestEvent::Poweroff);
+    // The new monitor's first two domain lists fail with EAGAIN: its first scan, and the
+    // one after the events its watches fire when set. No other event comes.
+    let path = cfg("starter", "");
+    ok(sim.run_env(
+        &["create", "-q", "-p", path.to_str().expect("utf-8")],
+        &[(
+            "RXL_SIM_FAIL_MONITOR",
+            "getdomaininfolist:1=EAGAIN,getdomaininfolist:2=EAGAIN",
+        )],
+    ));
+    sim.wait_for("off gone", |s| s.domain("off").is_none());
+    assert!(log(&sim).contains("retrying"), "{}", log(&sim));
+}

@@ -442,13 +442,22 @@ where
 
     /// Scan until a scan finds nothing more to do (an action's own waits may have taken
     /// events meant for the monitor; the next scan sees what they announced).
+    /// A scan that fails transiently (listing the domains) is tried again, as an action
+    /// is ([`monitor::RETRY_ATTEMPTS`] times); one that fails for good waits for the next
+    /// event.
     fn scan_until_quiet(&mut self, rebuild: &mut Rebuild<'_>) {
+        let mut failures = 0;
         loop {
             match self.scan(rebuild) {
                 Ok(0) => return,
-                Ok(_) => {}
+                Ok(_) => failures = 0,
+                Err(e) if e.is_transient() && failures + 1 < monitor::RETRY_ATTEMPTS => {
+                    failures += 1;
+                    tracing::warn!("cannot scan the domains: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(100) * failures);
+                }
                 Err(e) => {
-                    tracing::error!("cannot scan the domains: {e}");
+                    tracing::error!("giving up: cannot scan the domains: {e}");
                     return;
                 }
             }
