@@ -16,9 +16,6 @@ _rxl() {
             ",$1")
                 cmd="rxl"
                 ;;
-            rxl,__monitor)
-                cmd="rxl__subcmd____monitor"
-                ;;
             rxl,block-attach)
                 cmd="rxl__subcmd__block__subcmd__attach"
                 ;;
@@ -61,6 +58,9 @@ _rxl() {
             rxl,list)
                 cmd="rxl__subcmd__list"
                 ;;
+            rxl,monitord)
+                cmd="rxl__subcmd__monitord"
+                ;;
             rxl,network-attach)
                 cmd="rxl__subcmd__network__subcmd__attach"
                 ;;
@@ -99,9 +99,6 @@ _rxl() {
                 ;;
             rxl__subcmd__config__subcmd__help,parse)
                 cmd="rxl__subcmd__config__subcmd__help__subcmd__parse"
-                ;;
-            rxl__subcmd__help,__monitor)
-                cmd="rxl__subcmd__help__subcmd____monitor"
                 ;;
             rxl__subcmd__help,block-attach)
                 cmd="rxl__subcmd__help__subcmd__block__subcmd__attach"
@@ -145,6 +142,9 @@ _rxl() {
             rxl__subcmd__help,list)
                 cmd="rxl__subcmd__help__subcmd__list"
                 ;;
+            rxl__subcmd__help,monitord)
+                cmd="rxl__subcmd__help__subcmd__monitord"
+                ;;
             rxl__subcmd__help,network-attach)
                 cmd="rxl__subcmd__help__subcmd__network__subcmd__attach"
                 ;;
@@ -178,6 +178,9 @@ _rxl() {
             rxl__subcmd__help__subcmd__kernel__subcmd__cache,list)
                 cmd="rxl__subcmd__help__subcmd__kernel__subcmd__cache__subcmd__list"
                 ;;
+            rxl__subcmd__help__subcmd__monitord,status)
+                cmd="rxl__subcmd__help__subcmd__monitord__subcmd__status"
+                ;;
             rxl__subcmd__kernel__subcmd__cache,clear)
                 cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__clear"
                 ;;
@@ -196,6 +199,18 @@ _rxl() {
             rxl__subcmd__kernel__subcmd__cache__subcmd__help,list)
                 cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__help__subcmd__list"
                 ;;
+            rxl__subcmd__monitord,help)
+                cmd="rxl__subcmd__monitord__subcmd__help"
+                ;;
+            rxl__subcmd__monitord,status)
+                cmd="rxl__subcmd__monitord__subcmd__status"
+                ;;
+            rxl__subcmd__monitord__subcmd__help,help)
+                cmd="rxl__subcmd__monitord__subcmd__help__subcmd__help"
+                ;;
+            rxl__subcmd__monitord__subcmd__help,status)
+                cmd="rxl__subcmd__monitord__subcmd__help__subcmd__status"
+                ;;
             *)
                 ;;
         esac
@@ -203,26 +218,8 @@ _rxl() {
 
     case "${cmd}" in
         rxl)
-            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list kernel-cache help"
+            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --sim)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        rxl__subcmd____monitor)
-            opts="-h --foreground --sim --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -543,22 +540,8 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help)
-            opts="config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list kernel-cache help"
+            opts="config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        rxl__subcmd__help__subcmd____monitor)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -822,6 +805,34 @@ _rxl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rxl__subcmd__help__subcmd__monitord)
+            opts="status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__monitord__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rxl__subcmd__help__subcmd__network__subcmd__attach)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1051,6 +1062,84 @@ _rxl() {
         rxl__subcmd__list)
             opts="-l -v -h --long --json --verbose-columns --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord)
+            opts="-h --foreground --replace --detached --sim --help status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord__subcmd__help)
+            opts="status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord__subcmd__status)
+            opts="-h --json --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
