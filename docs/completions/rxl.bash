@@ -16,9 +16,6 @@ _rxl() {
             ",$1")
                 cmd="rxl"
                 ;;
-            rxl,__monitor)
-                cmd="rxl__subcmd____monitor"
-                ;;
             rxl,autostart)
                 cmd="rxl__subcmd__autostart"
                 ;;
@@ -66,6 +63,9 @@ _rxl() {
                 ;;
             rxl,list)
                 cmd="rxl__subcmd__list"
+                ;;
+            rxl,monitord)
+                cmd="rxl__subcmd__monitord"
                 ;;
             rxl,network-attach)
                 cmd="rxl__subcmd__network__subcmd__attach"
@@ -130,9 +130,6 @@ _rxl() {
             rxl__subcmd__config__subcmd__help,parse)
                 cmd="rxl__subcmd__config__subcmd__help__subcmd__parse"
                 ;;
-            rxl__subcmd__help,__monitor)
-                cmd="rxl__subcmd__help__subcmd____monitor"
-                ;;
             rxl__subcmd__help,autostart)
                 cmd="rxl__subcmd__help__subcmd__autostart"
                 ;;
@@ -181,6 +178,9 @@ _rxl() {
             rxl__subcmd__help,list)
                 cmd="rxl__subcmd__help__subcmd__list"
                 ;;
+            rxl__subcmd__help,monitord)
+                cmd="rxl__subcmd__help__subcmd__monitord"
+                ;;
             rxl__subcmd__help,network-attach)
                 cmd="rxl__subcmd__help__subcmd__network__subcmd__attach"
                 ;;
@@ -223,6 +223,9 @@ _rxl() {
             rxl__subcmd__help__subcmd__kernel__subcmd__cache,list)
                 cmd="rxl__subcmd__help__subcmd__kernel__subcmd__cache__subcmd__list"
                 ;;
+            rxl__subcmd__help__subcmd__monitord,status)
+                cmd="rxl__subcmd__help__subcmd__monitord__subcmd__status"
+                ;;
             rxl__subcmd__kernel__subcmd__cache,clear)
                 cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__clear"
                 ;;
@@ -241,6 +244,18 @@ _rxl() {
             rxl__subcmd__kernel__subcmd__cache__subcmd__help,list)
                 cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__help__subcmd__list"
                 ;;
+            rxl__subcmd__monitord,help)
+                cmd="rxl__subcmd__monitord__subcmd__help"
+                ;;
+            rxl__subcmd__monitord,status)
+                cmd="rxl__subcmd__monitord__subcmd__status"
+                ;;
+            rxl__subcmd__monitord__subcmd__help,help)
+                cmd="rxl__subcmd__monitord__subcmd__help__subcmd__help"
+                ;;
+            rxl__subcmd__monitord__subcmd__help,status)
+                cmd="rxl__subcmd__monitord__subcmd__help__subcmd__status"
+                ;;
             *)
                 ;;
         esac
@@ -248,26 +263,8 @@ _rxl() {
 
     case "${cmd}" in
         rxl)
-            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
+            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --sim)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        rxl__subcmd____monitor)
-            opts="-h --foreground --sim --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -760,22 +757,8 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help)
-            opts="config create destroy shutdown reboot pause unpause console bootloader __monitor info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
+            opts="config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        rxl__subcmd__help__subcmd____monitor)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1109,6 +1092,34 @@ _rxl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rxl__subcmd__help__subcmd__monitord)
+            opts="status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__help__subcmd__monitord__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rxl__subcmd__help__subcmd__network__subcmd__attach)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1338,6 +1349,84 @@ _rxl() {
         rxl__subcmd__list)
             opts="-l -v -h --long --json --verbose-columns --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord)
+            opts="-h --foreground --replace --detached --sim --help status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord__subcmd__help)
+            opts="status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__monitord__subcmd__status)
+            opts="-h --json --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

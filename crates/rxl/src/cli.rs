@@ -26,7 +26,7 @@ fn sim_help() -> String {
          Fault injection: RXL_SIM_FAIL=OP[:N][=ERRNO][,OP[:N][=ERRNO]...] makes the N-th call \
          (default the first) of operation OP in this rxl process fail with ERRNO (a name such \
          as ENOMEM, or a number; default EINVAL); OP[:N]=sleep:MS makes that call wait MS \
-         milliseconds and then succeed. The monitor `rxl create` starts does not inherit \
+         milliseconds and then succeed. The host monitor `rxl create` starts does not inherit \
          RXL_SIM_FAIL; RXL_SIM_FAIL_MONITOR (same syntax) is the monitor's own. OP is one of: \
          {}.",
         sim::FAIL_OPS.join(", ")
@@ -90,15 +90,14 @@ pub enum Command {
         after_help = "Output (simple0): FILE gets the NUL-terminated items         `kernel PATH`, `ramdisk PATH` (if any), `args CMDLINE` (if any) and an empty item; the         kernel and ramdisk are files it creates in DIR. It opens the disk, FILE and those files         as root, then becomes --runas (default nobody) with no capabilities before it reads         the disk."
     )]
     Bootloader(BootloaderArgs),
-    /// The per-domain monitor that `create` starts in the background.
-    #[command(hide = true, name = "__monitor")]
-    Monitor {
-        /// The domain id.
-        domid: u16,
-        /// Stay in the foreground, logging to stderr.
-        #[arg(long)]
-        foreground: bool,
-    },
+    /// The host monitor: applies on_poweroff/on_reboot/on_crash/on_watchdog/on_soft_reset
+    /// for every domain rxl created (one per host; `create` starts it when none runs).
+    #[command(after_help = "Examples:
+  rxl monitord                  start it in the background (nothing to do if one runs)
+  rxl monitord --foreground     run it here, logging to stderr (systemd's ExecStart)
+  rxl monitord --replace        take over from the running one (after an upgrade)
+  rxl monitord status           whether one runs: pid, version, domains watched")]
+    Monitord(MonitordArgs),
     /// Show the host: Xen version, capabilities, memory, CPUs (as xl info).
     Info {
         /// Print JSON.
@@ -205,6 +204,37 @@ pub enum AutostartCommand {
         #[command(flatten)]
         dir: AutostartDirArgs,
         /// Print JSON: [{"file", "name", "running", "domid"}].
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `rxl monitord`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MonitordArgs {
+    /// Run in this process, logging to stderr, instead of starting it in the background.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Ask the running host monitor to exit (it finishes the action in progress) and take
+    /// over from it.
+    #[arg(long)]
+    pub replace: bool,
+    /// Started by `rxl monitord` or `rxl create`: leave the caller's session.
+    #[arg(long, hide = true)]
+    pub detached: bool,
+    /// What to do instead of running.
+    #[command(subcommand)]
+    pub command: Option<MonitordCommand>,
+}
+
+/// `rxl monitord ...`
+#[derive(Debug, Subcommand)]
+pub enum MonitordCommand {
+    /// Tell whether a host monitor runs: its pid, its version, how many domains it
+    /// watches. Exit 0 when one runs, 1 when none does.
+    Status {
+        /// Print JSON: {"running": bool, "pid", "version", "domains"}.
         #[arg(long)]
         json: bool,
     },
@@ -327,10 +357,12 @@ pub struct CreateArgs {
     /// Dry run: resolve the config and plan the boot image, touch nothing.
     #[arg(short = 'n', long = "dry-run")]
     pub dry_run: bool,
-    /// Run the monitor in the foreground (do not return until the domain is gone).
+    /// Monitor the domain in this process (do not return until the domain is gone); the
+    /// host monitor leaves it alone.
     #[arg(short = 'F', long)]
     pub foreground: bool,
-    /// Start no monitor: nothing applies on_poweroff/on_reboot/on_crash.
+    /// No monitor: nothing applies on_poweroff/on_reboot/on_crash (the host monitor leaves
+    /// the domain alone).
     #[arg(short = 'e', long = "no-monitor")]
     pub no_monitor: bool,
     /// Quiet: no warnings, only errors and the result.

@@ -1,13 +1,14 @@
-//! `rxl create` (and its dry run), and the monitor it starts.
+//! `rxl create` (and its dry run), and the foreground monitor of `create -F`.
 
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use pvh::FirmwareSearch;
 use serde_json::json;
 use toolstack::create::CreateOptions;
 use toolstack::events::Event;
+use toolstack::monitor::MonitoredBy;
 use toolstack::LaunchError;
 use xen_host::DomId;
 use xlcfg::model::{Action, Boot, DomainConfig};
@@ -64,15 +65,32 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         host.device_options_for(&host_conf),
         boot,
     );
-    // The monitor starts as a step of the create, before the domain runs: if it cannot,
-    // the create fails and leaves nothing. -F runs it here afterwards; -e runs none.
-    let background = !args.foreground && !args.no_monitor;
-    let mut start = |dom: DomId| spawn_monitor(sim, &host, dom, &cfg.name);
-    let start: Option<&mut toolstack::create::StartMonitor<'_>> =
-        if background { Some(&mut start) } else { None };
-    let created =
-        toolstack::create::create_monitored(host.hv(), host.xs(), &cfg, &plan, &opts, start)
-            .with_context(|| format!("cannot create {}", cfg.name))?;
+    // The monitor step runs before the domain does: it makes sure the host monitor runs
+    // (if none can be started, the create fails and leaves nothing), or, for -F (this
+    // process monitors the domain afterwards) and -e (nobody does), records that the host
+    // monitor is to leave the domain alone.
+    let by = if args.foreground {
+        Some(MonitoredBy::Foreground)
+    } else if args.no_monitor {
+        Some(MonitoredBy::Nobody)
+    } else {
+        None
+    };
+    let state = toolstack::state::StateDir::new(host.state_dir());
+    let mut start = |dom: DomId| match by {
+        None => crate::cmd_monitord::ensure(sim, &host),
+        Some(by) => toolstack::monitor::set_monitored_by(&state, dom, by)
+            .map_err(|e| std::io::Error::other(e.to_string())),
+    };
+    let created = toolstack::create::create_monitored(
+        host.hv(),
+        host.xs(),
+        &cfg,
+        &plan,
+        &opts,
+        Some(&mut start),
+    )
+    .with_context(|| format!("cannot create {}", cfg.name))?;
     let dom = created.domid;
     toolstack::events::emit(&host.state_dir(), dom, &cfg.name, Event::created(&cfg));
     // The domain exists now and has its monitor: a closed stdout is not a reason to stop
@@ -94,7 +112,7 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         try_out(format_args!("{dom}\n"))
     };
     if args.foreground {
-        return monitor(&host, dom, true);
+        return monitor(&host, dom);
     }
     if args.console {
         return crate::console::attach(&host, dom);
@@ -349,60 +367,20 @@ fn summary(cfg: &DomainConfig) -> String {
     out
 }
 
-/// Start `rxl __monitor DOMID` in the background, logging to the host's log directory.
-/// The monitor does not inherit `RXL_SIM_FAIL` (it is the creating process's own); it gets
-/// `RXL_SIM_FAIL_MONITOR` as its `RXL_SIM_FAIL` when that is set.
-fn spawn_monitor(
-    sim: Option<&Path>,
-    host: &Backend,
-    dom: DomId,
-    name: &str,
-) -> std::io::Result<()> {
-    let (log, _) = toolstack::state::open_log(&host.log_dir(), name)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let log2 = log.try_clone()?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
-    if let Some(dir) = sim {
-        cmd.arg("--sim").arg(dir);
-    }
-    cmd.env_remove("RXL_SIM_FAIL");
-    if let Some(spec) = std::env::var_os("RXL_SIM_FAIL_MONITOR") {
-        cmd.env("RXL_SIM_FAIL", spec);
-    }
-    cmd.arg("__monitor")
-        .arg(dom.to_string())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    cmd.spawn()?;
-    Ok(())
-}
-
-/// The monitor: apply the domain's on_* actions until it is gone.
-pub fn monitor(host: &Backend, dom: DomId, foreground: bool) -> anyhow::Result<ExitCode> {
-    if !foreground {
-        // Leave the terminal's session so hang-ups and Ctrl-C there do not reach us.
-        let _ = nix::unistd::setsid();
-        // The create that started us blocks SIGINT, SIGTERM and SIGHUP while it builds, and
-        // a child inherits that mask: unblock them, or only SIGKILL would stop a monitor.
-        let mut inherited = nix::sys::signal::SigSet::empty();
-        for sig in [
-            nix::sys::signal::Signal::SIGINT,
-            nix::sys::signal::Signal::SIGTERM,
-            nix::sys::signal::Signal::SIGHUP,
-        ] {
-            inherited.add(sig);
-        }
-        if let Err(e) = inherited.thread_unblock() {
-            tracing::warn!("cannot unblock SIGINT, SIGTERM and SIGHUP: {e}");
-        }
-    }
+/// The options and kernel search a monitor rebuilds guests with on `host` (its host
+/// files read once, when the monitor starts).
+pub fn restart_options(host: &Backend) -> anyhow::Result<(CreateOptions, FirmwareSearch)> {
     let conf = crate::backend::read_host_conf(host.sim_dir(), false)?;
     let boot = crate::backend::bootloader_options(host.sim_dir(), &conf)?;
     let opts = create_options(host, false, host.device_options_for(&conf), boot);
     let mut search = FirmwareSearch::from_env();
     search.kernel_cache = crate::backend::kernel_cache(host.sim_dir(), &conf, true);
+    Ok((opts, search))
+}
+
+/// The foreground monitor of `create -F`: apply the domain's on_* actions until it is gone.
+fn monitor(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
+    let (opts, search) = restart_options(host)?;
     tracing::info!("monitoring domain {dom}");
     let mut rebuild = |cfg: &DomainConfig| -> Result<DomId, LaunchError> {
         toolstack::launch(host.hv(), host.xs(), cfg, &opts, &search).map(|c| c.domid)

@@ -17,6 +17,7 @@ mod cmd_domain;
 mod cmd_events;
 mod cmd_host;
 mod cmd_kcache;
+mod cmd_monitord;
 mod console;
 mod load;
 mod report;
@@ -31,8 +32,8 @@ use crate::report::Reported;
 /// Run rxl with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The monitor logs what it does (to its log file) by default.
-    let floor = if matches!(cli.command, Command::Monitor { .. }) {
+    // The host monitor logs what it does (to its log file) by default.
+    let floor = if matches!(cli.command, Command::Monitord(_)) {
         1
     } else {
         0
@@ -73,9 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let dom = cmd_domain::resolve(&host, &domain)?;
             console::attach(&host, dom)
         }
-        Command::Monitor { domid, foreground } => {
-            cmd_create::monitor(&host()?, xen_host::DomId(domid), foreground)
-        }
+        Command::Monitord(args) => cmd_monitord::run(sim, &args),
         Command::Info { json } => cmd_host::info(&host()?, json),
         Command::List(args) => cmd_host::list(&host()?, &args),
         Command::Domid { name, json } => cmd_host::domid(&host()?, &name, json),

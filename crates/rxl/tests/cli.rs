@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{guest_dir, json, ok, plant_restart_mark, rxl, stderr, stdout, Sim};
+use common::{guest_dir, json, ok, plant_restart_mark, runs, rxl, stderr, stdout, Sim};
 use serde_json::Value;
 
 fn write_cfg(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -832,8 +832,8 @@ fn a_create_killed_right_after_createdomain_is_flagged_and_destroyable() {
 
 #[test]
 fn fault_injection_stays_with_the_process_it_was_given_to() {
-    // Given to `rxl create`, it does not reach the monitor: the monitor's destroy on
-    // poweroff works.
+    // Given to `rxl create`, it does not reach the host monitor the create starts: the
+    // monitor's destroy on poweroff works.
     let sim = Sim::new();
     let cfg = hello_cfg("faultless", "");
     ok(sim.run_env(
@@ -843,8 +843,10 @@ fn fault_injection_stays_with_the_process_it_was_given_to() {
     ok(sim.run(&["shutdown", "-w", "--timeout", "20", "faultless"]));
     assert!(sim.domain("faultless").is_none());
 
-    // RXL_SIM_FAIL_MONITOR is the monitor's own: its destroy fails for good (EPERM is not
-    // transient) and it says so in its log.
+    // RXL_SIM_FAIL_MONITOR is the monitor's own (a fresh host, so that the create starts
+    // the monitor): its destroy fails for good (EPERM is not transient) and it says so in
+    // its log.
+    let sim = Sim::new();
     let cfg = hello_cfg("monfault", "");
     ok(sim.run_env(
         &["create", "-q", cfg.to_str().expect("utf-8")],
@@ -852,8 +854,7 @@ fn fault_injection_stays_with_the_process_it_was_given_to() {
     ));
     let o = sim.run(&["shutdown", "-w", "--timeout", "3", "monfault"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let hex: String = "monfault".bytes().map(|b| format!("{b:02x}")).collect();
-    let log_path = sim.dir.path().join(format!("rxl/log/{hex}.log"));
+    let log_path = sim.dir.path().join("rxl/log/monitord.log");
     sim.wait_for("the monitor to give up", |_| {
         std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("giving up"))
     });
@@ -862,40 +863,17 @@ fn fault_injection_stays_with_the_process_it_was_given_to() {
     ok(sim.run(&["destroy", "monfault"]));
 }
 
-/// The pids of the monitors running on `sim` (their command line names its directory).
-fn monitors(sim: &Sim) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        if args.contains(&b"__monitor".as_slice()) && args.contains(&sim.path().as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Whether `pid` still runs (a zombie does not).
-fn runs(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.starts_with(" Z"))
-    })
-}
-
-/// The create blocks SIGINT, SIGTERM and SIGHUP while it builds; the monitor it starts must
-/// not keep them blocked, or nothing but SIGKILL could stop it.
+/// The create blocks SIGINT, SIGTERM and SIGHUP while it builds; the host monitor it
+/// starts must not keep them blocked from being taken, or nothing but SIGKILL could stop
+/// it. Two creates share it.
 #[test]
 fn the_background_monitor_stops_on_sigterm() {
     let sim = Sim::new();
     let cfg = hello_cfg("termed", "");
     ok(sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]));
-    let pids = monitors(&sim);
+    let cfg = hello_cfg("termed2", "");
+    ok(sim.run(&["create", "-q", cfg.to_str().expect("utf-8")]));
+    let pids = sim.processes(&["monitord", "__monitor"]);
     assert_eq!(pids.len(), 1, "one monitor: {pids:?}");
     let pid = pids[0];
     let started = std::time::Instant::now();

@@ -9,6 +9,7 @@ pub mod create;
 pub mod devices;
 pub mod domains;
 pub mod events;
+pub mod hostmon;
 pub mod lifecycle;
 pub mod lock;
 pub mod memory;

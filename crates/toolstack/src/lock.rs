@@ -41,11 +41,30 @@ impl HostLock {
     /// [`crate::state::FILE_MODE`]; a symbolic link at the lock path is refused, not followed
     /// (it could point at a file another process locks, or make rxl create one elsewhere).
     pub fn acquire(dir: &Path, name: &str) -> Result<HostLock, LockError> {
+        let (file, path) = Self::open(dir, name)?;
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(lock) => Ok(HostLock { _lock: lock, path }),
+            Err((_, errno)) => Err(LockError::Lock { path, errno }),
+        }
+    }
+
+    /// As [`HostLock::acquire`], without waiting: `Ok(None)` when another holder has it.
+    pub fn try_acquire(dir: &Path, name: &str) -> Result<Option<HostLock>, LockError> {
+        let (file, path) = Self::open(dir, name)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(HostLock { _lock: lock, path })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(LockError::Lock { path, errno }),
+        }
+    }
+
+    /// The lock file `dir/name.lock`, made if need be.
+    fn open(dir: &Path, name: &str) -> Result<(File, PathBuf), LockError> {
         let path = dir.join(format!("{name}.lock"));
         if let Err(source) = crate::state::ensure_dir(dir, crate::state::DIR_MODE) {
             return Err(LockError::Open { path, source });
         }
-        let file = match crate::state::open_regular(
+        match crate::state::open_regular(
             &path,
             OpenOptions::new()
                 .create(true)
@@ -53,12 +72,8 @@ impl HostLock {
                 .write(true)
                 .mode(crate::state::FILE_MODE),
         ) {
-            Ok(f) => f,
-            Err(source) => return Err(LockError::Open { path, source }),
-        };
-        match Flock::lock(file, FlockArg::LockExclusive) {
-            Ok(lock) => Ok(HostLock { _lock: lock, path }),
-            Err((_, errno)) => Err(LockError::Lock { path, errno }),
+            Ok(f) => Ok((f, path)),
+            Err(source) => Err(LockError::Open { path, source }),
         }
     }
 

@@ -1,6 +1,8 @@
-//! The per-domain monitor: waits for the guest to shut down and applies the config's
-//! `on_poweroff` / `on_reboot` / `on_crash` / `on_watchdog` / `on_soft_reset` action, as xl's
-//! background process does. It runs until the domain is gone (or preserved).
+//! Applying a guest's `on_poweroff` / `on_reboot` / `on_crash` / `on_watchdog` /
+//! `on_soft_reset` action once it has shut down ([`handle`]: one observed shutdown of one
+//! domain), used by the host monitor ([`crate::hostmon`], `rxl monitord`) and by the
+//! foreground monitor of one domain ([`run`], `rxl create -F`), which waits for the guest
+//! to shut down and runs until the domain is gone (or preserved), as xl's does.
 //!
 //! A host error the monitor meets is typed ([`MonitorError`] keeps the operation and the
 //! errno). Transient ones (EAGAIN, EINTR, EBUSY, and ECONNRESET / EPIPE / ENOTCONN from a
@@ -142,10 +144,46 @@ pub fn action_for(cfg: &DomainConfig, reason: Option<ShutdownReason>) -> Action 
 /// Rebuilds a guest from its stored config; returns the new domain id.
 pub type Rebuild<'a> = dyn FnMut(&DomainConfig) -> Result<DomId, LaunchError> + 'a;
 
+/// Who applies a domain's on_* actions, as its record says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitoredBy {
+    /// The host monitor (`rxl monitord`, [`crate::hostmon`]); records written before the
+    /// field existed load as this.
+    #[default]
+    Host,
+    /// The `rxl create -F` process that made the domain ([`run`]).
+    Foreground,
+    /// Nobody (`rxl create -e`).
+    Nobody,
+}
+
+/// Record that `by` applies the on_* actions of `dom` (a create that does not leave its
+/// domain to the host monitor says so before the domain runs).
+pub fn set_monitored_by(state: &StateDir, dom: DomId, by: MonitoredBy) -> Result<(), MonitorError> {
+    let mut record: Record = state.load(dom)?.ok_or(MonitorError::NoRecord(dom))?;
+    record.monitored_by = by;
+    state.save(dom, &record)?;
+    Ok(())
+}
+
+/// What handling one observation of a domain ([`handle`]) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// The domain is gone (destroyed here, or by someone else and cleaned up here).
+    Gone,
+    /// The domain was left shut down (`preserve`).
+    Preserved(DomId),
+    /// The guest was built again as this domain (its record is saved).
+    Restarted(DomId),
+}
+
 /// How long one wait lasts before the monitor looks again (it waits forever in slices).
 const SLICE: Duration = Duration::from_secs(3600);
 
-/// Watch `dom` until it is gone, applying the configured actions.
+/// Watch `dom` until it is gone, applying the configured actions: the foreground monitor
+/// of `rxl create -F`. Each shutdown it sees is handled by [`handle`], as the host monitor
+/// handles the ones it sees.
 pub fn run<H, S>(
     hv: &H,
     xs: &S,
@@ -167,57 +205,84 @@ where
                 r => Ok(Some(r?)),
             },
         )?;
-        let reason = match waited {
-            None => continue,
-            Some(Waited::Gone) => {
-                // Someone else destroyed it, perhaps only in part: finish the cleanup.
-                tracing::info!("domain {dom} is gone");
-                retrying(&format!("cleaning up after domain {dom}"), || {
-                    lifecycle::finish_cleanup(hv, xs, &opts.devices, &state, dom)?;
-                    Ok(())
-                })?;
-                return Ok(Outcome::Gone);
+        let Some(seen) = waited else { continue };
+        match handle(hv, xs, opts, &state, &record, seen, rebuild)? {
+            Handled::Gone => return Ok(Outcome::Gone),
+            Handled::Preserved(d) => return Ok(Outcome::Preserved(d)),
+            Handled::Restarted(new) => dom = new,
+        }
+    }
+}
+
+/// Handle one observation of the domain `record` describes: it is gone (finish its
+/// cleanup) or shut down (apply the config's action for the reason). A restart builds the
+/// guest again with `rebuild` and saves the new domain's record, keeping
+/// [`Record::monitored_by`]. Transient host errors are retried ([`RETRY_ATTEMPTS`]).
+pub fn handle<H, S>(
+    hv: &H,
+    xs: &S,
+    opts: &CreateOptions,
+    state: &StateDir,
+    record: &Record,
+    seen: Waited,
+    rebuild: &mut Rebuild<'_>,
+) -> Result<Handled, MonitorError>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let dom = record.domid;
+    let reason = match seen {
+        Waited::Gone => {
+            // Someone else destroyed it, perhaps only in part: finish the cleanup.
+            tracing::info!("domain {dom} is gone");
+            retrying(&format!("cleaning up after domain {dom}"), || {
+                lifecycle::finish_cleanup(hv, xs, &opts.devices, state, dom)?;
+                Ok(())
+            })?;
+            return Ok(Handled::Gone);
+        }
+        Waited::ShutDown(reason) => reason,
+    };
+    let cfg = &record.config;
+    crate::events::emit_shutdown(&opts.state_dir, dom, &cfg.name, reason);
+    let action = action_for(cfg, reason);
+    tracing::info!(
+        "domain {dom} ({}) shut down ({}): {}",
+        cfg.name,
+        reason.map_or("unknown reason", reason_name),
+        action
+    );
+    match action {
+        Action::Preserve => Ok(Handled::Preserved(dom)),
+        Action::Destroy | Action::CoredumpDestroy => {
+            if action == Action::CoredumpDestroy {
+                tracing::warn!("core dumps are not supported: destroying without one");
             }
-            Some(Waited::ShutDown(reason)) => reason,
-        };
-        let cfg = &record.config;
-        crate::events::emit_shutdown(&opts.state_dir, dom, &cfg.name, reason);
-        let action = action_for(cfg, reason);
-        tracing::info!(
-            "domain {dom} ({}) shut down ({}): {}",
-            cfg.name,
-            reason.map_or("unknown reason", reason_name),
-            action
-        );
-        match action {
-            Action::Preserve => return Ok(Outcome::Preserved(dom)),
-            Action::Destroy | Action::CoredumpDestroy => {
-                if action == Action::CoredumpDestroy {
-                    tracing::warn!("core dumps are not supported: destroying without one");
-                }
-                destroy(hv, xs, opts, &state, dom)?;
-                return Ok(Outcome::Gone);
+            destroy(hv, xs, opts, state, dom)?;
+            Ok(Handled::Gone)
+        }
+        Action::Restart | Action::CoredumpRestart | Action::SoftReset => {
+            if action != Action::Restart {
+                tracing::warn!("{action} is not supported: restarting the guest afresh");
             }
-            Action::Restart | Action::CoredumpRestart | Action::SoftReset => {
-                if action != Action::Restart {
-                    tracing::warn!("{action} is not supported: restarting the guest afresh");
-                }
-                // No domain carries the name until the new one exists: commands wait.
-                let _mark = mark_restart(opts, &cfg.name)?;
-                destroy(hv, xs, opts, &state, dom)?;
-                dom = restart(&state, cfg.clone(), record.restarts, rebuild)?;
-                crate::events::emit_restarted(&opts.state_dir, dom, &cfg.name, record.domid);
-            }
-            Action::RenameRestart => {
-                let _mark = mark_restart(opts, &cfg.name)?;
-                preserve_renamed(hv, xs, opts, dom, &cfg.name, record.restarts + 1)?;
-                state.remove(dom)?;
-                // The preserved domain keeps its uuid; the new one gets a fresh one.
-                let mut fresh = cfg.clone();
-                fresh.uuid = uuid::Uuid::new_v4();
-                dom = restart(&state, fresh, record.restarts, rebuild)?;
-                crate::events::emit_restarted(&opts.state_dir, dom, &cfg.name, record.domid);
-            }
+            // No domain carries the name until the new one exists: commands wait.
+            let _mark = mark_restart(opts, &cfg.name)?;
+            destroy(hv, xs, opts, state, dom)?;
+            let new = restart(state, cfg.clone(), record, rebuild)?;
+            crate::events::emit_restarted(&opts.state_dir, new, &cfg.name, record.domid);
+            Ok(Handled::Restarted(new))
+        }
+        Action::RenameRestart => {
+            let _mark = mark_restart(opts, &cfg.name)?;
+            preserve_renamed(hv, xs, opts, dom, &cfg.name, record.restarts + 1)?;
+            state.remove(dom)?;
+            // The preserved domain keeps its uuid; the new one gets a fresh one.
+            let mut fresh = cfg.clone();
+            fresh.uuid = uuid::Uuid::new_v4();
+            let new = restart(state, fresh, record, rebuild)?;
+            crate::events::emit_restarted(&opts.state_dir, new, &cfg.name, record.domid);
+            Ok(Handled::Restarted(new))
         }
     }
 }
@@ -252,11 +317,11 @@ where
 }
 
 /// Build the guest again (a failed build leaves nothing, so a transient failure is
-/// retried from the start).
+/// retried from the start); the new record keeps `old`'s monitor and counts the restart.
 fn restart(
     state: &StateDir,
     cfg: DomainConfig,
-    restarts: u32,
+    old: &Record,
     rebuild: &mut Rebuild<'_>,
 ) -> Result<DomId, MonitorError> {
     let new = retrying(&format!("restarting {}", cfg.name), || {
@@ -271,7 +336,8 @@ fn restart(
         &Record {
             domid: new,
             config: cfg,
-            restarts: restarts + 1,
+            restarts: old.restarts + 1,
+            monitored_by: old.monitored_by,
         },
     )?;
     Ok(new)

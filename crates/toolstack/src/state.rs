@@ -203,12 +203,18 @@ pub(crate) fn ensure_log_dir(dir: &Path) -> io::Result<()> {
 /// `<name in hex>.log` (any name makes a plain file name), mode [`LOG_MODE`], never through
 /// a symbolic link; `dir` is made with [`LOG_DIR_MODE`]. Returns the file and its path.
 pub fn open_log(dir: &Path, name: &str) -> Result<(File, PathBuf), StateError> {
+    open_log_file(dir, &format!("{}.log", crate::names::file_name(name)))
+}
+
+/// Opens the log file `file` in `dir` as [`open_log`] does (the host monitor's
+/// `monitord.log`).
+pub fn open_log_file(dir: &Path, file: &str) -> Result<(File, PathBuf), StateError> {
     ensure_dir(dir, LOG_DIR_MODE).map_err(|source| StateError::Io {
         what: "cannot create the log directory",
         path: dir.to_path_buf(),
         source,
     })?;
-    let path = dir.join(format!("{}.log", crate::names::file_name(name)));
+    let path = dir.join(file);
     let file = open_regular(
         &path,
         OpenOptions::new().append(true).create(true).mode(LOG_MODE),

@@ -86,8 +86,16 @@ pub fn plant_restart_mark(state: &Path, name: &str, pid: u32) {
     std::fs::write(marks.join(hex), format!("{pid} {start}\n")).expect("mark");
 }
 
-/// A simulated host in a temporary directory; the domains left on it are destroyed when it
-/// goes, so that no monitor outlives the test.
+/// Whether `pid` still runs (a zombie does not).
+pub fn runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.starts_with(" Z"))
+    })
+}
+
+/// A simulated host in a temporary directory; the domains left on it are destroyed and its
+/// host monitor stopped when it goes, so that no monitor outlives the test.
 pub struct Sim {
     pub dir: tempfile::TempDir,
 }
@@ -146,6 +154,40 @@ impl Sim {
         self.domains().into_iter().find(|d| d["name"] == name)
     }
 
+    /// The pid of the running host monitor, from its pid file: `None` when there is none
+    /// or its process is gone (a zombie, or a pid now used by another process).
+    pub fn monitord_pid(&self) -> Option<u32> {
+        let text = std::fs::read(self.state().join("monitord.pid")).ok()?;
+        let v: Value = serde_json::from_slice(&text).ok()?;
+        let pid = v["pid"].as_u64().and_then(|p| u32::try_from(p).ok())?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let alive = fields.first().is_some_and(|s| *s != "Z" && *s != "X")
+            && fields.get(19).and_then(|t| t.parse::<u64>().ok()) == v["start_time"].as_u64();
+        alive.then_some(pid)
+    }
+
+    /// The running processes whose command line holds one of `words` and this host's
+    /// directory (its monitors: `monitord`, or `__monitor` of an older rxl).
+    pub fn processes(&self, words: &[&str]) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let named = words.iter().any(|w| args.contains(&w.as_bytes()));
+            if named && args.contains(&self.path().as_bytes()) && runs(pid) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     /// Waits (at most 20 s) until `cond` holds.
     pub fn wait_for(&self, what: &str, mut cond: impl FnMut(&Sim) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -167,6 +209,12 @@ impl Drop for Sim {
                     let _ = self.run(&["destroy", &id]);
                 }
             }
+        }
+        if let Some(pid) = self.monitord_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

@@ -283,6 +283,9 @@ pub struct Record {
     /// How many times the monitor restarted the guest.
     #[serde(default)]
     pub restarts: u32,
+    /// Who applies the on_* actions: the host monitor unless the create said otherwise.
+    #[serde(default)]
+    pub monitored_by: crate::monitor::MonitoredBy,
 }
 
 /// What a step left behind, undone when a later step fails.
@@ -388,6 +391,7 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Undo<'_, H, S> {
                 domid: dom,
                 config: self.cfg.clone(),
                 restarts: 0,
+                monitored_by: Default::default(),
             };
             if let Err(e) = state.save(dom, &record) {
                 tracing::error!("cannot keep the record of domain {dom}'s leftovers: {e}");

@@ -497,6 +497,7 @@ where
                 domid: dom,
                 config: b.cfg.clone(),
                 restarts: 0,
+                monitored_by: Default::default(),
             },
         )
         .map_err(|e| Failure::Msg(e.to_string()))
