@@ -83,19 +83,8 @@ fn mib(bytes: u64) -> f64 {
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 fn utc(secs: u64) -> String {
-    let days = secs / 86_400;
     let rem = secs % 86_400;
-    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar, in 400-year
-    // eras of 146097 days starting on March 1st).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (year, month, day) = toolstack::events::civil_date(secs / 86_400);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         rem / 3600,

@@ -326,8 +326,9 @@ pub fn rfc3339_ms(time: SystemTime) -> String {
 }
 
 /// The proleptic Gregorian date `days` after 1970-01-01 (counted in 400-year eras of
-/// 146097 days, each era's years starting on March 1st so that the leap day ends a year).
-fn civil_date(days: u64) -> (u64, u64, u64) {
+/// 146097 days, each era's years starting on March 1st so that the leap day ends a year):
+/// (year, month, day).
+pub fn civil_date(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468; // days from 0000-03-01
     let era = z / 146_097;
     let doe = z % 146_097;

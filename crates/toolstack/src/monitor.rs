@@ -250,7 +250,7 @@ where
     tracing::info!(
         "domain {dom} ({}) shut down ({}): {}",
         cfg.name,
-        reason.map_or("unknown reason", reason_name),
+        reason.map_or("unknown reason", crate::events::reason_word),
         action
     );
     match action {
@@ -394,15 +394,4 @@ where
     };
     tracing::error!("giving up: {e}");
     Err(e)
-}
-
-fn reason_name(r: ShutdownReason) -> &'static str {
-    match r {
-        ShutdownReason::Poweroff => "poweroff",
-        ShutdownReason::Reboot => "reboot",
-        ShutdownReason::Suspend => "suspend",
-        ShutdownReason::Crash => "crash",
-        ShutdownReason::Watchdog => "watchdog",
-        ShutdownReason::SoftReset => "soft_reset",
-    }
 }

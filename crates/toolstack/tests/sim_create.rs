@@ -292,11 +292,15 @@ fn too_much_memory_fails_cleanly() {
 #[test]
 fn every_failure_leaves_nothing_behind() {
     let images = tempfile::tempdir().expect("images");
-    let cfg = config_with_devices("victim", images.path());
+    sweep_create_failures(&config_with_devices("victim", images.path()));
+}
+
+/// [`sweep_failures`] over creates of `cfg`, planned once.
+fn sweep_create_failures(cfg: &DomainConfig) {
     let plan =
-        toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
+        toolstack::plan_for(cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
     sweep_failures(|host, o| {
-        toolstack::create::create(host, host, &cfg, &plan, o)
+        toolstack::create::create(host, host, cfg, &plan, o)
             .map(drop)
             .map_err(|e| (e.step.name(), e.to_string()))
     });
@@ -1451,13 +1455,7 @@ fn every_pv_failure_leaves_nothing_behind() {
             img.display()
         ),
     );
-    let plan =
-        toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
-    sweep_failures(|host, o| {
-        toolstack::create::create(host, host, &cfg, &plan, o)
-            .map(drop)
-            .map_err(|e| (e.step.name(), e.to_string()))
-    });
+    sweep_create_failures(&cfg);
 }
 
 /// A PVH-only kernel (the assembly test guest) and an ELF with no Xen notes are refused as

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::linux::{check_life, kernel_files, life_captures, linux_cfg_of_type, LINUX_DIR};
 use super::linux::{LINUX_INIT_LINE, LINUX_VCPUS};
-use crate::checks::{excerpt, number};
+use crate::checks::excerpt;
 use crate::scenario::{script_cap, LinuxFiles, Outcome, Step, StepFile};
 
 /// The PV Linux guest whose life the step runs.
@@ -110,7 +110,7 @@ pub fn pv_step(linux: &LinuxFiles, grub64: Option<&Path>) -> Step {
         captures.push(script_cap(
             "grub64",
             200,
-            include_str!("../../scripts/steps/pv/grub64.sh"),
+            include_str!("../../scripts/steps/pvgrub/grub.sh"),
             &[
                 ("GRUB_NAME", GRUB_NAME.into()),
                 ("GRUB_CFG", format!("{PV_DIR}/grub64.cfg")),
@@ -214,38 +214,16 @@ fn check_refused(o: &Outcome<'_>, problems: &mut Vec<String>) {
 }
 
 fn check_grub(o: &Outcome<'_>, problems: &mut Vec<String>) -> String {
-    let c = match o.succeeded("grub64") {
-        Ok(c) => c,
+    match o.succeeded("grub64") {
+        Ok(c) => format!(
+            "pvgrub64: {}",
+            super::pvgrub::check_grub_console(c, "grub64: ", problems)
+        ),
         Err(e) => {
             problems.push(format!("grub64: {e}"));
-            return String::new();
+            String::new()
         }
-    };
-    let console: Vec<&str> = c
-        .lines
-        .iter()
-        .skip_while(|l| l.trim() != "== console")
-        .skip(1)
-        .take_while(|l| l.trim() != "== end")
-        .map(String::as_str)
-        .collect();
-    let seen = console
-        .iter()
-        .find(|l| l.contains("GRUB") || l.contains("grub>"));
-    if seen.is_none() {
-        problems.push(format!(
-            "grub64: no GRUB banner or prompt on the console: {}",
-            excerpt(&c.lines)
-        ));
     }
-    if !c.lines.iter().any(|l| l.trim() == "state=gone") {
-        problems.push("grub64: rxl destroy left the GRUB guest listed".into());
-    }
-    format!(
-        "pvgrub64 shows {:?} after {:.1} s",
-        seen.map(|l| l.trim()).unwrap_or(""),
-        number(c, "grub_ms").unwrap_or(0) as f64 / 1000.0
-    )
 }
 
 fn check_pv(o: &Outcome<'_>, with_grub: bool) -> Result<String, Vec<String>> {

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::checks::{excerpt, number};
+use crate::markers::Capture;
 use crate::scenario::{script_cap, Outcome, Step, StepFile};
 
 // ---------------------------------------------------------------------------------------
@@ -27,7 +28,10 @@ pub fn pvgrub_step(grub: &Path) -> Step {
             "grub",
             180,
             include_str!("../../scripts/steps/pvgrub/grub.sh"),
-            &[("GRUB_NAME", GRUB_NAME.into())],
+            &[
+                ("GRUB_NAME", GRUB_NAME.into()),
+                ("GRUB_CFG", "/e2e/grub/grub.cfg".into()),
+            ],
         )],
         files: vec![
             StepFile::Host {
@@ -47,6 +51,18 @@ pub fn pvgrub_step(grub: &Path) -> Step {
 fn check_pvgrub(o: &Outcome<'_>) -> Result<String, Vec<String>> {
     let c = o.succeeded("grub").map_err(|e| vec![e])?;
     let mut problems = Vec::new();
+    let seen = check_grub_console(c, "", &mut problems);
+    if problems.is_empty() {
+        Ok(format!("{seen}; destroyed"))
+    } else {
+        Err(problems)
+    }
+}
+
+/// The verdict on a capture of grub.sh: GRUB's banner or prompt between its `== console`
+/// and `== end` lines, and `state=gone` after the destroy. Problems go to `problems`, each
+/// starting with `prefix`; returns what was seen, for the summary.
+pub(crate) fn check_grub_console(c: &Capture, prefix: &str, problems: &mut Vec<String>) -> String {
     let console: Vec<&str> = c
         .lines
         .iter()
@@ -60,20 +76,16 @@ fn check_pvgrub(o: &Outcome<'_>) -> Result<String, Vec<String>> {
         .find(|l| l.contains("GRUB") || l.contains("grub>"));
     if seen.is_none() {
         problems.push(format!(
-            "no GRUB banner or prompt on the console: {}",
+            "{prefix}no GRUB banner or prompt on the console: {}",
             excerpt(&c.lines)
         ));
     }
     if !c.lines.iter().any(|l| l.trim() == "state=gone") {
-        problems.push("rxl destroy left the GRUB guest listed".into());
+        problems.push(format!("{prefix}rxl destroy left the GRUB guest listed"));
     }
-    if problems.is_empty() {
-        Ok(format!(
-            "console shows {:?} after {:.1} s; destroyed",
-            seen.map(|l| l.trim()).unwrap_or(""),
-            number(c, "grub_ms").unwrap_or(0) as f64 / 1000.0
-        ))
-    } else {
-        Err(problems)
-    }
+    format!(
+        "console shows {:?} after {:.1} s",
+        seen.map(|l| l.trim()).unwrap_or(""),
+        number(c, "grub_ms").unwrap_or(0) as f64 / 1000.0
+    )
 }
