@@ -58,6 +58,36 @@ fn signal(pid: u32, sig: Signal) {
     kill(Pid::from_raw(i32::try_from(pid).expect("pid")), sig).expect("kill");
 }
 
+/// Stops `pid` (SIGSTOP) at a moment it holds no lock of the simulated host (every
+/// simulated operation flocks DIR/lock; a process stopped inside one would block this test's
+/// own operations for good): stop it, wait until it is stopped, and let it go on again when
+/// the lock is taken.
+fn stop_outside_the_sim_lock(sim: &Sim, pid: u32) {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = Path::new(sim.path()).join("lock");
+    for _ in 0..1000 {
+        signal(pid, Signal::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while proc_state(pid) != Some('T') {
+            assert!(Instant::now() < deadline, "pid {pid} does not stop");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let file = std::fs::File::open(&path).expect("the simulated host's lock file");
+        if Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok() {
+            return;
+        }
+        signal(pid, Signal::SIGCONT);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    panic!("pid {pid} always holds the simulated host's lock");
+}
+
+/// The state letter of `pid` in /proc/PID/stat (`R`, `S`, `T`, ...).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
 fn wait_gone(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while runs(pid) {
@@ -202,7 +232,7 @@ fn replace_takes_over_without_losing_a_shutdown() {
 
     // The old monitor is stopped while the guests shut down, and is asked to go while it
     // has not seen them: whichever of the two sees them acts, once.
-    signal(old, Signal::SIGSTOP);
+    stop_outside_the_sim_lock(&sim, old);
     event(&sim, off, GuestEvent::Poweroff);
     event(&sim, reb, GuestEvent::Reboot);
     let replace = sim
