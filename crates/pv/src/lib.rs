@@ -4,9 +4,10 @@
 //!
 //! The crate is pure data. The toolstack populates every pfn of `0..total_pages`, zeroes
 //! [`PvPlan::zeroes`], copies [`PvPlan::writes`], then fills in what needs machine frames
-//! with the guest's p2m (pfn -> mfn): [`PvPlan::page_tables`], [`PvPlan::p2m_bytes`] and
-//! [`PvPlan::start_info`], and loads [`PvPlan::regs`] with cr3 = the mfn of
-//! [`PvPlan::l4_pfn`].
+//! with the guest's p2m (pfn -> mfn): [`PvPlan::page_tables`], the p2m list (one
+//! little-endian mfn per pfn at [`P2mPlacement::pfns`]; [`PvPlan::p2m_bytes`] makes it whole,
+//! rxl's toolstack writes it 2 MiB at a time) and [`PvPlan::start_info`], and loads
+//! [`PvPlan::regs`] with cr3 = the mfn of [`PvPlan::l4_pfn`].
 
 #![forbid(unsafe_code)]
 

@@ -13,14 +13,6 @@ pub enum GuestPlan {
 }
 
 impl GuestPlan {
-    /// The image file (or what a bootloader extracted), for messages.
-    pub fn image_path(&self) -> &str {
-        match self {
-            GuestPlan::Pvh(p) => &p.image_path,
-            GuestPlan::Pv(p) => &p.image_path,
-        }
-    }
-
     /// The layout as `rxl create -n` prints it.
     pub fn layout_table(&self) -> String {
         match self {
