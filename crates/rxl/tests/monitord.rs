@@ -402,3 +402,38 @@ fn a_scan_that_fails_transiently_is_tried_again() {
     sim.wait_for("off gone", |s| s.domain("off").is_none());
     assert!(log(&sim).contains("retrying"), "{}", log(&sim));
 }
+
+#[test]
+fn a_record_whose_id_now_names_another_domain_is_dropped_not_acted_on() {
+    let sim = Sim::new();
+    let dom = create(&sim, "swapped", "on_poweroff = \"restart\"\n", &[]);
+    let pid = sim.monitord_pid().expect("a host monitor runs");
+    // The record says another uuid than the live domain's: as if the recorded domain had
+    // gone and Xen had given its id to a domain rxl knows nothing of.
+    let path = sim.state().join(format!("{dom}.json"));
+    let mut rec = record(&sim, u64::from(dom));
+    let live_uuid = rec["config"]["uuid"].as_str().expect("uuid").to_string();
+    let other = "00000000-0000-4000-8000-00000000abcd";
+    assert_ne!(live_uuid, other);
+    rec["config"]["uuid"] = Value::from(other);
+    std::fs::write(&path, serde_json::to_vec(&rec).expect("json")).expect("write record");
+
+    event(&sim, dom, GuestEvent::Poweroff);
+    sim.wait_for("the stale record dropped", |_| !path.exists());
+    // The live domain was left as it is: shut down, same id, not restarted.
+    assert_eq!(domid(&sim, "swapped"), Some(u64::from(dom)));
+    assert!(
+        state(&sim, "swapped").is_some_and(|st| &st[3..4] == "s"),
+        "{:?}",
+        state(&sim, "swapped")
+    );
+    let log = log(&sim);
+    assert!(
+        log.contains(&format!(
+            "domain {dom} is not the recorded \"swapped\" (uuid {other}, found {live_uuid})"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("swapped restarted"), "{log}");
+    assert_eq!(sim.monitord_pid(), Some(pid));
+}

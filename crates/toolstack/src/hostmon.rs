@@ -411,6 +411,14 @@ where
                 self.settled.insert(dom);
                 continue;
             }
+            if let Some(info) = live.get(&dom) {
+                if info.handle != *record.config.uuid.as_bytes() {
+                    // The id now names another domain (its uuid is not the record's): the
+                    // recorded one is gone, and the live one is not ours to act on.
+                    self.forget_replaced(&record, info);
+                    continue;
+                }
+            }
             if seen == Waited::Gone && create_in_progress(&self.opts.state_dir, &record) {
                 continue;
             }
@@ -438,6 +446,24 @@ where
             }
         }
         Ok(handled)
+    }
+
+    /// Drop the record of a domain whose id another domain (`live`) now holds, and its
+    /// name index entry; nothing of the live domain is touched.
+    fn forget_replaced(&mut self, record: &Record, live: &xen_host::DomainInfo) {
+        let dom = record.domid;
+        tracing::warn!(
+            "domain {dom} is not the recorded \"{}\" (uuid {}, found {}): dropping the \
+             stale record and leaving that domain alone",
+            record.config.name,
+            record.config.uuid.hyphenated(),
+            uuid::Uuid::from_bytes(live.handle).hyphenated()
+        );
+        if let Err(e) = self.state.remove(dom) {
+            tracing::error!("domain {dom}: cannot remove the stale record: {e}");
+            self.settled.insert(dom);
+        }
+        crate::names::NameIndex::new(&self.opts.state_dir).remove(&record.config.name, dom);
     }
 
     /// Scan until a scan finds nothing more to do (an action's own waits may have taken
