@@ -11,6 +11,7 @@ mod checks;
 mod image;
 mod markers;
 pub mod packages;
+mod profile;
 mod report;
 mod scenario;
 pub mod scripts;

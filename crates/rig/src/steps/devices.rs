@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checks::{field, number};
 use crate::markers::Capture;
+use crate::profile;
 use crate::scenario::{script_cap, CaptureSpec, LinuxFiles, Outcome, Step, StepFile};
 use crate::steps::linux::{LINUX_DIR, LINUX_INIT_LINE, TIMED_LINUX_VCPUS};
 use crate::steps::side_by_side::{median, replace_section, secs, today, why_runs_failed};
@@ -787,95 +788,9 @@ fn parse_bench(lines: &[String]) -> std::collections::BTreeMap<String, (Vec<u64>
     out
 }
 
-/// One line of `rxl create --times`: the step's name and its numbers (ms, then hypercalls,
-/// ms inside them and xenstore requests where the line has them).
-fn profile_line(text: &str) -> Option<(String, Vec<f64>)> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let nums = words
-        .iter()
-        .rev()
-        .take_while(|w| w.parse::<f64>().is_ok())
-        .count();
-    if nums == 0 || nums == words.len() {
-        return None;
-    }
-    let name = words[..words.len() - nums].join(" ");
-    let values = words[words.len() - nums..]
-        .iter()
-        .filter_map(|w| w.parse::<f64>().ok())
-        .collect();
-    Some((name, values))
-}
-
-/// rxl's create profiles from the benchmark (`P tool=T run=N | LINE`): per tool, each
-/// step in order with its values from every run.
-type Profiles = std::collections::BTreeMap<String, Vec<(String, Vec<Vec<f64>>)>>;
-
-fn parse_profiles(lines: &[String]) -> Profiles {
-    let mut out = Profiles::new();
-    for l in lines.iter().filter(|l| l.starts_with("P ")) {
-        let (Some(tool), Some((_, text))) = (field(l, "tool"), l.split_once(" | ")) else {
-            continue;
-        };
-        let Some((name, values)) = profile_line(text) else {
-            continue;
-        };
-        let steps = out.entry(tool.to_owned()).or_default();
-        match steps.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, runs)) => runs.push(values),
-            None => steps.push((name, vec![values])),
-        }
-    }
-    out
-}
-
-/// The median of column `col` over `runs` (runs without that column are skipped).
-fn median_f(runs: &[Vec<f64>], col: usize) -> Option<f64> {
-    let mut v: Vec<f64> = runs.iter().filter_map(|r| r.get(col).copied()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
-/// The Markdown table of rxl's create profile: per step, each rxl tool's median wall time,
-/// then (from the first rxl tool) the median hypercalls, time inside them and xenstore
-/// requests.
-fn profile_table(tools: &[Tool], profiles: &Profiles) -> String {
-    let rxl: Vec<&Tool> = tools
-        .iter()
-        .filter(|t| profiles.contains_key(t.label))
-        .collect();
-    let Some(first) = rxl.first() else {
-        return String::new();
-    };
-    let mut s = String::from("| step |");
-    for t in &rxl {
-        let _ = write!(s, " {} ms |", t.title);
-    }
-    s.push_str(" hypercalls | in Xen ms | xenstore requests |\n|---|");
-    s.push_str(&"---|".repeat(rxl.len() + 3));
-    s.push('\n');
-    let cell = |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |x| format!("{x:.prec$}"));
-    for (name, runs) in &profiles[first.label] {
-        let _ = write!(s, "| {name} |");
-        for t in &rxl {
-            let v = profiles[t.label]
-                .iter()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, r)| median_f(r, 0));
-            let _ = write!(s, " {} |", cell(v, 1));
-        }
-        let _ = writeln!(
-            s,
-            " {} | {} | {} |",
-            cell(median_f(runs, 1), 0),
-            cell(median_f(runs, 2), 1),
-            cell(median_f(runs, 3), 0)
-        );
-    }
-    s
+/// The columns of rxl's create profile table: the rxl tools among `tools`.
+fn profile_columns(tools: &[Tool]) -> Vec<(&'static str, &'static str)> {
+    tools.iter().map(|t| (t.label, t.title)).collect()
 }
 
 fn check_bench(o: &Outcome<'_>, tools: &[Tool], p: &mut Vec<String>, notes: &mut Vec<String>) {
@@ -1002,12 +917,13 @@ fn publish_bench(o: &Outcome<'_>, tools: &[Tool], doc: Option<&Path>) -> Result<
     let runs = parse_bench(&c.lines);
     let retries = c.lines.iter().filter(|l| l.starts_with("RETRY")).count();
     let mut table = bench_table(tools, &runs);
-    let profile = profile_table(tools, &parse_profiles(&c.lines));
+    let profile = profile::table(&profile_columns(tools), &profile::parse(&c.lines, "tool"));
     if !profile.is_empty() {
         let _ = write!(
             table,
-            "\nWhere rxl's create time goes (`rxl create --times`, medians per step; the \
-             hypercall and xenstore columns are the first rxl tool's; `devices` includes the \
+            "\nWhere rxl's create time goes (`rxl create --times`, medians per step; \
+             `in Xen` is the time inside hypercalls; the hypercall and xenstore columns are \
+             the first rxl tool's; `devices` includes the \
              hotplug scripts or rxl's native setup, `unpause`/`mark complete` what follows):\n\n\
              {profile}"
         );
@@ -1500,43 +1416,6 @@ mod tests {
     }
 
     #[test]
-    fn rxl_create_profiles_become_a_table_of_medians_per_step() {
-        let line = |tool: &str, run: u32, text: &str| format!("P tool={tool} run={run} | {text}");
-        let mut lines = Vec::new();
-        for (run, (dev_ms, calls)) in [(1u32, (90.0, 7)), (2, (30.0, 9)), (3, (60.0, 8))] {
-            lines.push(line(
-                "rxl",
-                run,
-                "step          ms hypercalls  in Xen (ms) xs requests",
-            ));
-            lines.push(line("rxl", run, "(boot plan)      12.50"));
-            lines.push(line(
-                "rxl",
-                run,
-                &format!("devices       {dev_ms:.2}   {calls}   0.40   88"),
-            ));
-            lines.push(line("rxl-native", run, "(boot plan)      11.00"));
-            lines.push(line("rxl-native", run, "devices   20.00   3   0.10   40"));
-        }
-        lines.push("T tool=rxl run=1 create_ms=1 destroy_ms=1".to_owned());
-        let p = parse_profiles(&lines);
-        assert_eq!(p["rxl"].len(), 2, "{p:?}");
-        assert_eq!(p["rxl"][1].0, "devices");
-        assert_eq!(p["rxl"][1].1.len(), 3);
-        let table = profile_table(&ALL_TOOLS, &p);
-        let rows: Vec<&str> = table.lines().collect();
-        assert_eq!(
-            rows[0],
-            "| step | rxl (scripts) ms | rxl (native) ms | hypercalls | in Xen ms | xenstore requests |"
-        );
-        assert_eq!(rows[2], "| (boot plan) | 12.5 | 11.0 | - | - | - |");
-        assert_eq!(rows[3], "| devices | 60.0 | 20.0 | 8 | 0.4 | 88 |");
-        assert_eq!(rows.len(), 4);
-        // No rxl tool ran with --times: no table.
-        assert_eq!(profile_table(&ALL_TOOLS, &Profiles::new()), "");
-    }
-
-    #[test]
     fn the_bench_table_gives_medians_and_shares_of_xl() {
         let tools = &ALL_TOOLS[..];
         let report = markers::parse(&good_run(tools));
@@ -1628,7 +1507,7 @@ mod tests {
         assert!(out.contains("RETRY rxl-native after attempt 2"), "{out}");
         assert!(!out.contains("FAILED"), "{out}");
         // rxl's creates ran with --times and their profiles were kept; xl's did not.
-        let profiles = parse_profiles(&lines);
+        let profiles = profile::parse(&lines, "tool");
         assert_eq!(
             profiles.keys().map(String::as_str).collect::<Vec<_>>(),
             ["rxl", "rxl-native"]

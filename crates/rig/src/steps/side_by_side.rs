@@ -14,11 +14,11 @@ use crate::scenario::{cap, script_cap, CaptureSpec, LinuxFiles, Outcome, Step, S
 // side by side
 
 /// Runs of each tool with the hello guest whose medians make the table.
-const HELLO_RUNS: u32 = 5;
+const HELLO_RUNS: u32 = 7;
 /// Runs of each tool with the Linux guest (each takes half a minute or more under TCG).
-const LINUX_RUNS: u32 = 5;
+const LINUX_RUNS: u32 = 7;
 /// Runs of each tool with the Linux guest booted as PV (`pv-linux`).
-const PV_LINUX_RUNS: u32 = 3;
+const PV_LINUX_RUNS: u32 = 5;
 /// Attempts beyond the runs that each tool may spend on runs that failed (the emulation's
 /// rare faults kill a Linux guest or a dom0 tool now and then, see docs/e2e.md).
 const HELLO_SPARE: u32 = 2;
@@ -305,7 +305,25 @@ fn publish_side_by_side(o: &Outcome<'_>, doc: Option<&Path>) -> Result<String, S
     let timed = o.succeeded("timed")?;
     let runs = parse_timed(&timed.lines);
     let retries = failed_attempts(&timed.lines);
-    let table = bench_table(&runs);
+    let mut table = bench_table(&runs);
+    let profile = crate::profile::table(
+        &[
+            ("hello", "hello"),
+            ("linux", "linux"),
+            ("pv-linux", "pv-linux"),
+        ],
+        &crate::profile::parse(&timed.lines, "guest"),
+    );
+    if !profile.is_empty() {
+        let _ = write!(
+            table,
+            "\nWhere rxl's create time goes (`rxl create --times` of the timed runs, medians per \
+             step; `in Xen` is the time inside hypercalls, the hypervisor's share with the \
+             kernel's marshalling; the hypercall and xenstore columns are the hello guest's; \
+             `(boot plan)` includes reading and decompressing the kernel, from the kernel cache \
+             when warm):\n\n{profile}"
+        );
+    }
     if let Some(doc) = doc {
         write_bench_section(doc, &table, retries)
             .map_err(|e| format!("writing {}: {e}", doc.display()))?;
@@ -332,7 +350,47 @@ fn bench_table(runs: &std::collections::BTreeMap<(String, String), Timed>) -> St
             secs(median(t.init.clone()))
         );
     }
+    let shares = ratios(runs);
+    if !shares.is_empty() {
+        let _ = write!(s, "\nrxl/xl (medians): {}.\n", shares.join("; "));
+    }
     s
+}
+
+/// Reads one figure's times out of a [`Timed`].
+type Figure = fn(&Timed) -> &Vec<u64>;
+
+/// Per guest, rxl's median over xl's for each timed figure both tools have
+/// (`hello create 0.57, list 0.74, ...`).
+fn ratios(runs: &std::collections::BTreeMap<(String, String), Timed>) -> Vec<String> {
+    let mut guests: Vec<&str> = runs.keys().map(|(g, _)| g.as_str()).collect();
+    guests.dedup();
+    let mut out = Vec::new();
+    for g in guests {
+        let (Some(r), Some(x)) = (
+            runs.get(&(g.to_owned(), "rxl".to_owned())),
+            runs.get(&(g.to_owned(), "xl".to_owned())),
+        ) else {
+            continue;
+        };
+        let figures: [(&str, Figure); 4] = [
+            ("create", |t| &t.create),
+            ("list", |t| &t.list),
+            ("destroy", |t| &t.destroy),
+            ("create to /init", |t| &t.init),
+        ];
+        let parts: Vec<String> = figures
+            .iter()
+            .filter_map(|(what, get)| {
+                let (r, x) = (median(get(r).clone())?, median(get(x).clone())?);
+                (x > 0).then(|| format!("{what} {:.2}", r as f64 / x as f64))
+            })
+            .collect();
+        if !parts.is_empty() {
+            out.push(format!("{g} {}", parts.join(", ")));
+        }
+    }
+    out
 }
 
 /// Replaces (or appends) the side-by-side section at the end of docs/benchmarks.md; the rest
@@ -415,6 +473,12 @@ mod tests {
             "T tool=xl guest=hello run=1 create_ms=300 list_ms=20 destroy_ms=100 init_ms=-",
             "T tool=xl guest=hello run=2 create_ms=100 list_ms=40 destroy_ms=300 init_ms=-",
             "T tool=xl guest=hello run=3 create_ms=200 list_ms=30 destroy_ms=200 init_ms=-",
+            "T tool=rxl guest=hello run=1 create_ms=50 list_ms=30 destroy_ms=100 init_ms=-",
+            "T tool=xl guest=linux run=1 create_ms=4000 list_ms=20 destroy_ms=400 init_ms=9000",
+            "T tool=rxl guest=linux run=1 create_ms=1000 list_ms=20 destroy_ms=200 init_ms=6000",
+            "P guest=linux run=1 | step    ms hypercalls  in Xen (ms) xs requests",
+            "P guest=linux run=1 | load image   240.50 0 45.50 0",
+            "P guest=hello run=1 | load image   1.50 0 0.50 0",
             "noise",
         ]
         .iter()
@@ -425,6 +489,21 @@ mod tests {
         assert!(
             table.contains("| hello | xl | 0.20 s | 0.03 s | 0.20 s | - |"),
             "{table}"
+        );
+        assert!(
+            table.contains(
+                "rxl/xl (medians): hello create 0.25, list 1.00, destroy 0.50; linux create \
+                 0.25, list 1.00, destroy 0.50, create to /init 0.67."
+            ),
+            "{table}"
+        );
+        let profile = crate::profile::table(
+            &[("hello", "hello"), ("linux", "linux")],
+            &crate::profile::parse(&lines, "guest"),
+        );
+        assert!(
+            profile.contains("| load image | 1.5 | 0.5 | 240.5 | 45.5 | 0 | 0 |"),
+            "{profile}"
         );
         let section = bench_section(&table, 0, "2026-12-01");
         let doc = "# Benchmarks\n\n## Other\n\ntext\n";
@@ -460,7 +539,9 @@ mod tests {
         let dir = crate::steps::fake_dom0::fake_dom0(
             "case $1 in\ncreate)\n  echo x >>$d/$tool.creates\n  \
              n=$(wc -l <$d/$tool.creates)\n  eval fail=\\$FAIL_$tool\n  case \" $fail \" in\n    \
-             *\" all \"*|*\" $n \"*) echo 'libxl: error: no' >&2; exit 1 ;;\n  esac ;;\n\
+             *\" all \"*|*\" $n \"*) echo 'libxl: error: no' >&2; exit 1 ;;\n  esac\n  \
+             [ \"$2\" = --times ] && printf 'step  ms\\n(boot plan)  1.00\\nload image  \
+             2.00 0 0.50 0\\ntotal (steps + plan)  5.00 2 0.10 9\\n' >&2 ;;\n\
              esac\nexit 0\n",
             // The rig's helpers that look at dom0, replaced.
             "note() { :; }\nconsole_count() { echo 0; }\n\
@@ -481,7 +562,7 @@ mod tests {
     #[test]
     fn timed_runs_give_each_tool_its_runs_and_spend_spares_on_failures() {
         // rxl's third create (hello) and ninth (the fourth Linux one) fail: both are run
-        // again, and every tool ends with its five good runs of each guest.
+        // again, and every tool ends with its good runs of each guest.
         let (lines, xl, rxl) = run_timed("", "3 9");
         let runs = parse_timed(&lines);
         for g in ["hello", "linux", "pv-linux"] {
@@ -503,9 +584,15 @@ mod tests {
             "{lines:?}"
         );
         assert!(!lines.iter().any(|l| l.starts_with("FAILED")), "{lines:?}");
-        assert_eq!((xl, rxl), (13, 15));
+        assert_eq!((xl, rxl), (19, 21));
         // Linux runs wait for /init and say so.
-        assert!(runs[&("linux".to_owned(), "xl".to_owned())].init.len() == 5);
+        assert!(runs[&("linux".to_owned(), "xl".to_owned())].init.len() == 7);
+        // rxl's good runs (only) left their profiles, by guest; xl's creates ran without
+        // --times.
+        let profiles = crate::profile::parse(&lines, "guest");
+        assert_eq!(profiles["hello"][1].0, "load image", "{lines:?}");
+        assert_eq!(profiles["hello"][1].1.len(), 7, "{lines:?}");
+        assert_eq!(profiles["pv-linux"][2].1, vec![vec![5.0, 2.0, 0.1, 9.0]; 5]);
 
         // A tool whose every create fails stops after its spare attempts and is named;
         // the other tool still gets all of its runs.
@@ -513,7 +600,7 @@ mod tests {
         let total =
             (HELLO_RUNS + HELLO_SPARE + LINUX_RUNS + LINUX_SPARE + PV_LINUX_RUNS + PV_LINUX_SPARE)
                 as usize;
-        assert_eq!((xl, rxl), (total, 13));
+        assert_eq!((xl, rxl), (total, 19));
         assert!(
             lines.contains(&format!(
                 "FAILED xl hello: 0 good runs of {HELLO_RUNS} in {} attempts",

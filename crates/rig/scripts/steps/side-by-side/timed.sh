@@ -1,5 +1,6 @@
 # Step side-by-side: timed create, list and destroy (and create to /init for Linux) of
-# each tool, the two taking turns, with spare attempts for runs that fail.
+# each tool, the two taking turns, with spare attempts for runs that fail; rxl's creates
+# run with --times and their per-step profile is printed as P lines.
 # Set by the rig: GUESTS, LINUX_INIT_LINE, TIMED_CMD_S, TIMED_INIT_S, SETTLE_S, HELLO_RUNS,
 # HELLO_SPARE, LINUX_RUNS, LINUX_SPARE, PV_LINUX_RUNS, PV_LINUX_SPARE. RXL_SETTLE_S, when set, overrides SETTLE_S.
 # shellcheck source=lib.sh
@@ -9,8 +10,11 @@ one() { # TOOL GUEST ATTEMPT
     name=sbs-$2-$1
     note "run $3 of $1 $2"
     n0=$(console_count "$name" "${LINUX_INIT_LINE}")
+    times=
+    [ "$1" = rxl ] && times=--times
     t0=$(now_ms)
-    timeout "${TIMED_CMD_S}" "$1" create /e2e/sbs/"$2"-"$1".cfg >/tmp/sbs.out 2>&1 || {
+    # shellcheck disable=SC2086 # $times is one word or none
+    timeout "${TIMED_CMD_S}" "$1" create $times /e2e/sbs/"$2"-"$1".cfg >/tmp/sbs.out 2>&1 || {
         echo "run $3 of $1 $2: create failed: $(tail -n 2 /tmp/sbs.out | tr '\n' ' ')"
         return 3
     }
@@ -34,6 +38,8 @@ one() { # TOOL GUEST ATTEMPT
     timeout 60 "$1" destroy "$name" || { echo "run $3 of $1 $2: destroy failed"; return 3; }
     t4=$(now_ms)
     echo "T tool=$1 guest=$2 run=$3 create_ms=$((t1 - t0)) list_ms=$((t2 - t1)) destroy_ms=$((t4 - t3)) init_ms=${init:--}"
+    # rxl's per-step profile of this create (`rxl create --times`), as P lines.
+    [ -n "$times" ] && sed -n "/^step /,/^total /s/^/P guest=$2 run=$3 | /p" /tmp/sbs.out
     note "run $3 of $1 $2 done in $((t4 - t0)) ms"
     # Untimed: let Xen finish tearing the domain down before the next create.
     sleep "${RXL_SETTLE_S:-$SETTLE_S}"
