@@ -7,7 +7,7 @@
 //!
 //! [`apply`] writes a group in one transaction.
 
-use xen_host::{Access, DomId, Perm, Result, Store, TxId};
+use xen_host::{Access, DomId, Perm, Result, Store, StoreOp, TxId};
 
 /// One node to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -261,17 +261,20 @@ pub fn apply<S: Store + ?Sized>(store: &S, nodes: &[Node]) -> Result<()> {
     xen_host::transaction(store, |tx| write_nodes(store, tx, nodes))
 }
 
+/// Every node's write (or mkdir) and permissions, sent together ([`Store::apply_ops`]:
+/// one round trip per window of requests rather than one per request).
 fn write_nodes<S: Store + ?Sized>(store: &S, tx: TxId, nodes: &[Node]) -> Result<()> {
+    let mut ops = Vec::with_capacity(nodes.len() * 2);
     for node in nodes {
-        match &node.value {
-            Some(v) => store.write(tx, &node.path, v.as_bytes())?,
-            None => store.mkdir(tx, &node.path)?,
-        }
+        ops.push(match &node.value {
+            Some(v) => StoreOp::Write(&node.path, v.as_bytes()),
+            None => StoreOp::Mkdir(&node.path),
+        });
         if let Some(perms) = &node.perms {
-            store.set_perms(tx, &node.path, perms)?;
+            ops.push(StoreOp::SetPerms(&node.path, perms));
         }
     }
-    Ok(())
+    store.apply_ops(tx, &ops)
 }
 
 /// Remove every node a domain owns (best effort: each path is tried).

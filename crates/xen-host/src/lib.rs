@@ -866,11 +866,37 @@ pub trait Store {
     /// `XS_IS_DOMAIN_INTRODUCED`.
     fn is_domain_introduced(&self, dom: DomId) -> Result<bool>;
 
-    /// Requests sent so far through this handle (round trips, for profiles); 0 for a
+    /// Carry out `ops` in order in `tx`, returning the first failure. A store may send
+    /// several before reading their replies (one round trip for many requests): after a
+    /// failure, operations that follow it may have been carried out too, so callers that
+    /// need all or nothing run them in a transaction. The default sends them one at a time.
+    fn apply_ops(&self, tx: TxId, ops: &[StoreOp<'_>]) -> Result<()> {
+        for op in ops {
+            match *op {
+                StoreOp::Write(path, value) => self.write(tx, path, value)?,
+                StoreOp::Mkdir(path) => self.mkdir(tx, path)?,
+                StoreOp::SetPerms(path, perms) => self.set_perms(tx, path, perms)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Requests sent so far through this handle (for profiles); 0 for a
     /// store that does not count them.
     fn request_count(&self) -> u64 {
         0
     }
+}
+
+/// One operation of [`Store::apply_ops`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp<'a> {
+    /// Write a node (creating it and its parents).
+    Write(&'a str, &'a [u8]),
+    /// Create an empty node (no error if it exists).
+    Mkdir(&'a str),
+    /// Set a node's permissions.
+    SetPerms(&'a str, &'a [Perm]),
 }
 
 /// Run `body` in a transaction, retrying from the start while the commit conflicts.

@@ -11,7 +11,7 @@
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use xen_host::{Access, DomId, Perm, Store, TxId, WatchEvent};
+use xen_host::{Access, DomId, Perm, Store, StoreOp, TxId, WatchEvent};
 use xenstore::XsClient;
 
 type Check = Result<String, String>;
@@ -125,6 +125,44 @@ impl Smoke<'_> {
         Ok("commit visible after the end only; abort left the node as it was".into())
     }
 
+    /// `apply_ops` in a transaction: 40 writes, a mkdir and a permission change sent in
+    /// windows of requests whose replies are read afterwards; everything reads back.
+    fn pipeline(&self) -> Check {
+        let paths: Vec<String> = (0..40).map(|i| self.path(&format!("batch/n{i}"))).collect();
+        let values: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+        let dir = self.path("batch/dir");
+        let perms = [Perm {
+            domid: DomId(0),
+            access: Access::None,
+        }];
+        let mut ops: Vec<StoreOp<'_>> = paths
+            .iter()
+            .zip(&values)
+            .map(|(p, v)| StoreOp::Write(p, v.as_bytes()))
+            .collect();
+        ops.push(StoreOp::Mkdir(&dir));
+        ops.push(StoreOp::SetPerms(&dir, &perms));
+        let tx = op(self.xs.transaction_start())?;
+        if let Err(e) = self.xs.apply_ops(tx, &ops) {
+            let _ = self.xs.transaction_end(tx, false);
+            return Err(e.to_string());
+        }
+        if !op(self.xs.transaction_end(tx, true))? {
+            return Err("the pipelined transaction conflicted".into());
+        }
+        for (i, v) in values.iter().enumerate() {
+            self.expect_value(&format!("batch/n{i}"), v)?;
+        }
+        let got = op(self.xs.get_perms(TxId::NONE, &dir))?;
+        if got.as_deref() != Some(&perms[..]) {
+            return Err(format!("{dir} permissions {got:?}, set {perms:?}"));
+        }
+        Ok(format!(
+            "{} requests in one transaction read back",
+            ops.len()
+        ))
+    }
+
     fn conflict(&self) -> Check {
         let tx = op(self.xs.transaction_start())?;
         self.read(tx, "key")?;
@@ -234,11 +272,12 @@ fn run(xs: &XsClient) -> Result<(), String> {
         xs,
         base: format!("/tool/rxl-smoke-{}", std::process::id()),
     };
-    let checks: [(&str, &dyn Fn() -> Check); 8] = [
+    let checks: [(&str, &dyn Fn() -> Check); 9] = [
         ("write-read", &|| s.write_read()),
         ("directory", &|| s.directory()),
         ("perms", &|| s.perms()),
         ("transaction", &|| s.transaction()),
+        ("pipeline", &|| s.pipeline()),
         ("conflict", &|| s.conflict()),
         ("watch", &|| s.watch()),
         ("domain", &|| s.domain()),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use xen_host::{DomId, Errno, Gfn, Perm, Store, TxId, WatchEvent};
+use xen_host::{DomId, Errno, Gfn, Perm, Store, StoreOp, TxId, WatchEvent};
 
 use crate::conn::{Conn, Transport};
 use crate::wire::{self, Message, MsgType, Payload};
@@ -22,6 +22,11 @@ pub const ENV_RUNDIR: &str = "XENSTORED_RUNDIR";
 pub const SOCKET_PATHS: [&str; 2] = ["/run/xenstored/socket", "/var/run/xenstored/socket"];
 /// The kernel's xenbus devices, in the order tried.
 pub const DEVICE_PATHS: [&str; 2] = ["/dev/xen/xenbus", "/proc/xen/xenbus"];
+
+/// Requests [`Store::apply_ops`] sends before reading their replies: well under
+/// xenstored's default limit of outstanding requests per connection (20), and a few KiB
+/// of socket buffer.
+const PIPELINE_WINDOW: usize = 16;
 
 /// How many times a directory listing restarts because the node changed under it.
 const DIRECTORY_PART_RESTARTS: usize = 32;
@@ -198,6 +203,44 @@ impl XsClient {
     fn drain_wakeups(&self) {
         let mut buf = [0u8; 64];
         while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// Carry out `ops` in `tx`, [`PIPELINE_WINDOW`] requests per round trip; the first
+    /// failure (by position) is returned, once the window it is in has been read.
+    fn apply_ops_inner(&self, tx: TxId, ops: &[StoreOp<'_>]) -> Result<(), (usize, XsError)> {
+        for (w, window) in ops.chunks(PIPELINE_WINDOW).enumerate() {
+            let base = w * PIPELINE_WINDOW;
+            let mut reqs = Vec::with_capacity(window.len());
+            for (i, op) in window.iter().enumerate() {
+                let req = match *op {
+                    StoreOp::Write(path, value) => {
+                        wire::write_request(path, value).map(|p| (MsgType::Write, p))
+                    }
+                    StoreOp::Mkdir(path) => wire::path_request(path).map(|p| (MsgType::Mkdir, p)),
+                    StoreOp::SetPerms(path, perms) => {
+                        wire::set_perms_request(path, perms).map(|p| (MsgType::SetPerms, p))
+                    }
+                };
+                let (kind, payload) = req.map_err(|e| (base + i, e))?;
+                reqs.push((kind, tx, payload));
+            }
+            self.requests
+                .fetch_add(reqs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let mut st = self.lock();
+            let r = st.pipeline(&self.path, reqs);
+            let wake = !st.events.is_empty() || st.conn.is_none();
+            drop(st);
+            if wake {
+                self.wake_waiter();
+            }
+            let replies = r.map_err(|e| (base, e))?;
+            for (i, reply) in replies.into_iter().enumerate() {
+                reply
+                    .and_then(|r| wire::expect_ok(&r, "WRITE/MKDIR/SET_PERMS"))
+                    .map_err(|e| (base + i, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// [`XsClient::request`] with a payload that may have failed validation.
@@ -394,6 +437,80 @@ impl State {
                 Err(err)
             }
         }
+    }
+
+    /// Send every request of `reqs` (one write each, as the xenbus device takes one
+    /// message per write), then read their replies in order: one round trip for all.
+    /// The outer error is the connection's (it is then closed); the inner ones are
+    /// xenstored's answers to single requests, which leave the connection usable.
+    fn pipeline(
+        &mut self,
+        path: &Path,
+        reqs: Vec<(MsgType, TxId, Vec<u8>)>,
+    ) -> Result<Vec<Result<Vec<u8>, XsError>>, XsError> {
+        let result = self.pipeline_inner(path, reqs);
+        match result {
+            Err(err @ XsError::Broken { .. }) => Err(err),
+            Err(err) => {
+                self.fail(&err);
+                Err(err)
+            }
+            ok => ok,
+        }
+    }
+
+    fn pipeline_inner(
+        &mut self,
+        path: &Path,
+        reqs: Vec<(MsgType, TxId, Vec<u8>)>,
+    ) -> Result<Vec<Result<Vec<u8>, XsError>>, XsError> {
+        let deadline = match self.reply_timeout {
+            Some(t) => Some(Instant::now().checked_add(t).ok_or_else(|| {
+                XsError::InvalidArgument(format!("reply timeout {t:?} is too large"))
+            })?),
+            None => None,
+        };
+        let mut sent = Vec::with_capacity(reqs.len());
+        for (kind, tx, payload) in reqs {
+            let req_id = self.next_req_id;
+            self.next_req_id = self.next_req_id.wrapping_add(1);
+            let msg = Message::new(kind, req_id, tx.0, payload)?;
+            self.conn(path)?.send(&msg)?;
+            sent.push((msg.header.kind, req_id));
+        }
+        let mut out = Vec::with_capacity(sent.len());
+        for (kind, req_id) in sent {
+            let reply = loop {
+                let Some(reply) = self.conn(path)?.recv(deadline)? else {
+                    return Err(XsError::Timeout(self.reply_timeout.unwrap_or_default()));
+                };
+                if reply.header.msg_type() == Some(MsgType::WatchEvent) {
+                    let ev = wire::parse_watch_event(&reply.payload)?;
+                    self.events.push_back(ev);
+                    continue;
+                }
+                break reply;
+            };
+            let h = reply.header;
+            if h.req_id != req_id {
+                return Err(XsError::Protocol(format!(
+                    "reply for request {} (type {}) while waiting for request {req_id}",
+                    h.req_id, h.kind
+                )));
+            }
+            if h.msg_type() == Some(MsgType::Error) {
+                out.push(Err(wire::parse_error(&reply.payload)));
+            } else if h.kind != kind {
+                return Err(XsError::Protocol(format!(
+                    "reply of type {} to a request of type {kind}",
+                    h.kind
+                )));
+            } else {
+                out.push(Ok(reply.payload));
+            }
+        }
+        self.queue_buffered_events();
+        Ok(out)
     }
 
     /// Send `msg` and read until its reply. `Ok(None)` on timeout.
@@ -704,5 +821,17 @@ impl Store for XsClient {
 
     fn request_count(&self) -> u64 {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn apply_ops(&self, tx: TxId, ops: &[StoreOp<'_>]) -> xen_host::Result<()> {
+        self.apply_ops_inner(tx, ops).map_err(|(i, e)| {
+            let what = match ops.get(i) {
+                Some(StoreOp::Write(path, _)) => format!("xs_write {path}"),
+                Some(StoreOp::Mkdir(path)) => format!("xs_mkdir {path}"),
+                Some(StoreOp::SetPerms(path, _)) => format!("xs_set_permissions {path}"),
+                None => "xenstore requests".to_string(),
+            };
+            e.into_host(what)
+        })
     }
 }

@@ -739,3 +739,70 @@ fn request_count_is_the_number_of_requests_the_server_saw() {
     assert_eq!(xs.request_count(), server.requests().len() as u64);
     assert_eq!(xs.request_count(), 5);
 }
+
+#[test]
+fn apply_ops_sends_a_window_of_requests_before_reading_replies() {
+    use xen_host::StoreOp;
+    let (server, xs) = setup();
+    let perms = [Perm {
+        domid: DomId(3),
+        access: Access::Read,
+    }];
+    let paths: Vec<String> = (0..20).map(|i| format!("/tool/batch/n{i}")).collect();
+    let mut ops: Vec<StoreOp<'_>> = paths.iter().map(|p| StoreOp::Write(p, b"v")).collect();
+    ops.push(StoreOp::Mkdir("/tool/batch/dir"));
+    ops.push(StoreOp::SetPerms("/tool/batch/dir", &perms));
+    xs.apply_ops(TxId::NONE, &ops).unwrap();
+    for p in &paths {
+        assert_eq!(server.value(p).as_deref(), Some(&b"v"[..]), "{p}");
+    }
+    assert_eq!(
+        xs.get_perms(TxId::NONE, "/tool/batch/dir").unwrap(),
+        Some(perms.to_vec())
+    );
+    assert_eq!(xs.request_count(), 23);
+
+    // A failing request in a window: its error is the one returned, named after its
+    // operation; the requests sent with it were carried out (they were sent before its
+    // reply was read), those of later windows were not; the connection stays usable.
+    server.inject(Some(MsgType::SetPerms), Fault::Error("EACCES"));
+    let later: Vec<String> = (0..20).map(|i| format!("/tool/later/n{i}")).collect();
+    let mut ops = vec![
+        StoreOp::Write("/tool/w/a", b"1"),
+        StoreOp::SetPerms("/tool/w/a", &perms),
+    ];
+    ops.extend(later.iter().map(|p| StoreOp::Write(p, b"2")));
+    let err = xs.apply_ops(TxId::NONE, &ops).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EACCES));
+    assert_eq!(err.op(), "xs_set_permissions /tool/w/a");
+    assert_eq!(server.value("/tool/later/n13").as_deref(), Some(&b"2"[..]));
+    assert_eq!(server.value("/tool/later/n14"), None);
+    xs.write(TxId::NONE, "/tool/ok", b"1").unwrap();
+    assert_eq!(server.value("/tool/ok").as_deref(), Some(&b"1"[..]));
+}
+
+#[test]
+fn apply_ops_keeps_watch_events_that_arrive_between_replies() {
+    use xen_host::StoreOp;
+    let (_server, xs) = setup();
+    xs.watch("/tool/watched", "tok").unwrap();
+    assert_eq!(
+        xs.next_watch_event(Some(LONG)).unwrap(),
+        Some(ev("/tool/watched", "tok"))
+    );
+    let ops = [
+        StoreOp::Write("/tool/watched/a", b"1"),
+        StoreOp::Write("/tool/other", b"1"),
+        StoreOp::Write("/tool/watched/b", b"1"),
+    ];
+    xs.apply_ops(TxId::NONE, &ops).unwrap();
+    assert_eq!(
+        xs.next_watch_event(Some(LONG)).unwrap(),
+        Some(ev("/tool/watched/a", "tok"))
+    );
+    assert_eq!(
+        xs.next_watch_event(Some(LONG)).unwrap(),
+        Some(ev("/tool/watched/b", "tok"))
+    );
+    assert_eq!(xs.next_watch_event(Some(SHORT)).unwrap(), None);
+}

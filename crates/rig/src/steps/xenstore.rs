@@ -15,6 +15,7 @@ pub(crate) const XS_SMOKE_CHECKS: &[&str] = &[
     "directory",
     "perms",
     "transaction",
+    "pipeline",
     "conflict",
     "watch",
     "domain",
@@ -125,7 +126,7 @@ mod tests {
             })
         };
         let good = report(run("Socket", ""), run("Device", ""), "");
-        assert!(check(&good).unwrap().contains("9 checks passed"));
+        assert!(check(&good).unwrap().contains("10 checks passed"));
         let no_conflict = report(run("Socket", ""), run("Device", "conflict"), "");
         let err = check(&no_conflict).unwrap_err();
         assert_eq!(err.len(), 1, "{err:?}");
