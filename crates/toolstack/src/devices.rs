@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use devices::hotplug::{self, Action, Hotplug, HotplugCommand, HotplugError, HotplugRun};
 use devices::{state as xb, DeviceKind, DeviceNodes, Node, PlannedDevice, XsOp};
 use serde::Serialize;
-use xen_host::{DomId, Error, Store, TxId};
+use xen_host::{DomId, Error, Store, StoreOp, TxId};
 
 /// How long each stage of a device may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,23 +133,30 @@ fn write_nodes<S: Store + ?Sized>(xs: &S, ops: &[XsOp]) -> Result<(), Error> {
     xen_host::transaction(xs, |tx| apply(xs, tx, ops))
 }
 
+/// The operations in order; the writes, mkdirs and permission changes between two
+/// removals go together through [`Store::apply_ops`] (pipelined by a real xenstore).
 fn apply<S: Store + ?Sized>(xs: &S, tx: TxId, ops: &[XsOp]) -> Result<(), Error> {
+    let mut batch: Vec<StoreOp<'_>> = Vec::new();
     for op in ops {
         match op {
-            XsOp::Rm(path) => rm_if_there(xs, tx, path)?,
+            XsOp::Rm(path) => {
+                xs.apply_ops(tx, &batch)?;
+                batch.clear();
+                rm_if_there(xs, tx, path)?;
+            }
             XsOp::Mkdir { path, perms } => {
-                xs.mkdir(tx, path)?;
-                xs.set_perms(tx, path, perms)?;
+                batch.push(StoreOp::Mkdir(path));
+                batch.push(StoreOp::SetPerms(path, perms));
             }
             XsOp::Write { path, value, perms } => {
-                xs.write(tx, path, value.as_bytes())?;
+                batch.push(StoreOp::Write(path, value.as_bytes()));
                 if let Some(p) = perms {
-                    xs.set_perms(tx, path, p)?;
+                    batch.push(StoreOp::SetPerms(path, p));
                 }
             }
         }
     }
-    Ok(())
+    xs.apply_ops(tx, &batch)
 }
 
 fn rm_if_there<S: Store + ?Sized>(xs: &S, tx: TxId, path: &str) -> Result<(), Error> {
