@@ -119,6 +119,24 @@ const PYGRUB_TREES: &[(&str, &[&str])] = &[
     ("/lib/terminfo", &[]),
 ];
 
+/// The device model (qemu-system-xen) libxl starts for HVM guests (`-machine xenfv`) and
+/// for qdisk disks (`-machine xenpv`); its libraries are found like any program's.
+const DEVICE_MODEL: &str = "/usr/libexec/xen-qemu-system-i386";
+
+/// Files of HVM guests and their device model that no ELF names: hvmloader (libxl's
+/// kernel for every HVM guest), the option ROMs of the emulated NIC libxl gives an HVM
+/// guest's vif (rtl8139; QEMU 7.2 loads the efi- one, the pxe- one is the older name).
+const HVM_FILES: &[&str] = &[
+    "/usr/lib/xen-4.17/boot/hvmloader",
+    "/usr/lib/ipxe/qemu/efi-rtl8139.rom",
+    "/usr/lib/ipxe/qemu/pxe-rtl8139.rom",
+];
+
+/// Directory trees the device model opens: SeaBIOS (`bios-256k.bin`, which libxl hands to
+/// hvmloader, and the VGA BIOSes QEMU loads as option ROMs) and QEMU's keymaps (read at
+/// start even with `-vnc none`: QEMU exits "could not read keymap file" without them).
+const HVM_TREES: &[&str] = &["/usr/share/seabios", "/usr/share/qemu/keymaps"];
+
 /// dom0's /etc/passwd and /etc/group: root, and the unprivileged user bootloaders run as.
 const ETC_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
                           nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
@@ -704,6 +722,7 @@ fn build_image(
     programs.extend_from_slice(HOTPLUG_PROGRAMS);
     programs.extend_from_slice(DLOPENED);
     programs.extend_from_slice(PYGRUB_PROGRAMS);
+    programs.push(DEVICE_MODEL);
     programs.push(RXL_PATH);
     let mut closure = image::elfdeps::closure(&tree, &programs, LIB_DIRS)
         .context("resolving the shared libraries of dom0's programs")?;
@@ -727,6 +746,12 @@ fn build_image(
         &root.join("usr/lib/xen-4.17/bin/pygrub"),
     )?;
     img.symlink("/usr/bin/python3", "python3.11")?;
+    for file in HVM_FILES {
+        img.host_file(file, &root.join(file.trim_start_matches('/')))?;
+    }
+    for dir in HVM_TREES {
+        add_host_tree(&mut img, root, dir, &[])?;
+    }
 
     let mod_dir = root.join("lib/modules").join(release);
     let modules = image::kmod::ModuleDir::open(&mod_dir)?.load_order(MODULES)?;
