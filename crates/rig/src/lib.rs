@@ -222,6 +222,17 @@ fn boot_tools() -> anyhow::Result<Option<Vec<&'static str>>> {
     Ok(Some(tools))
 }
 
+/// The hvm step's tools from `RXL_E2E_HVM_TOOLS` (None when it is not set).
+fn hvm_tools() -> anyhow::Result<Option<Vec<&'static str>>> {
+    let env = steps::hvm::TOOLS_ENV;
+    let Ok(spec) = std::env::var(env) else {
+        return Ok(None);
+    };
+    let tools = steps::hvm::select_tools(&spec).map_err(|e| anyhow::anyhow!("{env}: {e}"))?;
+    say(&format!("{env}={spec}: the hvm step runs these tools"));
+    Ok(Some(tools))
+}
+
 /// Run the end-to-end scenario.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let opts =
@@ -251,6 +262,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     packages::ensure_tools(packages::HOST_TOOLS).context("host tools")?;
     packages::ensure_tools(steps::bootloader::DISK_TOOLS)
         .context("host tools for the bootloader step's disk images")?;
+    packages::ensure_tools(steps::hvm::IMAGE_TOOLS)
+        .context("host tools for the hvm step's qcow2 image")?;
 
     // Packages.
     let t = Instant::now();
@@ -312,6 +325,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let hvm_disks = match &linux {
+        Some(_) => Some(scenario::HvmDisks {
+            boot_img: steps::hvm::boot_disk().map_err(|e| anyhow::anyhow!(e))?,
+            qcow2: steps::hvm::build_qcow2(&run_dir.join("hvm"))?,
+        }),
+        None => None,
+    };
     let steps = scenario::steps_for(&scenario::Inputs {
         hello,
         linux,
@@ -324,6 +344,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         device_tools: device_tools()?,
         boot_disks,
         boot_tools: boot_tools()?,
+        hvm_disks,
+        hvm_tools: hvm_tools()?,
     });
     let mut steps = steps;
     if let Ok(only) = std::env::var("RXL_E2E_STEPS") {
