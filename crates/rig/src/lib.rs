@@ -704,6 +704,9 @@ fn build_image(
         "/etc",
         "/var/log/xen/console",
         "/var/lib/xen",
+        // xenconsole (`xl console`) takes its lock file /var/lock/xenconsole.DOMID here, and
+        // without the directory refuses to attach ("Could not open /var/lock/...").
+        "/var/lock",
     ] {
         img.dir(d)?;
     }
