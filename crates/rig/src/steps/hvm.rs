@@ -406,6 +406,12 @@ fn check_hvm_guest(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Op
             "{cap}: the marker never came through the guest's serial pty"
         ));
     }
+    if number(c, "xl_console_marker_lines").unwrap_or(0) == 0 {
+        problems.push(format!(
+            "{cap}: `xl console -t serial` showed no marker in 10 s (status {})",
+            value(c, "xl_console_rc").unwrap_or("?")
+        ));
+    }
     device_model_problems(c, cap, "xenfv", problems);
     (problems.len() == before).then(|| {
         format!(
@@ -586,6 +592,8 @@ mod tests {
         "marker_ms=9000",
         "serial_marker_lines=2",
         "serial_ms=9100",
+        "xl_console_rc=0",
+        "xl_console_marker_lines=6",
         "--- device model command line",
         "/usr/libexec/xen-qemu-system-i386 -xen-domid 3 -machine xenfv,suppress-vmdesc=on",
         "destroy_rc=0",
@@ -621,6 +629,7 @@ mod tests {
 
         // No marker on Xen's console, a QEMU left, a wrong token.
         let mut hvm: Vec<&str> = GOOD_HVM.to_vec();
+        hvm.retain(|l| !l.starts_with("xl_console_marker_lines="));
         hvm.push("leftover: device model pid 212 (xen-qemu-system-i386 -xen-domid 3)");
         let mut q = good_qdisk("xl");
         q[4] = "readback=".into();

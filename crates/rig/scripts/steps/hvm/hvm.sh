@@ -40,13 +40,14 @@ echo "serial_ms=${serial_ms:-none}"
 [ -n "${reader}" ] && kill "${reader}" 2>/dev/null
 echo "serial_marker_lines=$(grep -c "${MARKER}" "${serial}")"
 echo "--- serial pty (first lines)"
-head -n 3 "${serial}"
-# xl's own serial console reader, without a terminal.
+# (awk ends the last line, which the reader may have cut short.)
+head -n 3 "${serial}" | awk 1
+# xl's own serial console reader, without a terminal (xenconsole takes a lock in /var/lock).
 echo "--- xl console -t serial (10 s)"
 timeout 10 xl console -t serial "${NAME}" </dev/null >/tmp/hvm-console.out 2>&1
 echo "xl_console_rc=$?"
 echo "xl_console_marker_lines=$(grep -c "${MARKER}" /tmp/hvm-console.out)"
-head -n 3 /tmp/hvm-console.out
+head -n 3 /tmp/hvm-console.out | awk 1
 echo "xenconsoled_marker_lines=$(console_count "${NAME}" "${MARKER}")"
 echo "state=$(dom_state "${NAME}")"
 echo "--- xl dmesg (d${domid})"
