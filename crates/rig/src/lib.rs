@@ -1109,6 +1109,24 @@ mod tests {
     }
 
     #[test]
+    fn dom0_has_the_device_model_and_what_it_opens() {
+        // The packages that ship the binary, its firmware and data, and the paths libxl
+        // and QEMU open (libxl's built-in hvmloader and SeaBIOS paths).
+        for pkg in [
+            "qemu-system-xen",
+            "qemu-system-data",
+            "seabios",
+            "ipxe-qemu",
+        ] {
+            assert!(packages::DOM0_PACKAGES.contains(&pkg), "{pkg}");
+        }
+        assert_eq!(DEVICE_MODEL, "/usr/libexec/xen-qemu-system-i386");
+        assert!(HVM_FILES.contains(&"/usr/lib/xen-4.17/boot/hvmloader"));
+        assert!(HVM_TREES.contains(&"/usr/share/seabios"));
+        assert!(HVM_TREES.contains(&"/usr/share/qemu/keymaps"));
+    }
+
+    #[test]
     fn last_lines_takes_the_tail() {
         assert_eq!(last_lines("a\nb\nc\n", 2), ["b", "c"]);
         assert_eq!(last_lines("a", 5), ["a"]);
