@@ -176,3 +176,117 @@ hotplug_calls() {
         echo 0
     fi
 }
+
+# qemu_procs: "PID ARGS" of each running QEMU for Xen (the device models), from /proc.
+qemu_procs() {
+    for _qp_d in /proc/[0-9]*; do
+        # (A process may end between the glob and the read: no message for it.)
+        _qp_a=$({ tr '\0' ' ' <"${_qp_d}/cmdline"; } 2>/dev/null) || continue
+        case ${_qp_a} in
+            *xen-qemu-system*) echo "${_qp_d#/proc/} ${_qp_a}" ;;
+        esac
+    done
+}
+
+# dm_facts DOMID NAME: what the toolstack set up for the device model (QEMU) of domain DOMID
+# named NAME, each under a "--- " heading: its pid (image/device-model-pid) and exact
+# command line and XEN* environment (from /proc), the QEMU processes, its log, the QMP
+# sockets, and the xenstore nodes of the domain, of its device model, of the toolstack
+# (/libxl/DOMID, /vm/UUID) and of its disk backends.
+dm_facts() {
+    _df_pid=$(xenstore-read "/local/domain/$1/image/device-model-pid" 2>/dev/null)
+    echo "dm_pid=${_df_pid:-none}"
+    echo "--- device model command line"
+    if [ -n "${_df_pid}" ] && [ -r "/proc/${_df_pid}/cmdline" ]; then
+        tr '\0' ' ' <"/proc/${_df_pid}/cmdline"
+        echo
+        echo "--- device model environment (XEN*)"
+        tr '\0' '\n' <"/proc/${_df_pid}/environ" | grep '^XEN'
+    fi
+    echo "--- qemu processes"
+    qemu_procs
+    echo "--- /var/log/xen/qemu-dm-$2.log"
+    cat "/var/log/xen/qemu-dm-$2.log" 2>/dev/null
+    echo "--- /var/run/xen"
+    ls -l /var/run/xen/ 2>/dev/null
+    for _df_p in "/local/domain/$1" "/local/domain/0/device-model/$1" "/libxl/$1" \
+        "$(xenstore-read "/local/domain/$1/vm" 2>/dev/null)" \
+        "/local/domain/0/backend/qdisk/$1" "/local/domain/0/backend/vbd/$1"; do
+        if [ -z "${_df_p}" ] || ! xenstore-exists "${_df_p}" 2>/dev/null; then
+            continue
+        fi
+        echo "--- xenstore ${_df_p}"
+        xenstore-ls -f "${_df_p}" 2>&1
+    done
+    echo "--- device model facts end"
+}
+
+# wait_pid_gone PID SECS: waits until process PID is gone (0) or SECS seconds pass (1); an
+# empty PID is gone.
+wait_pid_gone() {
+    [ -n "$1" ] || return 0
+    _wp_i=0
+    while [ -d "/proc/$1" ]; do
+        _wp_i=$((_wp_i + 1))
+        [ "${_wp_i}" -gt $(($2 * 5)) ] && return 1
+        sleep 0.2
+    done
+    return 0
+}
+
+# dm_leftovers DOMID PID VMPATH: one "leftover: ..." line for each piece of the device model
+# of the (destroyed) domain DOMID still present: the process PID or any QEMU given
+# -xen-domid DOMID, its QMP sockets, its xenstore directories (and VMPATH, /vm/UUID), a tap
+# interface of the emulated NIC.
+dm_leftovers() {
+    if [ -n "$2" ] && [ -d "/proc/$2" ]; then
+        echo "leftover: device model pid $2 ($(tr '\0' ' ' <"/proc/$2/cmdline" | cut -c1-100))"
+    fi
+    qemu_procs | grep -e " -xen-domid $1 " | sed 's/^/leftover: qemu /'
+    for _dl_s in "/var/run/xen/qmp-libxl-$1" "/var/run/xen/qmp-libxenstat-$1"; do
+        [ -e "${_dl_s}" ] && echo "leftover: socket ${_dl_s}"
+    done
+    for _dl_p in "/local/domain/0/device-model/$1" "/local/domain/0/backend/qdisk/$1" $3; do
+        xenstore-exists "${_dl_p}" 2>/dev/null && echo "leftover: xenstore ${_dl_p}"
+    done
+    /bin/ip -o link show | grep -o "tap$1\.[0-9]*\|vif$1\.[0-9]*-emu" | sort -u | sed 's/^/leftover: interface /'
+    return 0
+}
+
+# create_or_explain TOOL CFG NAME: TOOL creates the guest of CFG (at most 180 s), printing
+# create_rc= and create_ms=; when that fails, also Xen's last lines, the device model's log
+# and xl's log of NAME. Returns the create's status.
+create_or_explain() {
+    _ce_t0=$(now_ms)
+    timeout 180 "$1" create "$2"
+    _ce_rc=$?
+    echo "create_rc=${_ce_rc}"
+    echo "create_ms=$(($(now_ms) - _ce_t0))"
+    if [ "${_ce_rc}" != 0 ]; then
+        echo "--- xl dmesg (last lines)"
+        xl dmesg | tail -n 40
+        echo "--- /var/log/xen/qemu-dm-$3.log"
+        cat "/var/log/xen/qemu-dm-$3.log" 2>/dev/null
+        echo "--- /var/log/xen/xl-$3.log"
+        tail -n 40 "/var/log/xen/xl-$3.log" 2>/dev/null
+    fi
+    return "${_ce_rc}"
+}
+
+# destroy_and_list TOOL NAME DOMID IMAGE: TOOL destroys NAME (destroy_rc=, destroy_ms=),
+# waits up to 20 s for its device model to exit (dm_gone_ms=), and lists what is left of
+# the domain (lib.sh's leftovers with IMAGE, and dm_leftovers) up to "--- leftovers end".
+destroy_and_list() {
+    _dd_pid=$(xenstore-read "/local/domain/$3/image/device-model-pid" 2>/dev/null)
+    _dd_vm=$(xenstore-read "/local/domain/$3/vm" 2>/dev/null)
+    _dd_t0=$(now_ms)
+    timeout 60 "$1" destroy "$2"
+    echo "destroy_rc=$?"
+    echo "destroy_ms=$(($(now_ms) - _dd_t0))"
+    wait_pid_gone "${_dd_pid}" 20
+    echo "dm_gone_ms=$(($(now_ms) - _dd_t0))"
+    echo "--- leftovers"
+    leftovers "$3" "$4"
+    dm_leftovers "$3" "${_dd_pid}" "${_dd_vm}"
+    echo "--- leftovers end"
+}

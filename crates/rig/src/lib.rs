@@ -120,6 +120,24 @@ const PYGRUB_TREES: &[(&str, &[&str])] = &[
     ("/lib/terminfo", &[]),
 ];
 
+/// The device model (qemu-system-xen) libxl starts for HVM guests (`-machine xenfv`) and
+/// for qdisk disks (`-machine xenpv`); its libraries are found like any program's.
+const DEVICE_MODEL: &str = "/usr/libexec/xen-qemu-system-i386";
+
+/// Files of HVM guests and their device model that no ELF names: hvmloader (libxl's
+/// kernel for every HVM guest), the option ROMs of the emulated NIC libxl gives an HVM
+/// guest's vif (rtl8139; QEMU 7.2 loads the efi- one, the pxe- one is the older name).
+const HVM_FILES: &[&str] = &[
+    "/usr/lib/xen-4.17/boot/hvmloader",
+    "/usr/lib/ipxe/qemu/efi-rtl8139.rom",
+    "/usr/lib/ipxe/qemu/pxe-rtl8139.rom",
+];
+
+/// Directory trees the device model opens: SeaBIOS (`bios-256k.bin`, which libxl hands to
+/// hvmloader, and the VGA BIOSes QEMU loads as option ROMs) and QEMU's keymaps (read at
+/// start even with `-vnc none`: QEMU exits "could not read keymap file" without them).
+const HVM_TREES: &[&str] = &["/usr/share/seabios", "/usr/share/qemu/keymaps"];
+
 /// dom0's /etc/passwd and /etc/group: root, and the unprivileged user bootloaders run as.
 const ETC_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
                           nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
@@ -205,6 +223,17 @@ fn boot_tools() -> anyhow::Result<Option<Vec<&'static str>>> {
     Ok(Some(tools))
 }
 
+/// The hvm step's tools from `RXL_E2E_HVM_TOOLS` (None when it is not set).
+fn hvm_tools() -> anyhow::Result<Option<Vec<&'static str>>> {
+    let env = steps::hvm::TOOLS_ENV;
+    let Ok(spec) = std::env::var(env) else {
+        return Ok(None);
+    };
+    let tools = steps::hvm::select_tools(&spec).map_err(|e| anyhow::anyhow!("{env}: {e}"))?;
+    say(&format!("{env}={spec}: the hvm step runs these tools"));
+    Ok(Some(tools))
+}
+
 /// Run the end-to-end scenario.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let opts =
@@ -234,6 +263,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     packages::ensure_tools(packages::HOST_TOOLS).context("host tools")?;
     packages::ensure_tools(steps::bootloader::DISK_TOOLS)
         .context("host tools for the bootloader step's disk images")?;
+    packages::ensure_tools(steps::hvm::IMAGE_TOOLS)
+        .context("host tools for the hvm step's qcow2 image")?;
 
     // Packages.
     let t = Instant::now();
@@ -295,6 +326,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let hvm_disks = match &linux {
+        Some(_) => Some(scenario::HvmDisks {
+            boot_img: steps::hvm::boot_disk().map_err(|e| anyhow::anyhow!(e))?,
+            qcow2: steps::hvm::build_qcow2(&run_dir.join("hvm"))?,
+        }),
+        None => None,
+    };
     let steps = scenario::steps_for(&scenario::Inputs {
         hello,
         linux,
@@ -307,6 +345,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         device_tools: device_tools()?,
         boot_disks,
         boot_tools: boot_tools()?,
+        hvm_disks,
+        hvm_tools: hvm_tools()?,
     });
     let mut steps = steps;
     if let Ok(only) = std::env::var("RXL_E2E_STEPS") {
@@ -665,6 +705,9 @@ fn build_image(
         "/etc",
         "/var/log/xen/console",
         "/var/lib/xen",
+        // xenconsole (`xl console`) takes its lock file /var/lock/xenconsole.DOMID here, and
+        // without the directory refuses to attach ("Could not open /var/lock/...").
+        "/var/lock",
     ] {
         img.dir(d)?;
     }
@@ -705,6 +748,7 @@ fn build_image(
     programs.extend_from_slice(HOTPLUG_PROGRAMS);
     programs.extend_from_slice(DLOPENED);
     programs.extend_from_slice(PYGRUB_PROGRAMS);
+    programs.push(DEVICE_MODEL);
     programs.push(RXL_PATH);
     let mut closure = image::elfdeps::closure(&tree, &programs, LIB_DIRS)
         .context("resolving the shared libraries of dom0's programs")?;
@@ -728,6 +772,12 @@ fn build_image(
         &root.join("usr/lib/xen-4.17/bin/pygrub"),
     )?;
     img.symlink("/usr/bin/python3", "python3.11")?;
+    for file in HVM_FILES {
+        img.host_file(file, &root.join(file.trim_start_matches('/')))?;
+    }
+    for dir in HVM_TREES {
+        add_host_tree(&mut img, root, dir, &[])?;
+    }
 
     let mod_dir = root.join("lib/modules").join(release);
     let modules = image::kmod::ModuleDir::open(&mod_dir)?.load_order(MODULES)?;
@@ -1057,6 +1107,24 @@ mod tests {
         assert_eq!((nobody[2], nobody[3]), ("65534", "65534"));
         assert!(ETC_GROUP.lines().any(|l| l.starts_with("nogroup:x:65534:")));
         assert!(PYGRUB_PROGRAMS.contains(&"/usr/bin/python3.11"));
+    }
+
+    #[test]
+    fn dom0_has_the_device_model_and_what_it_opens() {
+        // The packages that ship the binary, its firmware and data, and the paths libxl
+        // and QEMU open (libxl's built-in hvmloader and SeaBIOS paths).
+        for pkg in [
+            "qemu-system-xen",
+            "qemu-system-data",
+            "seabios",
+            "ipxe-qemu",
+        ] {
+            assert!(packages::DOM0_PACKAGES.contains(&pkg), "{pkg}");
+        }
+        assert_eq!(DEVICE_MODEL, "/usr/libexec/xen-qemu-system-i386");
+        assert!(HVM_FILES.contains(&"/usr/lib/xen-4.17/boot/hvmloader"));
+        assert!(HVM_TREES.contains(&"/usr/share/seabios"));
+        assert!(HVM_TREES.contains(&"/usr/share/qemu/keymaps"));
     }
 
     #[test]

@@ -329,6 +329,34 @@ pub const DOM0_PACKAGES: &[&str] = &[
     "libffi8",
     "libncursesw6",
     "ncurses-base",
+    // The device model of HVM guests and of qdisk disks (/usr/libexec/xen-qemu-system-i386),
+    // the firmware and data it opens at start (SeaBIOS, the NIC option ROMs, QEMU's
+    // keymaps), and the libraries of the QEMU binary: its DT_NEEDED closure, from
+    // `readelf -d` and `ldd` of the unpacked binary (the image build fails naming any
+    // library still missing).
+    "qemu-system-xen",
+    "qemu-system-data",
+    "seabios",
+    "ipxe-qemu",
+    "libfdt1",
+    "libglib2.0-0",
+    "libpcre2-8-0",
+    "libjpeg62-turbo",
+    "libpixman-1-0",
+    "libspice-server1",
+    "libusb-1.0-0",
+    "libudev1",
+    "libopus0",
+    "liborc-0.4-0",
+    "libgstreamer1.0-0",
+    "libgstreamer-plugins-base1.0-0",
+    "libdw1",
+    "libunwind8",
+    "libbz2-1.0",
+    "liblz4-1",
+    "libsasl2-2",
+    "libssl3",
+    "libstdc++6",
 ];
 
 /// Picks the kernel image package out of `apt-cache depends linux-image-amd64` output.

@@ -394,6 +394,19 @@ pub fn steps_for(inputs: &Inputs) -> Vec<Step> {
             inputs.benchmarks_doc.clone(),
         ));
     }
+    if let (Some(l), Some(disks)) = (&inputs.linux, &inputs.hvm_disks) {
+        let tools = match &inputs.hvm_tools {
+            Some(t) => t.clone(),
+            None => crate::steps::hvm::select_tools(crate::steps::hvm::DEFAULT_TOOLS)
+                .unwrap_or_default(),
+        };
+        list.push(crate::steps::hvm::hvm_step(
+            l,
+            disks.boot_img.clone(),
+            &disks.qcow2,
+            &tools,
+        ));
+    }
     list
 }
 
@@ -497,6 +510,19 @@ pub struct Inputs {
     pub boot_disks: Option<PathBuf>,
     /// The tools of the bootloader step (`RXL_E2E_BOOT_TOOLS`); None: xl and rxl.
     pub boot_tools: Option<Vec<&'static str>>,
+    /// The hvm step's disks: the boot-sector disk and the qcow2 image.
+    pub hvm_disks: Option<HvmDisks>,
+    /// The tools of the hvm step (`RXL_E2E_HVM_TOOLS`); None: xl.
+    pub hvm_tools: Option<Vec<&'static str>>,
+}
+
+/// The hvm step's disks, built on the host.
+#[derive(Debug, Clone)]
+pub struct HvmDisks {
+    /// The raw disk whose boot sector prints the marker (`steps::hvm::boot_disk`).
+    pub boot_img: Vec<u8>,
+    /// An empty qcow2 image (`steps::hvm::build_qcow2`).
+    pub qcow2: PathBuf,
 }
 
 /// The Linux guest: dom0's own Debian kernel and an initramfs holding busybox.
@@ -634,6 +660,11 @@ mod tests {
             device_tools: None,
             boot_disks: Some(dir.to_owned()),
             boot_tools: None,
+            hvm_disks: Some(HvmDisks {
+                boot_img: vec![0; 512],
+                qcow2: dir.join("grub.bin"),
+            }),
+            hvm_tools: None,
         })
     }
 
@@ -930,6 +961,11 @@ mod tests {
             device_tools: Some(crate::steps::devices::ALL_TOOLS.to_vec()),
             boot_disks: Some(dir.path().to_owned()),
             boot_tools: None,
+            hvm_disks: Some(HvmDisks {
+                boot_img: vec![0; 512],
+                qcow2: f.clone(),
+            }),
+            hvm_tools: Some(crate::steps::hvm::ALL_TOOLS.to_vec()),
         });
         for step in &steps {
             for c in &step.captures {
@@ -985,6 +1021,11 @@ mod tests {
             device_tools: Some(crate::steps::devices::ALL_TOOLS.to_vec()),
             boot_disks: Some(dir.path().to_owned()),
             boot_tools: None,
+            hvm_disks: Some(HvmDisks {
+                boot_img: vec![0; 512],
+                qcow2: f.clone(),
+            }),
+            hvm_tools: Some(crate::steps::hvm::ALL_TOOLS.to_vec()),
         };
         let steps = steps_for(&inputs);
         let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
@@ -1003,7 +1044,8 @@ mod tests {
                 "side-by-side",
                 "devices",
                 "pv",
-                "bootloader"
+                "bootloader",
+                "hvm"
             ]
         );
         let lib = include_str!("../scripts/lib.sh");

@@ -10,6 +10,7 @@ pub mod failures;
 pub(crate) mod fake_dom0;
 pub mod guest_list;
 pub mod hello;
+pub mod hvm;
 pub mod info;
 pub mod linux;
 pub mod pv;

@@ -1,0 +1,671 @@
+//! Step `hvm`: QEMU in dom0, proven with a toolstack on real Xen. For each selected tool
+//! (`RXL_E2E_HVM_TOOLS`, default `xl`):
+//!
+//! * an HVM guest (hvmloader, SeaBIOS, the `-machine xenfv` device model) boots a raw disk
+//!   whose boot sector, assembled here on the host ([`boot_sector`]), prints [`MARKER`] on
+//!   port 0xe9 (Xen's console shows it as a `(dN)` line) and, once a second, on COM1 (QEMU's
+//!   serial port, on a pty); the capture prints the device model's command line, its log
+//!   and the xenstore nodes the toolstack wrote, destroys the guest and lists what is left;
+//! * a PVH Linux guest whose disk is a qcow2 image made on the host with `qemu-img`, served
+//!   by a `-machine xenpv` device model (qdisk): the guest writes a token to the disk and
+//!   reads it back, and the token is found in the qcow2 file after the destroy.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::checks::{domid_of, excerpt, field, guest_lines, number};
+use crate::markers::Capture;
+use crate::packages::Tool as HostTool;
+use crate::scenario::{
+    script_cap, select_labels, CaptureSpec, LinuxFiles, Outcome, Step, StepFile,
+};
+use crate::steps::linux::{LINUX_DIR, LINUX_INIT_LINE, TIMED_LINUX_VCPUS};
+
+/// The line the boot sector prints (without its newline).
+pub const MARKER: &str = "RXL-HVM-BOOT-OK";
+
+/// The size of the raw disk holding the boot sector (the rest is zeros).
+pub const DISK_BYTES: usize = 1 << 20;
+
+/// The environment variable that chooses the tools (comma-separated: `xl`, `rxl`).
+pub const TOOLS_ENV: &str = "RXL_E2E_HVM_TOOLS";
+
+/// The tools the step runs when `RXL_E2E_HVM_TOOLS` is not set: xl only, since rxl refuses
+/// HVM guests and qdisk disks today.
+pub const DEFAULT_TOOLS: &str = "xl";
+
+/// Every tool the step knows.
+pub const ALL_TOOLS: [&str; 2] = ["xl", "rxl"];
+
+/// The host program that makes the qcow2 image, and its package.
+pub const IMAGE_TOOLS: &[HostTool] = &[HostTool {
+    program: "qemu-img",
+    package: "qemu-utils",
+}];
+
+/// Where the step's files live in dom0.
+const HVM_DIR: &str = "/e2e/hvm";
+
+/// Seconds the HVM guest may take from its create to the marker on Xen's console.
+const MARKER_S: u32 = 300;
+
+/// Seconds the qdisk Linux guest may take to reach its /init.
+const LINUX_BOOT_S: u32 = 150;
+
+/// The size of the qcow2 disk (virtual; the file holds only what is written).
+const QCOW2_SIZE: &str = "16M";
+
+/// The tools named in `spec` (`RXL_E2E_HVM_TOOLS`), in the order of [`ALL_TOOLS`].
+pub fn select_tools(spec: &str) -> Result<Vec<&'static str>, String> {
+    select_labels(spec, &ALL_TOOLS, |t| *t)
+}
+
+/// The HVM guest's name for `tool`.
+fn hvm_name(tool: &str) -> String {
+    format!("hvm-{tool}")
+}
+
+/// The qdisk guest's name for `tool`.
+fn qdisk_name(tool: &str) -> String {
+    format!("qdisk-{tool}")
+}
+
+/// The token the qdisk guest of `tool` writes to its disk.
+fn token(tool: &str) -> String {
+    format!("RXL-QDISK-TOKEN-{tool}")
+}
+
+// ---------------------------------------------------------------------------------------
+// The boot sector
+
+/// A tiny 16-bit assembler: bytes, labels, and 8/16-bit relative jumps fixed up at the end.
+#[derive(Default)]
+struct Asm {
+    bytes: Vec<u8>,
+    labels: Vec<(&'static str, usize)>,
+    /// (offset of the displacement, its width in bytes, target label).
+    fixups: Vec<(usize, usize, &'static str)>,
+}
+
+impl Asm {
+    fn emit(&mut self, b: &[u8]) {
+        self.bytes.extend_from_slice(b);
+    }
+    fn label(&mut self, name: &'static str) {
+        self.labels.push((name, self.bytes.len()));
+    }
+    /// An instruction `op` followed by a displacement of `width` bytes to `target`.
+    fn rel(&mut self, op: &[u8], width: usize, target: &'static str) {
+        self.emit(op);
+        self.fixups.push((self.bytes.len(), width, target));
+        self.emit(&vec![0; width]);
+    }
+    /// An instruction `op` followed by the 16-bit address (at `origin`) of `target`.
+    fn abs16(&mut self, op: &[u8], target: &'static str) {
+        self.emit(op);
+        // Resolved like a displacement from address 0, with the origin added.
+        self.fixups.push((self.bytes.len(), 0, target));
+        self.emit(&[0, 0]);
+    }
+    fn finish(mut self, origin: u16) -> Result<Vec<u8>, String> {
+        for (at, width, target) in std::mem::take(&mut self.fixups) {
+            let to = self
+                .labels
+                .iter()
+                .find(|(n, _)| *n == target)
+                .map(|(_, o)| *o)
+                .ok_or_else(|| format!("boot sector: no label {target}"))?;
+            match width {
+                0 => {
+                    let addr = u16::try_from(to)
+                        .ok()
+                        .and_then(|t| t.checked_add(origin))
+                        .ok_or_else(|| format!("boot sector: {target} is out of reach"))?;
+                    self.bytes[at..at + 2].copy_from_slice(&addr.to_le_bytes());
+                }
+                1 => {
+                    let d = i8::try_from(to as isize - (at + 1) as isize)
+                        .map_err(|_| format!("boot sector: short jump to {target} too far"))?;
+                    self.bytes[at] = d as u8;
+                }
+                _ => {
+                    let d = i16::try_from(to as isize - (at + 2) as isize)
+                        .map_err(|_| format!("boot sector: jump to {target} too far"))?;
+                    self.bytes[at..at + 2].copy_from_slice(&d.to_le_bytes());
+                }
+            }
+        }
+        Ok(self.bytes)
+    }
+}
+
+/// Where the BIOS loads a boot sector and jumps to (0000:7C00).
+const BOOT_ORIGIN: u16 = 0x7c00;
+
+/// The 512-byte boot sector: in 16-bit real mode it writes `MARKER\n` to port 0xe9 once,
+/// then to COM1 (0x3f8, waiting for the transmitter-empty bit 0x20 of the line status
+/// register 0x3fd before each byte) about once a second forever, halting with interrupts
+/// on in between (the BIOS timer, 18.2 ticks a second, wakes it): the guest stays up,
+/// idle, and a serial reader that attaches late still sees the marker.
+pub fn boot_sector() -> Result<[u8; 512], String> {
+    let mut a = Asm::default();
+    a.emit(&[0xfa]); // cli
+    a.emit(&[0x31, 0xc0]); // xor ax, ax
+    a.emit(&[0x8e, 0xd8]); // mov ds, ax
+    a.emit(&[0x8e, 0xd0]); // mov ss, ax
+    a.emit(&[0xbc, 0x00, 0x7c]); // mov sp, 0x7c00
+    a.emit(&[0xfc]); // cld (lodsb counts up)
+    a.abs16(&[0xbe], "msg"); // mov si, msg
+    a.rel(&[0xe8], 2, "e9_puts"); // call e9_puts
+    a.label("again");
+    a.abs16(&[0xbe], "msg"); // mov si, msg
+    a.rel(&[0xe8], 2, "com1_puts"); // call com1_puts
+    a.emit(&[0xb9, 18, 0x00]); // mov cx, 18 (timer ticks: about a second)
+    a.label("tick");
+    a.emit(&[0xfb]); // sti
+    a.emit(&[0xf4]); // hlt (until the next interrupt)
+    a.rel(&[0xe2], 1, "tick"); // loop tick
+    a.rel(&[0xeb], 1, "again"); // jmp again
+
+    a.label("e9_puts"); // prints the NUL-terminated string at ds:si on port 0xe9
+    a.emit(&[0xac]); // lodsb
+    a.emit(&[0x84, 0xc0]); // test al, al
+    a.rel(&[0x74], 1, "e9_done"); // jz e9_done
+    a.emit(&[0xe6, 0xe9]); // out 0xe9, al
+    a.rel(&[0xeb], 1, "e9_puts"); // jmp e9_puts
+    a.label("e9_done");
+    a.emit(&[0xc3]); // ret
+
+    a.label("com1_puts"); // prints the NUL-terminated string at ds:si on COM1
+    a.emit(&[0xac]); // lodsb
+    a.emit(&[0x84, 0xc0]); // test al, al
+    a.rel(&[0x74], 1, "com1_done"); // jz com1_done
+    a.emit(&[0x88, 0xc4]); // mov ah, al (keep the byte)
+    a.emit(&[0xba, 0xfd, 0x03]); // mov dx, 0x3fd (line status register)
+    a.label("com1_wait");
+    a.emit(&[0xec]); // in al, dx
+    a.emit(&[0xa8, 0x20]); // test al, 0x20 (transmitter holding register empty)
+    a.rel(&[0x74], 1, "com1_wait"); // jz com1_wait
+    a.emit(&[0x88, 0xe0]); // mov al, ah
+    a.emit(&[0xba, 0xf8, 0x03]); // mov dx, 0x3f8 (transmit register)
+    a.emit(&[0xee]); // out dx, al
+    a.rel(&[0xeb], 1, "com1_puts"); // jmp com1_puts
+    a.label("com1_done");
+    a.emit(&[0xc3]); // ret
+
+    a.label("msg");
+    a.emit(MARKER.as_bytes());
+    a.emit(b"\n\0");
+
+    let code = a.finish(BOOT_ORIGIN)?;
+    if code.len() > 510 {
+        return Err(format!(
+            "boot sector: {} bytes of code, at most 510 fit",
+            code.len()
+        ));
+    }
+    let mut sector = [0u8; 512];
+    sector[..code.len()].copy_from_slice(&code);
+    sector[510] = 0x55;
+    sector[511] = 0xaa;
+    Ok(sector)
+}
+
+/// The HVM guest's raw disk: the boot sector, then zeros up to [`DISK_BYTES`].
+pub fn boot_disk() -> Result<Vec<u8>, String> {
+    let mut disk = vec![0u8; DISK_BYTES];
+    disk[..512].copy_from_slice(&boot_sector()?);
+    Ok(disk)
+}
+
+/// Makes the qdisk guest's qcow2 image `out_dir/data.qcow2` with the host's `qemu-img`
+/// ([`IMAGE_TOOLS`]), and returns its path.
+pub fn build_qcow2(out_dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let out = out_dir.join("data.qcow2");
+    if out.exists() {
+        std::fs::remove_file(&out).with_context(|| format!("removing {}", out.display()))?;
+    }
+    crate::packages::run(
+        std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&out)
+            .arg(QCOW2_SIZE),
+    )
+    .context("making the hvm step's qcow2 image")?;
+    let head = std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
+    if !head.starts_with(b"QFI\xfb") {
+        anyhow::bail!("{}: qemu-img wrote no qcow2 header", out.display());
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// The step
+
+/// The HVM guest's config for `tool`.
+fn hvm_cfg(tool: &str) -> String {
+    format!(
+        "# HVM guest of the rxl e2e rig: SeaBIOS boots a raw disk's boot sector.\n\
+         name = \"{}\"\ntype = \"hvm\"\nmemory = 32\nvcpus = 1\n\
+         disk = [ \"format=raw,vdev=hda,access=rw,target={HVM_DIR}/boot.img\" ]\n\
+         boot = \"c\"\nserial = \"pty\"\nvnc = 0\nsdl = 0\n",
+        hvm_name(tool)
+    )
+}
+
+/// The qdisk guest's config for `tool`: the Linux guest with the qcow2 image as xvdb.
+fn qdisk_cfg(tool: &str) -> String {
+    format!(
+        "# Debian's kernel as a PVH guest with a qcow2 disk (served by QEMU, qdisk).\n\
+         name = \"{}\"\ntype = \"pvh\"\nmemory = 256\nvcpus = {TIMED_LINUX_VCPUS}\n\
+         kernel = \"{LINUX_DIR}/vmlinuz\"\nramdisk = \"{LINUX_DIR}/initrd.img\"\n\
+         cmdline = \"console=hvc0 rdinit=/init rxl_devices\"\n\
+         on_reboot = \"destroy\"\n\
+         disk = [ \"format=qcow2,vdev=xvdb,access=rw,target={HVM_DIR}/data-{tool}.qcow2\" ]\n",
+        qdisk_name(tool)
+    )
+}
+
+/// The captures of one tool: the HVM guest, then the qdisk guest.
+fn tool_caps(tool: &'static str) -> Vec<CaptureSpec> {
+    let (hvm, qdisk) = match tool {
+        "rxl" => ("rxl-hvm", "rxl-qdisk"),
+        _ => ("xl-hvm", "xl-qdisk"),
+    };
+    let mut hvm_cap = script_cap(
+        hvm,
+        MARKER_S + 240,
+        include_str!("../../scripts/steps/hvm/hvm.sh"),
+        &[
+            ("TOOL", tool.to_owned()),
+            ("NAME", hvm_name(tool)),
+            ("CFG", format!("{HVM_DIR}/{tool}-hvm.cfg")),
+            ("MARKER", MARKER.to_owned()),
+            ("MARKER_S", MARKER_S.to_string()),
+        ],
+    );
+    hvm_cap.quiet_s = Some(60);
+    let mut qdisk_cap = script_cap(
+        qdisk,
+        LINUX_BOOT_S + 300,
+        include_str!("../../scripts/steps/hvm/qdisk.sh"),
+        &[
+            ("TOOL", tool.to_owned()),
+            ("NAME", qdisk_name(tool)),
+            ("CFG", format!("{HVM_DIR}/{tool}-qdisk.cfg")),
+            ("IMAGE", format!("{HVM_DIR}/data-{tool}.qcow2")),
+            ("TOKEN", token(tool)),
+            ("LINUX_INIT_LINE", LINUX_INIT_LINE.to_owned()),
+            ("BOOT_S", LINUX_BOOT_S.to_string()),
+        ],
+    );
+    qdisk_cap.quiet_s = Some(60);
+    vec![hvm_cap, qdisk_cap]
+}
+
+/// The step: for each of `tools`, the HVM guest and the qdisk guest. `boot_img` is the
+/// raw disk ([`boot_disk`]), `qcow2` the empty qcow2 image ([`build_qcow2`]).
+pub fn hvm_step(
+    linux: &LinuxFiles,
+    boot_img: Vec<u8>,
+    qcow2: &Path,
+    tools: &[&'static str],
+) -> Step {
+    let mut files = crate::steps::linux::kernel_files(linux);
+    files.push(StepFile::Bytes {
+        path: format!("{HVM_DIR}/boot.img"),
+        data: boot_img,
+    });
+    let mut captures = Vec::new();
+    for &tool in tools {
+        files.push(StepFile::Text {
+            path: format!("{HVM_DIR}/{tool}-hvm.cfg"),
+            text: hvm_cfg(tool),
+        });
+        files.push(StepFile::Text {
+            path: format!("{HVM_DIR}/{tool}-qdisk.cfg"),
+            text: qdisk_cfg(tool),
+        });
+        files.push(StepFile::Host {
+            path: format!("{HVM_DIR}/data-{tool}.qcow2"),
+            host: qcow2.to_owned(),
+        });
+        captures.extend(tool_caps(tool));
+    }
+    let check_tools = tools.to_vec();
+    Step {
+        name: "hvm",
+        about: "QEMU in dom0: an HVM guest (hvmloader, SeaBIOS, xenfv device model) boots a \
+                boot sector that prints its marker on port 0xe9 and COM1, and a PVH Linux \
+                guest writes and reads a qcow2 disk served by a xenpv device model; both \
+                destroyed with no QEMU, socket, xenstore node or interface left",
+        captures,
+        files,
+        check: Box::new(move |o| check_hvm(o, &check_tools)),
+        publish: None,
+    }
+}
+
+/// The `leftover: ...` lines of a capture.
+fn leftovers(c: &Capture) -> Vec<&str> {
+    c.lines
+        .iter()
+        .filter(|l| l.starts_with("leftover: "))
+        .map(String::as_str)
+        .collect()
+}
+
+/// The value of the first `key=value` field in a capture.
+fn value<'a>(c: &'a Capture, key: &str) -> Option<&'a str> {
+    c.lines.iter().find_map(|l| field(l, key))
+}
+
+/// What both guests' captures must show: a device model run with `-machine MACHINE`, a
+/// destroy with status 0, and nothing left of the domain after it.
+fn device_model_problems(c: &Capture, cap: &str, machine: &str, problems: &mut Vec<String>) {
+    let want = format!("-machine {machine}");
+    if !c.lines.iter().any(|l| l.contains(&want)) {
+        problems.push(format!("{cap}: no device model command line with {want}"));
+    }
+    if value(c, "destroy_rc") != Some("0") {
+        problems.push(format!(
+            "{cap}: destroy exited with {:?}",
+            value(c, "destroy_rc")
+        ));
+    }
+    problems.extend(leftovers(c).iter().map(|l| format!("{cap}: {l}")));
+}
+
+/// Checks one tool's HVM capture; returns its summary.
+fn check_hvm_guest(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Option<String> {
+    let c = match o.succeeded(cap) {
+        Ok(c) => c,
+        Err(e) => {
+            problems.push(e);
+            return None;
+        }
+    };
+    let Some(domid) = domid_of(c) else {
+        problems.push(format!("{cap}: no domid= line: {}", excerpt(&c.lines)));
+        return None;
+    };
+    let before = problems.len();
+    let on_console = guest_lines(o.console, domid)
+        .iter()
+        .any(|l| l.trim_end() == MARKER);
+    if !on_console {
+        problems.push(format!(
+            "{cap}: no \"(d{domid}) {MARKER}\" line in Xen's console; d{domid} printed: {}",
+            excerpt(&guest_lines(o.console, domid))
+        ));
+    }
+    if number(c, "serial_marker_lines").unwrap_or(0) == 0 {
+        problems.push(format!(
+            "{cap}: the marker never came through the guest's serial pty"
+        ));
+    }
+    if number(c, "xl_console_marker_lines").unwrap_or(0) == 0 {
+        problems.push(format!(
+            "{cap}: `xl console -t serial` showed no marker in 10 s (status {})",
+            value(c, "xl_console_rc").unwrap_or("?")
+        ));
+    }
+    device_model_problems(c, cap, "xenfv", problems);
+    (problems.len() == before).then(|| {
+        format!(
+            "{cap}: d{domid} created in {} ms, marker after {} ms (serial {} ms), destroyed in {} ms",
+            value(c, "create_ms").unwrap_or("?"),
+            value(c, "marker_ms").unwrap_or("?"),
+            value(c, "serial_ms").unwrap_or("?"),
+            value(c, "destroy_ms").unwrap_or("?"),
+        )
+    })
+}
+
+/// Checks one tool's qdisk capture; returns its summary.
+fn check_qdisk_guest(
+    o: &Outcome<'_>,
+    cap: &str,
+    tool: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let c = match o.succeeded(cap) {
+        Ok(c) => c,
+        Err(e) => {
+            problems.push(e);
+            return None;
+        }
+    };
+    let before = problems.len();
+    let want = token(tool);
+    if value(c, "readback") != Some(want.as_str()) {
+        problems.push(format!(
+            "{cap}: the guest read back {:?} from xvdb, expected {want:?}",
+            value(c, "readback")
+        ));
+    }
+    if number(c, "token_in_qcow2").unwrap_or(0) == 0 {
+        problems.push(format!("{cap}: the token is not in the qcow2 file"));
+    }
+    device_model_problems(c, cap, "xenpv", problems);
+    (problems.len() == before).then(|| {
+        format!(
+            "{cap}: created in {} ms, /init after {} ms, token read back, destroyed in {} ms",
+            value(c, "create_ms").unwrap_or("?"),
+            value(c, "boot_ms").unwrap_or("?"),
+            value(c, "destroy_ms").unwrap_or("?"),
+        )
+    })
+}
+
+fn check_hvm(o: &Outcome<'_>, tools: &[&str]) -> Result<String, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut summary = Vec::new();
+    for &tool in tools {
+        summary.extend(check_hvm_guest(o, &format!("{tool}-hvm"), &mut problems));
+        summary.extend(check_qdisk_guest(
+            o,
+            &format!("{tool}-qdisk"),
+            tool,
+            &mut problems,
+        ));
+    }
+    if problems.is_empty() {
+        Ok(summary.join("; "))
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::markers::Report;
+
+    #[test]
+    fn the_boot_sector_is_one_signed_sector_holding_the_marker() {
+        let s = boot_sector().unwrap();
+        assert_eq!(s.len(), 512);
+        assert_eq!(&s[510..], &[0x55, 0xaa]);
+        let m = format!("{MARKER}\n\0");
+        let at = s
+            .windows(m.len())
+            .position(|w| w == m.as_bytes())
+            .expect("marker in the sector");
+        // `mov si, msg` (0xbe) carries the marker's load address, twice.
+        let addr = (usize::from(BOOT_ORIGIN) + at) as u16;
+        let mov: Vec<u8> = [&[0xbe][..], &addr.to_le_bytes()].concat();
+        let n = s.windows(3).filter(|w| *w == mov.as_slice()).count();
+        assert_eq!(n, 2, "mov si, msg at {addr:#x}");
+        // It starts with cli and sets up ds before anything else.
+        assert_eq!(&s[..5], &[0xfa, 0x31, 0xc0, 0x8e, 0xd8]);
+        // Port 0xe9 and COM1's registers are written or read.
+        assert!(s.windows(2).any(|w| w == [0xe6, 0xe9]));
+        assert!(s.windows(3).any(|w| w == [0xba, 0xfd, 0x03]));
+        assert!(s.windows(3).any(|w| w == [0xba, 0xf8, 0x03]));
+        assert!(s.windows(2).any(|w| w == [0xa8, 0x20]));
+    }
+
+    #[test]
+    fn the_boot_sectors_jumps_land_on_their_labels() {
+        let s = boot_sector().unwrap();
+        // `loop tick` goes back to `sti` (0xfb), two bytes before it with `hlt` between.
+        let lp = s.iter().position(|&b| b == 0xe2).unwrap();
+        let to = (lp as isize + 2 + (s[lp + 1] as i8) as isize) as usize;
+        assert_eq!(&s[to..to + 2], &[0xfb, 0xf4]);
+        // Both calls land on `lodsb`.
+        for (i, _) in s.iter().enumerate().filter(|(_, &b)| b == 0xe8) {
+            let d = i16::from_le_bytes([s[i + 1], s[i + 2]]);
+            let to = (i as isize + 3 + d as isize) as usize;
+            assert_eq!(s[to], 0xac, "call at {i}");
+        }
+    }
+
+    #[test]
+    fn a_jump_out_of_reach_is_an_error_not_a_wrong_byte() {
+        let mut a = Asm::default();
+        a.rel(&[0xeb], 1, "far");
+        a.emit(&[0x90; 200]);
+        a.label("far");
+        let e = a.finish(BOOT_ORIGIN).unwrap_err();
+        assert!(e.contains("too far"), "{e}");
+        let mut a = Asm::default();
+        a.rel(&[0xeb], 1, "nowhere");
+        assert!(a.finish(0).unwrap_err().contains("no label nowhere"));
+    }
+
+    #[test]
+    fn the_disk_is_a_mebibyte_starting_with_the_boot_sector() {
+        let d = boot_disk().unwrap();
+        assert_eq!(d.len(), DISK_BYTES);
+        assert_eq!(&d[..512], &boot_sector().unwrap());
+        assert!(d[512..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn the_configs_say_what_the_step_needs() {
+        let h = hvm_cfg("xl");
+        for want in [
+            "type = \"hvm\"",
+            "memory = 32",
+            "format=raw,vdev=hda,access=rw,target=/e2e/hvm/boot.img",
+            "serial = \"pty\"",
+            "vnc = 0",
+            "sdl = 0",
+            "boot = \"c\"",
+        ] {
+            assert!(h.contains(want), "{want} in {h}");
+        }
+        assert!(!h.contains("vif"));
+        let q = qdisk_cfg("rxl");
+        assert!(q.contains("format=qcow2,vdev=xvdb,access=rw,target=/e2e/hvm/data-rxl.qcow2"));
+        assert!(q.contains("rxl_devices"), "blkfront is loaded: {q}");
+        assert!(q.contains("name = \"qdisk-rxl\""));
+    }
+
+    #[test]
+    fn tools_default_to_xl_and_take_rxl() {
+        assert_eq!(select_tools(DEFAULT_TOOLS).unwrap(), vec!["xl"]);
+        assert_eq!(select_tools("rxl, xl").unwrap(), vec!["xl", "rxl"]);
+        assert!(select_tools("xm").unwrap_err().contains("xl, rxl"));
+    }
+
+    fn report(step_lines: &[(&str, &[&str], i32)]) -> Report {
+        let mut text = String::from("@@RXL-READY\n");
+        for (name, lines, rc) in step_lines {
+            text.push_str(&format!("@@RXL-BEGIN hvm/{name}\n"));
+            for l in *lines {
+                text.push_str(l);
+                text.push('\n');
+            }
+            text.push_str(&format!("@@RXL-END hvm/{name} rc={rc}\n"));
+        }
+        text.push_str("@@RXL-DONE\n");
+        crate::markers::parse(&text)
+    }
+
+    const GOOD_HVM: &[&str] = &[
+        "create_ms=4000",
+        "domid=3",
+        "marker_ms=9000",
+        "serial_marker_lines=2",
+        "serial_ms=9100",
+        "xl_console_rc=0",
+        "xl_console_marker_lines=6",
+        "--- device model command line",
+        "/usr/libexec/xen-qemu-system-i386 -xen-domid 3 -machine xenfv,suppress-vmdesc=on",
+        "destroy_rc=0",
+        "destroy_ms=2000",
+        "--- leftovers end",
+    ];
+
+    fn good_qdisk(tool: &str) -> Vec<String> {
+        vec![
+            "create_ms=9000".into(),
+            "domid=4".into(),
+            "boot_ms=20000".into(),
+            "/usr/libexec/xen-qemu-system-i386 -xen-domid 4 -machine xenpv -m 256".into(),
+            format!("readback={}", token(tool)),
+            "destroy_rc=0".into(),
+            "token_in_qcow2=1".into(),
+        ]
+    }
+
+    #[test]
+    fn a_clean_run_passes_and_each_failure_is_named() {
+        let q = good_qdisk("xl");
+        let q: Vec<&str> = q.iter().map(String::as_str).collect();
+        let console = "(XEN) hvm.c\n(d3) RXL-HVM-BOOT-OK\n";
+        let r = report(&[("xl-hvm", GOOD_HVM, 0), ("xl-qdisk", &q, 0)]);
+        let o = Outcome {
+            step: "hvm",
+            report: &r,
+            console,
+        };
+        let s = check_hvm(&o, &["xl"]).unwrap();
+        assert!(s.contains("marker after 9000 ms"), "{s}");
+
+        // No marker on Xen's console, a QEMU left, a wrong token.
+        let mut hvm: Vec<&str> = GOOD_HVM.to_vec();
+        hvm.retain(|l| !l.starts_with("xl_console_marker_lines="));
+        hvm.push("leftover: device model pid 212 (xen-qemu-system-i386 -xen-domid 3)");
+        let mut q = good_qdisk("xl");
+        q[4] = "readback=".into();
+        let q: Vec<&str> = q.iter().map(String::as_str).collect();
+        let r = report(&[("xl-hvm", &hvm, 0), ("xl-qdisk", &q, 0)]);
+        let o = Outcome {
+            step: "hvm",
+            report: &r,
+            console: "(d2) RXL-HVM-BOOT-OK\n",
+        };
+        let p = check_hvm(&o, &["xl"]).unwrap_err();
+        assert!(
+            p.iter().any(|p| p.contains("no \"(d3) RXL-HVM-BOOT-OK\"")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.contains("leftover: device model pid 212")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|p| p.contains("read back Some(\"\")")),
+            "{p:?}"
+        );
+
+        // rxl's captures are judged when rxl is selected.
+        let r = report(&[("xl-hvm", GOOD_HVM, 0), ("xl-qdisk", &q, 0)]);
+        let o = Outcome {
+            step: "hvm",
+            report: &r,
+            console,
+        };
+        let p = check_hvm(&o, &["xl", "rxl"]).unwrap_err();
+        assert!(
+            p.iter().any(|p| p.contains("hvm/rxl-hvm never ran")),
+            "{p:?}"
+        );
+    }
+}
