@@ -342,8 +342,9 @@ pub fn launch<S: Store + ?Sized>(
                     Ok(pid)
                 }
                 Err(m) => {
-                    // Not yet recorded (the record failed): signal it here, as it is ours.
+                    // Ours (its handle says so, whatever the record): killed and reaped here.
                     let _ = child.kill();
+                    let _ = child.wait();
                     Err(m)
                 }
             }
