@@ -105,6 +105,12 @@ fn a_qcow2_guest_runs_its_device_model_and_destroy_leaves_nothing() {
     let sim = Sim::new();
     let img = qcow2(sim.dir.path(), "root.qcow2");
     let cfg = config(&sim, "qd", &format!("{},qcow2,xvda,rw", img.display()));
+    let o = ok(sim.run(&["create", "-n", cfg.to_str().expect("utf-8")]));
+    assert!(
+        stdout(&o).contains("vbd devid 51712: QEMU qdisk in the device model"),
+        "{}",
+        stdout(&o)
+    );
     let o = ok(create(&sim, &cfg, &[]));
     let dom = stdout(&o).trim().to_owned();
 
