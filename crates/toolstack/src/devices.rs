@@ -969,8 +969,7 @@ where
                 devid,
                 backend: backend_domain(hv, xs, spec.backend.as_deref(), &label)?,
             };
-            let planned = devices::plan::disk(guest, &disk, &opts.script_dir).map_err(refused)?;
-            if planned.device_model {
+            if devices::disk_backend(spec, disk.backend) == Ok(devices::DiskBackend::Qdisk) {
                 return Err(DeviceFailure::msg(
                     &label,
                     "a disk QEMU serves (qcow, qcow2, vhd, qed, backendtype=qdisk) cannot be \
@@ -978,7 +977,7 @@ where
                         .into(),
                 ));
             }
-            Ok(planned)
+            devices::plan::disk(guest, &disk, &opts.script_dir).map_err(refused)
         }
         NewDevice::Vif(spec) => {
             let whole = format!("domain {dom}");
