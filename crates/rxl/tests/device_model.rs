@@ -267,3 +267,67 @@ fn sim_device_model_is_refused_on_real_xen() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("simulated host only"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_reboot_by_the_host_monitor_gives_the_new_domain_its_own_device_model() {
+    let sim = Sim::new();
+    let img = qcow2(sim.dir.path(), "root.qcow2");
+    let cfg = config(&sim, "rb", &format!("{},qcow2,xvda,rw", img.display()));
+    // With the host monitor, which applies on_reboot = "restart".
+    let o = ok(sim.run(&["create", cfg.to_str().expect("utf-8")]));
+    let first = stdout(&o).trim().to_owned();
+    ok(sim.run(&["reboot", "-w", "rb"]));
+    sim.wait_for("the restarted guest", |s| {
+        s.domain("rb")
+            .is_some_and(|d| d["domid"].to_string() != first && d["state"] != "--p---")
+    });
+    let second = sim.domain("rb").expect("listed")["domid"].to_string();
+    sim.wait_for("one device model", |s| device_models(s).len() == 1);
+    let args = cmdline(device_models(&sim)[0]);
+    let at = args
+        .iter()
+        .position(|a| a == "-xen-domid")
+        .expect("-xen-domid");
+    assert_eq!(
+        args[at + 1],
+        second,
+        "the device model serves the new domain"
+    );
+    assert_eq!(dm_nodes(&sim, &first), Vec::<String>::new());
+    assert_eq!(
+        read(
+            &sim,
+            &format!("/local/domain/0/device-model/{second}/state")
+        )
+        .as_deref(),
+        Some("running")
+    );
+    let monitor = sim.monitord_pid().expect("the host monitor runs");
+    ok(sim.run(&["destroy", "rb"]));
+    nothing_left(&sim, &second);
+    // The monitor started that device model and reaped it: no zombie is left to it.
+    sim.wait_for("the monitor to reap its device model", |_| {
+        zombies_of(monitor).is_empty()
+    });
+}
+
+/// The zombie children of `parent`.
+fn zombies_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.first() == Some(&"Z") && f.get(1) == Some(&parent.to_string().as_str()) {
+            out.push(pid);
+        }
+    }
+    out
+}

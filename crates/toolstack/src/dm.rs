@@ -339,6 +339,16 @@ pub fn launch<S: Store + ?Sized>(
             match waited {
                 Ok(()) => {
                     tracing::info!("domain {dom}: device model {pid} runs ({command})");
+                    // A long-lived caller (the host monitor restarting a guest) reaps it
+                    // whenever it exits, so that no zombie outlives it.
+                    let reaper = std::thread::Builder::new()
+                        .name(format!("dm-reaper-{}", dom.0))
+                        .spawn(move || {
+                            let _ = child.wait();
+                        });
+                    if let Err(e) = reaper {
+                        tracing::warn!("domain {dom}: cannot watch device model {pid}: {e}");
+                    }
                     Ok(pid)
                 }
                 Err(m) => {
