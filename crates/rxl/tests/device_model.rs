@@ -276,10 +276,11 @@ fn a_reboot_by_the_host_monitor_gives_the_new_domain_its_own_device_model() {
     // With the host monitor, which applies on_reboot = "restart".
     let o = ok(sim.run(&["create", cfg.to_str().expect("utf-8")]));
     let first = stdout(&o).trim().to_owned();
+    let first_id: u64 = first.parse().expect("domid");
     ok(sim.run(&["reboot", "-w", "rb"]));
     sim.wait_for("the restarted guest", |s| {
         s.domain("rb")
-            .is_some_and(|d| d["domid"].to_string() != first && d["state"] != "--p---")
+            .is_some_and(|d| d["domid"].as_u64() != Some(first_id) && d["state"] != "--p---")
     });
     let second = sim.domain("rb").expect("listed")["domid"].to_string();
     sim.wait_for("one device model", |s| device_models(s).len() == 1);
