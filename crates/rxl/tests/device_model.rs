@@ -332,3 +332,29 @@ fn zombies_of(parent: u32) -> Vec<u32> {
     }
     out
 }
+
+#[test]
+fn the_simulated_device_model_exits_when_its_domain_is_gone() {
+    let sim = Sim::new();
+    let img = qcow2(sim.dir.path(), "root.qcow2");
+    let cfg = config(&sim, "gone", &format!("{},qcow2,xvda,rw", img.display()));
+    let dom: u16 = stdout(&ok(create(&sim, &cfg, &[])))
+        .trim()
+        .parse()
+        .expect("domid");
+    assert_eq!(device_models(&sim).len(), 1);
+    // Destroyed behind rxl's back: the device model sees @releaseDomain and leaves.
+    xen_host::Hypervisor::destroy(&sim.host(), xen_host::DomId(dom)).expect("destroy");
+    sim.wait_for("the device model to exit", |s| device_models(s).is_empty());
+    assert_eq!(
+        sockets(&sim),
+        Vec::<String>::new(),
+        "it removed its sockets"
+    );
+    let log =
+        std::fs::read_to_string(sim.state().join("log").join("qemu-dm-gone.log")).expect("log");
+    assert!(log.contains("is gone: exiting"), "{log}");
+    // rxl destroy then removes what is left (the record, nodes).
+    ok(sim.run(&["destroy", "gone"]));
+    nothing_left(&sim, &dom.to_string());
+}
