@@ -19,6 +19,7 @@
 
 pub mod assign;
 pub mod hotplug;
+pub mod image;
 pub mod nodes;
 pub mod plan;
 pub mod vdev;
@@ -29,7 +30,7 @@ use serde::Serialize;
 use xen_host::DomId;
 
 pub use assign::{assign, Assigned, DiskDevice, VifDevice};
-pub use nodes::{disk_nodes, vif_nodes, DeviceNodes, Guest, Node, XsOp};
+pub use nodes::{disk_backend, disk_nodes, vif_nodes, DeviceNodes, DiskBackend, Guest, Node, XsOp};
 pub use plan::{plan, PlannedDevice};
 
 /// Where libxl finds hotplug scripts named without a directory (`XEN_SCRIPT_DIR`).
@@ -85,10 +86,27 @@ pub fn frontend_path(kind: DeviceKind, domid: DomId, devid: u32) -> String {
 
 /// The backend's directory: `/local/domain/BE/backend/KIND/D/N`.
 pub fn backend_path(kind: DeviceKind, backend: DomId, domid: DomId, devid: u32) -> String {
+    backend_path_in(kind.as_str(), backend, domid, devid)
+}
+
+/// A backend directory under a class name that may differ from the frontend's:
+/// `/local/domain/BE/backend/CLASS/D/N` (a disk QEMU serves is `qdisk`, its frontend
+/// `vbd`).
+pub fn backend_path_in(class: &str, backend: DomId, domid: DomId, devid: u32) -> String {
     format!(
-        "/local/domain/{}/backend/{kind}/{}/{devid}",
+        "/local/domain/{}/backend/{class}/{}/{devid}",
         backend.0, domid.0
     )
+}
+
+impl DeviceNodes {
+    /// Whether QEMU serves this device (its backend directory is `backend/qdisk/...`).
+    pub fn is_qdisk(&self) -> bool {
+        self.backend
+            .split('/')
+            .nth(5)
+            .is_some_and(|class| class == nodes::QDISK)
+    }
 }
 
 /// The toolstack's private copy: `/libxl/D/device/KIND/N`.

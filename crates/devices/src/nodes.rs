@@ -16,7 +16,7 @@ use xlcfg::model::{
 use xlcfg::DomainType;
 
 use crate::assign::{DiskDevice, VifDevice};
-use crate::{backend_path, frontend_path, libxl_path, state, DeviceError, DeviceKind};
+use crate::{backend_path_in, frontend_path, libxl_path, state, DeviceError, DeviceKind};
 
 /// The MTU libxl assumes and leaves out of the backend (`LIBXL_DEVICE_NIC_MTU_DEFAULT`).
 pub const DEFAULT_MTU: u32 = 1500;
@@ -209,9 +209,16 @@ struct Builder {
 }
 
 impl Builder {
-    fn finish(self, kind: DeviceKind, guest: &Guest, devid: u32, be: DomId) -> DeviceNodes {
+    fn finish(
+        self,
+        kind: DeviceKind,
+        backend_dir: &str,
+        guest: &Guest,
+        devid: u32,
+        be: DomId,
+    ) -> DeviceNodes {
         let fe_dir = frontend_path(kind, guest.domid, devid);
-        let be_dir = backend_path(kind, be, guest.domid, devid);
+        let be_dir = backend_path_in(backend_dir, be, guest.domid, devid);
         let libxl_dir = libxl_path(kind, guest.domid, devid);
         let frontend_perms = vec![perm(guest.domid, Access::None), perm(be, Access::Read)];
         let backend_perms = vec![perm(be, Access::None), perm(guest.domid, Access::Read)];
@@ -275,13 +282,74 @@ fn bool01(b: bool) -> String {
     if b { "1" } else { "0" }.to_owned()
 }
 
-/// The message for anything that only QEMU could serve.
+/// The message for anything that only QEMU could serve and rxl does not ask it to yet.
 pub const NEEDS_QDISK: &str = "needs a QEMU disk backend, not supported yet";
 
-/// The nodes of a disk served by blkback (libxl's PHY backend: a block device, or an
-/// image file through the `block` script's loop device), with its checks: a non-raw
-/// format, a qdisk/tap/standalone backend, virtio, an empty drive and (for PVH) a CD-ROM
-/// are refused.
+/// What serves a disk (`libxl__device_disk_set_backend`, libxl_device.c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskBackend {
+    /// The kernel's blkback (libxl's PHY): a block device, or an image file through the
+    /// `block` script's loop device.
+    Phy,
+    /// QEMU's xen-block in the guest's device model (libxl's QDISK): every non-raw
+    /// format, and `backendtype=qdisk`.
+    Qdisk,
+}
+
+/// The backend libxl chooses for `spec`, or why rxl refuses the disk: a raw disk goes to
+/// blkback unless `backendtype=qdisk`; qcow, qcow2, vhd and qed go to QEMU; blktap,
+/// virtio, a qdisk driven by a script or served from another domain are refused.
+pub fn disk_backend(
+    spec: &xlcfg::model::DiskSpec,
+    backend_domid: DomId,
+) -> Result<DiskBackend, String> {
+    let backend = match (spec.backendtype, spec.format) {
+        (_, DiskFormat::Empty) => return Err(format!("an empty drive {NEEDS_QDISK}")),
+        (None | Some(DiskBackendType::Phy), DiskFormat::Raw) => DiskBackend::Phy,
+        (Some(DiskBackendType::Phy), f) => {
+            return Err(format!(
+                "format {} cannot be served by blkback (backendtype=phy): leave backendtype \
+                 out (or write backendtype=qdisk) to have QEMU serve it",
+                format_name(&f)
+            ))
+        }
+        (None | Some(DiskBackendType::Qdisk), _) => DiskBackend::Qdisk,
+        // libxl_device.c disk_try_backend: "blktap not available".
+        (Some(DiskBackendType::Tap), _) => {
+            return Err("backendtype=tap: blktap is not available".into())
+        }
+        (Some(DiskBackendType::Standalone), _) => {
+            return Err("backendtype=standalone (virtio-disk) is not supported".into())
+        }
+    };
+    if backend == DiskBackend::Qdisk {
+        let name = match spec.backendtype {
+            Some(DiskBackendType::Qdisk) => "backendtype=qdisk".to_owned(),
+            _ => format!("format {}", format_name(&spec.format)),
+        };
+        // disk_try_backend: a QDISK disk with a script is "bad_script".
+        if spec.script.is_some() || spec.target_kind == DiskTargetKind::Script {
+            return Err(format!(
+                "{name} is served by QEMU, which runs no hotplug script: drop script="
+            ));
+        }
+        if backend_domid != DomId::DOM0 {
+            return Err(format!(
+                "{name} is served by QEMU, which rxl starts in Domain-0 only: drop backend="
+            ));
+        }
+    }
+    Ok(backend)
+}
+
+/// The nodes of a disk, with its checks: what [`disk_backend`] refuses, virtio, an empty
+/// drive and (for PVH) a CD-ROM are refused; an HVM guest's CD-ROM too, for now.
+///
+/// A blkback disk gets `type = phy`, its target verbatim in `params` and the `block`
+/// script; a QEMU disk gets its backend directory under `backend/qdisk` (the frontend
+/// stays `device/vbd/N`), `type = qdisk`, `params = FORMAT:PATH` (`aio:` for raw) and no
+/// script (`device_disk_add`, libxl_disk.c).
 pub fn disk_nodes(
     guest: &Guest,
     disk: &DiskDevice,
@@ -289,25 +357,10 @@ pub fn disk_nodes(
 ) -> Result<DeviceNodes, DeviceError> {
     let spec = &disk.spec;
     let refuse = |m: String| Err(DeviceError::new(disk.label(), m));
-    match spec.format {
-        DiskFormat::Raw => {}
-        DiskFormat::Empty => return refuse(format!("an empty drive {NEEDS_QDISK}")),
-        f => {
-            let name = format_name(&f);
-            return refuse(format!("format {name} {NEEDS_QDISK}"));
-        }
-    }
-    match spec.backendtype {
-        None | Some(DiskBackendType::Phy) => {}
-        Some(DiskBackendType::Qdisk) => return refuse(format!("backendtype=qdisk {NEEDS_QDISK}")),
-        // libxl_device.c disk_try_backend: "blktap not available".
-        Some(DiskBackendType::Tap) => {
-            return refuse("backendtype=tap: blktap is not available".into())
-        }
-        Some(DiskBackendType::Standalone) => {
-            return refuse("backendtype=standalone (virtio-disk) is not supported".into())
-        }
-    }
+    let backend = match disk_backend(spec, disk.backend) {
+        Ok(b) => b,
+        Err(m) => return refuse(m),
+    };
     if spec.specification == Some(DiskSpecification::Virtio) {
         return refuse("specification=virtio is not supported".into());
     }
@@ -340,12 +393,20 @@ pub fn disk_nodes(
         front: Vec::new(),
         ro_front: Vec::new(),
     };
-    b.back
-        .push(("params", target.value.to_string_lossy().into_owned()));
-    b.back.push((
-        "script",
-        script_path(spec.script.as_deref().unwrap_or("block"), script_dir),
-    ));
+    let path = target.value.to_string_lossy().into_owned();
+    match backend {
+        DiskBackend::Phy => {
+            b.back.push(("params", path));
+            b.back.push((
+                "script",
+                script_path(spec.script.as_deref().unwrap_or("block"), script_dir),
+            ));
+        }
+        DiskBackend::Qdisk => {
+            b.back
+                .push(("params", format!("{}:{path}", qdisk_format(&spec.format))));
+        }
+    }
     b.back.push(("frontend-id", guest.domid.0.to_string()));
     b.back.push(("online", "1".into()));
     // 1 only for a CD-ROM whose medium can be changed (libxl_cdrom_insert).
@@ -354,7 +415,14 @@ pub fn disk_nodes(
     b.back.push(("bootable", "1".into()));
     b.back.push(("state", state::INITIALISING.to_string()));
     b.back.push(("dev", spec.vdev.clone()));
-    b.back.push(("type", "phy".into()));
+    b.back.push((
+        "type",
+        match backend {
+            DiskBackend::Phy => "phy",
+            DiskBackend::Qdisk => QDISK,
+        }
+        .into(),
+    ));
     b.back
         .push(("mode", if readwrite { "w" } else { "r" }.into()));
     b.back.push(("device-type", device_type.into()));
@@ -375,7 +443,32 @@ pub fn disk_nodes(
         // xc_domain_get_native_protocol: 64-bit PV only (Debian's Xen has no PV32).
         b.front.push(("protocol", "x86_64-abi".into()));
     }
-    Ok(b.finish(DeviceKind::Vbd, guest, disk.devid, disk.backend))
+    let backend_dir = match backend {
+        DiskBackend::Phy => DeviceKind::Vbd.as_str(),
+        DiskBackend::Qdisk => QDISK,
+    };
+    Ok(b.finish(
+        DeviceKind::Vbd,
+        backend_dir,
+        guest,
+        disk.devid,
+        disk.backend,
+    ))
+}
+
+/// The backend directory's class name of a disk QEMU serves (`backend/qdisk/D/N`) and
+/// its `type` node.
+pub const QDISK: &str = "qdisk";
+
+/// The format prefix of a qdisk's `params` (`libxl__device_disk_string_of_format`).
+fn qdisk_format(f: &DiskFormat) -> &'static str {
+    match f {
+        DiskFormat::Raw | DiskFormat::Empty => "aio",
+        DiskFormat::Qcow => "qcow",
+        DiskFormat::Qcow2 => "qcow2",
+        DiskFormat::Vhd => "vhd",
+        DiskFormat::Qed => "qed",
+    }
 }
 
 /// The format as the config writes it (`qcow2`).
@@ -448,7 +541,13 @@ pub fn vif_nodes(
     b.front
         .push(("trusted", bool01(spec.trusted.unwrap_or(true))));
     b.ro_front.push(("mtu", mtu.to_string()));
-    Ok(b.finish(DeviceKind::Vif, guest, vif.devid, vif.backend))
+    Ok(b.finish(
+        DeviceKind::Vif,
+        DeviceKind::Vif.as_str(),
+        guest,
+        vif.devid,
+        vif.backend,
+    ))
 }
 
 #[cfg(test)]
@@ -619,11 +718,6 @@ mod tests {
 
     #[test]
     fn disks_rxl_cannot_serve_are_refused() {
-        assert_eq!(
-            disk_err(&pvh(1), "/d/x.qcow2,qcow2,xvda,rw"),
-            "disk xvda (line 4:11): format qcow2 needs a QEMU disk backend, not supported yet"
-        );
-        assert!(disk_err(&pvh(1), "/d/x.vhd,vhd,xvda,rw").contains("format vhd needs a QEMU"));
         assert!(disk_err(&pvh(1), "/d/x.img,raw,xvda,r,devtype=cdrom")
             .contains("devtype=cdrom is not supported for PVH guests"));
         let hvm = Guest {
@@ -643,13 +737,77 @@ mod tests {
             Some("cdrom")
         );
         assert!(
-            disk_err(&pvh(1), "vdev=xvda,backendtype=qdisk,target=/d/x.img")
-                .contains("backendtype=qdisk needs a QEMU disk backend")
-        );
-        assert!(
             disk_err(&pvh(1), "vdev=xvda,backendtype=tap,target=/d/x.img")
                 .contains("blktap is not available")
         );
+        assert_eq!(
+            disk_err(
+                &pvh(1),
+                "vdev=xvda,format=qcow2,backendtype=phy,target=/d/x.qcow2"
+            ),
+            "disk xvda (line 4:57): format qcow2 cannot be served by blkback (backendtype=phy): \
+             leave backendtype out (or write backendtype=qdisk) to have QEMU serve it"
+        );
+        assert!(disk_err(
+            &pvh(1),
+            "vdev=xvda,format=qcow2,script=block-x,target=/d/x.qcow2"
+        )
+        .contains("format qcow2 is served by QEMU, which runs no hotplug script"));
+    }
+
+    // Checked against device_disk_add (libxl_disk.c) and libxl__device_from_disk: the
+    // backend directory is `qdisk`, the frontend and the /libxl copy stay `vbd`.
+    #[test]
+    fn qcow2_disk_node_set() {
+        let a = devices("disk = [ \"/d/root.qcow2,qcow2,xvda,rw\" ]\n");
+        let n = disk_nodes(&pvh(7), &a.disks[0], Path::new(SCRIPTS)).expect("nodes");
+        assert!(n.is_qdisk());
+        assert_eq!(n.backend, "/local/domain/0/backend/qdisk/7/51712");
+        assert_eq!(n.frontend, "/local/domain/7/device/vbd/51712");
+        assert_eq!(n.libxl, "/libxl/7/device/vbd/51712");
+        insta::assert_snapshot!(n.to_string());
+        // No script: none runs for QEMU's backends.
+        assert_eq!(
+            crate::hotplug::command_for(&n, crate::hotplug::Action::Add),
+            None
+        );
+    }
+
+    #[test]
+    fn qdisk_params_name_the_format() {
+        let be = "/local/domain/0/backend/qdisk/3/51712";
+        for (line, params) in [
+            ("/d/x.img,raw,xvda,rw,backendtype=qdisk", "aio:/d/x.img"),
+            ("/d/x.vhd,vhd,xvda,rw", "vhd:/d/x.vhd"),
+            ("/d/x.qed,qed,xvda,rw", "qed:/d/x.qed"),
+            ("/d/x.qcow,qcow,xvda,rw", "qcow:/d/x.qcow"),
+        ] {
+            let a = devices(&format!("disk = [ \"{line}\" ]\n"));
+            let n = disk_nodes(&pvh(3), &a.disks[0], Path::new(SCRIPTS)).expect(line);
+            assert_eq!(n.value(&format!("{be}/params")), Some(params), "{line}");
+            assert_eq!(n.value(&format!("{be}/type")), Some("qdisk"));
+            assert_eq!(n.value(&format!("{be}/script")), None);
+        }
+        let pv = Guest {
+            domid: DomId(3),
+            domain_type: DomainType::Pv,
+        };
+        let a = devices("disk = [ \"/d/x.qcow2,qcow2,xvda,r\" ]\n");
+        let n = disk_nodes(&pv, &a.disks[0], Path::new(SCRIPTS)).expect("nodes");
+        assert_eq!(
+            n.value("/local/domain/3/device/vbd/51712/protocol"),
+            Some("x86_64-abi")
+        );
+        assert_eq!(n.value(&format!("{be}/mode")), Some("r"));
+        assert_eq!(
+            n.value(&format!("{be}/frontend")),
+            Some("/local/domain/3/device/vbd/51712")
+        );
+        assert_eq!(
+            n.value("/local/domain/3/device/vbd/51712/backend"),
+            Some(be)
+        );
+        assert_eq!(n.value("/libxl/3/device/vbd/51712/backend"), Some(be));
     }
 
     #[test]

@@ -37,8 +37,11 @@ pub struct PlannedDevice {
     /// The nodes to write.
     pub nodes: DeviceNodes,
     /// The script to run once the backend is in InitWait (`None`: none is run, as
-    /// libxl runs none for a backend in another domain).
+    /// libxl runs none for a backend in another domain, nor for QEMU's).
     pub hotplug_add: Option<HotplugCommand>,
+    /// Whether the guest's device model (QEMU in dom0) serves it: a qdisk disk.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub device_model: bool,
 }
 
 impl fmt::Display for PlannedDevice {
@@ -94,11 +97,19 @@ pub fn disk(
     script_dir: &Path,
 ) -> Result<PlannedDevice, DeviceError> {
     let nodes = disk_nodes(guest, d, script_dir)?;
-    let backend_kind = match d.spec.target_kind {
-        DiskTargetKind::File => "blkback, image file through a loop device",
-        DiskTargetKind::Device => "blkback, block device",
-        _ => "blkback, target given to the script",
+    let qdisk = nodes.is_qdisk();
+    let backend_kind = match (qdisk, d.spec.target_kind) {
+        (true, _) => "QEMU qdisk in the device model",
+        (false, DiskTargetKind::File) => "blkback, image file through a loop device",
+        (false, DiskTargetKind::Device) => "blkback, block device",
+        (false, _) => "blkback, target given to the script",
     };
+    if qdisk {
+        if let Some(t) = &d.spec.target {
+            crate::image::check(&t.value, d.spec.format)
+                .map_err(|m| DeviceError::new(d.label(), m))?;
+        }
+    }
     Ok(PlannedDevice {
         kind: DeviceKind::Vbd,
         devid: d.devid,
@@ -116,8 +127,14 @@ pub fn disk(
         }),
         mac: None,
         hotplug_add: hotplug_in_dom0(&nodes),
+        device_model: qdisk,
         nodes,
     })
+}
+
+/// Whether any of `devs` needs the guest's device model (QEMU in dom0).
+pub fn needs_device_model(devs: &[PlannedDevice]) -> bool {
+    devs.iter().any(|d| d.device_model)
 }
 
 /// One vif, checked and computed (also what `network-attach` sets up).
@@ -133,6 +150,7 @@ pub fn vif(guest: &Guest, v: &VifDevice, script_dir: &Path) -> Result<PlannedDev
         mode: None,
         mac: Some(v.mac.to_string()),
         hotplug_add: hotplug_in_dom0(&nodes),
+        device_model: false,
         nodes,
     })
 }
@@ -192,7 +210,38 @@ mod tests {
         let e = plan(&guest, &cfg, Path::new("/s"), &mut |_| None).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "disk xvdb (line 4:35): format qcow2 needs a QEMU disk backend, not supported yet"
+            "disk xvdb (line 4:35): disk image /guests/x.qcow2 does not exist"
         );
+    }
+
+    #[test]
+    fn a_qcow2_disk_is_served_by_the_device_model() {
+        let dir = tempfile::tempdir().expect("dir");
+        let img = dir.path().join("root.qcow2");
+        let mut header = crate::image::QCOW_MAGIC.to_vec();
+        header.extend(3u32.to_be_bytes());
+        header.extend([0u8; 100]);
+        std::fs::write(&img, &header).expect("write");
+        let cfg = crate::test_config(&format!(
+            "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\n\
+             disk = [ \"{},qcow2,xvda,rw\", \"root.img,raw,xvdb,rw\" ]\n",
+            img.display()
+        ));
+        let p = plan(&GUEST, &cfg, Path::new("/s"), &mut |_| None).expect("plan");
+        assert!(p[0].device_model && !p[1].device_model);
+        assert!(needs_device_model(&p));
+        assert_eq!(p[0].hotplug_add, None);
+        assert_eq!(
+            p[0].to_string(),
+            format!(
+                "vbd devid 51712: QEMU qdisk in the device model, {} (w)",
+                img.display()
+            )
+        );
+        // A raw image labelled qcow2 is refused before anything is built.
+        std::fs::write(&img, [0u8; 512]).expect("write");
+        let e = plan(&GUEST, &cfg, Path::new("/s"), &mut |_| None).unwrap_err();
+        assert!(e.to_string().starts_with("disk xvda (line 4:"), "{e}");
+        assert!(e.message.contains("is not a qcow2 image"), "{e}");
     }
 }

@@ -261,8 +261,9 @@ impl Backend {
             }
             (Backend::Xen { .. }, _) => Arc::new(Scripts),
         };
-        let mut o = toolstack::devices::DeviceOptions::with(hotplug, logs);
+        let mut o = toolstack::devices::DeviceOptions::with(hotplug, logs.clone());
         o.run_scripts = run_scripts;
+        o.dm = self.dm_options(logs);
         if let Backend::Sim { .. } = self {
             if let Some(ms) = std::env::var("RXL_SIM_DEVICE_TIMEOUT_MS")
                 .ok()
@@ -277,6 +278,42 @@ impl Backend {
             }
         }
         tracing::debug!("devices: {o:?}");
+        o
+    }
+
+    /// How device models run here: QEMU with its logs in the log directory, its QMP
+    /// sockets in /var/run/xen (libxl's place) and rxl's record of its process in the state
+    /// directory. On the simulated host the device model is `rxl --sim DIR
+    /// sim-device-model` (sockets in DIR/run), and `RXL_SIM_DM_TIMEOUT_MS` sets its confirm
+    /// timeout. `RXL_DEVICE_MODEL` names another program (tests; its arguments are QEMU's).
+    pub fn dm_options(&self, log_dir: PathBuf) -> toolstack::dm::DmOptions {
+        let mut o = toolstack::dm::DmOptions {
+            log_dir,
+            record_dir: self.state_dir().join("device-model"),
+            ..Default::default()
+        };
+        if let Backend::Sim { dir, .. } = self {
+            o.run_dir = dir.join("run");
+            if let Ok(exe) = std::env::current_exe() {
+                o.binary = exe;
+                o.prefix_args = vec![
+                    "--sim".into(),
+                    dir.to_string_lossy().into_owned(),
+                    "sim-device-model".into(),
+                    "--".into(),
+                ];
+            }
+            if let Some(ms) = std::env::var("RXL_SIM_DM_TIMEOUT_MS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                o.confirm_timeout = std::time::Duration::from_millis(ms);
+            }
+        }
+        if let Some(bin) = std::env::var_os("RXL_DEVICE_MODEL").filter(|b| !b.is_empty()) {
+            o.binary = PathBuf::from(bin);
+            o.prefix_args.clear();
+        }
         o
     }
 

@@ -54,6 +54,14 @@ pub struct Cli {
 /// rxl's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The simulated host's device model, run by rxl in place of QEMU (refused on real
+    /// Xen): takes QEMU's arguments.
+    #[command(name = "sim-device-model", hide = true)]
+    SimDeviceModel {
+        /// QEMU's arguments (`-xen-domid D ...`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Read and check xl.cfg files.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -57,6 +57,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let sim = cli.sim.as_deref();
     let host = || backend::Backend::open(sim);
     match cli.command {
+        Command::SimDeviceModel { args } => {
+            let Some(dir) = sim else {
+                anyhow::bail!(
+                    "sim-device-model stands in for QEMU on the simulated host only (--sim DIR)"
+                );
+            };
+            sim::dm::run(dir, &args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(cmd) => cmd_config::run(cmd),
         Command::Create(args) => cmd_create::run(sim, &args),
         Command::Bootloader(args) => cmd_bootloader::run(&args),

@@ -329,12 +329,12 @@ fn dry_run_shows_the_devices_a_create_would_set_up() {
     // A device rxl could not serve is said, without failing the dry run.
     let cfg = hello_cfg(
         "devs-bad",
-        "disk = [ \"format=qcow2,vdev=xvda,target=d.qcow2\" ]\n",
+        "disk = [ \"backendtype=tap,vdev=xvda,target=d.img\" ]\n",
     );
     let o = ok(rxl(&["create", "-n", cfg.to_str().expect("utf-8")]));
     assert!(
         stdout(&o).contains("devices   cannot be planned:")
-            && stdout(&o).contains("needs a QEMU disk backend"),
+            && stdout(&o).contains("blktap is not available"),
         "{}",
         stdout(&o)
     );

@@ -375,14 +375,14 @@ fn device_command_errors() {
         ),
         "command line:1:1: error: disk image",
     );
-    // A disk rxl cannot serve.
+    // A disk only the device model could serve cannot be hot-plugged.
     fails(
         run_in(
             &sim,
             work.path(),
             &["block-attach", "errs", "d.img,qcow2,xvdb"],
         ),
-        "needs a QEMU disk backend",
+        "cannot be hot-plugged",
     );
     assert_eq!(device_nodes(&sim, &dom), Vec::<String>::new());
 

@@ -8,6 +8,10 @@
 //! and their removals) through [`crate::SimHotplug`]; `backend_init` a new backend about
 //! to reach InitWait; `frontend_connect` a simulated frontend about to connect;
 //! `frontend_release` a connected frontend about to release its device on a close.
+//!
+//! The device model faults are read by the simulated device model process
+//! (`rxl sim-device-model`, [`crate::dm`]) from the `RXL_SIM_FAIL` it inherits: `dm_start`
+//! makes it exit with status 1 at once, `dm_confirm` makes it run without ever confirming.
 
 use std::collections::HashMap;
 
@@ -69,6 +73,8 @@ pub const FAIL_OPS: &[&str] = &[
     "backend_init",
     "frontend_connect",
     "frontend_release",
+    "dm_start",
+    "dm_confirm",
 ];
 
 /// The operations `=hang` applies to.

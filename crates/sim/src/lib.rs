@@ -150,6 +150,7 @@
 mod backend;
 mod devstate;
 mod disk;
+pub mod dm;
 mod fault;
 mod hotplug;
 mod hv;

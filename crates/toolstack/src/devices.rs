@@ -60,6 +60,9 @@ pub struct DeviceOptions {
     /// Whether the toolstack runs the hotplug commands at all (xl.conf's
     /// `run_hotplug_scripts`; 0 leaves them to udev).
     pub run_scripts: bool,
+    /// How the guest's device model (QEMU, which serves qdisk disks) runs; every teardown
+    /// of all of a domain's devices stops it first ([`remove_all`]).
+    pub dm: crate::dm::DmOptions,
 }
 
 impl fmt::Debug for DeviceOptions {
@@ -70,6 +73,7 @@ impl fmt::Debug for DeviceOptions {
             .field("log_dir", &self.log_dir)
             .field("timeouts", &self.timeouts)
             .field("run_scripts", &self.run_scripts)
+            .field("dm", &self.dm)
             .finish()
     }
 }
@@ -88,6 +92,7 @@ impl DeviceOptions {
             log_dir: log_dir.into(),
             timeouts: Timeouts::default(),
             run_scripts: true,
+            dm: crate::dm::DmOptions::default(),
         }
     }
 
@@ -404,13 +409,29 @@ struct Existing {
     label: String,
 }
 
-/// `/local/domain/BE/backend/KIND/DOM/DEVID`, checked, as its backend domain.
-fn parse_backend(path: &str, kind: DeviceKind, dom: DomId, devid: u32) -> Option<DomId> {
+/// The backend directory classes a device of `kind` may have: a vbd is served by
+/// blkback (`vbd`) or by QEMU (`qdisk`).
+fn backend_classes(kind: DeviceKind) -> &'static [&'static str] {
+    match kind {
+        DeviceKind::Vbd => &["vbd", devices::nodes::QDISK],
+        DeviceKind::Vif => &["vif"],
+    }
+}
+
+/// `/local/domain/BE/backend/CLASS/DOM/DEVID`, checked, as its backend domain and class.
+fn parse_backend(
+    path: &str,
+    kind: DeviceKind,
+    dom: DomId,
+    devid: u32,
+) -> Option<(DomId, &'static str)> {
     let rest = path.strip_prefix("/local/domain/")?;
     let (be, rest) = rest.split_once('/')?;
     let be: u16 = be.parse().ok()?;
-    let expect = format!("backend/{kind}/{}/{devid}", dom.0);
-    (rest == expect && be < DomId::FIRST_RESERVED).then_some(DomId(be))
+    let class = backend_classes(kind)
+        .iter()
+        .find(|c| rest == format!("backend/{c}/{}/{devid}", dom.0))?;
+    (be < DomId::FIRST_RESERVED).then_some((DomId(be), *class))
 }
 
 /// The device `kind`/`devid` of `dom` as `/libxl/DOM/device` records it; `None` when
@@ -423,20 +444,35 @@ fn existing<S: Store + ?Sized>(
 ) -> Result<Option<Existing>, Error> {
     let libxl = devices::libxl_path(kind, dom, devid);
     let recorded = xen_host::read_string(xs, TxId::NONE, &format!("{libxl}/backend"))?;
-    let backend_domid = match recorded {
+    let found = match recorded {
         Some(p) => match parse_backend(&p, kind, dom, devid) {
-            Some(be) => be,
+            Some(be) => Some(be),
             None => {
                 tracing::warn!(
                     "{libxl}/backend names {p:?}, not a {kind} backend of domain {dom}: \
                      using Domain-0's"
                 );
-                DomId::DOM0
+                None
             }
         },
-        None => DomId::DOM0,
+        None => None,
     };
-    let backend = devices::backend_path(kind, backend_domid, dom, devid);
+    let (backend_domid, class) = match found {
+        Some(f) => f,
+        // No record: the class whose directory exists in Domain-0 (blkback's first).
+        None => {
+            let mut class = backend_classes(kind)[0];
+            for c in backend_classes(kind) {
+                let p = devices::backend_path_in(c, DomId::DOM0, dom, devid);
+                if xs.read(TxId::NONE, &p)?.is_some() {
+                    class = c;
+                    break;
+                }
+            }
+            (DomId::DOM0, class)
+        }
+    };
+    let backend = devices::backend_path_in(class, backend_domid, dom, devid);
     let frontend = devices::frontend_path(kind, dom, devid);
     let known = |p: &str| xs.read(TxId::NONE, p).map(|v| v.is_some());
     if !known(&libxl)? && !known(&backend)? && !known(&frontend)? {
@@ -479,10 +515,12 @@ fn existing<S: Store + ?Sized>(
 /// own `device/KIND` directory (a create killed before the `/libxl` copy was written).
 fn devids<S: Store + ?Sized>(xs: &S, dom: DomId, kind: DeviceKind) -> Result<Vec<u32>, Error> {
     let mut out = Vec::new();
-    for dir in [
-        format!("/libxl/{}/device/{kind}", dom.0),
-        format!("/local/domain/0/backend/{kind}/{}", dom.0),
-    ] {
+    let dirs = std::iter::once(format!("/libxl/{}/device/{kind}", dom.0)).chain(
+        backend_classes(kind)
+            .iter()
+            .map(|c| format!("/local/domain/0/backend/{c}/{}", dom.0)),
+    );
+    for dir in dirs {
         for name in xs.directory(TxId::NONE, &dir)?.unwrap_or_default() {
             if let Ok(id) = name.parse::<u32>() {
                 if !out.contains(&id) {
@@ -569,6 +607,10 @@ fn teardown<S: Store + ?Sized>(
     let mut closed = Vec::new();
     for d in devs {
         match close(xs, d, force) {
+            // QEMU's backends of a forced teardown are not waited for: remove_all has
+            // stopped the device model first, and nothing else would close them (libxl
+            // writes Closed itself for these, `device_qemu_timeout`).
+            Ok(true) if force && d.nodes.is_qdisk() => closed.push(d),
             Ok(true) => closing.push(d),
             Ok(false) => tracing::info!("{}: its backend is gone already", d.label),
             Err(e) => failures.keep(d, DeviceFailure::host(&d.label, "closing it", e)),
@@ -689,6 +731,12 @@ pub fn remove_all<S: Store + ?Sized>(
     opts: &DeviceOptions,
     dom: DomId,
 ) -> Result<(), DeviceFailure> {
+    // The device model goes first, as in libxl's destroy: it serves the qdisk disks.
+    crate::dm::stop(xs, &opts.dm, dom).map_err(|e| DeviceFailure {
+        device: format!("the device model of domain {dom}"),
+        message: e.message,
+        host_error: None,
+    })?;
     let mut devs = Vec::new();
     for kind in [DeviceKind::Vbd, DeviceKind::Vif] {
         let ids = devids(xs, dom, kind)
@@ -928,6 +976,14 @@ where
                 devid,
                 backend: backend_domain(hv, xs, spec.backend.as_deref(), &label)?,
             };
+            if devices::disk_backend(spec, disk.backend) == Ok(devices::DiskBackend::Qdisk) {
+                return Err(DeviceFailure::msg(
+                    &label,
+                    "a disk QEMU serves (qcow, qcow2, vhd, qed, backendtype=qdisk) cannot be \
+                     hot-plugged: add it to the config and create the guest with it"
+                        .into(),
+                ));
+            }
             devices::plan::disk(guest, &disk, &opts.script_dir).map_err(refused)
         }
         NewDevice::Vif(spec) => {

@@ -282,7 +282,10 @@ where
         ],
     };
     let mut left = state.has_record(dom);
-    // Devices first: their remove commands read the backend nodes, which go with them.
+    // The device model first (libxl's order), even for a domain without devices left.
+    crate::dm::stop(xs, &devs.dm, dom)
+        .map_err(|e| Error::other("stop the device model", e.to_string()))?;
+    // Devices next: their remove commands read the backend nodes, which go with them.
     let had_devices = !devices::list(xs, dom)?.is_empty();
     left |= had_devices;
     if had_devices {

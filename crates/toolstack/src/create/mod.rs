@@ -117,6 +117,8 @@ steps! {
     Introduce => "introduce",
     /// Disks, then vifs: nodes, backends in InitWait, hotplug commands in parallel.
     Devices => "devices",
+    /// The device model (QEMU in dom0) of a guest with disks it serves, confirmed running.
+    DeviceModel => "device model",
     /// rxl's record of the domain.
     Record => "record",
     /// Start the domain's monitor (when the caller asks for one).
@@ -305,6 +307,8 @@ enum UndoAction {
     /// The domain's devices (undone before the domain is destroyed, as libxl's destroy
     /// removes the devices of a paused domain first).
     Devices(DomId),
+    /// The domain's device model (stopped before its devices go).
+    DeviceModel(DomId),
 }
 
 /// The undo guard: armed until the last step succeeds.
@@ -366,6 +370,12 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Undo<'_, H, S> {
                     }
                 }
             }
+            UndoAction::DeviceModel(dom) => {
+                match crate::dm::stop(self.xs, &self.devices.dm, *dom) {
+                    Ok(()) => true,
+                    Err(e) => failed("stopping the device model", &e),
+                }
+            }
             UndoAction::Devices(dom) => {
                 match crate::devices::remove_all(self.xs, &self.devices, *dom) {
                     Ok(()) => true,
@@ -419,6 +429,11 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Drop for Undo<'_, H, S> {
         // cut short leaves records of no domain rather than a domain without them.
         let mut clean = true;
         for (step, action) in &self.actions {
+            if matches!(action, UndoAction::DeviceModel(_)) {
+                clean &= self.undo(*step, action, clean);
+            }
+        }
+        for (step, action) in &self.actions {
             if let UndoAction::Devices(dom) = action {
                 // Already paused unless the create failed after unpause.
                 let _ = self.hv.pause(*dom);
@@ -431,7 +446,10 @@ impl<H: Hypervisor + ?Sized, S: Store + ?Sized> Drop for Undo<'_, H, S> {
             }
         }
         for (step, action) in self.actions.iter().rev() {
-            if !matches!(action, UndoAction::Destroy(_) | UndoAction::Devices(_)) {
+            if !matches!(
+                action,
+                UndoAction::Destroy(_) | UndoAction::Devices(_) | UndoAction::DeviceModel(_)
+            ) {
                 clean &= self.undo(*step, action, clean);
             }
         }

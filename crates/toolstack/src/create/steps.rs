@@ -85,6 +85,7 @@ where
         Step::XenstoreEntries => xenstore_entries(b),
         Step::Introduce => introduce(b),
         Step::Devices => devices(b),
+        Step::DeviceModel => device_model(b),
         Step::Record => record(b),
         Step::StartMonitor => start_monitor(b),
         Step::Unpause => {
@@ -482,6 +483,31 @@ where
     }
     b.left(Step::Devices, UndoAction::Devices(dom));
     crate::devices::setup(b.xs, &b.opts.devices, &planned).map_err(|e| Failure::Msg(e.to_string()))
+}
+
+/// A PV or PVH guest with disks QEMU serves gets its `-machine xenpv` device model,
+/// confirmed running before the guest is unpaused (libxl's `domcreate_launch_dm`).
+fn device_model<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let dom = b.dom()?;
+    if b.cfg.domain_type == DomainType::Hvm
+        || !devices::plan::needs_device_model(&plan_devices(b, dom)?)
+    {
+        return Ok(());
+    }
+    b.left(Step::DeviceModel, UndoAction::DeviceModel(dom));
+    let opts = &b.opts.devices.dm;
+    let launch = crate::dm::DmLaunch {
+        dom,
+        name: &b.cfg.name,
+        args: crate::dm::xenpv_args(dom, &b.cfg.name, b.cfg.maxmem_mib, opts),
+    };
+    crate::dm::launch(b.xs, opts, &launch)
+        .map(|_| ())
+        .map_err(|e| Failure::Msg(e.to_string()))
 }
 
 fn record<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
