@@ -2,18 +2,17 @@
 
 use std::path::PathBuf;
 
-use pvh::{BootRequest, FirmwareName, FirmwareSearch, ImageSource, ModuleRequest};
-use xlcfg::model::{Boot, DomainConfig, DomainType, Firmware};
+use pvh::{
+    BootRequest, FirmwareName, FirmwareSearch, HvmBios, HvmRequest, ImageSource, ModuleRequest,
+};
+use xlcfg::model::{Bios, Boot, DomainConfig, DomainType, Firmware};
 
 /// Why a config cannot be booted by rxl.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    /// rxl builds PVH and PV guests.
-    #[error(
-        "type = \"{0}\" is not supported: rxl builds PVH and PV guests (use type = \"pvh\" or \
-         \"pv\")"
-    )]
-    UnsupportedType(&'static str),
+    /// A config of type HVM without its HVM settings (a record written by an older rxl).
+    #[error("type = \"hvm\" without its HVM settings: recreate the guest from its config file")]
+    NoHvmSettings,
     /// 32-bit PV, which Debian's Xen is built without.
     #[error(
         "firmware = \"pvgrub32\" is a 32-bit PV kernel: this Xen runs 64-bit PV guests only; \
@@ -82,12 +81,45 @@ pub fn request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootReques
     })
 }
 
-/// rxl can build guests of `cfg`'s type (PVH and PV).
+/// rxl can build guests of `cfg`'s type: PVH and PV, and HVM with its HVM settings.
 pub fn check_type(cfg: &DomainConfig) -> Result<(), BootError> {
     match cfg.domain_type {
-        DomainType::Pvh | DomainType::Pv => Ok(()),
-        other => Err(BootError::UnsupportedType(other.as_str())),
+        DomainType::Hvm if cfg.hvm.is_none() => Err(BootError::NoHvmSettings),
+        _ => Ok(()),
     }
+}
+
+/// The HVM boot request for `cfg`: hvmloader (the config's replacement, else `hvmloader`
+/// on the firmware search path) and the BIOS image (`bios_path_override`, else SeaBIOS's
+/// `bios-256k.bin` or OVMF's `OVMF.fd` on the search path; none for ROMBIOS, which
+/// hvmloader carries).
+pub fn hvm_request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<HvmRequest, BootError> {
+    let hvm = cfg.hvm.as_ref().ok_or(BootError::NoHvmSettings)?;
+    let hvmloader = match &hvm.hvmloader {
+        Some(p) => p.value.clone(),
+        None => pvh::resolve_firmware(FirmwareName::Hvmloader, search)?,
+    };
+    let bios = match hvm.bios {
+        Bios::Seabios => HvmBios::Seabios,
+        Bios::Rombios => HvmBios::Rombios,
+        Bios::Ovmf => HvmBios::Ovmf,
+    };
+    let bios_module = match (&hvm.bios_path, bios) {
+        (Some(p), _) => Some(p.value.clone()),
+        (None, HvmBios::Seabios) => Some(pvh::resolve_firmware(FirmwareName::Seabios, search)?),
+        (None, HvmBios::Ovmf) => Some(pvh::resolve_firmware(FirmwareName::HvmOvmf, search)?),
+        (None, HvmBios::Rombios) => None,
+    };
+    let size = guest_size(cfg);
+    Ok(HvmRequest {
+        hvmloader,
+        bios,
+        bios_module,
+        size,
+        videoram_mib: hvm.videoram_mib,
+        mmio_hole_mib: hvm.mmio_hole_mib,
+        apic: hvm.apic,
+    })
 }
 
 /// The guest's memory and vCPU sizes, whatever its boot method.

@@ -76,6 +76,9 @@ pub fn plan_for(
         boot::check_type(cfg)?;
         return plan_extracted(cfg, bootloader::run(cfg, boot)?, cmdline.as_deref());
     }
+    if cfg.domain_type == DomainType::Hvm {
+        return plan::plan_hvm(cfg, search);
+    }
     let request = boot::request(cfg, search)?;
     let probe = pvh::ProbeOptions {
         cache: search.kernel_cache.clone(),
