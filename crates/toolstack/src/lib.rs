@@ -7,6 +7,7 @@ pub mod boot;
 pub mod bootloader;
 pub mod create;
 pub mod devices;
+pub mod dm_hvm;
 pub mod domains;
 pub mod events;
 pub mod hostmon;
