@@ -211,7 +211,7 @@ fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Vec<u8> {
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
     s.as_bytes()
         .chunks(2)
         .filter_map(|c| std::str::from_utf8(c).ok())
@@ -924,6 +924,17 @@ impl Hypervisor for SimHost {
                 d.online_vcpus = if marked { online.max(1) } else { d.max_vcpus };
                 if !d.is_hvm() {
                     d.pv.entry_fault = pv_boot_fault(&d, inner);
+                } else if crate::hvm::has_device_model(&d) {
+                    // Checked only where the guest's memory is (the process that built it).
+                    let fault = match inner.memory.get(&(d.domid, d.instance)) {
+                        Some(pages) if !pages.is_empty() => crate::hvm::boot_fault(&d, pages),
+                        _ => None,
+                    };
+                    // The reason is kept where a PV guest's entry fault is.
+                    if fault.is_some() {
+                        d.pv.entry_fault = fault;
+                        do_shutdown(w, &mut d, ShutdownReason::Crash);
+                    }
                 }
             }
             d.start_clock(w.now);

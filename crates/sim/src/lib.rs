@@ -153,6 +153,7 @@ mod disk;
 mod fault;
 mod hotplug;
 mod hv;
+mod hvm;
 mod pv;
 mod store;
 mod xs;

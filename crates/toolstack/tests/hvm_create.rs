@@ -125,5 +125,30 @@ fn an_hvm_guest_s_memory_holds_hvmloader_its_bios_and_start_info() {
     let cpu = <xen_abi::hvm::HvmHwCpu as xen_abi::wire::Wire>::decode(cpu.body).expect("cpu");
     assert_eq!((cpu.rip, cpu.rbx, cpu.cr0), (0x10_0000, si, 0x11));
 
+    // The simulated host lets hvmloader start: the domain runs.
+    host.unpause(dom).expect("unpause");
+    let info = host.domain_info(dom).expect("info").expect("exists");
+    assert!(!info.shutdown && !info.paused, "{info:?}");
+    host.destroy(dom).expect("destroy");
+
+    // Without the start info's magic, hvmloader cannot start: the domain crashes.
+    let parsed = xlcfg::parse::parse_str(
+        "h2.cfg",
+        "name = \"h2\"\ntype = \"hvm\"\nmemory = 64\nvcpus = 2\nmaxvcpus = 3\n",
+    );
+    let cfg = xlcfg::model::build(&parsed.settings, tmp.path())
+        .expect("valid")
+        .config;
+    let created =
+        toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path())).expect("create");
+    let dom = created.domid;
+    host.write_guest(dom, si, &[0; 4]).expect("write");
+    host.unpause(dom).expect("unpause");
+    let info = host.domain_info(dom).expect("info").expect("exists");
+    assert!(info.shutdown, "{info:?}");
+    assert_eq!(
+        info.shutdown_reason(),
+        Some(xen_host::ShutdownReason::Crash)
+    );
     host.destroy(dom).expect("destroy");
 }
