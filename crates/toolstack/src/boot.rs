@@ -136,6 +136,38 @@ pub fn guest_size(cfg: &DomainConfig) -> pvh::GuestSize {
     .size()
 }
 
+/// HVM_PARAM_VIRIDIAN for the enabled Viridian groups, as libxl's
+/// `hvm_set_viridian_features` computes it (0: the param is not set).
+pub fn viridian_mask(hvm: &xlcfg::model::HvmConfig) -> u64 {
+    let on = |g: &str| hvm.viridian.iter().any(|v| v == g);
+    let mut mask = 0u64;
+    if on("base") {
+        mask |= 1 << 0; // HVMPV_base_freq
+        if !on("freq") {
+            mask |= 1 << 1; // HVMPV_no_freq
+        }
+    }
+    for (group, bits) in [
+        ("time_ref_count", 1 << 2),
+        ("reference_tsc", 1 << 3),
+        ("hcall_remote_tlb_flush", 1 << 4),
+        ("apic_assist", 1 << 5),
+        ("crash_ctl", 1 << 6),
+        ("synic", 1 << 7),
+        // stimer brings time_ref_count and synic along.
+        ("stimer", (1 << 2) | (1 << 7) | (1 << 8)),
+        ("hcall_ipi", 1 << 9),
+        ("ex_processor_masks", 1 << 10),
+        ("no_vp_limit", 1 << 11),
+        ("cpu_hotplug", 1 << 12),
+    ] {
+        if on(group) {
+            mask |= bits;
+        }
+    }
+    mask
+}
+
 fn firmware_image(
     fw: &Firmware,
     ty: DomainType,
@@ -189,6 +221,25 @@ mod tests {
                 .to_string();
             assert!(e.contains("/usr/lib/grub-xen/grub-i386-xen_pvh.bin"), "{e}");
         }
+    }
+
+    /// The Viridian mask of libxl's defaults (`viridian = 1`): base_freq, time_ref_count,
+    /// apic_assist, crash_ctl, no_vp_limit, cpu_hotplug; of base alone: no_freq too.
+    #[test]
+    fn viridian_masks_are_libxls() {
+        let hvm = |v: &str| {
+            cfg(&format!("name = \"g\"\ntype = \"hvm\"\nviridian = {v}\n"))
+                .hvm
+                .expect("hvm")
+        };
+        assert_eq!(viridian_mask(&hvm("1")), 0x1865);
+        assert_eq!(viridian_mask(&hvm("0")), 0);
+        assert_eq!(viridian_mask(&hvm("[ \"base\" ]")), 0x3);
+        assert_eq!(
+            viridian_mask(&hvm("[ \"base\", \"freq\", \"stimer\" ]")),
+            0x185
+        );
+        assert_eq!(viridian_mask(&hvm("[ \"all\" ]")), 0x1ffd);
     }
 
     /// pvgrub64 and pvgrub32 are Xen's PV images: refused for PVH, pointing at PVH GRUB.

@@ -73,7 +73,7 @@ fn an_hvm_guest_s_memory_holds_hvmloader_its_bios_and_start_info() {
     let host = SimHost::create(tmp.path(), HostConfig::default()).expect("simulated host");
     let parsed = xlcfg::parse::parse_str(
         "h.cfg",
-        "name = \"h\"\ntype = \"hvm\"\nmemory = 64\nvcpus = 2\nmaxvcpus = 3\n",
+        "name = \"h\"\ntype = \"hvm\"\nmemory = 64\nvcpus = 2\nmaxvcpus = 3\nviridian = 1\n",
     );
     let cfg = xlcfg::model::build(&parsed.settings, tmp.path())
         .expect("valid")
@@ -88,6 +88,12 @@ fn an_hvm_guest_s_memory_holds_hvmloader_its_bios_and_start_info() {
     let dom = created.domid;
     let info = host.domain_info(dom).expect("info").expect("exists");
     assert!(info.hvm && info.hap && info.paused, "{info:?}");
+    // libxl's default Viridian groups.
+    assert_eq!(
+        host.get_hvm_param(dom, xen_host::hvm_param::VIRIDIAN)
+            .expect("param"),
+        0x1865
+    );
 
     // hvmloader at 1 MiB (its bss zeroed), SeaBIOS page aligned after it.
     let read = |at: u64, len: usize| host.read_guest(dom, at, len).expect("read");

@@ -83,12 +83,25 @@ fn device_keys_are_read() {
     assert!(h.nographic && !h.sdl);
     assert_eq!((h.vga, h.videoram_mib), (Vga::Std, 32));
     assert!(!h.acpi && !h.apic && !h.pae && !h.hpet);
-    assert_eq!(h.viridian, vec!["defaults".to_string()]);
+    assert_eq!(
+        h.viridian,
+        [
+            "base",
+            "freq",
+            "time_ref_count",
+            "apic_assist",
+            "crash_ctl",
+            "no_vp_limit",
+            "cpu_hotplug"
+        ]
+        .map(String::from)
+        .to_vec()
+    );
     assert_eq!(h.mmio_hole_mib, Some(1024));
 
     let h = hvm(
         "serial = [ \"pty\", \"file:/tmp/s1\" ]\nvnc = 1\nvnclisten = \"0.0.0.0\"\n\
-                 vga = \"none\"\nviridian = [ \"base\", \"!freq\" ]\n",
+                 vga = \"none\"\nviridian = [ \"base\", \"!freq\", \"synic\" ]\n",
     );
     assert_eq!(
         h.serial,
@@ -99,7 +112,23 @@ fn device_keys_are_read() {
         Some(("0.0.0.0".into(), true))
     );
     assert_eq!((h.vga, h.videoram_mib), (Vga::None, 0));
-    assert_eq!(h.viridian, vec!["base".to_string(), "!freq".to_string()]);
+    assert_eq!(h.viridian, vec!["base".to_string(), "synic".to_string()]);
+    let h = hvm("viridian = [ \"defaults\", \"!cpu_hotplug\", \"stimer\" ]\n");
+    assert_eq!(
+        h.viridian,
+        [
+            "base",
+            "freq",
+            "time_ref_count",
+            "apic_assist",
+            "crash_ctl",
+            "stimer",
+            "no_vp_limit"
+        ]
+        .map(String::from)
+        .to_vec()
+    );
+    assert_eq!(hvm("viridian = [ \"all\" ]\n").viridian.len(), 13);
 }
 
 #[test]
@@ -198,7 +227,8 @@ fn device_model_keys() {
 
 #[test]
 fn refusals_name_file_line_and_column() {
-    let cases: [(&str, &str); 12] = [
+    let cases: [(&str, &str); 13] = [
+        ("viridian = [ \"synic\" ]\n", "/etc/xen/h.cfg:3:12: error: viridian: the base group is not enabled, and every other group needs it"),
         ("bios = \"coreboot\"\n", "/etc/xen/h.cfg:3:8: error: invalid bios \"coreboot\": expected rombios, seabios, ovmf"),
         ("boot = \"cx\"\n", "/etc/xen/h.cfg:3:10: error: unknown boot device 'x' in boot = \"cx\""),
         ("boot = \"cdc\"\n", "/etc/xen/h.cfg:3:11: error: boot device 'c' is given twice in boot = \"cdc\""),

@@ -320,6 +320,13 @@ where
     {
         hv.set_hvm_param(dom, hvm_param::ALTP2M, 0)?;
     }
+    // hvm_set_viridian_features, for a new HVM domain.
+    if let Some(hvm) = &b.cfg.hvm {
+        let mask = crate::boot::viridian_mask(hvm);
+        if mask != 0 {
+            hv.set_hvm_param(dom, hvm_param::VIRIDIAN, mask)?;
+        }
+    }
     hv.set_tsc_info(dom, 0)?;
     let pool_kib = 4 * (256 * u64::from(b.cfg.maxvcpus) + b.cfg.maxmem_mib);
     hv.set_paging_mempool_size(dom, pool_kib << 10)?;

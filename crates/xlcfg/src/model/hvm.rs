@@ -133,8 +133,8 @@ pub struct HvmConfig {
     pub pae: bool,
     /// `hpet` (default on).
     pub hpet: bool,
-    /// The Viridian (Hyper-V) enlightenment groups asked for, as written (`viridian = 1`
-    /// is `["defaults"]`); empty when off.
+    /// The Viridian (Hyper-V) enlightenment groups enabled, in libxl's order
+    /// ([`hvm_defaults::VIRIDIAN_GROUPS`]); empty when off.
     pub viridian: Vec<String>,
     /// The size of the MMIO hole below 4 GiB, MiB (`mmio_hole`); `None` lets libxenguest's
     /// default stand.
@@ -170,8 +170,34 @@ pub mod hvm_defaults {
     pub const MMIO_HOLE_MAX_MIB: u64 = 0xF000_0000 >> 20;
     /// The boot device letters QEMU takes for a PC: floppy, hard disk, CD-ROM, network.
     pub const BOOT_DEVICES: &str = "acdn";
-    /// The Viridian enlightenment groups libxl knows (libxl_viridian_enlightenment), and
-    /// the two group words xl adds.
+    /// The Viridian enlightenment groups libxl knows (libxl_viridian_enlightenment), in
+    /// its order.
+    pub const VIRIDIAN_GROUPS: [&str; 13] = [
+        "base",
+        "freq",
+        "time_ref_count",
+        "reference_tsc",
+        "hcall_remote_tlb_flush",
+        "apic_assist",
+        "crash_ctl",
+        "synic",
+        "stimer",
+        "hcall_ipi",
+        "ex_processor_masks",
+        "no_vp_limit",
+        "cpu_hotplug",
+    ];
+    /// The groups `viridian = 1` (or "defaults") turns on (`hvm_set_viridian_features`).
+    pub const VIRIDIAN_DEFAULTS: [&str; 7] = [
+        "base",
+        "freq",
+        "time_ref_count",
+        "apic_assist",
+        "crash_ctl",
+        "no_vp_limit",
+        "cpu_hotplug",
+    ];
+    /// Every word a `viridian` list may hold: the groups, and xl's "all" and "defaults".
     pub const VIRIDIAN: [&str; 15] = [
         "base",
         "freq",
@@ -657,13 +683,58 @@ fn viridian(cx: &mut Ctx<'_>) -> Vec<String> {
     let Some(s) = cx.setting("viridian") else {
         return Vec::new();
     };
+    let groups = |names: &[&str]| -> Vec<String> {
+        hvm_defaults::VIRIDIAN_GROUPS
+            .iter()
+            .filter(|g| names.contains(g))
+            .map(|g| g.to_string())
+            .collect()
+    };
     if !matches!(s.value.kind, ValueKind::List(_)) {
         return match cx.flag("viridian") {
-            Some(true) => vec!["defaults".to_string()],
+            Some(true) => groups(&hvm_defaults::VIRIDIAN_DEFAULTS),
             _ => Vec::new(),
         };
     }
+    // As xl and libxl: "defaults" turns the default groups on, "all" every group, a name
+    // its group, "!name" removes it; what the list enables wins over the defaults.
     let items = cx.string_list("viridian").unwrap_or_default();
+    let mut defaults = false;
+    let mut enable: Vec<&str> = Vec::new();
+    let mut disable: Vec<&str> = Vec::new();
+    for item in &items {
+        match item.as_str() {
+            "all" => enable.extend(hvm_defaults::VIRIDIAN_GROUPS),
+            "defaults" => defaults = true,
+            other => match other.strip_prefix('!') {
+                Some(n) => {
+                    enable.retain(|g| *g != n);
+                    disable.push(n);
+                }
+                None => {
+                    disable.retain(|g| *g != other);
+                    enable.push(other);
+                }
+            },
+        }
+    }
+    let mut on: Vec<&str> = if defaults {
+        hvm_defaults::VIRIDIAN_DEFAULTS.to_vec()
+    } else {
+        Vec::new()
+    };
+    on.extend(&enable);
+    on.retain(|g| !disable.contains(g));
+    let resolved = groups(&on);
+    if !resolved.is_empty() && !resolved.iter().any(|g| g == "base") {
+        cx.push(
+            Diagnostic::error(
+                s.value.span.clone(),
+                "viridian: the base group is not enabled, and every other group needs it",
+            )
+            .with_hint("add \"base\" (or \"defaults\") to the list"),
+        );
+    }
     if let ValueKind::List(values) = &s.value.kind {
         for (v, item) in values.iter().zip(&items) {
             let name = item.strip_prefix('!').unwrap_or(item);
@@ -680,5 +751,5 @@ fn viridian(cx: &mut Ctx<'_>) -> Vec<String> {
             }
         }
     }
-    items
+    resolved
 }
