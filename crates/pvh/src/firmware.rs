@@ -21,6 +21,7 @@ pub const DEFAULT_DIRS: &[&str] = &[
     "/usr/lib/xen/boot",
     "/usr/share/ovmf",
     "/usr/share/OVMF",
+    "/usr/share/seabios",
     "/usr/share/qemu",
 ];
 
@@ -33,6 +34,12 @@ pub enum FirmwareName {
     Ovmf,
     /// GRUB 2 built as a 64-bit PV kernel (PV-GRUB; a PV guest's firmware).
     Pvgrub64,
+    /// Xen's HVM firmware loader (an HVM guest's first code).
+    Hvmloader,
+    /// SeaBIOS, the BIOS module hvmloader runs (libxl's `bios-256k.bin`).
+    Seabios,
+    /// OVMF as libxl hands it to hvmloader for an HVM guest (`OVMF.fd`).
+    HvmOvmf,
 }
 
 impl FirmwareName {
@@ -54,6 +61,9 @@ impl FirmwareName {
             // Debian's grub-xen-host name first, then the name libxl looks for in Xen's
             // firmware directory (which Debian does not ship).
             FirmwareName::Pvgrub64 => &["grub-x86_64-xen.bin", "pvgrub64.bin"],
+            FirmwareName::Hvmloader => &["hvmloader"],
+            FirmwareName::Seabios => &["bios-256k.bin"],
+            FirmwareName::HvmOvmf => &["OVMF.fd"],
         }
     }
 
@@ -74,6 +84,21 @@ impl FirmwareName {
                  RXL_FIRMWARE_PATH to the directory holding grub-x86_64-xen.bin (or \
                  pvgrub64.bin), or give firmware = \"/path/to/grub-x86_64-xen.bin\""
             }
+            FirmwareName::Hvmloader => {
+                "an HVM guest starts in Xen's hvmloader (Debian installs it as \
+                 /usr/lib/xen-4.17/boot/hvmloader); set RXL_FIRMWARE_PATH to its directory \
+                 or give firmware_override = \"/path/to/hvmloader\""
+            }
+            FirmwareName::Seabios => {
+                "install seabios (apt-get install seabios: /usr/share/seabios/bios-256k.bin), \
+                 set RXL_FIRMWARE_PATH to its directory, or give \
+                 bios_path_override = \"/path/to/bios-256k.bin\""
+            }
+            FirmwareName::HvmOvmf => {
+                "install ovmf (/usr/share/ovmf/OVMF.fd) or give bios_path_override = \
+                 \"/path/to/OVMF.fd\"; it must be an OVMF with Xen support (Debian \
+                 bookworm's has none: build OvmfPkg/OvmfXen.dsc)"
+            }
         }
     }
 }
@@ -84,6 +109,9 @@ impl fmt::Display for FirmwareName {
             FirmwareName::Pvgrub => "pvgrub",
             FirmwareName::Ovmf => "ovmf",
             FirmwareName::Pvgrub64 => "pvgrub64",
+            FirmwareName::Hvmloader => "hvmloader",
+            FirmwareName::Seabios => "seabios",
+            FirmwareName::HvmOvmf => "ovmf",
         })
     }
 }

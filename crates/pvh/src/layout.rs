@@ -271,21 +271,31 @@ pub struct BootPlan {
     pub size: GuestSize,
     /// Pages to populate for `memory` (below maxmem means populate-on-demand).
     pub target_pages: u64,
+    /// The ioreq server pages below the special pages (HVM guests with a device model).
+    pub ioreq_server_pages: Option<Range>,
 }
 
 impl BootPlan {
-    /// Every range to populate: RAM, the ACPI pages and the special pages, sorted.
+    /// Every range to populate: RAM, the ACPI pages, the special pages and (HVM) the
+    /// ioreq server pages, sorted; empty ranges left out.
     pub fn populate(&self) -> Vec<Range> {
         let mut v = self.ram.clone();
         v.push(self.acpi_pages);
         v.push(self.special_pages.range());
+        v.extend(self.ioreq_server_pages);
+        v.retain(|r| !r.is_empty());
         v.sort();
         v
     }
 
     /// The end of RAM below the MMIO hole.
     pub fn lowmem_end(&self) -> u64 {
-        self.ram.first().map(|r| r.end).unwrap_or(0)
+        self.ram
+            .iter()
+            .filter(|r| r.end <= FOUR_GIB)
+            .map(|r| r.end)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -412,6 +422,66 @@ fn memmap(
         );
     }
     map
+}
+
+/// The fixed part of `struct hvm_start_info` (version 1), as libxenguest fills it.
+pub(crate) struct StartInfoHeader {
+    pub(crate) nr_modules: u32,
+    pub(crate) modlist_paddr: u64,
+    pub(crate) cmdline_paddr: u64,
+    pub(crate) rsdp_paddr: u64,
+    pub(crate) memmap_paddr: u64,
+    pub(crate) memmap_entries: u32,
+}
+
+impl StartInfoHeader {
+    /// The [`START_INFO_SIZE`] bytes: magic, version 1, flags 0, then the fields.
+    pub(crate) fn encode(&self) -> [u8; START_INFO_SIZE as usize] {
+        let mut out = [0u8; START_INFO_SIZE as usize];
+        let fields: [&[u8]; 10] = [
+            &START_INFO_MAGIC.to_le_bytes(),
+            &1u32.to_le_bytes(),
+            &0u32.to_le_bytes(),
+            &self.nr_modules.to_le_bytes(),
+            &self.modlist_paddr.to_le_bytes(),
+            &self.cmdline_paddr.to_le_bytes(),
+            &self.rsdp_paddr.to_le_bytes(),
+            &self.memmap_paddr.to_le_bytes(),
+            &self.memmap_entries.to_le_bytes(),
+            &0u32.to_le_bytes(),
+        ];
+        let mut at = 0;
+        for f in fields {
+            out[at..at + f.len()].copy_from_slice(f);
+            at += f.len();
+        }
+        out
+    }
+}
+
+/// One `struct hvm_modlist_entry`.
+pub(crate) fn modlist_entry(
+    paddr: u64,
+    size: u64,
+    cmdline_paddr: u64,
+) -> [u8; MODLIST_ENTRY_SIZE as usize] {
+    let mut out = [0u8; MODLIST_ENTRY_SIZE as usize];
+    out[..8].copy_from_slice(&paddr.to_le_bytes());
+    out[8..16].copy_from_slice(&size.to_le_bytes());
+    out[16..24].copy_from_slice(&cmdline_paddr.to_le_bytes());
+    out
+}
+
+/// `map` as `struct hvm_memmap_table_entry`s.
+pub(crate) fn memmap_table(map: &[E820Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(map.len() * MEMMAP_ENTRY_SIZE as usize);
+    for m in map {
+        out.extend_from_slice(&m.addr.to_le_bytes());
+        out.extend_from_slice(&m.size.to_le_bytes());
+        out.extend_from_slice(&m.kind.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+    }
+    out
 }
 
 /// The identity-map page table Xen uses for the guest's unpaged mode (HVM_PARAM_IDENT_PT):
@@ -598,40 +668,27 @@ pub fn plan_image(
         };
         m.cmdline_paddr = cl_paddr;
         let e = modlist_at + i * MODLIST_ENTRY_SIZE as usize;
-        let mut entry_bytes = Vec::with_capacity(32);
-        entry_bytes.extend_from_slice(&m.paddr.to_le_bytes());
-        entry_bytes.extend_from_slice(&m.size.to_le_bytes());
-        entry_bytes.extend_from_slice(&cl_paddr.unwrap_or(0).to_le_bytes());
-        entry_bytes.extend_from_slice(&0u64.to_le_bytes());
-        if let Some(d) = block.get_mut(e..e + 32) {
-            d.copy_from_slice(&entry_bytes);
+        if let Some(d) = block.get_mut(e..e + MODLIST_ENTRY_SIZE as usize) {
+            d.copy_from_slice(&modlist_entry(m.paddr, m.size, cl_paddr.unwrap_or(0)));
         }
     }
     let memmap_at = block.len();
-    for m in &map {
-        block.extend_from_slice(&m.addr.to_le_bytes());
-        block.extend_from_slice(&m.size.to_le_bytes());
-        block.extend_from_slice(&m.kind.to_le_bytes());
-        block.extend_from_slice(&0u32.to_le_bytes());
-    }
-    let mut hdr = Vec::with_capacity(START_INFO_SIZE as usize);
-    hdr.extend_from_slice(&START_INFO_MAGIC.to_le_bytes());
-    hdr.extend_from_slice(&1u32.to_le_bytes()); // version
-    hdr.extend_from_slice(&0u32.to_le_bytes()); // flags
-    hdr.extend_from_slice(&(modules.len() as u32).to_le_bytes());
+    block.extend_from_slice(&memmap_table(&map));
     let modlist_paddr = if modules.is_empty() {
         0
     } else {
         si_base + modlist_at as u64
     };
-    hdr.extend_from_slice(&modlist_paddr.to_le_bytes());
-    hdr.extend_from_slice(&cmdline_paddr.unwrap_or(0).to_le_bytes());
-    hdr.extend_from_slice(&tables.rsdp_paddr.to_le_bytes());
-    hdr.extend_from_slice(&(si_base + memmap_at as u64).to_le_bytes());
-    hdr.extend_from_slice(&(map.len() as u32).to_le_bytes());
-    hdr.extend_from_slice(&0u32.to_le_bytes());
+    let hdr = StartInfoHeader {
+        nr_modules: modules.len() as u32,
+        modlist_paddr,
+        cmdline_paddr: cmdline_paddr.unwrap_or(0),
+        rsdp_paddr: tables.rsdp_paddr,
+        memmap_paddr: si_base + memmap_at as u64,
+        memmap_entries: map.len() as u32,
+    };
     if let Some(d) = block.get_mut(..START_INFO_SIZE as usize) {
-        d.copy_from_slice(&hdr);
+        d.copy_from_slice(&hdr.encode());
     }
     let si_range = Range::at(si_base, block.len() as u64)
         .ok_or_else(|| Error::Layout("start_info address overflow".into()))?;
@@ -739,5 +796,6 @@ pub fn plan_image(
         cmdline_paddr,
         size,
         target_pages,
+        ioreq_server_pages: None,
     })
 }

@@ -27,6 +27,7 @@ pub mod decompress;
 pub mod elf;
 mod error;
 pub mod firmware;
+pub mod hvm;
 pub mod image;
 pub mod layout;
 pub mod notes;
@@ -42,6 +43,7 @@ pub use cache::KernelCache;
 pub use decompress::{Compression, DEFAULT_MAX_DECOMPRESSED};
 pub use error::Error;
 pub use firmware::{resolve_firmware, FirmwareName, FirmwareSearch};
+pub use hvm::{plan_hvm, HvmBios, HvmPlan, HvmRequest};
 pub use image::{probe_bytes, probe_file, CacheUse, Container, KernelImage, ProbeOptions};
 pub use layout::{
     plan_image, BootPlan, GuestSize, ModuleInput, ModulePlacement, Range, SegmentPlacement,

@@ -99,11 +99,19 @@ impl BootPlan {
         if let Some(r) = self.rsdp_paddr {
             rows.push((r, r + crate::acpi::RSDP_LEN as u64, "ACPI RSDP".to_string()));
         }
-        rows.push((
-            self.acpi_pages.start,
-            self.acpi_pages.start + 0x1000,
-            "ACPI info page".to_string(),
-        ));
+        if !self.acpi_pages.is_empty() {
+            rows.push((
+                self.acpi_pages.start,
+                self.acpi_pages.start + 0x1000,
+                "ACPI info page".to_string(),
+            ));
+        }
+        for w in self.writes.iter().filter(|w| w.what == "HVM info table") {
+            rows.push((w.paddr, w.paddr + w.data.len(), w.what.clone()));
+        }
+        if let Some(r) = self.ioreq_server_pages {
+            rows.push((r.start, r.end, "ioreq server pages".to_string()));
+        }
         for w in self.writes.iter().filter(|w| w.what == "ACPI tables") {
             rows.push((
                 w.paddr,

@@ -193,7 +193,7 @@ fn config_check_exit_codes_and_diagnostics() {
     let cfg = write_cfg(
         dir.path(),
         "uefi",
-        "name = \"u\"\ntype = \"hvm\"\nfirmware = \"uefi\"\n",
+        "name = \"u\"\ntype = \"pvh\"\nfirmware = \"uefi\"\n",
     );
     let o = rxl(&["config", "check", cfg.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(1));

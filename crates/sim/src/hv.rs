@@ -1,7 +1,7 @@
 //! The simulated hypervisor: `xen_host::Hypervisor` for [`SimHost`].
 
 use xen_host::{
-    cdf, CreateDomain, DomId, DomainInfo, E820Entry, Errno, Gfn, GrantEntryV1, HostCaps,
+    cdf, emu, CreateDomain, DomId, DomainInfo, E820Entry, Errno, Gfn, GrantEntryV1, HostCaps,
     Hypervisor, PhysInfo, PvVcpuContext, ShutdownReason, VersionInfo, PAGE_SHIFT, PAGE_SIZE,
 };
 
@@ -211,7 +211,7 @@ fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Vec<u8> {
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
     s.as_bytes()
         .chunks(2)
         .filter_map(|c| std::str::from_utf8(c).ok())
@@ -340,6 +340,30 @@ fn batches(gpa: u64, len: u64) -> u64 {
 }
 
 /// Every gfn of `[first, end)` must be populated, as a foreign map requires.
+/// Xen's `arch_domain_create` checks of the emulation flags for a guest domain: only
+/// known bits, and for an HVM container either PVH's (the local APIC alone) or HVM's
+/// (everything but vPCI); a PV domain emulates nothing (or the PIT).
+fn check_emulation_flags(hvm: bool, flags: u32) -> Result<(), SimError> {
+    if flags & !emu::ALL != 0 {
+        return Err(einval(format!("invalid emulation bitmap {flags:#x}")));
+    }
+    let ok = if hvm {
+        flags == emu::LAPIC || flags == emu::ALL & !emu::VPCI
+    } else {
+        flags == 0 || flags == emu::PIT
+    };
+    if !ok {
+        return Err(SimError::xen(
+            Errno::EOPNOTSUPP,
+            format!(
+                "Xen does not allow {} domain creation with the emulators {flags:#x}",
+                if hvm { "HVM" } else { "PV" }
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_mapped(d: &DomRecord, first: u64, end: u64) -> Result<(), SimError> {
     let mut gfn = first;
     while gfn < end {
@@ -444,6 +468,7 @@ impl Hypervisor for SimHost {
             if cfg.flags & cdf::HAP != 0 && !hvm {
                 return Err(einval("HAP needs an HVM (or PVH) domain"));
             }
+            check_emulation_flags(hvm, cfg.emulation_flags)?;
             if cfg.max_vcpus == 0 || (hvm && cfg.max_vcpus > HVM_MAX_VCPUS) {
                 return Err(einval(format!(
                     "max_vcpus {} (allowed: 1 to {HVM_MAX_VCPUS})",
@@ -899,6 +924,17 @@ impl Hypervisor for SimHost {
                 d.online_vcpus = if marked { online.max(1) } else { d.max_vcpus };
                 if !d.is_hvm() {
                     d.pv.entry_fault = pv_boot_fault(&d, inner);
+                } else if crate::hvm::has_device_model(&d) {
+                    // Checked only where the guest's memory is (the process that built it).
+                    let fault = match inner.memory.get(&(d.domid, d.instance)) {
+                        Some(pages) if !pages.is_empty() => crate::hvm::boot_fault(&d, pages),
+                        _ => None,
+                    };
+                    // The reason is kept where a PV guest's entry fault is.
+                    if fault.is_some() {
+                        d.pv.entry_fault = fault;
+                        do_shutdown(w, &mut d, ShutdownReason::Crash);
+                    }
                 }
             }
             d.start_clock(w.now);

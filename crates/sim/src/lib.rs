@@ -154,6 +154,7 @@ pub mod dm;
 mod fault;
 mod hotplug;
 mod hv;
+mod hvm;
 mod pv;
 mod store;
 mod xs;

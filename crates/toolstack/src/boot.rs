@@ -2,18 +2,17 @@
 
 use std::path::PathBuf;
 
-use pvh::{BootRequest, FirmwareName, FirmwareSearch, ImageSource, ModuleRequest};
-use xlcfg::model::{Boot, DomainConfig, DomainType, Firmware};
+use pvh::{
+    BootRequest, FirmwareName, FirmwareSearch, HvmBios, HvmRequest, ImageSource, ModuleRequest,
+};
+use xlcfg::model::{Bios, Boot, DomainConfig, DomainType, Firmware};
 
 /// Why a config cannot be booted by rxl.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    /// rxl builds PVH and PV guests.
-    #[error(
-        "type = \"{0}\" is not supported: rxl builds PVH and PV guests (use type = \"pvh\" or \
-         \"pv\")"
-    )]
-    UnsupportedType(&'static str),
+    /// A config of type HVM without its HVM settings (a record written by an older rxl).
+    #[error("type = \"hvm\" without its HVM settings: recreate the guest from its config file")]
+    NoHvmSettings,
     /// 32-bit PV, which Debian's Xen is built without.
     #[error(
         "firmware = \"pvgrub32\" is a 32-bit PV kernel: this Xen runs 64-bit PV guests only; \
@@ -82,12 +81,45 @@ pub fn request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<BootReques
     })
 }
 
-/// rxl can build guests of `cfg`'s type (PVH and PV).
+/// rxl can build guests of `cfg`'s type: PVH and PV, and HVM with its HVM settings.
 pub fn check_type(cfg: &DomainConfig) -> Result<(), BootError> {
     match cfg.domain_type {
-        DomainType::Pvh | DomainType::Pv => Ok(()),
-        other => Err(BootError::UnsupportedType(other.as_str())),
+        DomainType::Hvm if cfg.hvm.is_none() => Err(BootError::NoHvmSettings),
+        _ => Ok(()),
     }
+}
+
+/// The HVM boot request for `cfg`: hvmloader (the config's replacement, else `hvmloader`
+/// on the firmware search path) and the BIOS image (`bios_path_override`, else SeaBIOS's
+/// `bios-256k.bin` or OVMF's `OVMF.fd` on the search path; none for ROMBIOS, which
+/// hvmloader carries).
+pub fn hvm_request(cfg: &DomainConfig, search: &FirmwareSearch) -> Result<HvmRequest, BootError> {
+    let hvm = cfg.hvm.as_ref().ok_or(BootError::NoHvmSettings)?;
+    let hvmloader = match &hvm.hvmloader {
+        Some(p) => p.value.clone(),
+        None => pvh::resolve_firmware(FirmwareName::Hvmloader, search)?,
+    };
+    let bios = match hvm.bios {
+        Bios::Seabios => HvmBios::Seabios,
+        Bios::Rombios => HvmBios::Rombios,
+        Bios::Ovmf => HvmBios::Ovmf,
+    };
+    let bios_module = match (&hvm.bios_path, bios) {
+        (Some(p), _) => Some(p.value.clone()),
+        (None, HvmBios::Seabios) => Some(pvh::resolve_firmware(FirmwareName::Seabios, search)?),
+        (None, HvmBios::Ovmf) => Some(pvh::resolve_firmware(FirmwareName::HvmOvmf, search)?),
+        (None, HvmBios::Rombios) => None,
+    };
+    let size = guest_size(cfg);
+    Ok(HvmRequest {
+        hvmloader,
+        bios,
+        bios_module,
+        size,
+        videoram_mib: hvm.videoram_mib,
+        mmio_hole_mib: hvm.mmio_hole_mib,
+        apic: hvm.apic,
+    })
 }
 
 /// The guest's memory and vCPU sizes, whatever its boot method.
@@ -102,6 +134,38 @@ pub fn guest_size(cfg: &DomainConfig) -> pvh::GuestSize {
         maxvcpus: cfg.maxvcpus,
     }
     .size()
+}
+
+/// HVM_PARAM_VIRIDIAN for the enabled Viridian groups, as libxl's
+/// `hvm_set_viridian_features` computes it (0: the param is not set).
+pub fn viridian_mask(hvm: &xlcfg::model::HvmConfig) -> u64 {
+    let on = |g: &str| hvm.viridian.iter().any(|v| v == g);
+    let mut mask = 0u64;
+    if on("base") {
+        mask |= 1 << 0; // HVMPV_base_freq
+        if !on("freq") {
+            mask |= 1 << 1; // HVMPV_no_freq
+        }
+    }
+    for (group, bits) in [
+        ("time_ref_count", 1 << 2),
+        ("reference_tsc", 1 << 3),
+        ("hcall_remote_tlb_flush", 1 << 4),
+        ("apic_assist", 1 << 5),
+        ("crash_ctl", 1 << 6),
+        ("synic", 1 << 7),
+        // stimer brings time_ref_count and synic along.
+        ("stimer", (1 << 2) | (1 << 7) | (1 << 8)),
+        ("hcall_ipi", 1 << 9),
+        ("ex_processor_masks", 1 << 10),
+        ("no_vp_limit", 1 << 11),
+        ("cpu_hotplug", 1 << 12),
+    ] {
+        if on(group) {
+            mask |= bits;
+        }
+    }
+    mask
 }
 
 fn firmware_image(
@@ -157,6 +221,25 @@ mod tests {
                 .to_string();
             assert!(e.contains("/usr/lib/grub-xen/grub-i386-xen_pvh.bin"), "{e}");
         }
+    }
+
+    /// The Viridian mask of libxl's defaults (`viridian = 1`): base_freq, time_ref_count,
+    /// apic_assist, crash_ctl, no_vp_limit, cpu_hotplug; of base alone: no_freq too.
+    #[test]
+    fn viridian_masks_are_libxls() {
+        let hvm = |v: &str| {
+            cfg(&format!("name = \"g\"\ntype = \"hvm\"\nviridian = {v}\n"))
+                .hvm
+                .expect("hvm")
+        };
+        assert_eq!(viridian_mask(&hvm("1")), 0x1865);
+        assert_eq!(viridian_mask(&hvm("0")), 0);
+        assert_eq!(viridian_mask(&hvm("[ \"base\" ]")), 0x3);
+        assert_eq!(
+            viridian_mask(&hvm("[ \"base\", \"freq\", \"stimer\" ]")),
+            0x185
+        );
+        assert_eq!(viridian_mask(&hvm("[ \"all\" ]")), 0x1ffd);
     }
 
     /// pvgrub64 and pvgrub32 are Xen's PV images: refused for PVH, pointing at PVH GRUB.

@@ -8,6 +8,7 @@ pub mod bootloader;
 pub mod create;
 pub mod devices;
 pub mod dm;
+pub mod dm_hvm;
 pub mod domains;
 pub mod events;
 pub mod hostmon;
@@ -76,6 +77,9 @@ pub fn plan_for(
     if let xlcfg::model::Boot::Bootloader { cmdline, .. } = &cfg.boot {
         boot::check_type(cfg)?;
         return plan_extracted(cfg, bootloader::run(cfg, boot)?, cmdline.as_deref());
+    }
+    if cfg.domain_type == DomainType::Hvm {
+        return plan::plan_hvm(cfg, search);
     }
     let request = boot::request(cfg, search)?;
     let probe = pvh::ProbeOptions {

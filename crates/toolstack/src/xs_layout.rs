@@ -128,6 +128,9 @@ pub fn skeleton(id: &Identity<'_>) -> Vec<Node> {
     b.mknod(format!("{dp}/device"), ro(dom));
     b.mknod(format!("{dp}/device/suspend/event-channel"), rw(dom));
     b.mknod(format!("{dp}/control"), ro(dom));
+    if id.kind == "hvm" {
+        b.mknod(format!("{dp}/hvmloader"), ro(dom));
+    }
     for node in [
         "shutdown",
         "feature-poweroff",
@@ -163,6 +166,8 @@ pub struct Built {
     pub max_memkb: u64,
     /// `memory/target`, KiB.
     pub target_memkb: u64,
+    /// `memory/videoram`, KiB (0 but for HVM guests).
+    pub videoram_kib: u64,
     /// The xenstore ring's event channel (in the guest).
     pub store_port: u32,
     /// The xenstore ring's gfn.
@@ -189,7 +194,7 @@ pub fn post_build(b: &Built) -> Vec<Node> {
     let mut out = Builder { nodes: Vec::new() };
     out.write(format!("{dp}/memory/static-max"), b.max_memkb.to_string());
     out.write(format!("{dp}/memory/target"), b.target_memkb.to_string());
-    out.write(format!("{dp}/memory/videoram"), "0");
+    out.write(format!("{dp}/memory/videoram"), b.videoram_kib.to_string());
     out.write(format!("{dp}/domid"), dom.to_string());
     out.write(format!("{dp}/store/port"), b.store_port.to_string());
     out.write(format!("{dp}/store/ring-ref"), b.store_gfn.to_string());
@@ -253,6 +258,36 @@ pub fn pv_image(
     if let Some(c) = cmdline {
         out.write(format!("{image}/cmdline"), c);
     }
+    out.nodes
+}
+
+/// The nodes libxl writes for an HVM guest: under `/vm/UUID` the RTC offset and OS type
+/// (libxl__domain_build), under the domain the platform keys hvmloader reads
+/// (`platform/acpi`, `acpi_s3`, `acpi_s4`, `acpi_laptop_slate`, `mmio_hole_size` when
+/// `mmio_hole` enlarges the hole, `device-model`), and the BIOS choice with memory
+/// relocation off (`hvmloader/bios`, `hvmloader/allow-memory-relocate`, written by
+/// libxl__spawn_local_dm before QEMU starts).
+pub fn hvm_nodes(dom: DomId, uuid: &str, hvm: &xlcfg::model::HvmConfig, bios: &str) -> Vec<Node> {
+    let dp = dom_path(dom);
+    let vp = vm_path(uuid);
+    let flag = |on: bool| if on { "1" } else { "0" };
+    let mut out = Builder { nodes: Vec::new() };
+    out.write(format!("{vp}/rtc/timeoffset"), "");
+    out.write(format!("{vp}/image/ostype"), "hvm");
+    out.write(format!("{dp}/platform/acpi"), flag(hvm.acpi));
+    out.write(format!("{dp}/platform/acpi_s3"), "1");
+    out.write(format!("{dp}/platform/acpi_s4"), "1");
+    out.write(format!("{dp}/platform/acpi_laptop_slate"), "0");
+    if let Some(mib) = hvm.mmio_hole_mib {
+        let bytes = mib << 20;
+        // libxl: only a hole that starts at or below HVM_BELOW_4G_MMIO_START.
+        if bytes < 1 << 32 && (1u64 << 32) - bytes <= 0xf000_0000 {
+            out.write(format!("{dp}/platform/mmio_hole_size"), bytes.to_string());
+        }
+    }
+    out.write(format!("{dp}/platform/device-model"), "qemu_xen");
+    out.write(format!("{dp}/hvmloader/bios"), bios);
+    out.write(format!("{dp}/hvmloader/allow-memory-relocate"), "0");
     out.nodes
 }
 
@@ -340,6 +375,7 @@ mod tests {
             dom: DomId(3),
             max_memkb: 32768,
             target_memkb: 32768,
+            videoram_kib: 0,
             store_port: 1,
             store_gfn: 0xfeffc,
             console_port: 2,

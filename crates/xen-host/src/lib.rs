@@ -370,6 +370,29 @@ pub mod cdf {
 pub mod emu {
     /// Local APIC emulation: the only one a PVH guest gets.
     pub const LAPIC: u32 = 1 << 0;
+    /// HPET.
+    pub const HPET: u32 = 1 << 1;
+    /// ACPI PM timer and PM1 registers.
+    pub const PM: u32 = 1 << 2;
+    /// RTC.
+    pub const RTC: u32 = 1 << 3;
+    /// IO-APIC.
+    pub const IOAPIC: u32 = 1 << 4;
+    /// 8259 PIC.
+    pub const PIC: u32 = 1 << 5;
+    /// Standard VGA (Xen's own acceleration of it).
+    pub const VGA: u32 = 1 << 6;
+    /// IOMMU.
+    pub const IOMMU: u32 = 1 << 7;
+    /// PIT.
+    pub const PIT: u32 = 1 << 8;
+    /// Route interrupts as PIRQs (PV drivers in HVM guests).
+    pub const USE_PIRQ: u32 = 1 << 9;
+    /// vPCI (PCI config space handled in Xen).
+    pub const VPCI: u32 = 1 << 10;
+    /// `XEN_X86_EMU_ALL`.
+    pub const ALL: u32 =
+        LAPIC | HPET | PM | RTC | IOAPIC | PIC | VGA | IOMMU | PIT | USE_PIRQ | VPCI;
 }
 
 /// The arguments of `XEN_DOMCTL_createdomain`.
@@ -413,6 +436,16 @@ impl CreateDomain {
             grant_opts: 1,
             emulation_flags: emu::LAPIC,
             misc_flags: 0,
+        }
+    }
+
+    /// The request for an HVM domain as libxl makes it: an HVM container with HAP and
+    /// every platform device emulated but vPCI (`XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI`,
+    /// `libxl__arch_domain_prepare_config`), the rest as for [`CreateDomain::pvh`].
+    pub fn hvm(handle: [u8; 16], max_vcpus: u32) -> Self {
+        CreateDomain {
+            emulation_flags: emu::ALL & !emu::VPCI,
+            ..CreateDomain::pvh(handle, max_vcpus)
         }
     }
 
@@ -631,12 +664,18 @@ pub mod hvm_param {
     pub const STORE_EVTCHN: u32 = 2;
     /// ioreq page pfn.
     pub const IOREQ_PFN: u32 = 5;
+    /// Viridian (Hyper-V) enlightenment mask.
+    pub const VIRIDIAN: u32 = 9;
     /// Buffered ioreq page pfn.
     pub const BUFIOREQ_PFN: u32 = 6;
     /// Timer mode.
     pub const TIMER_MODE: u32 = 10;
+    /// HPET present (HVM).
+    pub const HPET_ENABLED: u32 = 11;
     /// Identity-map page table pfn.
     pub const IDENT_PT: u32 = 12;
+    /// Align virtual platform timers (HVM).
+    pub const VPT_ALIGN: u32 = 16;
     /// Console ring pfn.
     pub const CONSOLE_PFN: u32 = 17;
     /// Console event channel.
@@ -647,6 +686,10 @@ pub mod hvm_param {
     pub const MONITOR_RING_PFN: u32 = 28;
     /// Sharing ring pfn.
     pub const SHARING_RING_PFN: u32 = 29;
+    /// First of the ioreq server pages (HVM with a device model).
+    pub const IOREQ_SERVER_PFN: u32 = 32;
+    /// How many ioreq server pages.
+    pub const NR_IOREQ_SERVER_PAGES: u32 = 33;
     /// altp2m mode.
     pub const ALTP2M: u32 = 35;
 }
@@ -1010,6 +1053,21 @@ mod tests {
         info.shutdown_code = 3;
         info.dying = true;
         assert_eq!(info.state_letters(), "---scd");
+    }
+
+    #[test]
+    fn hvm_createdomain_emulates_everything_but_vpci() {
+        let hvm = CreateDomain::hvm([1; 16], 2);
+        assert_eq!(hvm.flags, cdf::HVM | cdf::HAP);
+        assert_eq!(hvm.emulation_flags, 0x3ff);
+        assert_eq!(emu::ALL, 0x7ff);
+        assert_eq!(
+            CreateDomain {
+                emulation_flags: emu::LAPIC,
+                ..hvm
+            },
+            CreateDomain::pvh([1; 16], 2)
+        );
     }
 
     #[test]

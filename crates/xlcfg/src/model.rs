@@ -10,6 +10,7 @@
 
 mod boot;
 mod disk;
+mod hvm;
 mod keys;
 mod name;
 mod num;
@@ -29,6 +30,9 @@ pub use boot::{Boot, Firmware, Module, XEN_FIRMWARE_DIR};
 pub use disk::disk_arg;
 pub use disk::{
     DiskAccess, DiskBackendType, DiskFormat, DiskSpec, DiskSpecification, DiskTargetKind, DiskType,
+};
+pub use hvm::{
+    hvm_defaults, Bios, DeviceModelConfig, DirectBoot, HvmConfig, Vga, Vnc, HVM_ONLY_KEYS,
 };
 pub(crate) use keys::suggest;
 pub use keys::{is_known, MODELLED_KEYS, RXL_KEYS, XL_KEYS};
@@ -254,6 +258,13 @@ pub struct DomainConfig {
     pub disks: Vec<DiskSpec>,
     /// Virtual network interfaces, in config order.
     pub vifs: Vec<VifSpec>,
+    /// The firmware, direct boot and emulated devices of an HVM guest (`None` for PV and
+    /// PVH; absent from their JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hvm: Option<HvmConfig>,
+    /// The device model program and extra arguments (absent from the JSON when unset).
+    #[serde(default, skip_serializing_if = "DeviceModelConfig::is_default")]
+    pub device_model: DeviceModelConfig,
 }
 
 impl DomainConfig {
@@ -362,6 +373,20 @@ pub fn check_files(cfg: &DomainConfig) -> Vec<Diagnostic> {
             }
         }
         Boot::Bootloader { .. } => {}
+    }
+    if let Some(hvm) = &cfg.hvm {
+        if let Some(p) = &hvm.bios_path {
+            check("BIOS image", p);
+        }
+        if let Some(d) = &hvm.direct_boot {
+            check("kernel", &d.kernel);
+            if let Some(r) = &d.ramdisk {
+                check("ramdisk", r);
+            }
+        }
+    }
+    if let Some(p) = &cfg.device_model.program {
+        check("device model", p);
     }
     out.extend(check_disk_files(&cfg.disks));
     out
@@ -520,6 +545,39 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A flag as xl reads one (a number: 0 is off, anything else on); `None` when unset
+    /// or after an error.
+    fn flag(&mut self, key: &str) -> Option<bool> {
+        self.integer(key, i64::MIN, i64::MAX).map(|(_, n)| n != 0)
+    }
+
+    /// A list of strings (numbers taken as their text); `None` when unset or after an
+    /// error (a single value, or a nested list).
+    fn string_list(&mut self, key: &str) -> Option<Vec<String>> {
+        let s = self.setting(key)?;
+        let ValueKind::List(items) = &s.value.kind else {
+            self.push(
+                Diagnostic::error(s.value.span.clone(), format!("`{key}` must be a list"))
+                    .with_hint(format!("write {key} = [ \"...\", \"...\" ]")),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match &item.kind {
+                ValueKind::String(v) | ValueKind::Number(v) => out.push(v.clone()),
+                ValueKind::List(_) => {
+                    self.push(Diagnostic::error(
+                        item.span.clone(),
+                        format!("each item of `{key}` must be a string, not a list"),
+                    ));
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The integer value of `key`, within `min..=max`.
     fn integer(&mut self, key: &str, min: i64, max: i64) -> Option<(&'a Setting, i64)> {
         let s = self.setting(key)?;
@@ -600,7 +658,16 @@ impl<'a> Ctx<'a> {
         let uuid = self.uuid();
         let (memory_mib, maxmem_mib) = self.memory();
         let (vcpus, maxvcpus) = self.vcpus();
-        let boot = boot::build(self, domain_type, type_setting);
+        let (boot, hvm) = if domain_type == DomainType::Hvm {
+            match hvm::build(self, type_setting) {
+                Some((b, h)) => (Some(b), Some(h)),
+                None => (None, None),
+            }
+        } else {
+            hvm::ignore_hvm_keys(self, domain_type);
+            (boot::build(self, domain_type, type_setting), None)
+        };
+        let device_model = hvm::device_model(self);
         let on_poweroff = self.action("on_poweroff", Action::Destroy);
         let on_reboot = self.action("on_reboot", Action::Restart);
         let on_watchdog = self.action("on_watchdog", Action::Destroy);
@@ -635,6 +702,8 @@ impl<'a> Ctx<'a> {
             max_maptrack_frames,
             disks,
             vifs,
+            hvm,
+            device_model,
         })
     }
 

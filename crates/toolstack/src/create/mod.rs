@@ -78,7 +78,7 @@ steps! {
     MaxMem => "max_mem",
     /// Event channels for xenstore and the console.
     EventChannels => "event channels",
-    /// HVM parameters, TSC mode, paging pool (PVH).
+    /// HVM parameters, TSC mode, paging pool (PVH and HVM).
     HvmParams => "hvm params",
     /// The memory map's limit (one RAM entry up to maxmem) and the TSC mode (PV).
     MemmapLimit => "memmap limit",
@@ -105,7 +105,7 @@ steps! {
     HypercallPage => "hypercall page",
     /// MMUEXT_PIN_L4_TABLE on the top page table (PV).
     PinTables => "pin tables",
-    /// The special pages' HVM parameters (PVH).
+    /// The special pages' HVM parameters (PVH and HVM; HVM adds the ioreq server pages).
     SpecialPages => "special pages",
     /// The first vCPU's registers (sethvmcontext for PVH, setvcpucontext for PV).
     VcpuContext => "vcpu context",
@@ -496,6 +496,11 @@ impl<'a, H: Hypervisor + ?Sized, S: Store + ?Sized> Build<'a, H, S> {
             .ok_or_else(|| Failure::Msg("a PVH step in a PV create: the step list is wrong".into()))
     }
 
+    /// The HVM plan, when the guest is HVM.
+    fn hvm(&self) -> Option<&'a pvh::HvmPlan> {
+        self.plan.as_hvm()
+    }
+
     /// The PV plan (a step of PV guests asks).
     fn pv(&self) -> Result<&'a pv::PvPlan, Failure> {
         self.plan
@@ -610,7 +615,9 @@ where
         shared_info_mfn: None,
         timings: Vec::with_capacity(Step::ALL.len()),
     };
-    if (cfg.domain_type == DomainType::Pv) != plan.as_pv().is_some() {
+    if (cfg.domain_type == DomainType::Pv) != plan.as_pv().is_some()
+        || (cfg.domain_type == DomainType::Hvm) != plan.as_hvm().is_some()
+    {
         return Err(CreateError {
             step: Step::CheckHost,
             message: format!(

@@ -53,8 +53,8 @@ where
         Step::AddressSize => Ok(b.hv.set_address_size(b.dom()?, 64)?),
         Step::ClaimMemory => claim_memory(b),
         Step::PopulateMemory => match b.plan {
-            GuestPlan::Pvh(plan) => {
-                memory::populate(b.hv, b.dom()?, &frame_ranges(plan))?;
+            GuestPlan::Pvh(_) | GuestPlan::Hvm(_) => {
+                memory::populate(b.hv, b.dom()?, &frame_ranges(b.pvh()?))?;
                 Ok(())
             }
             GuestPlan::Pv(plan) => {
@@ -68,7 +68,7 @@ where
             Ok(b.hv.set_memory_map(b.dom()?, &map)?)
         }
         Step::LoadImage => match b.plan {
-            GuestPlan::Pvh(plan) => load_image(b.hv, b.dom()?, plan),
+            GuestPlan::Pvh(_) | GuestPlan::Hvm(_) => load_image(b.hv, b.dom()?, b.pvh()?),
             GuestPlan::Pv(_) => pv_steps::load_image(b),
         },
         Step::PageTables => pv_steps::page_tables(b),
@@ -78,7 +78,9 @@ where
         Step::PinTables => pv_steps::pin_tables(b),
         Step::SpecialPages => special_pages(b),
         Step::VcpuContext => match b.plan {
-            GuestPlan::Pvh(plan) => set_vcpu_context(b.hv, b.dom()?, b.cfg.maxvcpus, plan),
+            GuestPlan::Pvh(plan) => set_vcpu_context(b.hv, b.dom()?, Some(b.cfg.maxvcpus), plan),
+            // With a device model, libxenguest leaves the MTRRs to hvmloader.
+            GuestPlan::Hvm(plan) => set_vcpu_context(b.hv, b.dom()?, None, &plan.boot),
             GuestPlan::Pv(_) => pv_steps::vcpu_context(b),
         },
         Step::GrantTable => grant_table(b),
@@ -103,6 +105,11 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
+    if b.cfg.domain_type == DomainType::Hvm && !b.opts.paused {
+        return Err(Failure::Msg(
+            "HVM needs its device model: not wired yet (create it paused with -p)".into(),
+        ));
+    }
     let version = b.hv.version()?;
     if b.cfg.domain_type == DomainType::Pv {
         if !version
@@ -226,9 +233,11 @@ where
     S: Store + ?Sized,
 {
     let cfg = b.cfg;
+    let handle = *cfg.uuid.as_bytes();
     let base = match cfg.domain_type {
-        DomainType::Pv => xen_host::CreateDomain::pv(*cfg.uuid.as_bytes(), cfg.maxvcpus),
-        _ => xen_host::CreateDomain::pvh(*cfg.uuid.as_bytes(), cfg.maxvcpus),
+        DomainType::Pv => xen_host::CreateDomain::pv(handle, cfg.maxvcpus),
+        DomainType::Pvh => xen_host::CreateDomain::pvh(handle, cfg.maxvcpus),
+        DomainType::Hvm => xen_host::CreateDomain::hvm(handle, cfg.maxvcpus),
     };
     let create = xen_host::CreateDomain {
         max_evtchn_port: cfg.max_event_channels,
@@ -300,12 +309,24 @@ where
 {
     let dom = b.dom()?;
     let hv = b.hv;
+    // hvm_set_conf_params: HVM guests first get the HPET and vpt_align (on by default).
+    if let Some(hvm) = &b.cfg.hvm {
+        hv.set_hvm_param(dom, hvm_param::HPET_ENABLED, u64::from(hvm.hpet))?;
+        hv.set_hvm_param(dom, hvm_param::VPT_ALIGN, 1)?;
+    }
     hv.set_hvm_param(dom, hvm_param::TIMER_MODE, 1)?;
     if b.version
         .as_ref()
         .is_some_and(|v| (v.major, v.minor) < (4, 19))
     {
         hv.set_hvm_param(dom, hvm_param::ALTP2M, 0)?;
+    }
+    // hvm_set_viridian_features, for a new HVM domain.
+    if let Some(hvm) = &b.cfg.hvm {
+        let mask = crate::boot::viridian_mask(hvm);
+        if mask != 0 {
+            hv.set_hvm_param(dom, hvm_param::VIRIDIAN, mask)?;
+        }
     }
     hv.set_tsc_info(dom, 0)?;
     let pool_kib = 4 * (256 * u64::from(b.cfg.maxvcpus) + b.cfg.maxmem_mib);
@@ -330,7 +351,9 @@ where
     S: Store + ?Sized,
 {
     let pages: u64 = match b.plan {
-        GuestPlan::Pvh(plan) => frame_ranges(plan).iter().map(|r| r.pages).sum(),
+        GuestPlan::Pvh(_) | GuestPlan::Hvm(_) => {
+            frame_ranges(b.pvh()?).iter().map(|r| r.pages).sum()
+        }
         GuestPlan::Pv(plan) => plan.total_pages,
     };
     Ok(b.hv.claim_pages(b.dom()?, pages)?)
@@ -358,6 +381,14 @@ where
     ] {
         b.hv.set_hvm_param(dom, param, value)?;
     }
+    if let Some(hvm) = b.hvm() {
+        b.hv.set_hvm_param(dom, hvm_param::IOREQ_SERVER_PFN, hvm.ioreq_server_pfn)?;
+        b.hv.set_hvm_param(
+            dom,
+            hvm_param::NR_IOREQ_SERVER_PAGES,
+            hvm.nr_ioreq_server_pages,
+        )?;
+    }
     Ok(())
 }
 
@@ -369,7 +400,10 @@ where
     S: Store + ?Sized,
 {
     match b.plan {
-        GuestPlan::Pvh(plan) => Ok((plan.special_pages.console, plan.special_pages.xenstore)),
+        GuestPlan::Pvh(_) | GuestPlan::Hvm(_) => {
+            let sp = &b.pvh()?.special_pages;
+            Ok((sp.console, sp.xenstore))
+        }
         GuestPlan::Pv(plan) => Ok((b.mfn(plan.console_pfn)?, b.mfn(plan.xenstore_pfn)?)),
     }
 }
@@ -407,10 +441,13 @@ where
     let (store_port, console_port) = ports(b)?;
     let (console, xenstore) = ring_frames(b)?;
     let cfg = b.cfg;
+    let videoram_kib = cfg.hvm.as_ref().map_or(0, |h| h.videoram_mib * 1024);
     let built = Built {
         dom: b.dom()?,
         max_memkb: cfg.maxmem_mib * 1024,
-        target_memkb: cfg.memory_mib * 1024,
+        // libxl's target excludes the video RAM (libxl__get_targetmem_fudge).
+        target_memkb: cfg.memory_mib * 1024 - videoram_kib,
+        videoram_kib,
         store_port,
         store_gfn: xenstore,
         console_port,
@@ -419,6 +456,14 @@ where
         max_vcpus: cfg.maxvcpus,
     };
     let mut nodes = xs_layout::post_build(&built);
+    if let (Some(hvm), Some(plan)) = (&cfg.hvm, b.hvm()) {
+        nodes.extend(xs_layout::hvm_nodes(
+            built.dom,
+            &b.uuid,
+            hvm,
+            plan.bios.as_str(),
+        ));
+    }
     if let GuestPlan::Pv(plan) = b.plan {
         let ramdisk = match &cfg.boot {
             xlcfg::model::Boot::Kernel { modules, .. } => {
@@ -587,16 +632,18 @@ fn abi_err(e: xen_abi::AbiError) -> Failure {
     Failure::Msg(e.to_string())
 }
 
-/// As libxenguest does for PVH: MTRRs (write-back default, enabled) for every vCPU, then the
-/// BSP's registers last (each sethvmcontext resets the vCPUs it names).
+/// As libxenguest's `vcpu_hvm` does: for PVH (`mtrr_vcpus` given) MTRRs (write-back
+/// default, enabled) for every vCPU, then the BSP's registers last (each sethvmcontext
+/// resets the vCPUs it names); for HVM the BSP's registers only.
 fn set_vcpu_context<H: Hypervisor + ?Sized>(
     hv: &H,
     dom: DomId,
-    max_vcpus: u32,
+    mtrr_vcpus: Option<u32>,
     plan: &BootPlan,
 ) -> Result<(), Failure> {
     let full = hv.get_hvm_context(dom)?;
     let header = save::find_header(&full).map_err(abi_err)?;
+    let max_vcpus = mtrr_vcpus.unwrap_or(0);
     let records = save::parse_records(&full).map_err(abi_err)?;
     let mtrr_body = records
         .iter()

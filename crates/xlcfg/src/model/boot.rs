@@ -315,59 +315,24 @@ pub(super) fn build(
     let kernel = cx.string("kernel");
     let firmware = cx.string("firmware");
     let fw_override = cx.string("firmware_override");
-    let mut bootloader = cx.string("bootloader");
+    let bootloader = cx.string("bootloader");
     let cmdline = cmdline(cx);
     let modules = modules(cx);
 
-    if ty == DomainType::Hvm {
-        if let Some((s, _)) = bootloader.take() {
-            cx.push(Diagnostic::warning(
-                s.key_span.clone(),
-                "`bootloader` is ignored for type = \"hvm\" (as xl does)",
-            ));
-        }
-    }
+    // HVM guests are read by `hvm::build`.
     if let Some((s, text)) = fw_override {
-        if ty != DomainType::Hvm {
-            cx.push(
-                Diagnostic::error(
-                    s.key_span.clone(),
-                    format!("`firmware_override` is only for HVM guests, not type = \"{ty}\""),
-                )
-                .with_hint(format!(
-                    "for a {} guest give the image as firmware = \"{}\"",
-                    ty.as_str().to_uppercase(),
-                    if text.contains('/') { text } else { "<path>" }
-                )),
-            );
-            return None;
-        }
-        match firmware {
-            Some((f, _)) => {
-                cx.push(
-                    Diagnostic::error(
-                        s.key_span.clone(),
-                        "`firmware_override` and `firmware` are both set",
-                    )
-                    .with_note(f.key_span.clone(), "`firmware` is set here")
-                    .with_hint("keep one: rxl models a single firmware"),
-                );
-                return None;
-            }
-            None => {
-                let p = cx.path(s, text)?;
-                return Some(Boot::Firmware {
-                    firmware: Located {
-                        value: Firmware::Path(p.value),
-                        line: p.line,
-                        column: p.column,
-                        span: p.span,
-                    },
-                    cmdline: None,
-                    modules: Vec::new(),
-                });
-            }
-        }
+        cx.push(
+            Diagnostic::error(
+                s.key_span.clone(),
+                format!("`firmware_override` is only for HVM guests, not type = \"{ty}\""),
+            )
+            .with_hint(format!(
+                "for a {} guest give the image as firmware = \"{}\"",
+                ty.as_str().to_uppercase(),
+                if text.contains('/') { text } else { "<path>" }
+            )),
+        );
+        return None;
     }
 
     // With a bootloader, `kernel` (and `ramdisk`) are paths inside the guest that libxl
@@ -424,16 +389,10 @@ pub(super) fn build(
     }
     if let Some((s, text)) = firmware {
         let fw = parse_firmware(cx, s, text, ty, type_setting)?;
-        let (cmdline, modules) = if ty == DomainType::Hvm {
-            ignore_kernel_keys(cx, "an HVM firmware boot without a kernel");
-            (None, Vec::new())
-        } else {
-            (cmdline, modules?)
-        };
         return Some(Boot::Firmware {
             firmware: fw,
             cmdline,
-            modules,
+            modules: modules?,
         });
     }
     if let Some((s, text)) = bootloader {
@@ -464,15 +423,6 @@ pub(super) fn build(
             ramdisk,
         });
     }
-    if ty == DomainType::Hvm {
-        // hvmloader with libxl's default BIOS for qemu-xen.
-        ignore_kernel_keys(cx, "an HVM guest without a kernel");
-        return Some(Boot::Firmware {
-            firmware: Located::unplaced(Firmware::Seabios),
-            cmdline: None,
-            modules: Vec::new(),
-        });
-    }
     cx.push(
         Diagnostic::error(
             cx.fallback.clone(),
@@ -483,20 +433,8 @@ pub(super) fn build(
     None
 }
 
-/// Warn about each kernel-only key that is set where nothing will use it.
-fn ignore_kernel_keys(cx: &mut Ctx<'_>, why: &str) {
-    for key in ["ramdisk", "cmdline", "root", "extra", "modules"] {
-        if let Some(s) = cx.setting(key) {
-            cx.push(Diagnostic::warning(
-                s.key_span.clone(),
-                format!("`{key}` is ignored for {why}"),
-            ));
-        }
-    }
-}
-
 /// The command line from `cmdline`, `root` and `extra`, as xl builds it.
-fn cmdline(cx: &mut Ctx<'_>) -> Option<String> {
+pub(super) fn cmdline(cx: &mut Ctx<'_>) -> Option<String> {
     let cmdline = cx.string("cmdline");
     let root = cx.string("root");
     let extra = cx.string("extra");
@@ -671,7 +609,7 @@ fn bootloader_args(cx: &mut Ctx<'_>) -> Vec<String> {
 }
 
 /// A `firmware =` value: a name or a path, checked against the domain type.
-fn parse_firmware(
+pub(super) fn parse_firmware(
     cx: &mut Ctx<'_>,
     s: &Setting,
     text: &str,

@@ -530,8 +530,14 @@ fn firmware_names_paths_and_the_type_matrix() {
     let e = one_err(&format!("{pvh}firmware = \"bios\"\n"));
     assert_eq!(e.message, "firmware = \"bios\" is refused: name the BIOS");
     assert_eq!(e.hint.as_deref(), Some("use seabios"));
-    let e = one_err(&format!("{hvm}firmware = \"uefi\"\n"));
-    assert_eq!(e.hint.as_deref(), Some("use ovmf"));
+    // For HVM, xl takes a prefix of "uefi" as OVMF and of "bios" as the default BIOS.
+    let b = ok(&format!("{hvm}firmware = \"uefi\"\n"));
+    assert_eq!(fw(&b), Firmware::Ovmf);
+    assert!(has_warning(&b, "firmware = \"uefi\" is taken as \"ovmf\""));
+    assert_eq!(
+        fw(&ok(&format!("{hvm}firmware = \"bios\"\n"))),
+        Firmware::Seabios
+    );
     let e = one_err(&format!("{pvh}firmware = \"grub\"\n"));
     assert_eq!(
         e.message,
@@ -556,7 +562,7 @@ fn firmware_keeps_cmdline_and_ramdisk_for_pvh() {
     assert_eq!(b.config.boot.cmdline(), None);
     assert!(has_warning(
         &b,
-        "`cmdline` is ignored for an HVM firmware boot without a kernel"
+        "`cmdline` is ignored for an HVM guest without a kernel"
     ));
 }
 
@@ -639,8 +645,11 @@ fn unknown_keys_warn_with_suggestions() {
                 "unknown key `kernal` is ignored",
                 Some("did you mean `kernel`?")
             ),
-            ("`vnc` is not used by rxl and is ignored", None),
             ("unknown key `frobnicate` is ignored", None),
+            (
+                "`vnc` is only used for type = \"hvm\" and is ignored for type = \"pvh\"",
+                None
+            ),
         ]
     );
     assert_eq!(b.warnings[0].span.line, 4);

@@ -1,0 +1,246 @@
+//! HVM guests (`type = "hvm"`) through the rxl command line on the simulated host, up to a
+//! paused domain: createdomain flags, HVM params, memory, the loaded hvmloader and BIOS,
+//! the xenstore nodes, destroy; and the refusals, which leave nothing behind. The device
+//! model is not started yet, so an unpaused create is refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{ok, stderr, stdout, Sim};
+use xen_host::{hvm_param, DomId, Hypervisor};
+
+/// A stand-in hvmloader: an ELF32 with one PT_LOAD segment of `code` at 1 MiB (16 KiB in
+/// memory), entered at 1 MiB.
+fn hvmloader(code: &[u8]) -> Vec<u8> {
+    let paddr: u32 = 0x10_0000;
+    let mut out = vec![0u8; 52 + 32];
+    out[..4].copy_from_slice(b"\x7fELF");
+    out[4] = 1; // ELFCLASS32
+    out[5] = 1; // little endian
+    out[6] = 1;
+    out[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    out[18..20].copy_from_slice(&3u16.to_le_bytes()); // EM_386
+    out[20..24].copy_from_slice(&1u32.to_le_bytes());
+    out[24..28].copy_from_slice(&paddr.to_le_bytes());
+    out[28..32].copy_from_slice(&52u32.to_le_bytes()); // e_phoff
+    out[40..42].copy_from_slice(&52u16.to_le_bytes());
+    out[42..44].copy_from_slice(&32u16.to_le_bytes());
+    out[44..46].copy_from_slice(&1u16.to_le_bytes());
+    out[46..48].copy_from_slice(&40u16.to_le_bytes());
+    let off = out.len() as u32;
+    out.extend_from_slice(code);
+    let ph = [1, off, paddr, paddr, code.len() as u32, 16 * 1024, 7, 16];
+    for (j, w) in ph.iter().enumerate() {
+        out[52 + 4 * j..56 + 4 * j].copy_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+/// A firmware directory with hvmloader (without ROMBIOS), SeaBIOS and Debian-like OVMF.
+fn firmware_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut code = vec![0x90u8; 8192];
+    code[64..81].copy_from_slice(b"\0rombios\0SeaBIOS\0");
+    std::fs::write(dir.path().join("hvmloader"), hvmloader(&code)).expect("hvmloader");
+    std::fs::write(dir.path().join("bios-256k.bin"), vec![0xea; 256 * 1024]).expect("bios");
+    let mut fd = vec![0u8; 128 * 1024];
+    fd[40..44].copy_from_slice(b"_FVH");
+    std::fs::write(dir.path().join("OVMF.fd"), fd).expect("ovmf");
+    dir
+}
+
+fn hvm_cfg(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.cfg"));
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"{name}\"\ntype = \"hvm\"\nmemory = 64\nvcpus = 2\n\
+             uuid = \"5e7d8a1c-3c8b-4d1e-9f5a-2b6c7d8e9f01\"\nserial = \"pty\"\n{extra}"
+        ),
+    )
+    .expect("cfg");
+    p
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+fn run(sim: &Sim, fw: &Path, args: &[&str]) -> std::process::Output {
+    sim.run_env(args, &[("RXL_FIRMWARE_PATH", s(fw))])
+}
+
+fn node(sim: &Sim, path: &str) -> Option<String> {
+    sim.host()
+        .xs_dump(path)
+        .expect("xs_dump")
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, v)| v)
+}
+
+/// Only Domain-0 is left, with no guest's xenstore nodes.
+fn nothing_left(sim: &Sim) {
+    assert_eq!(sim.host().domain_ids().expect("ids"), vec![DomId(0)]);
+    let vm = sim.host().xs_dump("/vm").expect("xs_dump");
+    assert!(
+        vm.iter().all(|(p, _)| !p.contains("5e7d8a1c")),
+        "the guest's /vm is gone: {vm:?}"
+    );
+}
+
+#[test]
+fn a_paused_hvm_guest_is_built_as_libxl_builds_one_and_destroyed_without_trace() {
+    let sim = Sim::new();
+    let fw = firmware_dir();
+    let cfg = hvm_cfg(fw.path(), "hvm1", "");
+    let id: u16 = stdout(&ok(run(&sim, fw.path(), &["create", "-p", s(&cfg)])))
+        .trim()
+        .parse()
+        .expect("domid");
+    let dom = DomId(id);
+    let host = sim.host();
+
+    // An HVM container (createdomain checks the HVM emulation flags).
+    let info = host
+        .domain_info(dom)
+        .expect("info")
+        .expect("the domain exists");
+    assert!(info.hvm, "{info:?}");
+    assert!(info.paused, "{info:?}");
+    // hvm_set_conf_params and the ioreq server pages.
+    for (param, want) in [
+        (hvm_param::HPET_ENABLED, 1),
+        (hvm_param::VPT_ALIGN, 1),
+        (hvm_param::TIMER_MODE, 1),
+        (hvm_param::IOREQ_SERVER_PFN, 0xfeff0),
+        (hvm_param::NR_IOREQ_SERVER_PAGES, 8),
+        (hvm_param::STORE_PFN, 0xfeffc),
+        (hvm_param::CONSOLE_PFN, 0xfefff),
+    ] {
+        assert_eq!(
+            host.get_hvm_param(dom, param).expect("param"),
+            want,
+            "param {param}"
+        );
+    }
+    // The memory map: RAM from 1 MiB to 64 - 8 (video RAM) MiB.
+    let map = host.memory_map(dom).expect("map");
+    assert_eq!(map.len(), 1, "{map:?}");
+    assert_eq!(
+        (map[0].addr, map[0].size, map[0].kind),
+        (1 << 20, 55 << 20, 1)
+    );
+    // (Guest memory lives in the creating process on the simulated host: the bytes are
+    // checked in-process by crates/toolstack/tests/hvm_create.rs.)
+    // The xenstore nodes libxl writes for HVM.
+    let dp = format!("/local/domain/{id}");
+    for (path, want) in [
+        (format!("{dp}/hvmloader/bios"), "seabios"),
+        (format!("{dp}/hvmloader/allow-memory-relocate"), "0"),
+        (format!("{dp}/platform/acpi"), "1"),
+        (format!("{dp}/platform/device-model"), "qemu_xen"),
+        (format!("{dp}/memory/videoram"), "8192"),
+        (format!("{dp}/memory/target"), "57344"),
+        (format!("{dp}/memory/static-max"), "65536"),
+        (
+            "/vm/5e7d8a1c-3c8b-4d1e-9f5a-2b6c7d8e9f01/image/ostype".to_string(),
+            "hvm",
+        ),
+    ] {
+        assert_eq!(node(&sim, &path).as_deref(), Some(want), "{path}");
+    }
+    assert_eq!(
+        node(&sim, &format!("/libxl/{id}/type")).as_deref(),
+        Some("hvm")
+    );
+
+    ok(run(&sim, fw.path(), &["destroy", "hvm1"]));
+    nothing_left(&sim);
+    assert!(sim.host().xs_dump(&dp).expect("xs_dump").is_empty());
+}
+
+#[test]
+fn an_unpaused_hvm_create_is_refused_until_the_device_model_is_wired() {
+    let sim = Sim::new();
+    let fw = firmware_dir();
+    let cfg = hvm_cfg(fw.path(), "hvm2", "");
+    let o = run(&sim, fw.path(), &["create", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("HVM needs its device model: not wired yet"),
+        "{}",
+        stderr(&o)
+    );
+    nothing_left(&sim);
+}
+
+#[test]
+fn firmware_that_cannot_boot_is_refused_and_nothing_is_left() {
+    let sim = Sim::new();
+    let fw = firmware_dir();
+    let cases: [(&str, &str, &[&str]); 2] = [
+        (
+            "rom",
+            "bios = \"rombios\"\n",
+            &[
+                "hvmloader was built without ROMBIOS",
+                "use bios = \"seabios\"",
+            ],
+        ),
+        (
+            "uefi",
+            "bios = \"ovmf\"\n",
+            &[
+                "OVMF.fd is an OVMF without Xen support",
+                "Debian bookworm's OVMF lacks Xen support",
+                "OvmfXen.dsc",
+            ],
+        ),
+    ];
+    for (name, extra, wants) in cases {
+        let cfg = hvm_cfg(fw.path(), name, extra);
+        let o = run(&sim, fw.path(), &["create", "-p", s(&cfg)]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        for w in wants {
+            assert!(stderr(&o).contains(w), "{name}: wants {w}: {}", stderr(&o));
+        }
+        nothing_left(&sim);
+    }
+
+    // Missing files: hvmloader, then SeaBIOS.
+    let empty = tempfile::tempdir().expect("dir");
+    let cfg = hvm_cfg(fw.path(), "nofw", "");
+    let o = run(&sim, empty.path(), &["create", "-p", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("firmware \"hvmloader\": not found") && err.contains("hvmloader"),
+        "{err}"
+    );
+    std::fs::copy(fw.path().join("hvmloader"), empty.path().join("hvmloader")).expect("copy");
+    let o = run(&sim, empty.path(), &["create", "-p", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("firmware \"seabios\": not found") && err.contains("bios-256k.bin"),
+        "{err}"
+    );
+    nothing_left(&sim);
+}
+
+#[test]
+fn the_dry_run_shows_the_hvm_layout() {
+    let fw = firmware_dir();
+    let cfg = hvm_cfg(fw.path(), "hvmdry", "");
+    let o = ok(common::rxl_env(
+        &["create", "-n", "--json", s(&cfg)],
+        &[("RXL_FIRMWARE_PATH", s(fw.path()))],
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["type"], "hvm");
+    assert_eq!(v["layout"]["bios"], "seabios");
+    assert_eq!(v["layout"]["entry"], 0x10_0000);
+    assert_eq!(v["layout"]["modules"][0]["cmdline"], "firmware");
+}
