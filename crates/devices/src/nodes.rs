@@ -492,7 +492,7 @@ pub fn vif_nodes(
             return refuse("trying to create PV or PVH guest with an emulated interface");
         }
         (DomainType::Hvm, None | Some(NicType::Ioemu)) => {
-            return refuse("an emulated interface (type=ioemu, HVM's default) needs a QEMU device model, not supported yet: write type=vif");
+            return refuse("an emulated network interface (type=ioemu, HVM's default) is not supported yet: write type=vif for a PV-only interface (the guest needs PV network drivers)");
         }
         _ => {}
     }

@@ -1,7 +1,7 @@
 //! HVM guests (`type = "hvm"`) through the rxl command line on the simulated host, up to a
 //! paused domain: createdomain flags, HVM params, memory, the loaded hvmloader and BIOS,
-//! the xenstore nodes, destroy; and the refusals, which leave nothing behind. The device
-//! model is not started yet, so an unpaused create is refused.
+//! the xenstore nodes, destroy; the `-machine xenfv` device model an unpaused guest runs
+//! with; and the refusals and failures, which leave nothing behind.
 
 mod common;
 
@@ -161,18 +161,120 @@ fn a_paused_hvm_guest_is_built_as_libxl_builds_one_and_destroyed_without_trace()
     assert!(sim.host().xs_dump(&dp).expect("xs_dump").is_empty());
 }
 
+fn device_models(sim: &Sim) -> Vec<u32> {
+    sim.processes(&["sim-device-model"])
+}
+
+/// The device model's arguments after the simulated host's `--`.
+fn dm_args(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .expect("cmdline")
+        .split(|&b| b == 0)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .skip_while(|a| a != "--")
+        .skip(1)
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
 #[test]
-fn an_unpaused_hvm_create_is_refused_until_the_device_model_is_wired() {
+fn an_hvm_guest_runs_with_its_xenfv_device_model_and_destroy_leaves_nothing() {
     let sim = Sim::new();
     let fw = firmware_dir();
-    let cfg = hvm_cfg(fw.path(), "hvm2", "");
+    let disk = fw.path().join("boot.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).expect("disk");
+    let cfg = hvm_cfg(
+        fw.path(),
+        "hvm2",
+        &format!(
+            "disk = [ \"format=raw,vdev=hda,access=rw,target={}\" ]\nboot = \"c\"\n",
+            disk.display()
+        ),
+    );
+    let o = run(&sim, fw.path(), &["create", "-q", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let dom = stdout(&o).trim().to_owned();
+    let pids = device_models(&sim);
+    assert_eq!(pids.len(), 1, "one device model: {pids:?}");
+    let args = dm_args(pids[0]).join(" ");
+    for want in [
+        format!("-xen-domid {dom} -no-shutdown"),
+        "-machine xenfv,suppress-vmdesc=on".to_string(),
+        "-serial pty".to_string(),
+        "-boot order=c".to_string(),
+        format!(
+            "-drive file={},if=ide,index=0,media=disk,format=raw,cache=writeback",
+            disk.display()
+        ),
+        format!(
+            "path={}/qmp-libxl-{dom},server=on,wait=off",
+            sim.dir.path().join("run").display()
+        ),
+    ] {
+        assert!(args.contains(&want), "{want:?} not in {args}");
+    }
+    assert_eq!(
+        node(&sim, &format!("/local/domain/0/device-model/{dom}/state")).as_deref(),
+        Some("running")
+    );
+    assert_eq!(
+        node(&sim, &format!("/local/domain/{dom}/image/device-model-pid")),
+        Some(pids[0].to_string())
+    );
+    // It runs (unpaused), and is listed.
+    let listed = sim.domain("hvm2").expect("listed");
+    assert_eq!(listed["domid"].to_string(), dom);
+    let info = sim
+        .host()
+        .domain_info(DomId(dom.parse().expect("domid")))
+        .expect("info")
+        .expect("exists");
+    assert!(!info.paused && info.hvm, "{info:?}");
+
+    ok(run(&sim, fw.path(), &["destroy", "hvm2"]));
+    assert_eq!(device_models(&sim), Vec::<u32>::new());
+    assert!(sim
+        .host()
+        .xs_dump(&format!("/local/domain/0/device-model/{dom}"))
+        .expect("dump")
+        .is_empty());
+    nothing_left(&sim);
+}
+
+#[test]
+fn an_hvm_device_model_that_cannot_run_fails_the_create_and_leaves_nothing() {
+    let sim = Sim::new();
+    let fw = firmware_dir();
+    // A program that does not exist, named by the config.
+    let cfg = hvm_cfg(
+        fw.path(),
+        "nodm",
+        "device_model_override = \"/nonexistent/qemu-system-i386\"\n",
+    );
     let o = run(&sim, fw.path(), &["create", s(&cfg)]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("HVM needs its device model: not wired yet"),
-        "{}",
-        stderr(&o)
+        err.contains("cannot start /nonexistent/qemu-system-i386"),
+        "{err}"
     );
+    assert!(err.contains("-machine xenfv,suppress-vmdesc=on"), "{err}");
+    nothing_left(&sim);
+
+    // One that exits at once: the error shows its log.
+    let cfg = hvm_cfg(fw.path(), "dies", "");
+    let o = sim.run_env(
+        &["create", s(&cfg)],
+        &[
+            ("RXL_FIRMWARE_PATH", s(fw.path())),
+            ("RXL_SIM_FAIL", "dm_start"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("qemu-dm-dies.log"), "{err}");
+    assert!(err.contains("last lines of the log"), "{err}");
+    assert_eq!(device_models(&sim), Vec::<u32>::new());
     nothing_left(&sim);
 }
 

@@ -128,6 +128,9 @@ pub struct DmLaunch<'a> {
     pub name: &'a str,
     /// Arguments after the binary (built by [`xenpv_args`] or by the HVM builder).
     pub args: Vec<String>,
+    /// Environment variables beyond `XEN_QEMU_CONSOLE_LIMIT` (an HVM guest's
+    /// `XEN_DOMAIN_ID`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A device model that could not be started or stopped.
@@ -324,6 +327,7 @@ pub fn launch<S: Store + ?Sized>(
     let spawned = Command::new(&opts.binary)
         .args(&argv)
         .env("XEN_QEMU_CONSOLE_LIMIT", CONSOLE_LIMIT)
+        .envs(l.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err_file)

@@ -23,13 +23,13 @@ pub const DEFAULT_NIC_MODEL: &str = "rtl8139";
 pub const CONSOLE_LIMIT: &str = "1048576";
 
 /// libxl's QMP socket for `dom` (`libxl__qemu_qmp_path`).
-pub fn qmp_libxl_path(dom: DomId) -> String {
-    format!("{RUN_DIR}/qmp-libxl-{}", dom.0)
+pub fn qmp_libxl_path(run_dir: &Path, dom: DomId) -> String {
+    format!("{}/qmp-libxl-{}", run_dir.display(), dom.0)
 }
 
 /// The second QMP socket, xenstat's.
-pub fn qmp_libxenstat_path(dom: DomId) -> String {
-    format!("{RUN_DIR}/qmp-libxenstat-{}", dom.0)
+pub fn qmp_libxenstat_path(run_dir: &Path, dom: DomId) -> String {
+    format!("{}/qmp-libxenstat-{}", run_dir.display(), dom.0)
 }
 
 /// A device model command line.
@@ -75,11 +75,12 @@ pub enum DmArgsError {
 
 /// The arguments of [`xenfv`] alone.
 pub fn xenfv_args(dom: DomId, cfg: &DomainConfig) -> Result<Vec<String>, DmArgsError> {
-    xenfv(dom, cfg).map(|x| x.args)
+    xenfv(dom, cfg, Path::new(RUN_DIR)).map(|x| x.args)
 }
 
 /// The device model command line of HVM guest `dom`.
-pub fn xenfv(dom: DomId, cfg: &DomainConfig) -> Result<Xenfv, DmArgsError> {
+/// The QMP sockets go in `run_dir` ([`RUN_DIR`] on a real host).
+pub fn xenfv(dom: DomId, cfg: &DomainConfig, run_dir: &Path) -> Result<Xenfv, DmArgsError> {
     let hvm = cfg
         .hvm
         .as_ref()
@@ -91,7 +92,7 @@ pub fn xenfv(dom: DomId, cfg: &DomainConfig) -> Result<Xenfv, DmArgsError> {
         "-chardev",
         format!(
             "socket,id=libxl-cmd,path={},server=on,wait=off",
-            qmp_libxl_path(dom)
+            qmp_libxl_path(run_dir, dom)
         ),
     );
     a.pair("-mon", "chardev=libxl-cmd,mode=control");
@@ -99,7 +100,7 @@ pub fn xenfv(dom: DomId, cfg: &DomainConfig) -> Result<Xenfv, DmArgsError> {
         "-chardev",
         format!(
             "socket,id=libxenstat-cmd,path={},server=on,wait=off",
-            qmp_libxenstat_path(dom)
+            qmp_libxenstat_path(run_dir, dom)
         ),
     );
     a.pair("-mon", "chardev=libxenstat-cmd,mode=control");

@@ -36,6 +36,7 @@ fn launch(xs: &SimHost, opts: &DmOptions) -> Result<u32, dm::DmError> {
             dom: DOM,
             name: "g",
             args,
+            env: Vec::new(),
         },
     )
 }

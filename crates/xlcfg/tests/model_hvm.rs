@@ -147,9 +147,13 @@ fn firmware_bios_and_hvmloader() {
     assert_eq!(hvm("bios = \"rombios\"\n").bios, Bios::Rombios);
     assert_eq!(hvm("bios = \"OVMF\"\n").bios, Bios::Ovmf);
     assert_eq!(hvm("firmware = \"ovmf\"\n").bios, Bios::Ovmf);
-    let (c, w) = built("firmware = \"uefi\"\n");
-    assert_eq!(c.hvm.map(|h| h.bios), Some(Bios::Ovmf));
-    assert!(warned(&w, "is taken as \"ovmf\""));
+    // xl's aliases are refused.
+    let e = errors("firmware = \"uefi\"\n");
+    assert!(
+        e.iter()
+            .any(|m| m.contains("firmware = \"uefi\" is refused: name the UEFI firmware")),
+        "{e:?}"
+    );
     // firmware overrides bios, as in xl.
     let (c, w) = built("bios = \"rombios\"\nfirmware = \"seabios\"\n");
     assert_eq!(c.hvm.map(|h| h.bios), Some(Bios::Seabios));

@@ -105,11 +105,6 @@ where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
-    if b.cfg.domain_type == DomainType::Hvm && !b.opts.paused {
-        return Err(Failure::Msg(
-            "HVM needs its device model: not wired yet (create it paused with -p)".into(),
-        ));
-    }
     let version = b.hv.version()?;
     if b.cfg.domain_type == DomainType::Pv {
         if !version
@@ -530,27 +525,46 @@ where
     crate::devices::setup(b.xs, &b.opts.devices, &planned).map_err(|e| Failure::Msg(e.to_string()))
 }
 
-/// A PV or PVH guest with disks QEMU serves gets its `-machine xenpv` device model,
-/// confirmed running before the guest is unpaused (libxl's `domcreate_launch_dm`).
+/// An HVM guest gets its `-machine xenfv` device model, and a PV or PVH guest with disks
+/// QEMU serves its `-machine xenpv` one, confirmed running before the guest is unpaused
+/// (libxl's `domcreate_launch_dm`). The config's `device_model_override` replaces the
+/// host's program.
 fn device_model<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
 where
     H: Hypervisor + ?Sized,
     S: Store + ?Sized,
 {
     let dom = b.dom()?;
-    if b.cfg.domain_type == DomainType::Hvm
-        || !devices::plan::needs_device_model(&plan_devices(b, dom)?)
-    {
+    let mut opts = b.opts.devices.dm.clone();
+    let (args, env) = if b.cfg.domain_type == DomainType::Hvm {
+        let x = crate::dm_hvm::xenfv(dom, b.cfg, &opts.run_dir)
+            .map_err(|e| Failure::Msg(e.to_string()))?;
+        for why in &x.not_emulated {
+            tracing::info!("domain {dom}: {why}");
+        }
+        (x.args, x.env)
+    } else if devices::plan::needs_device_model(&plan_devices(b, dom)?) {
+        let mut args = crate::dm::xenpv_args(dom, &b.cfg.name, b.cfg.maxmem_mib, &opts);
+        args.extend(b.cfg.device_model.args.iter().cloned());
+        (args, Vec::new())
+    } else {
         return Ok(());
+    };
+    if let Some(program) = &b.cfg.device_model.program {
+        opts.binary = program.value.clone();
+        opts.prefix_args.clear();
     }
     b.left(Step::DeviceModel, UndoAction::DeviceModel(dom));
-    let opts = &b.opts.devices.dm;
     let launch = crate::dm::DmLaunch {
         dom,
         name: &b.cfg.name,
-        args: crate::dm::xenpv_args(dom, &b.cfg.name, b.cfg.maxmem_mib, opts),
+        args,
+        env: env
+            .into_iter()
+            .filter(|(k, _)| k != "XEN_QEMU_CONSOLE_LIMIT")
+            .collect(),
     };
-    crate::dm::launch(b.xs, opts, &launch)
+    crate::dm::launch(b.xs, &opts, &launch)
         .map(|_| ())
         .map_err(|e| Failure::Msg(e.to_string()))
 }

@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// [`xenfv`] with the QMP sockets in libxl's run directory.
+fn xenfv_at(dom: DomId, cfg: &DomainConfig) -> Result<Xenfv, DmArgsError> {
+    xenfv(dom, cfg, Path::new(RUN_DIR))
+}
+
 fn cfg(text: &str) -> DomainConfig {
     let parsed = xlcfg::parse::parse_str("g.cfg", text);
     assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
@@ -182,21 +187,21 @@ fn vnc_listen_rules() {
 #[test]
 fn disks_libxl_refuses_or_leaves_to_pv_drivers() {
     let base = "name = \"g\"\ntype = \"hvm\"\n";
-    let e = xenfv(
+    let e = xenfv_at(
         DomId(5),
         &cfg(&format!("{base}disk = [ \"/srv/a.img,raw,hda,r\" ]\n")),
     )
     .unwrap_err();
     assert_eq!(e, DmArgsError::ReadOnlyDisk("hda".into()));
     assert!(e.to_string().contains("read-only IDE"), "{e}");
-    let e = xenfv(
+    let e = xenfv_at(
         DomId(5),
         &cfg(&format!("{base}disk = [ \"/srv/a.img,raw,sda,w\" ]\n")),
     )
     .unwrap_err();
     assert_eq!(e, DmArgsError::ScsiDisk("sda".into()));
     // The fifth disk is PV only; an empty CD-ROM drive has no file.
-    let x = xenfv(
+    let x = xenfv_at(
         DomId(5),
         &cfg(&format!(
             "{base}disk = [ \"/srv/e.img,raw,xvde,w\", \",,hdd,devtype=cdrom\" ]\n"
@@ -219,7 +224,7 @@ fn disks_libxl_refuses_or_leaves_to_pv_drivers() {
         ]
     );
     // Not for PVH.
-    let e = xenfv(
+    let e = xenfv_at(
         DomId(5),
         &cfg("name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\n"),
     )

@@ -384,18 +384,13 @@ fn firmware(
     }
     let firmware_key = cx.string("firmware");
     if let Some((s, text)) = firmware_key {
-        // xl: a BIOS name sets the BIOS; a prefix of "uefi" means OVMF and a prefix of
-        // "bios" the default BIOS; anything else names an hvmloader replacement.
+        // A BIOS name sets the BIOS; a path names an hvmloader replacement. xl also takes
+        // a prefix of "uefi" as OVMF and of "bios" as the default BIOS: rxl refuses those
+        // aliases (parse_firmware says which firmware to name), as it does for PVH.
         let named = if text.is_empty() {
             None
-        } else if let Some(b) = Bios::from_name(text) {
-            Some(b)
-        } else if "uefi".starts_with(text) {
-            Some(Bios::Ovmf)
-        } else if "bios".starts_with(text) {
-            Some(Bios::Seabios)
         } else {
-            None
+            Bios::from_name(text)
         };
         match named {
             Some(b) => {

@@ -530,13 +530,19 @@ fn firmware_names_paths_and_the_type_matrix() {
     let e = one_err(&format!("{pvh}firmware = \"bios\"\n"));
     assert_eq!(e.message, "firmware = \"bios\" is refused: name the BIOS");
     assert_eq!(e.hint.as_deref(), Some("use seabios"));
-    // For HVM, xl takes a prefix of "uefi" as OVMF and of "bios" as the default BIOS.
-    let b = ok(&format!("{hvm}firmware = \"uefi\"\n"));
-    assert_eq!(fw(&b), Firmware::Ovmf);
-    assert!(has_warning(&b, "firmware = \"uefi\" is taken as \"ovmf\""));
+    // xl takes a prefix of "uefi" as OVMF and of "bios" as the default BIOS for HVM;
+    // rxl refuses the aliases for HVM too.
+    let e = one_err(&format!("{hvm}firmware = \"uefi\"\n"));
     assert_eq!(
-        fw(&ok(&format!("{hvm}firmware = \"bios\"\n"))),
-        Firmware::Seabios
+        e.message,
+        "firmware = \"uefi\" is refused: name the UEFI firmware"
+    );
+    assert_eq!(e.hint.as_deref(), Some("use ovmf"));
+    let e = one_err(&format!("{hvm}firmware = \"bios\"\n"));
+    assert_eq!(e.message, "firmware = \"bios\" is refused: name the BIOS");
+    assert_eq!(
+        fw(&ok(&format!("{hvm}firmware = \"OVMF\"\n"))),
+        Firmware::Ovmf
     );
     let e = one_err(&format!("{pvh}firmware = \"grub\"\n"));
     assert_eq!(
