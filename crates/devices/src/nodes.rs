@@ -865,7 +865,10 @@ mod tests {
         };
         let a = devices("vif = [ \"bridge=xenbr0\" ]\n");
         let e = vif_nodes(&hvm, &a.vifs[0], Path::new(SCRIPTS)).unwrap_err();
-        assert!(e.message.contains("is not supported yet: write type=vif"), "{e}");
+        assert!(
+            e.message.contains("is not supported yet: write type=vif"),
+            "{e}"
+        );
         let a = devices("vif = [ \"type=vif\" ]\n");
         let n = vif_nodes(&hvm, &a.vifs[0], Path::new(SCRIPTS)).expect("a PV vif of HVM");
         assert_eq!(n.value("/local/domain/0/backend/vif/5/0/type"), Some("vif"));

@@ -86,8 +86,16 @@ pub enum Command {
         /// The domain (name or id).
         domain: String,
     },
-    /// Attach to a domain's console (xenconsoled's pty). Ctrl-] detaches.
+    /// Attach to a domain's console (xenconsoled's pty, or an HVM guest's serial port).
+    /// Ctrl-] detaches.
     Console {
+        /// Which console: `pv` (xenconsoled's) or `serial` (QEMU's emulated serial port);
+        /// the default is `serial` for an HVM guest, `pv` for the others, as xl.
+        #[arg(short = 't', long = "type", value_enum)]
+        kind: Option<crate::console::ConsoleKind>,
+        /// The console's number (0, the first).
+        #[arg(short = 'n', long = "num", default_value_t = 0)]
+        num: u32,
         /// The domain (name or id).
         domain: String,
     },

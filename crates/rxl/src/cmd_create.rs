@@ -115,7 +115,12 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         return monitor(&host, dom);
     }
     if args.console {
-        return crate::console::attach(&host, dom);
+        let kind = if cfg.domain_type == xlcfg::model::DomainType::Hvm {
+            crate::console::ConsoleKind::Serial
+        } else {
+            crate::console::ConsoleKind::Pv
+        };
+        return crate::console::attach(&host, dom, kind, 0);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 use std::fs::OpenOptions;
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsFd as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
@@ -19,9 +20,38 @@ const ESCAPE: u8 = 0x1d;
 /// How long attach waits for xenconsoled to publish the pty of a domain just created.
 const TTY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Where xenconsoled published the guest's pty, waiting a little for a new domain.
-pub fn tty_path(host: &Backend, dom: DomId) -> anyhow::Result<String> {
-    let node = format!("/local/domain/{dom}/console/tty");
+/// Which of a domain's consoles (`xl console -t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsoleKind {
+    /// The PV console xenconsoled serves.
+    Pv,
+    /// An emulated serial port of an HVM guest (QEMU's pty).
+    Serial,
+}
+
+/// The xenstore node naming console `num` of kind `kind` (libxl's
+/// `libxl_console_get_tty`): `console/tty` for PV console 0, `device/console/N/tty` for the
+/// others, `serial/N/tty` for serial ports.
+pub fn tty_node(dom: DomId, kind: ConsoleKind, num: u32) -> String {
+    match (kind, num) {
+        (ConsoleKind::Pv, 0) => format!("/local/domain/{dom}/console/tty"),
+        (ConsoleKind::Pv, n) => format!("/local/domain/{dom}/device/console/{n}/tty"),
+        (ConsoleKind::Serial, n) => format!("/local/domain/{dom}/serial/{n}/tty"),
+    }
+}
+
+/// Whether `path` is a pseudo-terminal's path (`/dev/pts/N`): the only thing a console
+/// node may name. Whoever can write the node (the guest, for some of them) must not make
+/// root open another file.
+pub fn is_pts_path(path: &str) -> bool {
+    path.strip_prefix("/dev/pts/")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Where the guest's console `kind`/`num` is, waiting a little for a new domain's
+/// (xenconsoled or QEMU publishes it once it runs).
+pub fn tty_path(host: &Backend, dom: DomId, kind: ConsoleKind, num: u32) -> anyhow::Result<String> {
+    let node = tty_node(dom, kind, num);
     let deadline = std::time::Instant::now() + TTY_WAIT;
     let mut tty = String::new();
     while std::time::Instant::now() < deadline {
@@ -32,22 +62,40 @@ pub fn tty_path(host: &Backend, dom: DomId) -> anyhow::Result<String> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     if tty.is_empty() {
-        bail!("domain {dom} has no console pty ({node} is empty): is xenconsoled running?");
+        match kind {
+            ConsoleKind::Pv => {
+                bail!("domain {dom} has no console pty ({node} is empty): is xenconsoled running?")
+            }
+            ConsoleKind::Serial => bail!(
+                "domain {dom} has no serial port {num} ({node} is empty): only an HVM guest \
+                 with serial = \"pty\" has one"
+            ),
+        }
+    }
+    if !is_pts_path(&tty) {
+        bail!("{node} names {tty:?}, which is not a pseudo-terminal (/dev/pts/N): refused");
     }
     Ok(tty)
 }
 
 /// Attach the terminal to the guest's console until Ctrl-] or the pty closes.
-pub fn attach(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
+pub fn attach(host: &Backend, dom: DomId, kind: ConsoleKind, num: u32) -> anyhow::Result<ExitCode> {
     if matches!(host, Backend::Sim { .. }) {
         bail!("domain {dom} has no console: a simulated host runs no xenconsoled");
     }
-    let tty = tty_path(host, dom)?;
+    let tty = tty_path(host, dom, kind, num)?;
     let mut pty = OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(libc_flags())
         .open(&tty)
         .with_context(|| format!("cannot open the console {tty}"))?;
+    let meta = pty
+        .metadata()
+        .with_context(|| format!("cannot stat the console {tty}"))?;
+    if !std::os::unix::fs::FileTypeExt::is_char_device(&meta.file_type()) {
+        bail!("{tty} is not a terminal device: refused");
+    }
     let stdin = std::io::stdin();
     let saved = termios::tcgetattr(stdin.as_fd()).ok();
     if let Some(orig) = &saved {
@@ -62,6 +110,12 @@ pub fn attach(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
     }
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `O_NOFOLLOW | O_NOCTTY`: the pty is opened as itself, never through a link, and does
+/// not become rxl's controlling terminal.
+fn libc_flags() -> i32 {
+    (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NOCTTY).bits()
 }
 
 /// Copies the console to stdout and stdin to the console until Ctrl-] or the console
@@ -248,5 +302,41 @@ mod menu_tests {
             menu_text("g", &m),
             "Boot menu of g:\n    0  Debian\n*   1  Old\nEntry to boot [1], within 10 s: "
         );
+    }
+}
+
+#[cfg(test)]
+mod tty_tests {
+    use super::*;
+
+    #[test]
+    fn console_nodes_are_libxls_and_only_pty_paths_are_taken() {
+        let d = DomId(7);
+        assert_eq!(
+            tty_node(d, ConsoleKind::Pv, 0),
+            "/local/domain/7/console/tty"
+        );
+        assert_eq!(
+            tty_node(d, ConsoleKind::Pv, 2),
+            "/local/domain/7/device/console/2/tty"
+        );
+        assert_eq!(
+            tty_node(d, ConsoleKind::Serial, 0),
+            "/local/domain/7/serial/0/tty"
+        );
+        assert!(is_pts_path("/dev/pts/3"));
+        assert!(is_pts_path("/dev/pts/12345"));
+        for bad in [
+            "/etc/shadow",
+            "/dev/pts/",
+            "/dev/pts/../../etc/shadow",
+            "/dev/pts/3/x",
+            "/dev/pts/-1",
+            "dev/pts/3",
+            "/dev/pts/99999999999",
+            "/dev/ptmx",
+        ] {
+            assert!(!is_pts_path(bad), "{bad}");
+        }
     }
 }

@@ -78,10 +78,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pause { domain } => cmd_domain::pause(&host()?, &domain, true),
         Command::Unpause { domain } => cmd_domain::pause(&host()?, &domain, false),
-        Command::Console { domain } => {
+        Command::Console { kind, num, domain } => {
             let host = host()?;
             let dom = cmd_domain::resolve(&host, &domain)?;
-            console::attach(&host, dom)
+            let kind = match kind {
+                Some(k) => k,
+                None if host.hv().domain_info(dom)?.is_some_and(|i| i.hvm)
+                    && xen_host::read_string(
+                        host.xs(),
+                        xen_host::TxId::NONE,
+                        &format!("/libxl/{dom}/type"),
+                    )?
+                    .as_deref()
+                        == Some("hvm") =>
+                {
+                    console::ConsoleKind::Serial
+                }
+                None => console::ConsoleKind::Pv,
+            };
+            console::attach(&host, dom, kind, num)
         }
         Command::Monitord(args) => cmd_monitord::run(sim, &args),
         Command::Info { json } => cmd_host::info(&host()?, json),

@@ -412,6 +412,14 @@ fn check_hvm_guest(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Op
             value(c, "xl_console_rc").unwrap_or("?")
         ));
     }
+    if let Some(n) = number(c, "tool_console_marker_lines") {
+        if n == 0 {
+            problems.push(format!(
+                "{cap}: the tool's own `console -t serial` showed no marker in 10 s (status {})",
+                value(c, "tool_console_rc").unwrap_or("?")
+            ));
+        }
+    }
     device_model_problems(c, cap, "xenfv", problems);
     (problems.len() == before).then(|| {
         format!(
@@ -665,6 +673,26 @@ mod tests {
         let p = check_hvm(&o, &["xl", "rxl"]).unwrap_err();
         assert!(
             p.iter().any(|p| p.contains("hvm/rxl-hvm never ran")),
+            "{p:?}"
+        );
+
+        // A tool's own serial console reader must show the marker when it ran.
+        let mut hvm: Vec<&str> = GOOD_HVM.to_vec();
+        hvm.push("tool_console_rc=124");
+        hvm.push("tool_console_marker_lines=0");
+        let q = good_qdisk("xl");
+        let q: Vec<&str> = q.iter().map(String::as_str).collect();
+        let r = report(&[("xl-hvm", &hvm, 0), ("xl-qdisk", &q, 0)]);
+        let o = Outcome {
+            step: "hvm",
+            report: &r,
+            console,
+        };
+        let p = check_hvm(&o, &["xl"]).unwrap_err();
+        assert!(
+            p.iter().any(
+                |p| p.contains("own `console -t serial` showed no marker in 10 s (status 124)")
+            ),
             "{p:?}"
         );
     }

@@ -48,6 +48,14 @@ timeout 10 xl console -t serial "${NAME}" </dev/null >/tmp/hvm-console.out 2>&1
 echo "xl_console_rc=$?"
 echo "xl_console_marker_lines=$(grep -c "${MARKER}" /tmp/hvm-console.out)"
 head -n 3 /tmp/hvm-console.out | awk 1
+if [ "${TOOL}" != xl ]; then
+    # The tool's own serial console reader.
+    echo "--- ${TOOL} console -t serial (10 s)"
+    timeout 10 "${TOOL}" console -t serial "${NAME}" </dev/null >/tmp/hvm-console-tool.out 2>&1
+    echo "tool_console_rc=$?"
+    echo "tool_console_marker_lines=$(grep -c "${MARKER}" /tmp/hvm-console-tool.out)"
+    head -n 3 /tmp/hvm-console-tool.out | awk 1
+fi
 echo "xenconsoled_marker_lines=$(console_count "${NAME}" "${MARKER}")"
 echo "state=$(dom_state "${NAME}")"
 echo "--- xl dmesg (d${domid})"
