@@ -177,7 +177,8 @@ pub struct HvmPlan {
     pub ram_pages: u64,
 }
 
-/// Check that `hvmloader` can run `bios`: ROMBIOS must be built into it. hvmloader
+/// Check that `hvmloader` can run `bios`. ROMBIOS is always refused: an hvmloader built
+/// without it cannot load it, and one built with it needs qemu-xen-traditional. hvmloader
 /// knows a BIOS by its `struct bios_config`, whose name for ROMBIOS, "ROMBIOS", is a
 /// NUL-terminated string only in an hvmloader built with ROMBIOS (rombios.c is compiled
 /// only then; the lower-case "rombios" is always there, as xenstore's default).
@@ -187,7 +188,15 @@ pub fn check_bios_support(hvmloader: &HvmFile, bios: HvmBios) -> Result<(), Erro
     }
     let needle = b"\0ROMBIOS\0";
     if hvmloader.bytes.windows(needle.len()).any(|w| w == needle) {
-        return Ok(());
+        // Built in, but ROMBIOS pairs with qemu-xen-traditional only: libxl 4.17 refuses
+        // it with qemu-xen ("qemu-xen does not support bios=rombios"), the device model
+        // rxl runs.
+        return Err(Error::Request(
+            "bios = \"rombios\": ROMBIOS works only with the qemu-xen-traditional device \
+             model, which Xen 4.17 no longer builds; rxl runs qemu-xen, which does not \
+             support it (libxl refuses it too); use bios = \"seabios\""
+                .into(),
+        ));
     }
     Err(Error::Request(format!(
         "bios = \"rombios\": {} was built without ROMBIOS (Debian's is); use bios = \
