@@ -43,10 +43,7 @@ pub fn tty_node(dom: DomId, kind: ConsoleKind, num: u32) -> String {
 /// Whether `path` is a pseudo-terminal's path (`/dev/pts/N`): the only thing a console
 /// node may name. Whoever can write the node (the guest, for some of them) must not make
 /// root open another file.
-pub fn is_pts_path(path: &str) -> bool {
-    path.strip_prefix("/dev/pts/")
-        .is_some_and(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
-}
+pub use toolstack::qmp::is_pts_path;
 
 /// Where the guest's console `kind`/`num` is, waiting a little for a new domain's
 /// (xenconsoled or QEMU publishes it once it runs).

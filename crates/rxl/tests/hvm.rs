@@ -221,6 +221,9 @@ fn an_hvm_guest_runs_with_its_xenfv_device_model_and_destroy_leaves_nothing() {
         node(&sim, &format!("/local/domain/{dom}/image/device-model-pid")),
         Some(pids[0].to_string())
     );
+    // Its serial port's pty, from QMP's query-chardev, is where consoles look for it.
+    let tty = node(&sim, &format!("/local/domain/{dom}/serial/0/tty")).expect("serial tty");
+    assert!(tty.starts_with("/dev/pts/"), "{tty}");
     // It runs (unpaused), and is listed.
     let listed = sim.domain("hvm2").expect("listed");
     assert_eq!(listed["domid"].to_string(), dom);

@@ -8,7 +8,9 @@
 //! 1. with the fault `dm_start`, writes a line to stderr (the log) and fails, so that the
 //!    process exits with status 1 at once;
 //! 2. checks that domain D exists;
-//! 3. makes each QMP socket (a listening Unix socket at its path, never answering);
+//! 3. opens a pseudo-terminal for each `-serial pty`, and makes each QMP socket (a
+//!    listening Unix socket at its path, answered by a thread: the greeting,
+//!    `qmp_capabilities`, and `query-chardev` naming the serial ptys);
 //! 4. brings every qdisk backend of D in state 1 (`online` 1) to 2 (InitWait), as QEMU's
 //!    xen-block does when it takes a backend on;
 //! 5. writes `/local/domain/0/device-model/D/state = running`, unless the fault
@@ -35,6 +37,8 @@ pub struct DmArgs {
     pub machine: Option<String>,
     /// The `path=` of every `-chardev socket`.
     pub sockets: Vec<PathBuf>,
+    /// The value of every `-serial` (`pty` for a serial port on a pseudo-terminal).
+    pub serials: Vec<String>,
 }
 
 /// Parse QEMU's arguments (the ones this needs; the others are accepted and ignored).
@@ -58,6 +62,7 @@ pub fn parse_args(args: &[String]) -> Result<DmArgs, SimError> {
                 );
             }
             "-name" => out.name = Some(value(a)?),
+            "-serial" => out.serials.push(value(a)?),
             "-machine" | "-M" => out.machine = Some(value(a)?),
             "-chardev" => {
                 let v = value(a)?;
@@ -100,13 +105,33 @@ pub fn run(dir: &Path, args: &[String]) -> Result<(), SimError> {
             a.dom
         )));
     }
-    let mut listeners = Vec::new();
+    // A real pseudo-terminal for each `-serial pty`, as QEMU opens one (kept open for
+    // the process's life).
+    let mut ptys = Vec::new();
+    let mut chardevs = Vec::new();
+    for (i, kind) in a.serials.iter().enumerate() {
+        if kind != "pty" {
+            continue;
+        }
+        let pty = nix::pty::openpty(None, None)
+            .map_err(|e| SimError::Config(format!("sim-device-model: openpty: {e}")))?;
+        let path = nix::unistd::ttyname(&pty.slave)
+            .map_err(|e| SimError::Config(format!("sim-device-model: ttyname: {e}")))?;
+        chardevs.push(serde_json::json!({
+            "label": format!("serial{i}"),
+            "filename": format!("pty:{}", path.display()),
+            "frame-opened": false,
+        }));
+        ptys.push(pty);
+    }
+    let chardevs = serde_json::Value::Array(chardevs);
     for p in &a.sockets {
         let l = UnixListener::bind(p).map_err(|source| SimError::Io {
             path: p.clone(),
             source,
         })?;
-        listeners.push(l);
+        let answers = chardevs.clone();
+        std::thread::spawn(move || serve_qmp(&l, &answers));
     }
     let xs_err = |e: xen_host::Error| SimError::Config(format!("sim-device-model: {e}"));
     let qdisks = format!("/local/domain/0/backend/qdisk/{}", a.dom);
@@ -151,11 +176,44 @@ pub fn run(dir: &Path, args: &[String]) -> Result<(), SimError> {
         host.next_watch_event(None).map_err(xs_err)?;
     }
     eprintln!("sim-device-model: domain {} is gone: exiting", a.dom);
-    drop(listeners);
+    drop(ptys);
     for p in &a.sockets {
         let _ = std::fs::remove_file(p);
     }
     Ok(())
+}
+
+/// Answer QMP on `l`, one connection after the other: the greeting, `qmp_capabilities`,
+/// `query-chardev` (with `chardevs`); any other command gets `CommandNotFound`.
+fn serve_qmp(l: &UnixListener, chardevs: &serde_json::Value) {
+    use std::io::{BufRead as _, Write as _};
+    for conn in l.incoming() {
+        let Ok(conn) = conn else { continue };
+        let Ok(mut w) = conn.try_clone() else {
+            continue;
+        };
+        let greeting = "{\"QMP\": {\"version\": {\"package\": \"sim\"}, \"capabilities\": []}}\r\n";
+        if w.write_all(greeting.as_bytes()).is_err() {
+            continue;
+        }
+        for line in std::io::BufReader::new(conn).lines() {
+            let Ok(line) = line else { break };
+            let Ok(req) = serde_json::from_str::<serde_json::Value>(&line) else {
+                break;
+            };
+            let id = req.get("id").cloned().unwrap_or(serde_json::Value::Null);
+            let answer = match req.get("execute").and_then(serde_json::Value::as_str) {
+                Some("qmp_capabilities") => serde_json::json!({"return": {}, "id": id}),
+                Some("query-chardev") => serde_json::json!({"return": chardevs, "id": id}),
+                _ => {
+                    serde_json::json!({"error": {"class": "CommandNotFound", "desc": "not simulated"}, "id": id})
+                }
+            };
+            if w.write_all(format!("{answer}\r\n").as_bytes()).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -164,7 +222,7 @@ mod tests {
 
     #[test]
     fn parses_qemu_s_arguments() {
-        let args: Vec<String> = "-xen-domid 7 -no-shutdown -chardev socket,id=libxl-cmd,path=/r/qmp-libxl-7,server=on,wait=off -mon chardev=libxl-cmd,mode=control -name web -machine xenpv -m 512"
+        let args: Vec<String> = "-xen-domid 7 -no-shutdown -chardev socket,id=libxl-cmd,path=/r/qmp-libxl-7,server=on,wait=off -mon chardev=libxl-cmd,mode=control -name web -serial pty -machine xenpv -m 512"
             .split(' ')
             .map(String::from)
             .collect();
@@ -176,6 +234,7 @@ mod tests {
                 name: Some("web".into()),
                 machine: Some("xenpv".into()),
                 sockets: vec![PathBuf::from("/r/qmp-libxl-7")],
+                serials: vec!["pty".into()],
             }
         );
         assert!(parse_args(&["-name".into(), "x".into()]).is_err());

@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod names;
 pub mod plan;
 pub mod process;
+pub mod qmp;
 pub mod restarts;
 pub mod state;
 pub mod xs_layout;

@@ -564,9 +564,37 @@ where
             .filter(|(k, _)| k != "XEN_QEMU_CONSOLE_LIMIT")
             .collect(),
     };
-    crate::dm::launch(b.xs, &opts, &launch)
-        .map(|_| ())
-        .map_err(|e| Failure::Msg(e.to_string()))
+    crate::dm::launch(b.xs, &opts, &launch).map_err(|e| Failure::Msg(e.to_string()))?;
+    publish_serial_ptys(b, &opts, dom)
+}
+
+/// As libxl does once qemu-xen runs: ask it (QMP `query-chardev`) which ptys its serial
+/// ports are on, and publish them in `/local/domain/D/serial/N/tty`.
+fn publish_serial_ptys<H, S>(
+    b: &Build<'_, H, S>,
+    opts: &crate::dm::DmOptions,
+    dom: DomId,
+) -> Result<(), Failure>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let fail = |e: String| Failure::Msg(format!("device model of domain {dom}: {e}"));
+    let mut q =
+        crate::qmp::Qmp::connect(&opts.qmp_socket(dom), crate::qmp::CMD_TIMEOUT).map_err(fail)?;
+    let ptys = q
+        .execute("query-chardev")
+        .and_then(|v| crate::qmp::serial_ptys(&v))
+        .map_err(fail)?;
+    let base = xs_layout::dom_path(dom);
+    for (port, path) in ptys {
+        b.xs.write(
+            TxId::NONE,
+            &format!("{base}/serial/{port}/tty"),
+            path.as_bytes(),
+        )?;
+    }
+    Ok(())
 }
 
 fn record<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
