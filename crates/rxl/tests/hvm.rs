@@ -236,6 +236,10 @@ fn an_hvm_guest_runs_with_its_xenfv_device_model_and_destroy_leaves_nothing() {
 
     ok(run(&sim, fw.path(), &["destroy", "hvm2"]));
     assert_eq!(device_models(&sim), Vec::<u32>::new());
+    // Asked to quit over QMP (a signal would only pause a -no-shutdown QEMU).
+    let log = std::fs::read_to_string(sim.state().join("log").join("qemu-dm-hvm2.log"))
+        .expect("the device model's log");
+    assert!(log.contains("quitting (QMP quit)"), "{log}");
     assert!(sim
         .host()
         .xs_dump(&format!("/local/domain/0/device-model/{dom}"))

@@ -10,7 +10,8 @@
 //! 2. checks that domain D exists;
 //! 3. opens a pseudo-terminal for each `-serial pty`, and makes each QMP socket (a
 //!    listening Unix socket at its path, answered by a thread: the greeting,
-//!    `qmp_capabilities`, and `query-chardev` naming the serial ptys);
+//!    `qmp_capabilities`, `query-chardev` naming the serial ptys, and `quit`, which ends
+//!    the process);
 //! 4. brings every qdisk backend of D in state 1 (`online` 1) to 2 (InitWait), as QEMU's
 //!    xen-block does when it takes a backend on;
 //! 5. writes `/local/domain/0/device-model/D/state = running`, unless the fault
@@ -205,6 +206,12 @@ fn serve_qmp(l: &UnixListener, chardevs: &serde_json::Value) {
             let answer = match req.get("execute").and_then(serde_json::Value::as_str) {
                 Some("qmp_capabilities") => serde_json::json!({"return": {}, "id": id}),
                 Some("query-chardev") => serde_json::json!({"return": chardevs, "id": id}),
+                Some("quit") => {
+                    let answer = serde_json::json!({"return": {}, "id": id});
+                    let _ = w.write_all(format!("{answer}\r\n").as_bytes());
+                    eprintln!("sim-device-model: quitting (QMP quit)");
+                    std::process::exit(0);
+                }
                 _ => {
                     serde_json::json!({"error": {"class": "CommandNotFound", "desc": "not simulated"}, "id": id})
                 }

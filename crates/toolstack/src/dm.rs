@@ -43,6 +43,8 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// What QEMU's Xen console backend may buffer (libxl sets it for every device model).
 pub const CONSOLE_LIMIT: &str = "1048576";
+/// How long a device model has to answer QMP `quit`, and then to exit.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The lines of the log a failure shows.
 const LOG_TAIL_LINES: usize = 20;
 /// The bytes of the log a failure reads, at most.
@@ -481,7 +483,17 @@ pub fn stop<S: Store + ?Sized>(xs: &S, opts: &DmOptions, dom: DomId) -> Result<(
         Some(id) if id.is_alive() && is_device_model_of(id.pid, dom) => {
             let pid = Pid::from_raw(id.pid as i32);
             tracing::info!("domain {dom}: stopping device model {}", id.pid);
-            let _ = kill(pid, Signal::SIGTERM);
+            // QMP `quit` first: QEMU flushes its disks and exits at once. A signal alone
+            // makes a `-no-shutdown` QEMU pause rather than exit (its shutdown action),
+            // so SIGTERM is only the fallback.
+            let quit = crate::qmp::Qmp::connect(&opts.qmp_socket(dom), QUIT_TIMEOUT)
+                .and_then(|mut q| q.execute("quit"));
+            if let Err(e) = quit {
+                tracing::debug!("domain {dom}: QMP quit: {e}");
+            }
+            if !wait_gone(id, QUIT_TIMEOUT) {
+                let _ = kill(pid, Signal::SIGTERM);
+            }
             if !wait_gone(id, opts.stop_timeout) {
                 tracing::warn!(
                     "domain {dom}: device model {} still runs {} s after SIGTERM: SIGKILL",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pvh::FirmwareSearch;
 use sim::{HostConfig, SimHost};
 use toolstack::create::CreateOptions;
-use xen_host::{DomId, Hypervisor};
+use xen_host::{DomId, Hypervisor, Store as _};
 
 /// An ELF32 hvmloader stand-in: 8 KiB of code at 1 MiB, 16 KiB in memory, entry 1 MiB.
 fn hvmloader() -> Vec<u8> {
@@ -37,10 +37,80 @@ fn hvmloader() -> Vec<u8> {
     out
 }
 
+/// A device model for the in-process creates: a shell loop stands in for the process
+/// (until `dir/stop` exists, 30 s at most) and a thread of this test does QEMU's part: for
+/// each domain whose `device-model/D` appears, it answers QMP on `run/qmp-libxl-D`
+/// (greeting, capabilities, no chardevs, quit) and writes `state = running`.
+fn fake_device_model(dir: &Path) -> toolstack::dm::DmOptions {
+    use std::io::{BufRead as _, Write as _};
+    let stop = dir.join("stop");
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).expect("run dir");
+    let host = SimHost::open(dir).expect("open the simulated host");
+    let run_dir = run.clone();
+    std::thread::spawn(move || {
+        let mut served = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            for d in 1u16..8 {
+                let dm = format!("/local/domain/0/device-model/{d}");
+                let present = host
+                    .read(xen_host::TxId::NONE, &dm)
+                    .ok()
+                    .flatten()
+                    .is_some();
+                if !present || !served.insert(d) {
+                    continue;
+                }
+                let sock = run_dir.join(format!("qmp-libxl-{d}"));
+                // Another stand-in (an earlier `opts` of the same test) serves it.
+                let Ok(l) = std::os::unix::net::UnixListener::bind(&sock) else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    for conn in l.incoming().flatten() {
+                        let mut w = conn.try_clone().expect("clone");
+                        let _ = w.write_all(b"{\"QMP\": {}}\r\n");
+                        for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
+                            let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+                            let id = v["id"].clone();
+                            let ret = match v["execute"].as_str() {
+                                Some("query-chardev") => serde_json::json!([]),
+                                _ => serde_json::json!({}),
+                            };
+                            let a = serde_json::json!({"return": ret, "id": id});
+                            let _ = w.write_all(format!("{a}\r\n").as_bytes());
+                        }
+                    }
+                });
+                host.write(xen_host::TxId::NONE, &format!("{dm}/state"), b"running")
+                    .expect("confirm");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    toolstack::dm::DmOptions {
+        binary: "/bin/sh".into(),
+        prefix_args: vec![
+            "-c".into(),
+            format!(
+                "i=0; while [ ! -e {} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
+                stop.display()
+            ),
+            "dm".into(),
+        ],
+        log_dir: dir.join("log"),
+        run_dir: run,
+        record_dir: dir.join("records"),
+        confirm_timeout: Duration::from_secs(10),
+        stop_timeout: Duration::from_secs(2),
+    }
+}
+
 fn opts(dir: &Path) -> CreateOptions {
     let hotplug = sim::SimHotplug::open(dir).expect("simulated hotplug");
     let mut devices =
         toolstack::devices::DeviceOptions::with(std::sync::Arc::new(hotplug), dir.join("rxl/log"));
+    devices.dm = fake_device_model(dir);
     devices.timeouts = toolstack::devices::Timeouts {
         init: Duration::from_millis(300),
         hotplug: Duration::from_secs(5),
@@ -157,4 +227,5 @@ fn an_hvm_guest_s_memory_holds_hvmloader_its_bios_and_start_info() {
         Some(xen_host::ShutdownReason::Crash)
     );
     host.destroy(dom).expect("destroy");
+    std::fs::write(tmp.path().join("stop"), b"").expect("stop the stand-ins");
 }

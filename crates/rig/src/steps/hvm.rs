@@ -1,5 +1,5 @@
 //! Step `hvm`: QEMU in dom0, proven with a toolstack on real Xen. For each selected tool
-//! (`RXL_E2E_HVM_TOOLS`, default `xl`):
+//! (`RXL_E2E_HVM_TOOLS`, default `xl,rxl`):
 //!
 //! * an HVM guest (hvmloader, SeaBIOS, the `-machine xenfv` device model) boots a raw disk
 //!   whose boot sector, assembled here on the host ([`boot_sector`]), prints [`MARKER`] on
@@ -31,9 +31,8 @@ pub const DISK_BYTES: usize = 1 << 20;
 /// The environment variable that chooses the tools (comma-separated: `xl`, `rxl`).
 pub const TOOLS_ENV: &str = "RXL_E2E_HVM_TOOLS";
 
-/// The tools the step runs when `RXL_E2E_HVM_TOOLS` is not set: xl only, since rxl refuses
-/// HVM guests and qdisk disks today.
-pub const DEFAULT_TOOLS: &str = "xl";
+/// The tools the step runs when `RXL_E2E_HVM_TOOLS` is not set: both, side by side.
+pub const DEFAULT_TOOLS: &str = "xl,rxl";
 
 /// Every tool the step knows.
 pub const ALL_TOOLS: [&str; 2] = ["xl", "rxl"];
@@ -575,7 +574,7 @@ mod tests {
 
     #[test]
     fn tools_default_to_xl_and_take_rxl() {
-        assert_eq!(select_tools(DEFAULT_TOOLS).unwrap(), vec!["xl"]);
+        assert_eq!(select_tools(DEFAULT_TOOLS).unwrap(), vec!["xl", "rxl"]);
         assert_eq!(select_tools("rxl, xl").unwrap(), vec!["xl", "rxl"]);
         assert!(select_tools("xm").unwrap_err().contains("xl, rxl"));
     }
