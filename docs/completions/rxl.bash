@@ -85,6 +85,9 @@ _rxl() {
             rxl,shutdown)
                 cmd="rxl__subcmd__shutdown"
                 ;;
+            rxl,sim-device-model)
+                cmd="rxl__subcmd__sim__subcmd__device__subcmd__model"
+                ;;
             rxl,unpause)
                 cmd="rxl__subcmd__unpause"
                 ;;
@@ -199,6 +202,9 @@ _rxl() {
             rxl__subcmd__help,shutdown)
                 cmd="rxl__subcmd__help__subcmd__shutdown"
                 ;;
+            rxl__subcmd__help,sim-device-model)
+                cmd="rxl__subcmd__help__subcmd__sim__subcmd__device__subcmd__model"
+                ;;
             rxl__subcmd__help,unpause)
                 cmd="rxl__subcmd__help__subcmd__unpause"
                 ;;
@@ -263,7 +269,7 @@ _rxl() {
 
     case "${cmd}" in
         rxl)
-            opts="-v -h -V --verbose --sim --help --version config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
+            opts="-v -h -V --verbose --sim --help --version sim-device-model config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -649,12 +655,28 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__console)
-            opts="-h --sim --help"
+            opts="-t -n -h --type --num --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --type)
+                    COMPREPLY=($(compgen -W "pv serial" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "pv serial" -- "${cur}"))
+                    return 0
+                    ;;
+                --num)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --sim)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -757,7 +779,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help)
-            opts="config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
+            opts="sim-device-model config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1204,6 +1226,20 @@ _rxl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rxl__subcmd__help__subcmd__sim__subcmd__device__subcmd__model)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rxl__subcmd__help__subcmd__unpause)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1547,6 +1583,24 @@ _rxl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__sim__subcmd__device__subcmd__model)
+            opts="-h --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --sim)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
