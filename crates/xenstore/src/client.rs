@@ -205,11 +205,19 @@ impl XsClient {
         while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
     }
 
-    /// Carry out `ops` in `tx`, [`PIPELINE_WINDOW`] requests per round trip; the first
+    /// Carry out `ops` in `tx`, [`PIPELINE_WINDOW`] requests per round trip over the
+    /// socket (one over the xenbus device); the first
     /// failure (by position) is returned, once the window it is in has been read.
     fn apply_ops_inner(&self, tx: TxId, ops: &[StoreOp<'_>]) -> Result<(), (usize, XsError)> {
-        for (w, window) in ops.chunks(PIPELINE_WINDOW).enumerate() {
-            let base = w * PIPELINE_WINDOW;
+        // Over the xenbus device, one request at a time: in the rig, a transaction's
+        // writes pipelined through /dev/xen/xenbus were acknowledged but a window of
+        // them was missing after the commit; over the socket they all hold.
+        let size = match self.transport {
+            Transport::Socket => PIPELINE_WINDOW,
+            Transport::Device => 1,
+        };
+        for (w, window) in ops.chunks(size).enumerate() {
+            let base = w * size;
             let mut reqs = Vec::with_capacity(window.len());
             for (i, op) in window.iter().enumerate() {
                 let req = match *op {

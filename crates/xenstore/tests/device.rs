@@ -46,3 +46,29 @@ fn device_transport_round_trips() {
         None
     );
 }
+
+#[test]
+fn apply_ops_over_the_device_sends_one_request_at_a_time() {
+    use xen_host::StoreOp;
+    let server = FakeXenstored::start();
+    let tty = server.serve_pty();
+    let xs = XsClient::open_path(&tty).expect("open the pty as a device");
+    // The second request fails: over the device nothing after it is sent (over the socket
+    // the rest of its window would have been carried out).
+    server.inject(Some(MsgType::Mkdir), Fault::Error("EACCES"));
+    let ops = [
+        StoreOp::Write("/tool/d/a", b"1"),
+        StoreOp::Mkdir("/tool/d/m"),
+        StoreOp::Write("/tool/d/b", b"2"),
+    ];
+    let err = xs.apply_ops(TxId::NONE, &ops).unwrap_err();
+    assert_eq!(err.op(), "xs_mkdir /tool/d/m");
+    assert_eq!(server.value("/tool/d/a").as_deref(), Some(&b"1"[..]));
+    assert_eq!(server.value("/tool/d/b"), None);
+    let ops: Vec<String> = (0..20).map(|i| format!("/tool/e/n{i}")).collect();
+    let writes: Vec<StoreOp<'_>> = ops.iter().map(|p| StoreOp::Write(p, b"v")).collect();
+    xs.apply_ops(TxId::NONE, &writes).unwrap();
+    for p in &ops {
+        assert_eq!(server.value(p).as_deref(), Some(&b"v"[..]), "{p}");
+    }
+}
