@@ -117,7 +117,8 @@ steps! {
     Introduce => "introduce",
     /// Disks, then vifs: nodes, backends in InitWait, hotplug commands in parallel.
     Devices => "devices",
-    /// The device model (QEMU in dom0) of a guest with disks it serves, confirmed running.
+    /// The device model (QEMU in dom0) of an HVM guest, or of a guest with disks it
+    /// serves, confirmed running.
     DeviceModel => "device model",
     /// rxl's record of the domain.
     Record => "record",
