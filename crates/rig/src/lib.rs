@@ -375,6 +375,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let timeout = opts.timeout.unwrap_or(if opts.shell { 3600 } else { 2100 });
     let mut boots: Vec<BootRun> = Vec::new();
     let mut from = 0usize;
+    let mut to = steps.len().saturating_sub(1);
     loop {
         let n = boots.len() + 1;
         let file = |stem: &str, ext: &str| {
@@ -391,11 +392,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             serial_log: file("serial", "log"),
             results_log: file("results", "log"),
             interactive: opts.shell,
-            dom0_extra: if from > 0 {
-                format!("{}={from}", scenario::FROM_ARG)
-            } else {
-                String::new()
-            },
+            dom0_extra: [
+                (from > 0).then(|| format!("{}={from}", scenario::FROM_ARG)),
+                (to + 1 < steps.len()).then(|| format!("{}={to}", scenario::TO_ARG)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
         };
         if opts.shell {
             say("booting with a dom0 shell on this terminal; `rig-exit` in dom0 ends QEMU");
@@ -403,8 +407,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             say(&format!("booting Xen in QEMU (timeout {timeout}s)"));
         } else {
             say(&format!(
-                "booting Xen in QEMU again (boot {n}, timeout {timeout}s), starting at step {}",
-                steps[from].name
+                "booting Xen in QEMU again (boot {n}, timeout {timeout}s), steps {} to {}",
+                steps[from].name, steps[to].name
             ));
         }
         let outcome = boot::run(
@@ -428,27 +432,34 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let (report, channel) = pick_channel(&results, &console);
         // Where to boot again from, and why: dom0 stopped early, or a step failed while dom0
         // processes died of faults (the emulation's, see docs/e2e.md).
-        let (next, why) = if !report.ready {
-            (None, String::new())
+        // A fresh boot after a hang runs every step left; after failures beside faults,
+        // only up to the last failed step (the steps after it passed in this boot).
+        let (next, next_to, why) = if !report.ready {
+            (None, to, String::new())
         } else if !report.done {
             (
-                scenario::resume_point(&steps, &report, from),
+                scenario::resume_point(&steps, &report, from, to),
+                to,
                 format!("dom0 stopped before the end: {}", outcome.describe()),
             )
         } else {
-            match scenario::failed_with_faults(&steps, &report, &console, from) {
-                Some((at, n)) => (
-                    Some(at),
+            match scenario::failed_with_faults(&steps, &report, &console, from, to) {
+                Some(f) => (
+                    Some(f.at),
+                    f.last,
                     format!(
-                        "step {} failed in a boot where {n} dom0 process(es) died of a fault",
-                        steps[at].name
+                        "step {} failed in a boot where {} dom0 process(es) died of a fault ({})",
+                        steps[f.at].name,
+                        f.faults,
+                        f.problems.join("; ")
                     ),
                 ),
-                None => (None, String::new()),
+                None => (None, to, String::new()),
             }
         };
         boots.push(BootRun {
             from,
+            to,
             boot,
             outcome,
             report,
@@ -470,6 +481,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     steps[at].name
                 ));
                 from = at;
+                to = next_to;
             }
             _ => break,
         }
@@ -482,7 +494,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let mut passed_publishing = Vec::new();
     for (idx, step) in steps.iter().enumerate() {
-        let Some(b) = boots.iter().rev().find(|b| b.from <= idx) else {
+        let Some(b) = boots.iter().rev().find(|b| b.from <= idx && idx <= b.to) else {
             continue;
         };
         if b.report.ready || !b.report.captures.is_empty() {
@@ -500,9 +512,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for (i, b) in boots.iter().enumerate().skip(1) {
         let prev = &boots[i - 1];
         verdict.lines.push(format!(
-            "NOTE boot {i} ({}); steps from {} on ran again in boot {}",
+            "NOTE boot {i} ({}); steps {} to {} ran again in boot {}",
             prev.why,
             steps[b.from].name,
+            steps[b.to].name,
             i + 1
         ));
     }

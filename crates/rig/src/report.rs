@@ -100,6 +100,8 @@ pub(crate) fn print_failure_details(n: usize, b: &BootRun) {
 pub(crate) struct BootRun {
     /// The first step this boot ran.
     pub(crate) from: usize,
+    /// The last step this boot ran.
+    pub(crate) to: usize,
     pub(crate) boot: boot::Boot,
     pub(crate) outcome: boot::RunOutcome,
     pub(crate) report: markers::Report,
