@@ -27,8 +27,8 @@ use xen_host::{e820, E820Entry, PAGE_SIZE};
 use crate::elf::{self, ElfClass};
 use crate::error::Error;
 use crate::layout::{
-    self, BootPlan, GuestSize, ModulePlacement, Range, SegmentPlacement, SpecialPages, Write,
-    FOUR_GIB, MEMMAP_ENTRY_SIZE, MODLIST_ENTRY_SIZE, START_INFO_SIZE,
+    self, BootPlan, GuestSize, ModulePlacement, Range, SpecialPages, Write, FOUR_GIB,
+    MEMMAP_ENTRY_SIZE, MODLIST_ENTRY_SIZE, START_INFO_SIZE,
 };
 use crate::payload::Payload;
 use crate::regs::CpuRegs;
@@ -357,40 +357,20 @@ pub fn plan_hvm_files(
     let mut kernel = Vec::new();
     let mut end = 0u64;
     for s in &info.segments {
-        let what = format!("hvmloader segment {}", s.index);
-        let r = Range::at(s.paddr, s.memsz)
-            .ok_or_else(|| Error::elf(&loader.name, format!("{what}: address overflow")))?;
-        if r.end > lowmem_end {
-            return Err(too_small(format!("{what} of {}", loader.name), r.end));
+        let seg = layout::place_segment("hvmloader", s, &loader.bytes, &|m| {
+            Error::elf(&loader.name, m)
+        })?;
+        if seg.range.end > lowmem_end {
+            return Err(too_small(
+                format!("{} of {}", seg.what, loader.name),
+                seg.range.end,
+            ));
         }
-        let start = usize::try_from(s.offset)
-            .map_err(|_| Error::elf(&loader.name, format!("{what}: offset")))?;
-        let len = usize::try_from(s.filesz)
-            .map_err(|_| Error::elf(&loader.name, format!("{what}: size")))?;
-        if s.filesz > 0 {
-            writes.push(Write {
-                paddr: s.paddr,
-                data: Payload::Shared {
-                    buf: loader.bytes.clone(),
-                    start,
-                    len,
-                },
-                what: what.clone(),
-            });
-        }
-        if s.memsz > s.filesz {
-            zeroes.push(Range {
-                start: s.paddr + s.filesz,
-                end: r.end,
-            });
-        }
-        kernel.push(SegmentPlacement {
-            paddr: s.paddr,
-            filesz: s.filesz,
-            memsz: s.memsz,
-        });
-        end = end.max(r.end);
-        regions.push((what, r));
+        writes.extend(seg.write);
+        zeroes.extend(seg.zero);
+        kernel.push(seg.placement);
+        end = end.max(seg.range.end);
+        regions.push((seg.what, seg.range));
     }
     if kernel.is_empty() {
         return Err(Error::elf(&loader.name, "no PT_LOAD segment"));

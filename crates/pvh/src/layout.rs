@@ -571,44 +571,22 @@ pub fn plan_image(
     let mut kernel = Vec::new();
     let mut kernel_end = 0u64;
     for s in &image.info.segments {
-        let what = format!("kernel segment {}", s.index);
-        let r = Range::at(s.paddr, s.memsz)
-            .ok_or_else(|| Error::Layout(format!("{what}: address overflow")))?;
-        if r.end > MMIO_HOLE_START {
+        let seg = place_segment("kernel", s, &image.elf, &Error::Layout)?;
+        if seg.range.end > MMIO_HOLE_START {
             return Err(Error::Layout(format!(
-                "{what} [{:#x}, {:#x}) reaches into the MMIO hole at {:#x}: PVH boot data must \
+                "{} [{:#x}, {:#x}) reaches into the MMIO hole at {:#x}: PVH boot data must \
                  lie in RAM below it",
-                r.start, r.end, MMIO_HOLE_START
+                seg.what, seg.range.start, seg.range.end, MMIO_HOLE_START
             )));
         }
-        kernel_end = kernel_end.max(r.end);
-        let (start, len) = (
-            usize::try_from(s.offset).map_err(|_| Error::Layout(format!("{what}: offset")))?,
-            usize::try_from(s.filesz).map_err(|_| Error::Layout(format!("{what}: size")))?,
-        );
-        if s.filesz > 0 {
-            writes.push(Write {
-                paddr: s.paddr,
-                data: Payload::Shared {
-                    buf: image.elf.clone(),
-                    start,
-                    len,
-                },
-                what: what.clone(),
-            });
-        }
-        if s.memsz > s.filesz {
-            zeroes.push(Range {
-                start: s.paddr + s.filesz,
-                end: r.end,
-            });
-        }
-        kernel.push(SegmentPlacement {
-            paddr: s.paddr,
-            filesz: s.filesz,
-            memsz: s.memsz,
+        kernel_end = kernel_end.max(seg.range.end);
+        writes.extend(seg.write);
+        zeroes.extend(seg.zero);
+        kernel.push(seg.placement);
+        regions.push(Region {
+            what: seg.what,
+            range: seg.range,
         });
-        regions.push(Region { what, range: r });
     }
 
     // Modules, page aligned after the kernel.
@@ -797,5 +775,58 @@ pub fn plan_image(
         size,
         target_pages,
         ioreq_server_pages: None,
+    })
+}
+
+/// One PT_LOAD segment of an ELF image in `buf`, placed at its physical address.
+pub(crate) struct PlacedSegment {
+    /// "LABEL segment N", for messages.
+    pub what: String,
+    /// Where it lies in the guest (its memory size).
+    pub range: Range,
+    /// Its file bytes, unless it has none.
+    pub write: Option<Write>,
+    /// The part past its file bytes (bss), unless there is none.
+    pub zero: Option<Range>,
+    /// What the plan reports of it.
+    pub placement: SegmentPlacement,
+}
+
+/// Places `seg` of the ELF image `buf` at its `p_paddr`: the write of its file bytes and the
+/// range to zero after them. `err` turns a message into the caller's error.
+pub(crate) fn place_segment(
+    label: &str,
+    seg: &crate::elf::LoadSegment,
+    buf: &std::sync::Arc<Vec<u8>>,
+    err: &dyn Fn(String) -> Error,
+) -> Result<PlacedSegment, Error> {
+    let what = format!("{label} segment {}", seg.index);
+    let range =
+        Range::at(seg.paddr, seg.memsz).ok_or_else(|| err(format!("{what}: address overflow")))?;
+    let start = usize::try_from(seg.offset).map_err(|_| err(format!("{what}: offset")))?;
+    let len = usize::try_from(seg.filesz).map_err(|_| err(format!("{what}: size")))?;
+    let write = (seg.filesz > 0).then(|| Write {
+        paddr: seg.paddr,
+        data: Payload::Shared {
+            buf: buf.clone(),
+            start,
+            len,
+        },
+        what: what.clone(),
+    });
+    let zero = (seg.memsz > seg.filesz).then(|| Range {
+        start: seg.paddr + seg.filesz,
+        end: range.end,
+    });
+    Ok(PlacedSegment {
+        what,
+        range,
+        write,
+        zero,
+        placement: SegmentPlacement {
+            paddr: seg.paddr,
+            filesz: seg.filesz,
+            memsz: seg.memsz,
+        },
     })
 }
