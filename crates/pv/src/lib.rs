@@ -279,6 +279,20 @@ impl PvPlan {
     /// p2m; the copy goes to [`P2mPlacement::pfns`]. Errors when `p2m` is not exactly
     /// `total_pages` long.
     pub fn p2m_bytes(&self, p2m: &[u64]) -> Result<Vec<u8>, Error> {
+        Ok(self
+            .p2m_pieces(p2m, p2m.len().max(1) * 8)?
+            .next()
+            .unwrap_or_default())
+    }
+
+    /// The p2m list bytes as [`PvPlan::p2m_bytes`], in pieces of at most `piece_bytes`
+    /// (rounded down to whole entries, at least one), so that a large guest's list is never
+    /// copied whole: piece `i` goes at byte `i * piece_bytes` of the list.
+    pub fn p2m_pieces<'a>(
+        &self,
+        p2m: &'a [u64],
+        piece_bytes: usize,
+    ) -> Result<impl Iterator<Item = Vec<u8>> + 'a, Error> {
         if p2m.len() as u64 != self.total_pages {
             return Err(Error::P2m(format!(
                 "{} entries given, the guest has {} pages",
@@ -286,11 +300,9 @@ impl PvPlan {
                 self.total_pages
             )));
         }
-        let mut out = vec![0u8; p2m.len() * 8];
-        for (dst, mfn) in out.chunks_exact_mut(8).zip(p2m) {
-            dst.copy_from_slice(&mfn.to_le_bytes());
-        }
-        Ok(out)
+        Ok(p2m
+            .chunks((piece_bytes / 8).max(1))
+            .map(|chunk| chunk.iter().flat_map(|m| m.to_le_bytes()).collect()))
     }
 }
 

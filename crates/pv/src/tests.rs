@@ -317,6 +317,14 @@ fn page_tables_refuse_a_short_p2m() {
     assert!(p.p2m_bytes(&p2m(3)).is_err());
     let bytes = p.p2m_bytes(&p2m(p.total_pages)).unwrap();
     assert_eq!(le64(&bytes, 8 * 5), 0x20_0000 + (5 ^ 0x155));
+    // In pieces: whole entries, each at i * piece bytes, adding up to the whole list.
+    assert!(p.p2m_pieces(&p2m(3), 4096).is_err());
+    let all = p2m(p.total_pages);
+    let pieces: Vec<Vec<u8>> = p.p2m_pieces(&all, 4096 + 5).unwrap().collect();
+    assert!(pieces.len() > 1);
+    assert!(pieces.iter().all(|x| x.len() <= 4096 && x.len() % 8 == 0));
+    assert_eq!(pieces[0].len(), 4096);
+    assert_eq!(pieces.concat(), bytes);
 }
 
 #[test]

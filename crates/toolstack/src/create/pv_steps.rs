@@ -123,16 +123,10 @@ where
         write_at(b, *pfn, 0, &page[..], "page tables")?;
     }
     // The list in 2 MiB pieces: never a second copy of the whole p2m.
-    let p2m = b.p2m()?;
-    if p2m.len() as u64 != plan.p2m.entries {
-        return Err(Failure::Msg(format!(
-            "the p2m has {} entries, the plan {}",
-            p2m.len(),
-            plan.p2m.entries
-        )));
-    }
-    for (i, chunk) in p2m.chunks(COPY_CHUNK / 8).enumerate() {
-        let bytes: Vec<u8> = chunk.iter().flat_map(|m| m.to_le_bytes()).collect();
+    let pieces = plan
+        .p2m_pieces(b.p2m()?, COPY_CHUNK)
+        .map_err(|e| Failure::Msg(e.to_string()))?;
+    for (i, bytes) in pieces.enumerate() {
         write_at(
             b,
             plan.p2m.pfns.start,
