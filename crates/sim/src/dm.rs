@@ -132,7 +132,12 @@ pub fn run(dir: &Path, args: &[String]) -> Result<(), SimError> {
             source,
         })?;
         let answers = chardevs.clone();
-        std::thread::spawn(move || serve_qmp(&l, &answers));
+        std::thread::spawn(move || {
+            serve_qmp(&l, &answers, &|| {
+                eprintln!("sim-device-model: quitting (QMP quit)");
+                std::process::exit(0);
+            })
+        });
     }
     let xs_err = |e: xen_host::Error| SimError::Config(format!("sim-device-model: {e}"));
     let qdisks = format!("/local/domain/0/backend/qdisk/{}", a.dom);
@@ -185,8 +190,10 @@ pub fn run(dir: &Path, args: &[String]) -> Result<(), SimError> {
 }
 
 /// Answer QMP on `l`, one connection after the other: the greeting, `qmp_capabilities`,
-/// `query-chardev` (with `chardevs`); any other command gets `CommandNotFound`.
-fn serve_qmp(l: &UnixListener, chardevs: &serde_json::Value) {
+/// `query-chardev` (with `chardevs`), `quit` (answered, then `on_quit` runs; the simulated
+/// device model exits there); any other command gets `CommandNotFound`. Public so that
+/// in-process tests can stand in for a device model with the same answers.
+pub fn serve_qmp(l: &UnixListener, chardevs: &serde_json::Value, on_quit: &dyn Fn()) {
     use std::io::{BufRead as _, Write as _};
     for conn in l.incoming() {
         let Ok(conn) = conn else { continue };
@@ -209,8 +216,8 @@ fn serve_qmp(l: &UnixListener, chardevs: &serde_json::Value) {
                 Some("quit") => {
                     let answer = serde_json::json!({"return": {}, "id": id});
                     let _ = w.write_all(format!("{answer}\r\n").as_bytes());
-                    eprintln!("sim-device-model: quitting (QMP quit)");
-                    std::process::exit(0);
+                    on_quit();
+                    break;
                 }
                 _ => {
                     serde_json::json!({"error": {"class": "CommandNotFound", "desc": "not simulated"}, "id": id})

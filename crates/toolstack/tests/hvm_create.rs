@@ -40,9 +40,8 @@ fn hvmloader() -> Vec<u8> {
 /// A device model for the in-process creates: a shell loop stands in for the process
 /// (until `dir/stop` exists, 30 s at most) and a thread of this test does QEMU's part: for
 /// each domain whose `device-model/D` appears, it answers QMP on `run/qmp-libxl-D`
-/// (greeting, capabilities, no chardevs, quit) and writes `state = running`.
+/// as the simulated device model does (with no chardevs) and writes `state = running`.
 fn fake_device_model(dir: &Path) -> toolstack::dm::DmOptions {
-    use std::io::{BufRead as _, Write as _};
     let stop = dir.join("stop");
     let run = dir.join("run");
     std::fs::create_dir_all(&run).expect("run dir");
@@ -67,20 +66,7 @@ fn fake_device_model(dir: &Path) -> toolstack::dm::DmOptions {
                     continue;
                 };
                 std::thread::spawn(move || {
-                    for conn in l.incoming().flatten() {
-                        let mut w = conn.try_clone().expect("clone");
-                        let _ = w.write_all(b"{\"QMP\": {}}\r\n");
-                        for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
-                            let v: serde_json::Value = serde_json::from_str(&line).expect("json");
-                            let id = v["id"].clone();
-                            let ret = match v["execute"].as_str() {
-                                Some("query-chardev") => serde_json::json!([]),
-                                _ => serde_json::json!({}),
-                            };
-                            let a = serde_json::json!({"return": ret, "id": id});
-                            let _ = w.write_all(format!("{a}\r\n").as_bytes());
-                        }
-                    }
+                    sim::dm::serve_qmp(&l, &serde_json::json!([]), &|| {});
                 });
                 host.write(xen_host::TxId::NONE, &format!("{dm}/state"), b"running")
                     .expect("confirm");
