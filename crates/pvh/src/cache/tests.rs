@@ -49,7 +49,7 @@ fn a_hit_refreshes_the_last_use() {
 fn corruption_is_detected_and_the_entry_removed() {
     let (_t, c) = cache(DEFAULT_MAX_BYTES);
     let body = vec![7u8; 4096];
-    for damage in ["flip", "truncate", "extend", "header"] {
+    for damage in ["flip", "truncate", "extend", "header", "checksum", "old-format"] {
         let key = Key::of(damage.as_bytes());
         c.store(&key, &body).unwrap();
         let p = c.dir().join(key.hex());
@@ -58,6 +58,15 @@ fn corruption_is_detected_and_the_entry_removed() {
             "flip" => bytes[HEADER_LEN + 100] ^= 1,
             "truncate" => bytes.truncate(bytes.len() - 1),
             "extend" => bytes.push(0),
+            "checksum" => bytes[8] ^= 0x80,
+            // An entry of format 001 (SHA-256 in a 32-byte digest field) with its bytes intact.
+            "old-format" => {
+                let mut old = b"RXLKC001".to_vec();
+                old.extend_from_slice(&sha2::Sha256::digest(&body));
+                old.extend_from_slice(&(body.len() as u64).to_le_bytes());
+                old.extend_from_slice(&body);
+                bytes = old;
+            }
             _ => bytes[0] = b'X',
         }
         fs::write(&p, &bytes).unwrap();
