@@ -6,11 +6,14 @@
 //! * [`DmWatcher`] is one thread that holds a pidfd (`pidfd_open`) for every device model
 //!   recorded in the record directory ([`crate::dm::DmOptions::record_dir`], one file per
 //!   domain naming the process's pid and start time) and waits in `poll` on all of them
-//!   plus one wake-up socket, with no timeout. [`DmWatcher::refresh`] (the host monitor
-//!   calls it at each scan, that is at each `@introduceDomain` / `@releaseDomain`) makes
-//!   it read the record directory again: new device models get a pidfd, the ones whose
-//!   record went (stopped by rxl) lose theirs. It keeps one fd and one small entry per
-//!   device model and nothing else.
+//!   plus an inotify watch of the record directory (a record written or moved into
+//!   place) and one wake-up socket, with no timeout. Each change of the directory, and
+//!   each [`DmWatcher::refresh`] (the host monitor calls it at each scan, that is at each
+//!   `@introduceDomain` / `@releaseDomain`; `create -F` after each restart), makes it
+//!   read the record directory again: new device models get a pidfd, the ones whose
+//!   record went (stopped by rxl) lose theirs. (A device model is recorded after its
+//!   domain is introduced, so `@introduceDomain` alone would come too early.) It keeps
+//!   one fd and one small entry per device model, and two fds of its own.
 //! * A recorded process that is already gone when the watcher first looks (a monitor
 //!   started after the device model died) counts as an exit, as does one whose pidfd
 //!   says it exited. Each exit is handed to the watcher's `on_exit` callback once.
@@ -52,6 +55,7 @@ impl DmWatcher {
         let (wake, woken) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         woken.set_nonblocking(true)?;
+        let dir_changes = watch_dir(&record_dir)?;
         std::thread::Builder::new()
             .name("dm-watch".into())
             .spawn(move || {
@@ -61,7 +65,7 @@ impl DmWatcher {
                     live: BTreeMap::new(),
                     exited: BTreeMap::new(),
                 };
-                w.run(woken);
+                w.run(woken, dir_changes);
             })?;
         Ok(DmWatcher { wake })
     }
@@ -106,11 +110,12 @@ pub fn recorded(record_dir: &Path) -> BTreeMap<DomId, ProcessId> {
 }
 
 impl Watch {
-    fn run(&mut self, woken: UnixStream) {
+    fn run(&mut self, woken: UnixStream, dir_changes: OwnedFd) {
         self.rescan();
         loop {
-            let mut fds = Vec::with_capacity(self.live.len() + 1);
+            let mut fds = Vec::with_capacity(self.live.len() + 2);
             fds.push(PollFd::new(woken.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(dir_changes.as_fd(), PollFlags::POLLIN));
             let doms: Vec<DomId> = self.live.keys().copied().collect();
             for (_, fd) in self.live.values() {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
@@ -123,8 +128,8 @@ impl Watch {
                 continue;
             }
             let ready = |p: &PollFd<'_>| p.revents().is_some_and(|r| !r.is_empty());
-            let wake = ready(&fds[0]);
-            let gone: Vec<DomId> = fds[1..]
+            let wake = ready(&fds[0]) || ready(&fds[1]);
+            let gone: Vec<DomId> = fds[2..]
                 .iter()
                 .zip(&doms)
                 .filter(|(p, _)| ready(p))
@@ -132,8 +137,9 @@ impl Watch {
                 .collect();
             drop(fds);
             if wake {
-                let mut buf = [0u8; 64];
+                let mut buf = [0u8; 4096];
                 while matches!((&woken).read(&mut buf), Ok(n) if n > 0) {}
+                while matches!(rustix::io::read(&dir_changes, &mut buf), Ok(n) if n > 0) {}
             }
             for dom in gone {
                 if let Some((id, _fd)) = self.live.remove(&dom) {
@@ -170,6 +176,20 @@ impl Watch {
             }
         }
     }
+}
+
+/// An inotify descriptor that becomes readable when a record is written or moved into
+/// `dir` (made when missing, as [`crate::dm::launch`] makes it).
+fn watch_dir(dir: &Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::inotify;
+    crate::state::ensure_dir(dir, crate::state::DIR_MODE)?;
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+    inotify::add_watch(
+        &fd,
+        dir,
+        inotify::WatchFlags::CLOSE_WRITE | inotify::WatchFlags::MOVED_TO,
+    )?;
+    Ok(fd)
 }
 
 /// A pidfd of `id`, or `None` when that process is gone (exited, or its pid now names
