@@ -275,3 +275,112 @@ pub fn crash_on_exit<T: Send + 'static>(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn record(dir: &Path, name: &str, id: ProcessId) {
+        crate::state::write_file(
+            dir,
+            name,
+            format!("{id}\n").as_bytes(),
+            crate::state::FILE_MODE,
+        )
+        .expect("record");
+    }
+
+    fn sleeper() -> (std::process::Child, ProcessId) {
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep");
+        let id = ProcessId::of(child.id()).expect("its stat");
+        (child, id)
+    }
+
+    fn watcher(dir: &Path) -> (DmWatcher, mpsc::Receiver<(DomId, ProcessId)>) {
+        let (tx, rx) = mpsc::channel();
+        let w = DmWatcher::spawn(
+            dir.to_path_buf(),
+            Box::new(move |d, id| {
+                let _ = tx.send((d, id));
+            }),
+        )
+        .expect("spawn");
+        (w, rx)
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn records_name_domains_and_moved_aside_ones_do_not_count() {
+        let dir = tempfile::tempdir().expect("dir");
+        let id = ProcessId {
+            pid: 42,
+            start_time: 7,
+        };
+        record(dir.path(), "3", id);
+        record(dir.path(), "4.stopping", id);
+        std::fs::write(dir.path().join("5"), "garbage").expect("write");
+        assert_eq!(recorded(dir.path()), BTreeMap::from([(DomId(3), id)]));
+        assert!(recorded(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn an_exit_is_reported_once_and_a_record_written_later_is_picked_up() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut first, first_id) = sleeper();
+        record(dir.path(), "1", first_id);
+        let (w, rx) = watcher(dir.path());
+        // Written after the watcher started: inotify makes it look again.
+        let (mut second, second_id) = sleeper();
+        record(dir.path(), "2", second_id);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(rx.try_recv().is_err(), "nothing exited yet");
+        second.kill().expect("kill");
+        second.wait().expect("reap");
+        assert_eq!(
+            rx.recv_timeout(WAIT).expect("reported"),
+            (DomId(2), second_id)
+        );
+        first.kill().expect("kill");
+        first.wait().expect("reap");
+        assert_eq!(
+            rx.recv_timeout(WAIT).expect("reported"),
+            (DomId(1), first_id)
+        );
+        // Re-reading the directory reports neither again.
+        w.refresh();
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    }
+
+    #[test]
+    fn a_recorded_process_already_gone_is_reported_at_start_and_a_removed_record_is_not() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut gone, gone_id) = sleeper();
+        gone.kill().expect("kill");
+        gone.wait().expect("reap");
+        record(dir.path(), "6", gone_id);
+        let (mut stopped, stopped_id) = sleeper();
+        record(dir.path(), "7", stopped_id);
+        let (w, rx) = watcher(dir.path());
+        assert_eq!(
+            rx.recv_timeout(WAIT).expect("reported"),
+            (DomId(6), gone_id)
+        );
+        // As dm::stop does: the record moves aside before the process is stopped. The
+        // watcher is told of it only through its callback, which finds no record.
+        std::fs::rename(dir.path().join("7"), dir.path().join("7.stopping")).expect("mv");
+        w.refresh();
+        std::thread::sleep(Duration::from_millis(200));
+        stopped.kill().expect("kill");
+        stopped.wait().expect("reap");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(500)).is_err(),
+            "a stopped device model whose record went is not watched"
+        );
+    }
+}
