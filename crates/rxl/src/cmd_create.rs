@@ -405,11 +405,14 @@ fn monitor(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
             }),
         ),
     )
-    .context("cannot start watching the device model")?;
+    .map_err(|e| tracing::error!("cannot watch the device model: {e}"))
+    .ok();
     let mut rebuild = |cfg: &DomainConfig| -> Result<DomId, LaunchError> {
         let new = toolstack::launch(host.hv(), host.xs(), cfg, &opts, &search)?.domid;
         current.store(new.0, std::sync::atomic::Ordering::SeqCst);
-        dm_watcher.refresh();
+        if let Some(w) = &dm_watcher {
+            w.refresh();
+        }
         Ok(new)
     };
     let outcome = toolstack::monitor::run(host.hv(), host.xs(), &opts, dom, &mut rebuild)?;

@@ -175,6 +175,7 @@ fn serve(sim: Option<&Path>, replace: bool, detached: bool) -> anyhow::Result<Ex
     let watcher = Backend::open(sim)?;
     let sim_dir = sim.map(Path::to_path_buf);
     // The device models, watched in a thread of their own with a host handle of its own.
+    // The monitor's main work does not depend on it: it runs on without.
     let dm_watcher = DmWatcher::spawn(
         opts.devices.dm.record_dir.clone(),
         dm_watch::crash_on_exit(
@@ -186,12 +187,15 @@ fn serve(sim: Option<&Path>, replace: bool, detached: bool) -> anyhow::Result<Ex
             Box::new(|_, r| r.monitored_by == MonitoredBy::Host),
         ),
     )
-    .context("cannot start watching the device models")?;
-    let mut monitor = HostMonitor::new(host.hv(), host.xs(), &opts, &busy)
-        .with_others(Box::new(move || {
+    .map_err(|e| tracing::error!("cannot watch the device models: {e}"))
+    .ok();
+    let mut monitor =
+        HostMonitor::new(host.hv(), host.xs(), &opts, &busy).with_others(Box::new(move || {
             hostmon::legacy_monitored(sim_dir.as_deref())
-        }))
-        .with_dm_watcher(dm_watcher);
+        }));
+    if let Some(w) = dm_watcher {
+        monitor = monitor.with_dm_watcher(w);
+    }
     monitor.serve(watcher.xs(), &mut rebuild, || {
         tracing::info!(
             "host monitor (rxl {VERSION}) running as pid {}",

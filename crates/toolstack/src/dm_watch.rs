@@ -55,7 +55,16 @@ impl DmWatcher {
         let (wake, woken) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         woken.set_nonblocking(true)?;
-        let dir_changes = watch_dir(&record_dir)?;
+        // Without it (inotify's limits reached) the scans' refreshes still find new
+        // records, later.
+        let dir_changes = watch_dir(&record_dir)
+            .map_err(|e| {
+                tracing::warn!(
+                    "cannot watch {} for new device models: {e}",
+                    record_dir.display()
+                )
+            })
+            .ok();
         std::thread::Builder::new()
             .name("dm-watch".into())
             .spawn(move || {
@@ -110,12 +119,14 @@ pub fn recorded(record_dir: &Path) -> BTreeMap<DomId, ProcessId> {
 }
 
 impl Watch {
-    fn run(&mut self, woken: UnixStream, dir_changes: OwnedFd) {
+    fn run(&mut self, woken: UnixStream, dir_changes: Option<OwnedFd>) {
         self.rescan();
+        // Polled as the second fd; the wake-up socket again when there is no watch.
+        let changes = dir_changes.as_ref().map_or(woken.as_fd(), |fd| fd.as_fd());
         loop {
             let mut fds = Vec::with_capacity(self.live.len() + 2);
             fds.push(PollFd::new(woken.as_fd(), PollFlags::POLLIN));
-            fds.push(PollFd::new(dir_changes.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(changes, PollFlags::POLLIN));
             let doms: Vec<DomId> = self.live.keys().copied().collect();
             for (_, fd) in self.live.values() {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
@@ -139,7 +150,9 @@ impl Watch {
             if wake {
                 let mut buf = [0u8; 4096];
                 while matches!((&woken).read(&mut buf), Ok(n) if n > 0) {}
-                while matches!(rustix::io::read(&dir_changes, &mut buf), Ok(n) if n > 0) {}
+                if let Some(fd) = &dir_changes {
+                    while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
+                }
             }
             for dom in gone {
                 if let Some((id, _fd)) = self.live.remove(&dom) {
