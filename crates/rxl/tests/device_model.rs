@@ -374,6 +374,17 @@ fn monitord_log(sim: &Sim) -> String {
     std::fs::read_to_string(sim.state().join("log/monitord.log")).unwrap_or_default()
 }
 
+/// Waits until the monitor has destroyed `name` (domain `dom`) and finished its cleanup.
+fn destroyed(sim: &Sim, name: &str, dom: &str) {
+    sim.wait_for("the crashed guest to be destroyed and cleaned up", |s| {
+        s.domain(name).is_none()
+            && dm_nodes(s, dom).is_empty()
+            && sockets(s).is_empty()
+            && !s.state().join("device-model").join(dom).exists()
+            && !s.state().join(format!("{dom}.json")).exists()
+    });
+}
+
 /// The line a monitor logs when it takes a device model's exit for a crash.
 fn crash_line(dom: &str, pid: u32) -> String {
     format!("device model of domain {dom} (pid {pid}) exited: treating as a crash")
@@ -410,9 +421,7 @@ fn a_device_model_killed_while_its_guest_runs_is_a_crash_and_on_crash_destroy_ap
     let (dom, pid) = crash_guest(&sim, "dd", "destroy");
     sim.monitord_pid().expect("the host monitor runs");
     sigkill(pid);
-    sim.wait_for("the crashed guest to be destroyed", |s| {
-        s.domain("dd").is_none()
-    });
+    destroyed(&sim, "dd", &dom);
     nothing_left(&sim, &dom);
     let log = monitord_log(&sim);
     assert!(log.contains(&crash_line(&dom, pid)), "{log}");
@@ -497,9 +506,7 @@ fn a_host_monitor_started_after_a_device_model_died_adopts_it() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(sim.domain("da").is_some(), "no monitor: the guest stays");
     ok(sim.run(&["monitord"]));
-    sim.wait_for("the crashed guest to be destroyed", |s| {
-        s.domain("da").is_none()
-    });
+    destroyed(&sim, "da", &dom);
     nothing_left(&sim, &dom);
     assert!(monitord_log(&sim).contains(&crash_line(&dom, pid)));
 }

@@ -405,14 +405,11 @@ fn an_hvm_guest_s_device_model_dying_is_a_crash_and_its_reboot_and_destroy_are_n
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
-    for _ in 0..100 {
-        if sim.domain("hvm3").is_none() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // Destroyed, and its cleanup (which ends with rxl's record) finished.
+    sim.wait_for("the crashed guest to be destroyed and cleaned up", |s| {
+        s.domain("hvm3").is_none() && !s.state().join(format!("{dom}.json")).exists()
+    });
     let log = monitord_log(&sim);
-    assert!(sim.domain("hvm3").is_none(), "{log}\n{:?}", sim.domains());
     assert!(
         log.contains(&format!(
             "device model of domain {dom} (pid {pid}) exited: treating as a crash"
