@@ -88,6 +88,9 @@ _rxl() {
             rxl,sim-device-model)
                 cmd="rxl__subcmd__sim__subcmd__device__subcmd__model"
                 ;;
+            rxl,trigger)
+                cmd="rxl__subcmd__trigger"
+                ;;
             rxl,unpause)
                 cmd="rxl__subcmd__unpause"
                 ;;
@@ -205,6 +208,9 @@ _rxl() {
             rxl__subcmd__help,sim-device-model)
                 cmd="rxl__subcmd__help__subcmd__sim__subcmd__device__subcmd__model"
                 ;;
+            rxl__subcmd__help,trigger)
+                cmd="rxl__subcmd__help__subcmd__trigger"
+                ;;
             rxl__subcmd__help,unpause)
                 cmd="rxl__subcmd__help__subcmd__unpause"
                 ;;
@@ -269,7 +275,7 @@ _rxl() {
 
     case "${cmd}" in
         rxl)
-            opts="-v -h -V --verbose --sim --help --version sim-device-model config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
+            opts="-v -h -V --verbose --sim --help --version sim-device-model config create destroy shutdown reboot trigger pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -779,7 +785,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help)
-            opts="sim-device-model config create destroy shutdown reboot pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
+            opts="sim-device-model config create destroy shutdown reboot trigger pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1240,6 +1246,20 @@ _rxl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rxl__subcmd__help__subcmd__trigger)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rxl__subcmd__help__subcmd__unpause)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1595,6 +1615,24 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__sim__subcmd__device__subcmd__model)
+            opts="-h --sim --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rxl__subcmd__trigger)
             opts="-h --sim --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

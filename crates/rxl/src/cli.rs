@@ -76,6 +76,18 @@ pub enum Command {
     Shutdown(ShutdownArgs),
     /// Ask a domain to reboot.
     Reboot(ShutdownArgs),
+    /// Send a trigger to an HVM domain (as xl trigger): the ACPI power or sleep button,
+    /// a reset, an NMI or an INIT.
+    Trigger {
+        /// The domain (name or id).
+        domain: String,
+        /// power, sleep, reset, nmi or init.
+        #[arg(value_parser = parse_trigger)]
+        trigger: xen_host::Trigger,
+        /// The vCPU (NMI and INIT).
+        #[arg(default_value_t = 0)]
+        vcpu: u32,
+    },
     /// Pause a domain.
     Pause {
         /// The domain (name or id).
@@ -399,6 +411,14 @@ pub struct CreateArgs {
     pub overrides: Vec<String>,
 }
 
+/// A trigger by xl's name.
+fn parse_trigger(s: &str) -> Result<xen_host::Trigger, String> {
+    xen_host::Trigger::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = xen_host::Trigger::ALL.iter().map(|t| t.name()).collect();
+        format!("invalid trigger \"{s}\" (one of: {})", names.join(", "))
+    })
+}
+
 /// `rxl shutdown` and `rxl reboot`.
 #[derive(Debug, Args)]
 pub struct ShutdownArgs {
@@ -409,7 +429,9 @@ pub struct ShutdownArgs {
     #[arg(short = 'a', long)]
     pub all: bool,
     /// If the guest does not react to the request within a few seconds, shut it down from
-    /// the hypervisor instead (SCHEDOP_remote_shutdown).
+    /// the hypervisor instead (SCHEDOP_remote_shutdown). An HVM guest without PV drivers
+    /// (no PV control) gets the ACPI power button (shutdown) or reset (reboot) event
+    /// instead, as with xl -F; without -F such a guest is refused.
     #[arg(short = 'F', long)]
     pub force: bool,
     /// With -w: give up after this many seconds (exit 1).

@@ -387,8 +387,33 @@ pub fn restart_options(host: &Backend) -> anyhow::Result<(CreateOptions, Firmwar
 fn monitor(host: &Backend, dom: DomId) -> anyhow::Result<ExitCode> {
     let (opts, search) = restart_options(host)?;
     tracing::info!("monitoring domain {dom}");
+    // Its device model (the one of each restarted domain too) dying while the domain runs
+    // is a crash (toolstack::dm_watch).
+    let current = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(dom.0));
+    let watched = std::sync::Arc::clone(&current);
+    let dm_watcher = toolstack::dm_watch::DmWatcher::spawn(
+        opts.devices.dm.record_dir.clone(),
+        toolstack::dm_watch::crash_on_exit(
+            Backend::open(host.sim_dir())?,
+            Backend::hv,
+            host.state_dir(),
+            opts.devices.dm.record_dir.clone(),
+            std::sync::Arc::new(std::sync::Mutex::new(())),
+            Box::new(move |d, r| {
+                d.0 == watched.load(std::sync::atomic::Ordering::SeqCst)
+                    && r.monitored_by == toolstack::monitor::MonitoredBy::Foreground
+            }),
+        ),
+    )
+    .map_err(|e| tracing::error!("cannot watch the device model: {e}"))
+    .ok();
     let mut rebuild = |cfg: &DomainConfig| -> Result<DomId, LaunchError> {
-        toolstack::launch(host.hv(), host.xs(), cfg, &opts, &search).map(|c| c.domid)
+        let new = toolstack::launch(host.hv(), host.xs(), cfg, &opts, &search)?.domid;
+        current.store(new.0, std::sync::atomic::Ordering::SeqCst);
+        if let Some(w) = &dm_watcher {
+            w.refresh();
+        }
+        Ok(new)
     };
     let outcome = toolstack::monitor::run(host.hv(), host.xs(), &opts, dom, &mut rebuild)?;
     tracing::info!("monitor done: {outcome:?}");

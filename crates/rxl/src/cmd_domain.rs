@@ -1,4 +1,4 @@
-//! `rxl destroy`, `shutdown`, `reboot`, `pause`, `unpause`.
+//! `rxl destroy`, `shutdown`, `reboot`, `trigger`, `pause`, `unpause`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -88,12 +88,21 @@ pub fn shutdown(host: &Backend, args: &ShutdownArgs, req: Request) -> anyhow::Re
             .map(|s| resolve(host, s))
             .collect::<Result<_, _>>()?
     };
+    // The guests asked through their PV control (the others got an ACPI event).
+    let mut asked = Vec::new();
     for &dom in &targets {
-        lifecycle::request_shutdown(host.hv(), host.xs(), dom, req)
-            .with_context(|| format!("cannot ask domain {dom} to {}", req.word()))?;
+        if lifecycle::pvcontrol_available(host.hv(), host.xs(), dom)
+            .with_context(|| format!("cannot tell whether domain {dom} has PV control"))?
+        {
+            lifecycle::request_shutdown(host.hv(), host.xs(), dom, req)
+                .with_context(|| format!("cannot ask domain {dom} to {}", req.word()))?;
+            asked.push(dom);
+        } else {
+            acpi_event(host, dom, req, args.force)?;
+        }
     }
     if args.force {
-        for &dom in &targets {
+        for &dom in &asked {
             force_if_ignored(host, dom, req)?;
         }
     }
@@ -103,6 +112,64 @@ pub fn shutdown(host: &Backend, args: &ShutdownArgs, req: Request) -> anyhow::Re
             wait_gone(host, dom, deadline)?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The ACPI button xl's -F presses for `req`.
+fn button(req: Request) -> &'static str {
+    match req {
+        Request::Poweroff => "power button",
+        Request::Reboot => "reset",
+    }
+}
+
+/// A guest without PV control (an HVM guest without PV drivers): with -F (`force`) send
+/// it the ACPI event for `req`, as xl does; without, refuse with the hint.
+fn acpi_event(host: &Backend, dom: DomId, req: Request, force: bool) -> anyhow::Result<()> {
+    if !force {
+        anyhow::bail!(
+            "domain {dom} has no PV control interface (an HVM guest without PV drivers): a \
+             graceful {} is not possible; use -F to send the ACPI {} event instead",
+            req.word(),
+            button(req)
+        );
+    }
+    eprintln!(
+        "rxl: domain {dom}: PV control interface not available: sending the ACPI {} event",
+        button(req)
+    );
+    let trigger = req.trigger();
+    lifecycle::send_trigger(host.hv(), dom, trigger, 0).map_err(|e| {
+        let hint = if e.errno() == Some(xen_host::Errno::ENOSYS) {
+            format!(
+                " (Xen has no {} trigger on x86, as for xl {} -F)",
+                trigger.name(),
+                req.word()
+            )
+        } else {
+            String::new()
+        };
+        anyhow::Error::new(e).context(format!(
+            "cannot send the ACPI {} event to domain {dom}{hint}",
+            button(req)
+        ))
+    })
+}
+
+/// `rxl trigger DOMAIN TRIGGER [VCPU]`.
+pub fn trigger(
+    host: &Backend,
+    spec: &str,
+    trigger: xen_host::Trigger,
+    vcpu: u32,
+) -> anyhow::Result<ExitCode> {
+    let dom = resolve(host, spec)?;
+    lifecycle::send_trigger(host.hv(), dom, trigger, vcpu).with_context(|| {
+        format!(
+            "cannot send the {} trigger to domain {dom} (vCPU {vcpu})",
+            trigger.name()
+        )
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

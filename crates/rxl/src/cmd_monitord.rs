@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::json;
+use toolstack::dm_watch::{self, DmWatcher};
 use toolstack::hostmon::{self, Claim, HostMonitor};
+use toolstack::monitor::MonitoredBy;
 use toolstack::LaunchError;
 use xen_host::DomId;
 use xlcfg::model::DomainConfig;
@@ -172,10 +174,28 @@ fn serve(sim: Option<&Path>, replace: bool, detached: bool) -> anyhow::Result<Ex
     // Its own xenstore connection for the watches: no action's wait takes their events.
     let watcher = Backend::open(sim)?;
     let sim_dir = sim.map(Path::to_path_buf);
+    // The device models, watched in a thread of their own with a host handle of its own.
+    // The monitor's main work does not depend on it: it runs on without.
+    let dm_watcher = DmWatcher::spawn(
+        opts.devices.dm.record_dir.clone(),
+        dm_watch::crash_on_exit(
+            Backend::open(sim)?,
+            Backend::hv,
+            state_dir.clone(),
+            opts.devices.dm.record_dir.clone(),
+            Arc::clone(&busy),
+            Box::new(|_, r| r.monitored_by == MonitoredBy::Host),
+        ),
+    )
+    .map_err(|e| tracing::error!("cannot watch the device models: {e}"))
+    .ok();
     let mut monitor =
         HostMonitor::new(host.hv(), host.xs(), &opts, &busy).with_others(Box::new(move || {
             hostmon::legacy_monitored(sim_dir.as_deref())
         }));
+    if let Some(w) = dm_watcher {
+        monitor = monitor.with_dm_watcher(w);
+    }
     monitor.serve(watcher.xs(), &mut rebuild, || {
         tracing::info!(
             "host monitor (rxl {VERSION}) running as pid {}",

@@ -76,6 +76,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reboot(args) => {
             cmd_domain::shutdown(&host()?, &args, toolstack::lifecycle::Request::Reboot)
         }
+        Command::Trigger {
+            domain,
+            trigger,
+            vcpu,
+        } => cmd_domain::trigger(&host()?, &domain, trigger, vcpu),
         Command::Pause { domain } => cmd_domain::pause(&host()?, &domain, true),
         Command::Unpause { domain } => cmd_domain::pause(&host()?, &domain, false),
         Command::Console { kind, num, domain } => {

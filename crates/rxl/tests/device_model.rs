@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
-use xen_host::{Store as _, TxId};
+use xen_host::{Hypervisor as _, Store as _, TxId};
 
 /// A qcow2 image (a version 3 header, no backing file) in `dir`.
 fn qcow2(dir: &Path, name: &str) -> PathBuf {
@@ -23,12 +23,17 @@ fn qcow2(dir: &Path, name: &str) -> PathBuf {
 
 /// A config for a PVH guest `name` whose root disk is `disk`.
 fn config(sim: &Sim, name: &str, disk: &str) -> PathBuf {
+    config_with(sim, name, disk, "")
+}
+
+/// [`config`] with the lines `extra` added.
+fn config_with(sim: &Sim, name: &str, disk: &str, extra: &str) -> PathBuf {
     let cfg = sim.dir.path().join(format!("{name}.cfg"));
     std::fs::write(
         &cfg,
         format!(
             "name = \"{name}\"\ntype = \"pvh\"\nmemory = 32\nkernel = \"{}\"\n\
-             disk = [ \"{disk}\" ]\n",
+             disk = [ \"{disk}\" ]\n{extra}",
             guest_dir().join("hello.elf").display()
         ),
     )
@@ -357,4 +362,216 @@ fn the_simulated_device_model_exits_when_its_domain_is_gone() {
     // rxl destroy then removes what is left (the record, nodes).
     ok(sim.run(&["destroy", "gone"]));
     nothing_left(&sim, &dom.to_string());
+}
+
+/// A `list --json` entry's domain id.
+fn domid(d: &serde_json::Value) -> String {
+    d["domid"].to_string()
+}
+
+/// The host monitor's log.
+fn monitord_log(sim: &Sim) -> String {
+    std::fs::read_to_string(sim.state().join("log/monitord.log")).unwrap_or_default()
+}
+
+/// Waits until the monitor has destroyed `name` (domain `dom`) and finished its cleanup.
+fn destroyed(sim: &Sim, name: &str, dom: &str) {
+    sim.wait_for("the crashed guest to be destroyed and cleaned up", |s| {
+        s.domain(name).is_none()
+            && dm_nodes(s, dom).is_empty()
+            && sockets(s).is_empty()
+            && !s.state().join("device-model").join(dom).exists()
+            && !s.state().join(format!("{dom}.json")).exists()
+    });
+}
+
+/// The line a monitor logs when it takes a device model's exit for a crash.
+fn crash_line(dom: &str, pid: u32) -> String {
+    format!("device model of domain {dom} (pid {pid}) exited: treating as a crash")
+}
+
+fn sigkill(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+}
+
+/// A guest `name` with a qcow2 disk (so a device model) and `on_crash = "ACTION"`,
+/// created with the host monitor; its domain id and its device model's pid.
+fn crash_guest(sim: &Sim, name: &str, action: &str) -> (String, u32) {
+    let img = qcow2(sim.dir.path(), &format!("{name}.qcow2"));
+    let cfg = config_with(
+        sim,
+        name,
+        &format!("{},qcow2,xvda,rw", img.display()),
+        &format!("on_crash = \"{action}\"\n"),
+    );
+    let o = ok(sim.run(&["create", cfg.to_str().expect("utf-8")]));
+    let dom = stdout(&o).trim().to_owned();
+    let pids = device_models(sim);
+    assert_eq!(pids.len(), 1, "one device model: {pids:?}");
+    (dom, pids[0])
+}
+
+#[test]
+fn a_device_model_killed_while_its_guest_runs_is_a_crash_and_on_crash_destroy_applies() {
+    let sim = Sim::new();
+    let (dom, pid) = crash_guest(&sim, "dd", "destroy");
+    sim.monitord_pid().expect("the host monitor runs");
+    sigkill(pid);
+    destroyed(&sim, "dd", &dom);
+    nothing_left(&sim, &dom);
+    let log = monitord_log(&sim);
+    assert!(log.contains(&crash_line(&dom, pid)), "{log}");
+    assert!(log.contains("shut down (crash): destroy"), "{log}");
+}
+
+#[test]
+fn on_crash_restart_gives_the_new_domain_a_new_device_model() {
+    let sim = Sim::new();
+    let (dom, pid) = crash_guest(&sim, "dr", "restart");
+    sigkill(pid);
+    sim.wait_for("the restarted guest", |s| {
+        s.domain("dr")
+            .is_some_and(|d| domid(&d) != dom && d["state"] != "--p---")
+    });
+    let second = sim.domain("dr").expect("listed")["domid"].to_string();
+    sim.wait_for("its device model", |s| device_models(s).len() == 1);
+    let new_pid = device_models(&sim)[0];
+    assert_ne!(new_pid, pid);
+    let args = cmdline(new_pid);
+    let at = args
+        .iter()
+        .position(|a| a == "-xen-domid")
+        .expect("-xen-domid");
+    assert_eq!(args[at + 1], second);
+    assert_eq!(dm_nodes(&sim, &dom), Vec::<String>::new());
+    // The restarted guest's device model is watched too: its death is a crash again.
+    sigkill(new_pid);
+    sim.wait_for("the second restart", |s| {
+        s.domain("dr").is_some_and(|d| {
+            let id = d["domid"].to_string();
+            id != dom && id != second && d["state"] != "--p---"
+        })
+    });
+    let log = monitord_log(&sim);
+    assert!(log.contains(&crash_line(&dom, pid)), "{log}");
+    assert!(log.contains(&crash_line(&second, new_pid)), "{log}");
+}
+
+#[test]
+fn on_crash_preserve_keeps_the_domain_shut_down_as_crashed() {
+    let sim = Sim::new();
+    let (dom, pid) = crash_guest(&sim, "dp", "preserve");
+    sigkill(pid);
+    let id: u16 = dom.parse().expect("domid");
+    sim.wait_for("the crash", |s| {
+        s.host()
+            .domain_info(xen_host::DomId(id))
+            .expect("info")
+            .is_some_and(|i| i.shutdown)
+    });
+    let info = sim
+        .host()
+        .domain_info(xen_host::DomId(id))
+        .expect("info")
+        .expect("kept");
+    assert_eq!(
+        info.shutdown_reason(),
+        Some(xen_host::ShutdownReason::Crash)
+    );
+    sim.wait_for("the monitor to log it", |s| {
+        monitord_log(s).contains("shut down (crash): preserve")
+    });
+    assert!(monitord_log(&sim).contains(&crash_line(&dom, pid)));
+    // Kept, and still there a moment later.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(sim.domain("dp").is_some());
+}
+
+#[test]
+fn a_host_monitor_started_after_a_device_model_died_adopts_it() {
+    let sim = Sim::new();
+    let (dom, pid) = crash_guest(&sim, "da", "destroy");
+    let monitor = sim.monitord_pid().expect("the host monitor runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(monitor).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    sim.wait_for("the monitor to exit", |s| s.monitord_pid().is_none());
+    sigkill(pid);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(sim.domain("da").is_some(), "no monitor: the guest stays");
+    ok(sim.run(&["monitord"]));
+    destroyed(&sim, "da", &dom);
+    nothing_left(&sim, &dom);
+    assert!(monitord_log(&sim).contains(&crash_line(&dom, pid)));
+}
+
+#[test]
+fn the_foreground_monitor_of_create_f_applies_on_crash_when_the_device_model_dies() {
+    let sim = Sim::new();
+    let img = qcow2(sim.dir.path(), "fg.qcow2");
+    let cfg = config_with(
+        &sim,
+        "fg",
+        &format!("{},qcow2,xvda,rw", img.display()),
+        "on_crash = \"destroy\"\n",
+    );
+    let log = sim.dir.path().join("fg.log");
+    let mut child = sim
+        .command(&["create", "-F", cfg.to_str().expect("utf-8")], None)
+        .env("RXL_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    sim.wait_for("the device model", |s| device_models(s).len() == 1);
+    sim.wait_for("the guest to run", |s| {
+        s.domain("fg").is_some_and(|d| d["state"] != "--p---")
+    });
+    let dom = sim.domain("fg").expect("listed")["domid"].to_string();
+    let pid = device_models(&sim)[0];
+    sigkill(pid);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "create -F still runs");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    nothing_left(&sim, &dom);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains(&crash_line(&dom, pid)), "{text}");
+    assert!(
+        sim.monitord_pid().is_none(),
+        "create -F starts no host monitor"
+    );
+}
+
+#[test]
+fn destroy_and_reboot_stop_the_device_model_without_a_crash() {
+    let sim = Sim::new();
+    let (dom, pid) = crash_guest(&sim, "nc", "preserve");
+    ok(sim.run(&["reboot", "-w", "nc"]));
+    sim.wait_for("the rebooted guest", |s| {
+        s.domain("nc")
+            .is_some_and(|d| domid(&d) != dom && d["state"] != "--p---")
+    });
+    sim.wait_for("its device model", |s| device_models(s).len() == 1);
+    let second = sim.domain("nc").expect("listed")["domid"].to_string();
+    let pid2 = device_models(&sim)[0];
+    ok(sim.run(&["destroy", "nc"]));
+    nothing_left(&sim, &second);
+    // Give a watcher time to (wrongly) act, then look at what the monitor did.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = monitord_log(&sim);
+    assert!(!log.contains("treating as a crash"), "{log}");
+    assert!(!log.contains("(crash)"), "{log}");
+    assert!(!log.contains(&crash_line(&dom, pid)) && !log.contains(&crash_line(&second, pid2)));
 }

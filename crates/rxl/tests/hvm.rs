@@ -353,3 +353,69 @@ fn the_dry_run_shows_the_hvm_layout() {
     assert_eq!(v["layout"]["entry"], 0x10_0000);
     assert_eq!(v["layout"]["modules"][0]["cmdline"], "firmware");
 }
+
+/// The host monitor's log.
+fn monitord_log(sim: &Sim) -> String {
+    std::fs::read_to_string(sim.state().join("log/monitord.log")).unwrap_or_default()
+}
+
+#[test]
+fn an_hvm_guest_s_device_model_dying_is_a_crash_and_its_reboot_and_destroy_are_not() {
+    let sim = Sim::new();
+    let fw = firmware_dir();
+    let disk = fw.path().join("boot.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).expect("disk");
+    let cfg = hvm_cfg(
+        fw.path(),
+        "hvm3",
+        &format!(
+            "disk = [ \"format=raw,vdev=hda,access=rw,target={}\" ]\non_crash = \"destroy\"\n",
+            disk.display()
+        ),
+    );
+    // With the host monitor.
+    let dom = stdout(&ok(run(&sim, fw.path(), &["create", s(&cfg)])))
+        .trim()
+        .to_owned();
+    let first = DomId(dom.parse().expect("domid"));
+    // Its PV drivers came up, so a reboot goes through control/shutdown.
+    sim.host()
+        .set_hvm_param(first, hvm_param::CALLBACK_IRQ, 1)
+        .expect("param");
+    ok(run(&sim, fw.path(), &["reboot", "-w", "hvm3"]));
+    sim.wait_for("the rebooted guest and its device model", |s| {
+        s.domain("hvm3").is_some_and(|d| {
+            d["domid"].as_u64() != Some(u64::from(first.0)) && d["state"] != "--p---"
+        }) && device_models(s).len() == 1
+    });
+    ok(run(&sim, fw.path(), &["destroy", "hvm3"]));
+    assert_eq!(device_models(&sim), Vec::<u32>::new());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = monitord_log(&sim);
+    assert!(log.contains("shut down (reboot): restart"), "{log}");
+    assert!(!log.contains("treating as a crash"), "{log}");
+
+    // Killed behind rxl's back while the guest runs: a crash, on_crash = destroy.
+    let dom = stdout(&ok(run(&sim, fw.path(), &["create", s(&cfg)])))
+        .trim()
+        .to_owned();
+    let pid = device_models(&sim)[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    // Destroyed, and its cleanup (which ends with rxl's record) finished.
+    sim.wait_for("the crashed guest to be destroyed and cleaned up", |s| {
+        s.domain("hvm3").is_none() && !s.state().join(format!("{dom}.json")).exists()
+    });
+    let log = monitord_log(&sim);
+    assert!(
+        log.contains(&format!(
+            "device model of domain {dom} (pid {pid}) exited: treating as a crash"
+        )),
+        "{log}"
+    );
+    assert_eq!(device_models(&sim), Vec::<u32>::new());
+    nothing_left(&sim);
+}

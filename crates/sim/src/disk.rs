@@ -270,6 +270,9 @@ pub(crate) struct DomRecord {
     pub introduced: Option<(u64, u32)>,
     pub ignore_shutdown: bool,
     pub pending: Option<PendingShutdown>,
+    /// The triggers `sendtrigger` delivered, in order: `(XEN_DOMCTL_SENDTRIGGER_*, vcpu)`.
+    #[serde(default)]
+    pub triggers: Vec<(u32, u32)>,
     /// A PV domain's state (absent for HVM domains and before the first PV operation).
     #[serde(default)]
     pub pv: PvState,

@@ -2,7 +2,8 @@
 
 use xen_host::{
     cdf, emu, CreateDomain, DomId, DomainInfo, E820Entry, Errno, Gfn, GrantEntryV1, HostCaps,
-    Hypervisor, PhysInfo, PvVcpuContext, ShutdownReason, VersionInfo, PAGE_SHIFT, PAGE_SIZE,
+    Hypervisor, PhysInfo, PvVcpuContext, ShutdownReason, Trigger, VersionInfo, PAGE_SHIFT,
+    PAGE_SIZE,
 };
 
 use crate::disk::{self, ChangeKind, DomRecord, HvmRecord};
@@ -1012,6 +1013,45 @@ impl Hypervisor for SimHost {
         self.call("shutdown", "", 1, |w, _| {
             let mut d = load_domu(w, resolve(dom), "remote shutdown")?;
             do_shutdown(w, &mut d, reason);
+            disk::store_dom(w.dir, &d)
+        })
+    }
+
+    fn send_trigger(&self, dom: DomId, trigger: Trigger, vcpu: u32) -> xen_host::Result<()> {
+        self.call("sendtrigger", "", 1, |w, _| {
+            let mut d = load_domu(w, resolve(dom), "sendtrigger")?;
+            if vcpu >= d.max_vcpus {
+                return Err(SimError::xen(
+                    Errno::ESRCH,
+                    format!("domain {dom} has no vCPU {vcpu}"),
+                ));
+            }
+            match trigger {
+                Trigger::Nmi => {}
+                Trigger::Power | Trigger::Sleep if d.is_hvm() => {}
+                Trigger::Power | Trigger::Sleep => {
+                    return Err(einval(format!(
+                        "the {} button of PV domain {dom}: HVM domains only",
+                        trigger.name()
+                    )))
+                }
+                // x86 Xen 4.17 implements no reset or INIT trigger.
+                Trigger::Reset | Trigger::Init => {
+                    return Err(SimError::xen(
+                        Errno::ENOSYS,
+                        format!("no {} trigger on x86", trigger.name()),
+                    ))
+                }
+            }
+            d.triggers.push((trigger.code(), vcpu));
+            // The guest's ACPI answers the power button by powering off (once it runs).
+            if trigger == Trigger::Power {
+                if d.runnable() {
+                    do_shutdown(w, &mut d, ShutdownReason::Poweroff);
+                } else if d.shutdown_code.is_none() {
+                    d.pending = Some(disk::PendingShutdown::Poweroff);
+                }
+            }
             disk::store_dom(w.dir, &d)
         })
     }

@@ -167,7 +167,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use xen_host::{DomId, E820Entry, Errno, GrantEntryV1, ShutdownReason, VersionInfo, WatchEvent};
+use xen_host::{
+    DomId, E820Entry, Errno, GrantEntryV1, ShutdownReason, Trigger, VersionInfo, WatchEvent,
+};
 
 pub use crate::devstate::{LoopDevice, VifInterface};
 use crate::disk::{Change, ChangeKind, DomRecord, HostLock, HostState, PendingShutdown};
@@ -630,6 +632,7 @@ impl SimHost {
             introduced: Some((0, 0)),
             ignore_shutdown: false,
             pending: None,
+            triggers: Vec::new(),
             pv: Default::default(),
         };
         disk::store_dom(dir, &dom0)?;
@@ -727,6 +730,18 @@ impl SimHost {
             disk::store_dom(w.dir, &d)
         })
         .map_err(|e| e.into_host(&format!("guest_event d{dom}")))
+    }
+
+    /// The triggers `sendtrigger` delivered to `dom`, in order, with their vCPU.
+    pub fn triggers(&self, dom: DomId) -> xen_host::Result<Vec<(Trigger, u32)>> {
+        run_locked(&self.dir, &self.config, |w| {
+            let d = load_live(w, dom)?;
+            Ok(d.triggers
+                .iter()
+                .filter_map(|&(code, vcpu)| Some((Trigger::from_code(code)?, vcpu)))
+                .collect())
+        })
+        .map_err(|e| e.into_host(&format!("triggers d{dom}")))
     }
 
     /// The number of event channel ports allocated in `dom`.

@@ -119,6 +119,12 @@ impl DmOptions {
     fn record_path(&self, dom: DomId) -> PathBuf {
         self.record_dir.join(dom.0.to_string())
     }
+
+    /// Where [`stop`] moves the record before it signals the process (`D.stopping`), so
+    /// that a watcher never takes the exit it causes for a crash.
+    fn stopping_path(&self, dom: DomId) -> PathBuf {
+        self.record_dir.join(format!("{}.stopping", dom.0))
+    }
 }
 
 /// One device model to start.
@@ -458,17 +464,28 @@ fn wait_gone(id: ProcessId, timeout: Duration) -> bool {
 }
 
 /// Stop the device model of `dom`, if it has one, and remove what it leaves: its QMP
-/// sockets, `/local/domain/0/device-model/D`, the pid node and rxl's record. Idempotent.
+/// sockets, `/local/domain/0/device-model/D`, the pid node and rxl's record (moved to
+/// `D.stopping` before any signal, removed last). Idempotent.
 pub fn stop<S: Store + ?Sized>(xs: &S, opts: &DmOptions, dom: DomId) -> Result<(), DmError> {
-    let record = opts.record_path(dom);
-    let recorded = match crate::state::read_file(&record) {
-        Ok(b) => b,
-        Err(e) => {
-            return Err(DmError::stop(
-                dom,
-                format!("cannot read {}: {e}", record.display()),
-            ))
+    let live_record = opts.record_path(dom);
+    let record = opts.stopping_path(dom);
+    let read = |path: &Path| {
+        crate::state::read_file(path)
+            .map_err(|e| DmError::stop(dom, format!("cannot read {}: {e}", path.display())))
+    };
+    // The record moves aside first (an earlier stop may have moved it already): from
+    // here on the process's exit is rxl's doing, not a crash (crate::dm_watch).
+    let recorded = match read(&live_record)? {
+        Some(b) => {
+            std::fs::rename(&live_record, &record).map_err(|e| {
+                DmError::stop(
+                    dom,
+                    format!("cannot move {} aside: {e}", live_record.display()),
+                )
+            })?;
+            Some(b)
         }
+        None => read(&record)?,
     };
     let dir = xs_dir(dom);
     let in_xs = xs.read(TxId::NONE, &dir).ok().flatten().is_some();

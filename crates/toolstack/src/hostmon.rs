@@ -26,6 +26,12 @@
 //!   while that process runs, so that two monitors never act on one domain.
 //! - Each action is taken holding [`HostMonitor`]'s `busy` mutex, so that a caller stopping
 //!   the monitor (SIGTERM) can let the action in progress finish first.
+//! - A device model that exits while its domain runs is a crash of that domain: a
+//!   [`DmWatcher`] thread holds a pidfd per recorded device model (re-reading the record
+//!   directory at each scan, so new ones are picked up and, at start-up, ones already
+//!   gone are found) and shuts such a domain down with reason crash
+//!   ([`crate::dm_watch::crash_if_orphaned`], under the `busy` mutex); the
+//!   `@releaseDomain` that follows brings the scan that applies `on_crash`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt as _;
@@ -36,6 +42,7 @@ use std::time::{Duration, Instant};
 use xen_host::{DomId, Hypervisor, Store};
 
 use crate::create::{CreateOptions, Record};
+use crate::dm_watch::DmWatcher;
 use crate::lifecycle::Waited;
 use crate::lock::{HostLock, LockError};
 use crate::monitor::{self, Handled, MonitorError, MonitoredBy, Rebuild};
@@ -242,7 +249,7 @@ pub fn watched<H: Hypervisor + ?Sized>(hv: &H, state_dir: &Path) -> Result<usize
 
 /// Whether the create of the domain `record` describes is still under way: its
 /// pending-create mark names a live process.
-fn create_in_progress(state_dir: &Path, record: &Record) -> bool {
+pub(crate) fn create_in_progress(state_dir: &Path, record: &Record) -> bool {
     let uuid = record.config.uuid.hyphenated().to_string();
     state::read_file(&crate::create::pending_mark(state_dir, &uuid))
         .ok()
@@ -319,6 +326,8 @@ pub struct HostMonitor<'a, H: ?Sized, S: ?Sized> {
     /// Domains handled and left shut down (preserved, or the action failed for good), and
     /// domains another monitor handles: not looked at again until they change.
     settled: BTreeSet<DomId>,
+    /// The watcher of the device models, told to look again at each scan.
+    dm_watcher: Option<DmWatcher>,
 }
 
 impl<H: ?Sized, S: ?Sized> std::fmt::Debug for HostMonitor<'_, H, S> {
@@ -345,7 +354,16 @@ where
             busy,
             others: Box::new(BTreeSet::new),
             settled: BTreeSet::new(),
+            dm_watcher: None,
         }
+    }
+
+    /// Have `watcher` (watching the device models, [`crate::dm_watch`]) read the record
+    /// directory again at each scan, so that it picks up the device models of domains
+    /// created since.
+    pub fn with_dm_watcher(mut self, watcher: DmWatcher) -> Self {
+        self.dm_watcher = Some(watcher);
+        self
     }
 
     /// Leave alone the domains `others` lists (those of an older rxl's per-domain
@@ -360,6 +378,9 @@ where
     /// leaves that domain as it is (until it changes or the monitor restarts); only a
     /// failure to list the domains ends the scan.
     pub fn scan(&mut self, rebuild: &mut Rebuild<'_>) -> Result<usize, MonitorError> {
+        if let Some(w) = &self.dm_watcher {
+            w.refresh();
+        }
         let recorded = self.state.domains();
         self.settled.retain(|d| recorded.contains(d));
         if recorded.is_empty() {

@@ -9,6 +9,7 @@ pub mod create;
 pub mod devices;
 pub mod dm;
 pub mod dm_hvm;
+pub mod dm_watch;
 pub mod domains;
 pub mod events;
 pub mod hostmon;

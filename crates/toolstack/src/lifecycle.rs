@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use xen_host::{DomId, DomainInfo, Errno, Error, Hypervisor, Result, ShutdownReason, Store, TxId};
+use xen_host::{
+    DomId, DomainInfo, Errno, Error, Hypervisor, Result, ShutdownReason, Store, Trigger, TxId,
+};
 
 use crate::devices::{self, DeviceOptions};
 use crate::domains::uuid_string;
@@ -25,6 +27,15 @@ impl Request {
         match self {
             Request::Poweroff => "poweroff",
             Request::Reboot => "reboot",
+        }
+    }
+
+    /// The ACPI event xl's -F sends to a guest without PV control: the power button for
+    /// a poweroff, a reset for a reboot.
+    pub fn trigger(self) -> Trigger {
+        match self {
+            Request::Poweroff => Trigger::Power,
+            Request::Reboot => Trigger::Reset,
         }
     }
 
@@ -87,6 +98,44 @@ pub fn has_pv_control<S: Store + ?Sized>(xs: &S, dom: DomId, req: Request) -> Re
     };
     let path = format!("{}/control/{feature}", dom_path(dom));
     Ok(xs.read(TxId::NONE, &path)?.as_deref() == Some(b"1"))
+}
+
+/// Whether the guest's PV control interface (`control/shutdown`) can take a request, as
+/// libxl decides (`libxl__domain_pvcontrol_available`): always for PV and PVH guests;
+/// for an HVM guest (Xen's HVM flag, and `/libxl/D/type` not naming another type) only
+/// once its PV drivers have set up their event channel upcall
+/// (`HVM_PARAM_CALLBACK_IRQ` not 0). An HVM guest without PV drivers never reads
+/// `control/shutdown`.
+pub fn pvcontrol_available<H, S>(hv: &H, xs: &S, dom: DomId) -> Result<bool>
+where
+    H: Hypervisor + ?Sized,
+    S: Store + ?Sized,
+{
+    let info = existing(hv, dom)?;
+    if !info.hvm {
+        return Ok(true);
+    }
+    let kind = xen_host::read_string(
+        xs,
+        TxId::NONE,
+        &format!("{}/type", xs_layout::libxl_path(dom)),
+    )?;
+    if kind.as_deref().is_some_and(|k| k != "hvm") {
+        return Ok(true);
+    }
+    Ok(hv.get_hvm_param(dom, xen_host::hvm_param::CALLBACK_IRQ)? != 0)
+}
+
+/// Send `trigger` to `dom` (`XEN_DOMCTL_sendtrigger`, as `xl trigger`).
+pub fn send_trigger<H: Hypervisor + ?Sized>(
+    hv: &H,
+    dom: DomId,
+    trigger: Trigger,
+    vcpu: u32,
+) -> Result<()> {
+    refuse_dom0(dom, "sendtrigger", "send a trigger to")?;
+    existing(hv, dom)?;
+    hv.send_trigger(dom, trigger, vcpu)
 }
 
 /// Shut the domain down from the hypervisor (`SCHEDOP_remote_shutdown`), without asking the

@@ -9,7 +9,7 @@
 //! | `xen_domctl_createdomain` | 64, arch @56 | 64, arch @56 | 68: `altp2m_opts` u32 @48, vmtrace @52, cpupool @56, arch @60 | 68: `altp2m {u16 opts; u16 nr}` @48, rest as 4.19 |
 //! | `xen_domctl_getdomaininfo` | 112 | 112 | 112 | 112 |
 //! | `max_vcpus` / `max_mem` / `hvmcontext` / `tsc_info` / `paging_mempool` | 4 / 8 / 16 / 24 / 8 | same | same | same |
-//! | `vcpucontext` / `hypercall_init` / `address_size` | 16 / 8 / 4 | same | same | same |
+//! | `vcpucontext` / `hypercall_init` / `address_size` / `sendtrigger` | 16 / 8 / 4 / 8 | same | same | same |
 //!
 //! Command numbers used here are the same in every release 4.17 .. 4.22.
 
@@ -36,6 +36,8 @@ pub mod cmd {
     pub const MAX_VCPUS: u32 = 15;
     /// `XEN_DOMCTL_hypercall_init`.
     pub const HYPERCALL_INIT: u32 = 22;
+    /// `XEN_DOMCTL_sendtrigger`.
+    pub const SENDTRIGGER: u32 = 28;
     /// `XEN_DOMCTL_gethvmcontext`.
     pub const GETHVMCONTEXT: u32 = 33;
     /// `XEN_DOMCTL_sethvmcontext`.
@@ -253,6 +255,30 @@ abi_struct! {
     pub struct MaxVcpus = ("struct xen_domctl_max_vcpus", 4) {
         /// vCPU count.
         pub max: u32,
+    }
+}
+
+/// `XEN_DOMCTL_SENDTRIGGER_*`: what [`SendTrigger::trigger`] injects.
+pub mod trigger {
+    /// A non-maskable interrupt.
+    pub const NMI: u32 = 0;
+    /// A platform reset (the ACPI reset of an HVM guest).
+    pub const RESET: u32 = 1;
+    /// An INIT IPI.
+    pub const INIT: u32 = 2;
+    /// The ACPI power button.
+    pub const POWER: u32 = 3;
+    /// The ACPI sleep button.
+    pub const SLEEP: u32 = 4;
+}
+
+abi_struct! {
+    /// `struct xen_domctl_sendtrigger`.
+    pub struct SendTrigger = ("struct xen_domctl_sendtrigger", 8) {
+        /// `XEN_DOMCTL_SENDTRIGGER_*` ([`trigger`]).
+        pub trigger: u32,
+        /// The vCPU (NMI and INIT).
+        pub vcpu: u32,
     }
 }
 

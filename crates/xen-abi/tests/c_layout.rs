@@ -57,6 +57,7 @@ fn facts() -> Facts {
         misc_flags => "arch_config.misc_flags",
     });
     layout!(f, "struct xen_domctl_max_vcpus", MaxVcpus, { max });
+    layout!(f, "struct xen_domctl_sendtrigger", SendTrigger, { trigger, vcpu });
     layout!(f, "struct xen_domctl_max_mem", MaxMem, { max_memkb });
     layout!(f, "struct xen_domctl_hvmcontext", HvmContext, { size, buffer });
     layout!(f, "struct xen_domctl_tsc_info", TscInfo, {
@@ -164,6 +165,21 @@ fn facts() -> Facts {
             domctl::cmd::SETHVMCONTEXT as u64,
         ),
         ("XEN_DOMCTL_settscinfo", domctl::cmd::SETTSCINFO as u64),
+        ("XEN_DOMCTL_sendtrigger", domctl::cmd::SENDTRIGGER as u64),
+        ("XEN_DOMCTL_SENDTRIGGER_NMI", domctl::trigger::NMI as u64),
+        (
+            "XEN_DOMCTL_SENDTRIGGER_RESET",
+            domctl::trigger::RESET as u64,
+        ),
+        ("XEN_DOMCTL_SENDTRIGGER_INIT", domctl::trigger::INIT as u64),
+        (
+            "XEN_DOMCTL_SENDTRIGGER_POWER",
+            domctl::trigger::POWER as u64,
+        ),
+        (
+            "XEN_DOMCTL_SENDTRIGGER_SLEEP",
+            domctl::trigger::SLEEP as u64,
+        ),
         (
             "XEN_DOMCTL_setvcpucontext",
             domctl::cmd::SETVCPUCONTEXT as u64,

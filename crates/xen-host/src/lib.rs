@@ -501,6 +501,64 @@ pub enum ShutdownReason {
     SoftReset,
 }
 
+/// What `XEN_DOMCTL_sendtrigger` injects into an HVM domain (`xl trigger`'s names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// A non-maskable interrupt on one vCPU.
+    Nmi,
+    /// A platform reset: the guest reboots at once (no shutdown is asked of it).
+    Reset,
+    /// An INIT IPI to one vCPU.
+    Init,
+    /// The ACPI power button: an ACPI-aware guest powers off.
+    Power,
+    /// The ACPI sleep button.
+    Sleep,
+}
+
+impl Trigger {
+    /// Every trigger, in `XEN_DOMCTL_SENDTRIGGER_*` order.
+    pub const ALL: [Trigger; 5] = [
+        Trigger::Nmi,
+        Trigger::Reset,
+        Trigger::Init,
+        Trigger::Power,
+        Trigger::Sleep,
+    ];
+
+    /// The `XEN_DOMCTL_SENDTRIGGER_*` code.
+    pub fn code(self) -> u32 {
+        match self {
+            Trigger::Nmi => 0,
+            Trigger::Reset => 1,
+            Trigger::Init => 2,
+            Trigger::Power => 3,
+            Trigger::Sleep => 4,
+        }
+    }
+
+    /// The trigger with this code.
+    pub fn from_code(code: u32) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// xl's name (`nmi`, `reset`, `init`, `power`, `sleep`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Nmi => "nmi",
+            Trigger::Reset => "reset",
+            Trigger::Init => "init",
+            Trigger::Power => "power",
+            Trigger::Sleep => "sleep",
+        }
+    }
+
+    /// The trigger called `name`.
+    pub fn from_name(name: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
 impl ShutdownReason {
     /// The `SHUTDOWN_*` code.
     pub fn code(self) -> u32 {
@@ -658,6 +716,8 @@ pub const GTF_PERMIT_ACCESS: u16 = 1;
 
 /// HVM parameter indices (`HVM_PARAM_*`) rxl sets.
 pub mod hvm_param {
+    /// The event channel upcall of the guest's PV drivers (0: none set up).
+    pub const CALLBACK_IRQ: u32 = 0;
     /// Xenstore ring pfn.
     pub const STORE_PFN: u32 = 1;
     /// Xenstore event channel.
@@ -760,6 +820,9 @@ pub trait Hypervisor {
     fn destroy(&self, dom: DomId) -> Result<()>;
     /// `SCHEDOP_remote_shutdown`.
     fn shutdown(&self, dom: DomId, reason: ShutdownReason) -> Result<()>;
+    /// `XEN_DOMCTL_sendtrigger`: inject `trigger` into an HVM domain (`vcpu` matters to
+    /// NMI and INIT). Xen refuses a PV domain (EINVAL).
+    fn send_trigger(&self, dom: DomId, trigger: Trigger, vcpu: u32) -> Result<()>;
 
     /// `XEN_DOMCTL_set_address_size` (64 for x86-64 PV).
     fn set_address_size(&self, dom: DomId, bits: u32) -> Result<()>;
@@ -1003,6 +1066,27 @@ mod tests {
         assert!(!Error::os("op", Errno::ENOENT).is_gone());
         let other = Error::other("parse", "malformed reply");
         assert!(!other.is_transient() && !other.is_gone());
+    }
+
+    #[test]
+    fn triggers_have_xl_s_names_and_the_domctl_codes() {
+        for t in Trigger::ALL {
+            assert_eq!(Trigger::from_name(t.name()), Some(t));
+            assert_eq!(Trigger::from_code(t.code()), Some(t));
+        }
+        let codes: Vec<(&str, u32)> = Trigger::ALL.iter().map(|t| (t.name(), t.code())).collect();
+        assert_eq!(
+            codes,
+            [
+                ("nmi", 0),
+                ("reset", 1),
+                ("init", 2),
+                ("power", 3),
+                ("sleep", 4)
+            ]
+        );
+        assert_eq!(Trigger::from_name("s3resume"), None);
+        assert_eq!(Trigger::from_code(5), None);
     }
 
     #[test]

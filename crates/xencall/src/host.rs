@@ -16,7 +16,7 @@ use xen_abi::version::{self, ProbeAnswer};
 use xen_abi::{AbiError, CreateDomainLayout, Wire, XenAbi};
 use xen_host::{
     CreateDomain, DomId, DomainInfo, E820Entry, Errno, Gfn, GrantEntryV1, HostCaps, Hypervisor,
-    PhysInfo, PvVcpuContext, Result as HostResult, ShutdownReason, VersionInfo,
+    PhysInfo, PvVcpuContext, Result as HostResult, ShutdownReason, Trigger, VersionInfo,
 };
 
 use crate::batch::{self, Backend, Region, Window, BATCH_PAGES};
@@ -920,6 +920,16 @@ impl<B: Backend> Hypervisor for Host<B> {
         Ok(())
     }
 
+    fn send_trigger(&self, dom: DomId, trigger: Trigger, vcpu: u32) -> HostResult<()> {
+        let p = domctl::SendTrigger {
+            trigger: trigger.code(),
+            vcpu,
+        };
+        let op = format!("sendtrigger dom {dom} {} vcpu {vcpu}", trigger.name());
+        self.domctl(&op, domctl::cmd::SENDTRIGGER, dom, &p)?;
+        Ok(())
+    }
+
     fn hypercall_count(&self) -> u64 {
         self.b.hypercall_count()
     }
@@ -1000,6 +1010,7 @@ delegate! {
     unpause(dom: DomId) -> HostResult<()>;
     destroy(dom: DomId) -> HostResult<()>;
     shutdown(dom: DomId, reason: ShutdownReason) -> HostResult<()>;
+    send_trigger(dom: DomId, trigger: Trigger, vcpu: u32) -> HostResult<()>;
     set_address_size(dom: DomId, bits: u32) -> HostResult<()>;
     populate_physmap_pv(dom: DomId, order: u32, gpfns: &[u64]) -> HostResult<Vec<u64>>;
     write_frames(dom: DomId, mfns: &[u64], data: &[u8]) -> HostResult<()>;

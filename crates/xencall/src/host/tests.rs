@@ -159,6 +159,7 @@ impl Fake {
             | domctl::cmd::SETTSCINFO
             | domctl::cmd::SET_ADDRESS_SIZE
             | domctl::cmd::HYPERCALL_INIT
+            | domctl::cmd::SENDTRIGGER
             | domctl::cmd::SET_PAGING_MEMPOOL_SIZE => {
                 if !exists {
                     return Err(Errno::ESRCH);
@@ -186,6 +187,10 @@ impl Fake {
                             .map_err(|_| Errno::EIO)?
                             .size
                     ),
+                    domctl::cmd::SENDTRIGGER => {
+                        let t = d.payload::<domctl::SendTrigger>().map_err(|_| Errno::EIO)?;
+                        format!("trigger {} vcpu {}", t.trigger, t.vcpu)
+                    }
                     domctl::cmd::HYPERCALL_INIT => format!(
                         "hypercall page {:#x}",
                         d.payload::<domctl::HypercallInit>()
@@ -712,6 +717,23 @@ fn events_shutdown_pause() {
     let p = h.physinfo().unwrap();
     assert!(p.caps.hvm && p.caps.hap && p.caps.gnttab_v1);
     assert_eq!(p.total_pages, 786432);
+}
+
+#[test]
+fn triggers_go_to_xen_with_their_domctl_codes() {
+    let (h, st) = host417();
+    let id = h.create_domain(&cfg()).unwrap();
+    h.send_trigger(id, Trigger::Power, 0).unwrap();
+    h.send_trigger(id, Trigger::Reset, 0).unwrap();
+    h.send_trigger(id, Trigger::Nmi, 1).unwrap();
+    let limits = st.borrow().limits.clone();
+    assert_eq!(
+        &limits[limits.len() - 3..],
+        ["trigger 3 vcpu 0", "trigger 1 vcpu 0", "trigger 0 vcpu 1"]
+    );
+    let e = h.send_trigger(DomId(99), Trigger::Power, 0).unwrap_err();
+    assert_eq!(e.errno(), Some(Errno::ESRCH));
+    assert!(e.to_string().contains("sendtrigger dom 99 power"), "{e}");
 }
 
 #[test]
