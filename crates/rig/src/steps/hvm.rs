@@ -428,15 +428,15 @@ fn device_model_problems(c: &Capture, cap: &str, machine: &str, problems: &mut V
     problems.extend(leftovers(c).iter().map(|l| format!("{cap}: {l}")));
 }
 
+/// The capture `cap`, finished with status 0; otherwise `None` and the reason in
+/// `problems`.
+fn succeeded<'a>(o: &Outcome<'a>, cap: &str, problems: &mut Vec<String>) -> Option<&'a Capture> {
+    o.succeeded(cap).map_err(|e| problems.push(e)).ok()
+}
+
 /// Checks one tool's HVM capture; returns its summary.
 fn check_hvm_guest(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Option<String> {
-    let c = match o.succeeded(cap) {
-        Ok(c) => c,
-        Err(e) => {
-            problems.push(e);
-            return None;
-        }
-    };
+    let c = succeeded(o, cap, problems)?;
     let Some(domid) = domid_of(c) else {
         problems.push(format!("{cap}: no domid= line: {}", excerpt(&c.lines)));
         return None;
@@ -523,13 +523,7 @@ fn check_dm_failure(
     program: &str,
     problems: &mut Vec<String>,
 ) -> Option<String> {
-    let c = match o.succeeded(cap) {
-        Ok(c) => c,
-        Err(e) => {
-            problems.push(e);
-            return None;
-        }
-    };
+    let c = succeeded(o, cap, problems)?;
     let before = problems.len();
     match number(c, "create_rc") {
         None => problems.push(format!("{cap}: no create_rc= line: {}", excerpt(&c.lines))),
@@ -585,13 +579,7 @@ fn check_qdisk_guest(
     tool: &str,
     problems: &mut Vec<String>,
 ) -> Option<String> {
-    let c = match o.succeeded(cap) {
-        Ok(c) => c,
-        Err(e) => {
-            problems.push(e);
-            return None;
-        }
-    };
+    let c = succeeded(o, cap, problems)?;
     let before = problems.len();
     let want = token(tool);
     if value(c, "readback") != Some(want.as_str()) {
