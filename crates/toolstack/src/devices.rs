@@ -1241,3 +1241,36 @@ fn record_change(
         Err(e) => tracing::error!("cannot read rxl's record of domain {dom}: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xlcfg::model::NicType;
+
+    fn vif(text: &str) -> xlcfg::model::VifSpec {
+        xlcfg::model::vif_arg(text)
+            .unwrap_or_else(|d| panic!("{d:?}"))
+            .0
+    }
+
+    #[test]
+    fn a_hot_plugged_vif_is_pv_only() {
+        let guest = devices::Guest {
+            domid: DomId(4),
+            domain_type: xlcfg::DomainType::Hvm,
+        };
+        for text in ["bridge=xenbr0", "type=vif"] {
+            match hotplugged_nic_type(&guest, NewDevice::Vif(vif(text))) {
+                Ok(NewDevice::Vif(v)) => assert_eq!(v.nic_type, Some(NicType::Vif), "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let e =
+            hotplugged_nic_type(&guest, NewDevice::Vif(vif("type=ioemu"))).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("an emulated NIC (type=ioemu) cannot be hot-plugged into domain 4"),
+            "{e}"
+        );
+    }
+}
