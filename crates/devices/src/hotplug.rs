@@ -97,6 +97,12 @@ pub fn vif_netdev(domid: DomId, devid: u32) -> String {
     format!("vif{}.{devid}", domid.0)
 }
 
+/// The tap QEMU makes for a vif's emulated NIC (`vif%u.%d-emu`,
+/// `libxl__device_nic_devname` with `LIBXL_NIC_TYPE_VIF_IOEMU`).
+pub fn vif_tap(domid: DomId, devid: u32) -> String {
+    format!("{}-emu", vif_netdev(domid, devid))
+}
+
 fn base_env(kind: DeviceKind, script: &str, domid: DomId, devid: u32) -> Vec<(String, String)> {
     let t = kind.as_str();
     vec![
@@ -142,6 +148,30 @@ pub fn vif_command(
         args: vec![word.into(), "type_if=vif".into()],
         env,
     }
+}
+
+/// The second command of a vif that is also an emulated NIC (libxl's second run of the
+/// vif's script, `num_exec` 1): `SCRIPT add|remove type_if=tap`, with `netdev`,
+/// `INTERFACE` (the tap, [`vif_tap`]) and `vif`, run once QEMU has made the tap. `None`
+/// for a PV-only vif (backend `type` other than `vif_ioemu`) or one without a script.
+pub fn tap_command(nodes: &DeviceNodes, action: Action) -> Option<HotplugCommand> {
+    if nodes.kind != DeviceKind::Vif
+        || nodes.value(&format!("{}/type", nodes.backend)) != Some(crate::nodes::VIF_IOEMU)
+    {
+        return None;
+    }
+    let script = nodes.value(&format!("{}/script", nodes.backend))?;
+    let gatewaydev = nodes.value(&format!("{}/gatewaydev", nodes.backend));
+    let mut env = base_env(DeviceKind::Vif, script, nodes.domid, nodes.devid);
+    env.push(("netdev".into(), gatewaydev.unwrap_or("").into()));
+    env.push(("INTERFACE".into(), vif_tap(nodes.domid, nodes.devid)));
+    env.push(("vif".into(), vif_netdev(nodes.domid, nodes.devid)));
+    Some(HotplugCommand {
+        kind: DeviceKind::Vif,
+        script: script.into(),
+        args: vec![action.as_str().into(), "type_if=tap".into()],
+        env,
+    })
 }
 
 /// The command for a device from its node set (its backend's `script` and
@@ -466,6 +496,55 @@ mod tests {
         assert_eq!(c.script, Path::new("/etc/xen/scripts/vif-bridge"));
         assert_eq!(c.env_var("netdev"), Some("eth3"));
         assert_eq!(c.env_var("vif"), Some("vif4.0"));
+    }
+
+    #[test]
+    fn tap_command_as_libxl_builds_it() {
+        use crate::assign::{xen_mac, VifDevice};
+        let nodes = |ty: &str, line: &str| {
+            let cfg = crate::test_config(&format!(
+                "name = \"g\"\ntype = \"{ty}\"\nkernel = \"/k\"\nvif = [ \"{line}\" ]\n"
+            ));
+            let vif = VifDevice {
+                spec: cfg.vifs[0].clone(),
+                devid: 2,
+                mac: xen_mac([1, 2, 3]),
+                backend: DomId::DOM0,
+            };
+            let guest = crate::Guest {
+                domid: DomId(9),
+                domain_type: cfg.domain_type,
+            };
+            crate::vif_nodes(&guest, &vif, Path::new("/etc/xen/scripts")).expect("nodes")
+        };
+        let n = nodes("hvm", "bridge=xenbr0");
+        let c = tap_command(&n, Action::Add).expect("an emulated NIC has a tap");
+        assert_eq!(c.to_string(), "/etc/xen/scripts/vif-bridge add type_if=tap");
+        assert_eq!(
+            c.env,
+            [
+                ("script", "/etc/xen/scripts/vif-bridge"),
+                ("XENBUS_TYPE", "vif"),
+                ("XENBUS_PATH", "backend/vif/9/2"),
+                ("XENBUS_BASE_PATH", "backend"),
+                ("netdev", ""),
+                ("INTERFACE", "vif9.2-emu"),
+                ("vif", "vif9.2"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        let c = tap_command(&n, Action::Remove).expect("tap");
+        assert_eq!(c.args, ["remove", "type_if=tap"]);
+        // The netback side keeps its own command.
+        let c = command_for(&n, Action::Add).expect("vif");
+        assert_eq!(c.args, ["online", "type_if=vif"]);
+        // No tap for a PV-only vif, of an HVM guest or not.
+        assert_eq!(tap_command(&nodes("hvm", "type=vif"), Action::Add), None);
+        assert_eq!(
+            tap_command(&nodes("pvh", "bridge=xenbr0"), Action::Add),
+            None
+        );
+        assert_eq!(vif_tap(DomId(3), 0), "vif3.0-emu");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Serialize;
 use xen_host::{Access, DomId, Perm};
 use xlcfg::model::{
     DiskAccess, DiskBackendType, DiskFormat, DiskSpecification, DiskTargetKind, DiskType, NicType,
+    VifSpec,
 };
 use xlcfg::DomainType;
 
@@ -476,9 +477,19 @@ fn format_name(v: &DiskFormat) -> String {
     format!("{v:?}").to_lowercase()
 }
 
+/// Whether a vif of a `domain_type` guest is also the emulated NIC of its device model
+/// (libxl's `LIBXL_NIC_TYPE_VIF_IOEMU`): an HVM guest's vif unless it says `type=vif`.
+pub fn vif_is_emulated(domain_type: DomainType, spec: &VifSpec) -> bool {
+    domain_type == DomainType::Hvm && spec.nic_type != Some(NicType::Vif)
+}
+
+/// The backend's `type` node of a vif that is also an emulated NIC
+/// (`libxl_nic_type_to_string`); the hotplug tap command is run for such a vif.
+pub const VIF_IOEMU: &str = "vif_ioemu";
+
 /// The nodes of a vif served by netback, with its checks: `type=ioemu` is refused for
-/// PV and PVH guests as libxl refuses it, and an HVM vif needs QEMU's emulated NIC unless
-/// it is `type=vif`.
+/// PV and PVH guests as libxl refuses it. An HVM vif without `type=vif` is both the
+/// netback vif and QEMU's emulated NIC; its backend's `type` says so (`vif_ioemu`).
 pub fn vif_nodes(
     guest: &Guest,
     vif: &VifDevice,
@@ -486,16 +497,17 @@ pub fn vif_nodes(
 ) -> Result<DeviceNodes, DeviceError> {
     let spec = &vif.spec;
     let refuse = |m: &str| Err(DeviceError::new(vif.label(), m));
-    match (guest.domain_type, spec.nic_type) {
-        (DomainType::Pv | DomainType::Pvh, Some(NicType::Ioemu)) => {
-            // libxl__device_nic_setdefault, libxl_nic.c
-            return refuse("trying to create PV or PVH guest with an emulated interface");
-        }
-        (DomainType::Hvm, None | Some(NicType::Ioemu)) => {
-            return refuse("an emulated network interface (type=ioemu, HVM's default) is not supported yet: write type=vif for a PV-only interface (the guest needs PV network drivers)");
-        }
-        _ => {}
+    if matches!(guest.domain_type, DomainType::Pv | DomainType::Pvh)
+        && spec.nic_type == Some(NicType::Ioemu)
+    {
+        // libxl__device_nic_setdefault, libxl_nic.c
+        return refuse("trying to create PV or PVH guest with an emulated interface");
     }
+    let nic_type = if vif_is_emulated(guest.domain_type, spec) {
+        VIF_IOEMU
+    } else {
+        "vif"
+    };
     let mac = vif.mac.to_string();
     let mtu = spec.mtu.unwrap_or(DEFAULT_MTU);
     let mut b = Builder {
@@ -530,7 +542,7 @@ pub fn vif_nodes(
     }
     b.back.push(("bridge", spec.bridge.clone()));
     b.back.push(("handle", vif.devid.to_string()));
-    b.back.push(("type", "vif".into()));
+    b.back.push(("type", nic_type.into()));
     // Makes netback wait for the script before it connects.
     b.back.push(("hotplug-status", String::new()));
 
@@ -851,7 +863,7 @@ mod tests {
     }
 
     #[test]
-    fn emulated_vifs_are_refused() {
+    fn emulated_vifs_are_hvm_only() {
         let a = devices("vif = [ \"type=ioemu\" ]\n");
         let e = vif_nodes(&pvh(5), &a.vifs[0], Path::new(SCRIPTS)).unwrap_err();
         assert!(
@@ -863,14 +875,26 @@ mod tests {
             domid: DomId(5),
             domain_type: DomainType::Hvm,
         };
-        let a = devices("vif = [ \"bridge=xenbr0\" ]\n");
-        let e = vif_nodes(&hvm, &a.vifs[0], Path::new(SCRIPTS)).unwrap_err();
-        assert!(
-            e.message.contains("is not supported yet: write type=vif"),
-            "{e}"
-        );
+        // HVM's default and type=ioemu: netback's vif and QEMU's NIC, as libxl marks it.
+        for line in [
+            "vif = [ \"bridge=xenbr0\" ]\n",
+            "vif = [ \"type=ioemu\" ]\n",
+        ] {
+            let a = devices(line);
+            assert!(vif_is_emulated(DomainType::Hvm, &a.vifs[0].spec));
+            let n = vif_nodes(&hvm, &a.vifs[0], Path::new(SCRIPTS)).expect("an HVM vif");
+            let be = "/local/domain/0/backend/vif/5/0";
+            assert_eq!(n.value(&format!("{be}/type")), Some("vif_ioemu"));
+            assert_eq!(n.value(&format!("{be}/bridge")), Some("xenbr0"));
+            assert_eq!(n.value("/local/domain/5/device/vif/0/handle"), Some("0"));
+        }
         let a = devices("vif = [ \"type=vif\" ]\n");
+        assert!(!vif_is_emulated(DomainType::Hvm, &a.vifs[0].spec));
         let n = vif_nodes(&hvm, &a.vifs[0], Path::new(SCRIPTS)).expect("a PV vif of HVM");
+        assert_eq!(n.value("/local/domain/0/backend/vif/5/0/type"), Some("vif"));
+        let a = devices("vif = [ \"bridge=xenbr0\" ]\n");
+        assert!(!vif_is_emulated(DomainType::Pvh, &a.vifs[0].spec));
+        let n = vif_nodes(&pvh(5), &a.vifs[0], Path::new(SCRIPTS)).expect("a PVH vif");
         assert_eq!(n.value("/local/domain/0/backend/vif/5/0/type"), Some("vif"));
     }
 

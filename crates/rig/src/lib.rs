@@ -158,6 +158,8 @@ const MODULES: &[&str] = &[
     "loop",
     "xen-netback",
     "bridge",
+    // The taps of HVM guests' emulated NICs (QEMU opens /dev/net/tun).
+    "tun",
 ];
 
 /// Options of `cargo xtask e2e`.

@@ -248,6 +248,98 @@ fn an_hvm_guest_runs_with_its_xenfv_device_model_and_destroy_leaves_nothing() {
     nothing_left(&sim);
 }
 
+/// The simulated host's interfaces, as (name, bridge).
+fn interfaces(sim: &Sim) -> Vec<(String, Option<String>)> {
+    let mut v: Vec<_> = sim
+        .host()
+        .vif_interfaces()
+        .expect("interfaces")
+        .into_iter()
+        .map(|i| (i.name, i.bridge))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_hvm_vif_is_netbacks_and_the_emulated_nics_tap_and_destroy_removes_both() {
+    let sim = Sim::new();
+    let fw = firmware_dir();
+    let cfg = hvm_cfg(
+        fw.path(),
+        "nic",
+        "vif = [ \"mac=00:16:3e:11:22:33,bridge=xenbr0\",\n\
+         \"mac=00:16:3e:11:22:44,bridge=xenbr0,type=vif\" ]\n",
+    );
+    let o = run(&sim, fw.path(), &["create", "-q", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let dom = stdout(&o).trim().to_owned();
+    let pids = device_models(&sim);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let args = dm_args(pids[0]).join(" ");
+    // Only the first vif is emulated (type=vif is PV only), with the vif's MAC.
+    assert!(
+        args.contains(&format!(
+            "-device rtl8139,id=nic0,netdev=net0,mac=00:16:3e:11:22:33 -netdev \
+             type=tap,id=net0,ifname=vif{dom}.0-emu,br=xenbr0,script=no,downscript=no"
+        )),
+        "{args}"
+    );
+    assert!(!args.contains("nic1"), "{args}");
+    // Both netback interfaces and the emulated NIC's tap are ports of xenbr0.
+    let br = Some("xenbr0".to_string());
+    assert_eq!(
+        interfaces(&sim),
+        vec![
+            (format!("vif{dom}.0"), br.clone()),
+            (format!("vif{dom}.0-emu"), br.clone()),
+            (format!("vif{dom}.1"), br.clone()),
+        ]
+    );
+    let be = format!("/local/domain/0/backend/vif/{dom}");
+    assert_eq!(
+        node(&sim, &format!("{be}/0/type")).as_deref(),
+        Some("vif_ioemu")
+    );
+    assert_eq!(node(&sim, &format!("{be}/1/type")).as_deref(), Some("vif"));
+    // The tap's run is logged with the vif's.
+    let log = std::fs::read_to_string(
+        sim.state()
+            .join("log")
+            .join(format!("hotplug-{dom}-vif-0.log")),
+    )
+    .expect("the vif's hotplug log");
+    assert!(
+        log.contains(&format!("interface vif{dom}.0-emu up")),
+        "{log}"
+    );
+
+    ok(run(&sim, fw.path(), &["destroy", "nic"]));
+    assert_eq!(device_models(&sim), Vec::<u32>::new());
+    assert_eq!(interfaces(&sim), Vec::new());
+    assert!(sim.host().xs_dump(&be).expect("dump").is_empty());
+    nothing_left(&sim);
+}
+
+#[test]
+fn an_hvm_vif_on_a_missing_bridge_fails_the_create_naming_it_and_leaves_nothing() {
+    let sim = Sim::new();
+    let fw = firmware_dir();
+    let cfg = hvm_cfg(
+        fw.path(),
+        "nobr",
+        "vif = [ \"mac=00:16:3e:11:22:55,bridge=xenbr9\" ]\n",
+    );
+    let o = run(&sim, fw.path(), &["create", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("vif 0 (00:16:3e:11:22:55)"), "{err}");
+    assert!(err.contains("bridge xenbr9 does not exist"), "{err}");
+    assert_eq!(device_models(&sim), Vec::<u32>::new());
+    assert_eq!(interfaces(&sim), Vec::new());
+    nothing_left(&sim);
+}
+
 #[test]
 fn an_hvm_device_model_that_cannot_run_fails_the_create_and_leaves_nothing() {
     let sim = Sim::new();

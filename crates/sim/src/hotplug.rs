@@ -21,6 +21,12 @@
 //!   must be one of the host's bridges ([`crate::HostConfig::bridges`]). Adds the port
 //!   `vifD.N` (or the backend's `vifname`, refused when an interface has that name
 //!   already) and writes `hotplug-status=connected`. `offline` removes the port.
+//! - `vif-bridge add` / `remove` with `type_if=tap`: the tap of an HVM guest's emulated
+//!   NIC, named by `INTERFACE` (`vifD.N-emu`, or the backend's `vifname` + `-emu`). The
+//!   simulated device model makes no interface: `add` is where the tap appears on the
+//!   simulated host, as a port of the bridge (checked as for `online`), without
+//!   `hotplug-status`; `remove` (run by the toolstack after the device model has gone)
+//!   is where it disappears.
 //! - `vif-route`, `vif-nat`: as `vif-bridge` without a bridge (the interface is kept, as
 //!   no bridge's port).
 //!
@@ -419,18 +425,28 @@ fn vif(
     script: Script,
     action: Action,
 ) -> Result<Outcome, SimError> {
-    if !cmd.args.iter().any(|a| a == "type_if=vif") {
-        return Ok(Outcome::Done("not type_if=vif: nothing to do".into()));
+    // type_if=tap: the tap of an emulated NIC (INTERFACE, `vifD.N-emu`).
+    let tap = cmd.args.iter().any(|a| a == "type_if=tap");
+    if !tap && !cmd.args.iter().any(|a| a == "type_if=vif") {
+        return Ok(Outcome::Done(
+            "not type_if=vif or type_if=tap: nothing to do".into(),
+        ));
     }
+    let var = if tap { "INTERFACE" } else { "vif" };
     let Some(mut name) = cmd
-        .env_var("vif")
+        .env_var(var)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
     else {
-        return Ok(fatal("the variable vif (the interface) is not set"));
+        return Ok(fatal(format!(
+            "the variable {var} (the interface) is not set"
+        )));
     };
     let mut st = DevState::load(w.dir)?;
-    if let Some(vifname) = value(w, &format!("{be}/vifname"))?.filter(|v| !v.is_empty()) {
+    if let Some(mut vifname) = value(w, &format!("{be}/vifname"))?.filter(|v| !v.is_empty()) {
+        if tap {
+            vifname.push_str("-emu");
+        }
         let taken = st.ifaces.get(&vifname).is_some_and(|i| i.backend != be);
         if action == Action::Add && taken {
             return Ok(fatal(format!(
@@ -465,7 +481,10 @@ fn vif(
                 },
             );
             st.store(w.dir)?;
-            set(w, &format!("{be}/hotplug-status"), "connected")?;
+            // As the script, only the netback interface's run reports to the backend.
+            if !tap {
+                set(w, &format!("{be}/hotplug-status"), "connected")?;
+            }
             Ok(Outcome::Done(format!("interface {name} up{on}")))
         }
         Action::Remove => {

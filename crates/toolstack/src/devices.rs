@@ -340,22 +340,31 @@ pub fn setup<S: Store + ?Sized>(
             )
         })
         .collect();
+    first_failure(run_commands(opts, jobs), |label, cmd, run| {
+        let backend = backend_of(cmd);
+        let error = backend
+            .as_deref()
+            .and_then(|b| {
+                xen_host::read_string(xs, TxId::NONE, &format!("{b}/hotplug-error"))
+                    .ok()
+                    .flatten()
+            })
+            .map(|e| bounded(&e));
+        DeviceFailure::msg(label, script_failure(opts, run, error.as_deref()))
+    })
+}
+
+/// The first of the runs that failed as the error (a failed run described by
+/// `describe`), the others logged.
+fn first_failure(
+    results: Vec<(String, HotplugCommand, Result<HotplugRun, HotplugError>)>,
+    describe: impl Fn(&str, &HotplugCommand, &HotplugRun) -> DeviceFailure,
+) -> Result<(), DeviceFailure> {
     let mut first = None;
-    for (label, cmd, result) in run_commands(opts, jobs) {
+    for (label, cmd, result) in results {
         let failure = match result {
             Ok(run) if run.success() => continue,
-            Ok(run) => {
-                let backend = backend_of(&cmd);
-                let error = backend
-                    .as_deref()
-                    .and_then(|b| {
-                        xen_host::read_string(xs, TxId::NONE, &format!("{b}/hotplug-error"))
-                            .ok()
-                            .flatten()
-                    })
-                    .map(|e| bounded(&e));
-                DeviceFailure::msg(&label, script_failure(opts, &run, error.as_deref()))
-            }
+            Ok(run) => describe(&label, &cmd, &run),
             Err(e) => DeviceFailure::msg(&label, e.to_string()),
         };
         // The first failure is the error; the others are told here.
@@ -369,6 +378,39 @@ pub fn setup<S: Store + ?Sized>(
         Some(f) => Err(f),
         None => Ok(()),
     }
+}
+
+/// Put the taps of the emulated NICs among `devs` in their bridges (`vif-bridge add
+/// type_if=tap`, libxl's second run of a `vif_ioemu` vif's script), once the device model
+/// has made them and before the guest runs. A tap that cannot join its bridge fails with
+/// the vif's label; the caller's undo stops QEMU (the tap goes with it) and removes the
+/// devices.
+pub fn setup_taps(opts: &DeviceOptions, devs: &[PlannedDevice]) -> Result<(), DeviceFailure> {
+    if !opts.run_scripts {
+        return Ok(());
+    }
+    let jobs: Vec<_> = devs
+        .iter()
+        .filter(|d| d.backend == DomId::DOM0)
+        .filter_map(|d| {
+            let cmd = hotplug::tap_command(&d.nodes, Action::Add)?;
+            Some((
+                d.label.clone(),
+                cmd,
+                opts.log_for(d.kind, d.nodes.domid, d.devid),
+            ))
+        })
+        .collect();
+    first_failure(run_commands(opts, jobs), |label, cmd, run| {
+        DeviceFailure::msg(
+            label,
+            format!(
+                "its emulated NIC's tap {}: {}",
+                cmd.env_var("INTERFACE").unwrap_or("?"),
+                script_failure(opts, run, None)
+            ),
+        )
+    })
 }
 
 /// A script's failure in words: the runner, the command, how it ended, the backend's
@@ -481,7 +523,8 @@ fn existing<S: Store + ?Sized>(
     // The script and gateway as the toolstack recorded them (libxl reads its own copy, so
     // that a backend cannot choose what dom0 runs).
     let mut nodes = Vec::new();
-    for key in ["script", "gatewaydev"] {
+    // `type` says whether a vif is also an emulated NIC (its tap's remove command).
+    for key in ["script", "gatewaydev", "type"] {
         if let Some(v) = xen_host::read_string(xs, TxId::NONE, &format!("{libxl}/{key}"))? {
             nodes.push(Node {
                 path: format!("{backend}/{key}"),
@@ -668,10 +711,18 @@ fn teardown<S: Store + ?Sized>(
         let jobs: Vec<_> = closed
             .iter()
             .filter(|d| d.nodes.backend_domid == DomId::DOM0)
-            .filter_map(|d| {
-                let cmd = hotplug::command_for(&d.nodes, Action::Remove)?;
+            .flat_map(|d| {
+                // A vif that was an emulated NIC: `offline` for netback's interface, then
+                // `remove type_if=tap` for QEMU's tap (gone with QEMU; the script has its
+                // firewall rules to take down), as libxl runs both.
                 let log = opts.log_for(d.nodes.kind, d.nodes.domid, d.nodes.devid);
-                Some((d.label.clone(), cmd, log))
+                [
+                    hotplug::command_for(&d.nodes, Action::Remove),
+                    hotplug::tap_command(&d.nodes, Action::Remove),
+                ]
+                .into_iter()
+                .flatten()
+                .map(move |cmd| (d.label.clone(), cmd, log.clone()))
             })
             .collect();
         let mut again = Vec::new();
@@ -886,6 +937,28 @@ pub enum NewDevice {
     Vif(xlcfg::model::VifSpec),
 }
 
+/// A hot-plugged vif is PV only (libxl's `libxl__device_nic_setdefault` with `hotplug`:
+/// the device model is running and gets no new NIC), and says so in the record so that a
+/// reboot keeps it PV only; `type=ioemu` is refused for it.
+fn hotplugged_nic_type(guest: &devices::Guest, new: NewDevice) -> Result<NewDevice, DeviceFailure> {
+    use xlcfg::model::NicType;
+    match new {
+        NewDevice::Vif(spec) if spec.nic_type == Some(NicType::Ioemu) => Err(DeviceFailure::msg(
+            &format!("vif {}", spec.devid),
+            format!(
+                "an emulated NIC (type=ioemu) cannot be hot-plugged into domain {}: its \
+                 device model is running; leave type= out (or write type=vif) for a PV vif",
+                guest.domid
+            ),
+        )),
+        NewDevice::Vif(spec) => Ok(NewDevice::Vif(xlcfg::model::VifSpec {
+            nic_type: Some(NicType::Vif),
+            ..spec
+        })),
+        disk => Ok(disk),
+    }
+}
+
 /// The guest's type: rxl's record, else libxl's `/libxl/D/type`, else Xen's flags.
 fn guest_type<S: Store + ?Sized>(
     xs: &S,
@@ -1073,6 +1146,7 @@ where
         domid: dom,
         domain_type: guest_type(xs, state, &found),
     };
+    let new = hotplugged_nic_type(&guest, new)?;
     let planned = plan_new(hv, xs, opts, &guest, &new)?;
     // Set up and read back: a failure of either removes what was set up of the device.
     let done = setup(xs, opts, std::slice::from_ref(&planned)).and_then(|()| {
@@ -1165,5 +1239,38 @@ fn record_change(
         }
         Ok(None) => {}
         Err(e) => tracing::error!("cannot read rxl's record of domain {dom}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xlcfg::model::NicType;
+
+    fn vif(text: &str) -> xlcfg::model::VifSpec {
+        xlcfg::model::vif_arg(text)
+            .unwrap_or_else(|d| panic!("{d:?}"))
+            .0
+    }
+
+    #[test]
+    fn a_hot_plugged_vif_is_pv_only() {
+        let guest = devices::Guest {
+            domid: DomId(4),
+            domain_type: xlcfg::DomainType::Hvm,
+        };
+        for text in ["bridge=xenbr0", "type=vif"] {
+            match hotplugged_nic_type(&guest, NewDevice::Vif(vif(text))) {
+                Ok(NewDevice::Vif(v)) => assert_eq!(v.nic_type, Some(NicType::Vif), "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let e =
+            hotplugged_nic_type(&guest, NewDevice::Vif(vif("type=ioemu"))).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("an emulated NIC (type=ioemu) cannot be hot-plugged into domain 4"),
+            "{e}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use xen_host::DomId;
 use xlcfg::model::{
     DiskAccess, DiskBackendType, DiskFormat, DiskSpec, DiskTargetKind, DiskType, DomainConfig,
-    HvmConfig, NicType, Vga,
+    HdType, HvmConfig, Vga,
 };
 
 /// Where libxl puts QEMU's QMP sockets (`XEN_RUN_DIR`).
@@ -57,6 +57,13 @@ pub enum DmArgsError {
          the PV drivers see it"
     )]
     ReadOnlyDisk(String),
+    /// libxl refuses a read-only AHCI disk too.
+    #[error(
+        "disk {0}: qemu-xen does not support read-only AHCI disks (hdtype = \"ahci\"); make \
+         it writable (rw), a CD-ROM (devtype=cdrom), or give it an xvd vdev beyond the sixth \
+         disk so that only the PV drivers see it"
+    )]
+    ReadOnlyAhciDisk(String),
     /// An `sd` disk, which libxl puts on an emulated SCSI controller.
     #[error("disk {0}: emulated SCSI disks (sd vdevs) are not supported by rxl; use hdX or xvdX")]
     ScsiDisk(String),
@@ -143,20 +150,23 @@ pub fn xenfv(dom: DomId, cfg: &DomainConfig, run_dir: &Path) -> Result<Xenfv, Dm
         a.pair("-smp", format!("{},maxcpus={}", cfg.vcpus, cfg.maxvcpus));
     }
     let mut nics = 0;
-    for v in &cfg.vifs {
-        if v.nic_type == Some(NicType::Vif) {
-            continue;
-        }
+    for v in cfg
+        .vifs
+        .iter()
+        .filter(|v| devices::nodes::vif_is_emulated(cfg.domain_type, v))
+    {
         let model = v.model.as_deref().unwrap_or(DEFAULT_NIC_MODEL);
         a.pair(
             "-device",
             format!("{model},id=nic{n},netdev=net{n},mac={}", v.mac, n = v.devid),
         );
+        // libxl's `br=` is for QEMU's bridge helper, which `script=no` leaves unused:
+        // the toolstack puts the tap in the bridge once QEMU has made it.
         a.pair(
             "-netdev",
             format!(
-                "type=tap,id=net{n},ifname={}-emu,br={},script=no,downscript=no",
-                devices::hotplug::vif_netdev(dom, v.devid),
+                "type=tap,id=net{n},ifname={},br={},script=no,downscript=no",
+                devices::hotplug::vif_tap(dom, v.devid),
                 v.bridge,
                 n = v.devid
             ),
@@ -171,9 +181,12 @@ pub fn xenfv(dom: DomId, cfg: &DomainConfig, run_dir: &Path) -> Result<Xenfv, Dm
     }
     a.pair("-machine", machine_arg(hvm));
     a.pair("-m", (cfg.maxmem_mib - hvm.videoram_mib).to_string());
+    if hvm.hdtype == HdType::Ahci {
+        a.pair("-device", "ahci,id=ahci0");
+    }
     let mut not_emulated = Vec::new();
     for d in &cfg.disks {
-        disk_args(d, &mut a, &mut not_emulated)?;
+        disk_args(d, hvm.hdtype, &mut a, &mut not_emulated)?;
     }
     Ok(Xenfv {
         args: a.0,
@@ -249,10 +262,20 @@ fn qemu_format(f: DiskFormat) -> Option<&'static str> {
     }
 }
 
-/// The emulated form of one disk: an IDE CD-ROM (`ide-cd` on a `-drive if=none`) or an
-/// IDE disk (`-drive if=ide,index=N`) for the first four disks, as libxl does; other
-/// disks are left to the PV drivers and named in `skipped`.
-fn disk_args(d: &DiskSpec, a: &mut Args, skipped: &mut Vec<String>) -> Result<(), DmArgsError> {
+/// The most hard disks QEMU gets on the AHCI controller (libxl: disks 0 to 5).
+const AHCI_DISKS: u32 = 6;
+
+/// The emulated form of one disk: an IDE CD-ROM (`ide-cd` on a `-drive if=none`) for
+/// the first four disks whatever `hdtype` says; a hard disk on the AHCI controller
+/// (`-drive if=none,id=ahcidisk-N` and `-device ide-hd,bus=ahci0.N`) for the first six
+/// with `hdtype = "ahci"`, else an IDE disk (`-drive if=ide,index=N`) for the first four,
+/// as libxl does; other disks are left to the PV drivers and named in `skipped`.
+fn disk_args(
+    d: &DiskSpec,
+    hdtype: HdType,
+    a: &mut Args,
+    skipped: &mut Vec<String>,
+) -> Result<(), DmArgsError> {
     let vdev = devices::vdev::parse(&d.vdev).map_err(|e| DmArgsError::Vdev {
         vdev: d.vdev.clone(),
         reason: e.reason,
@@ -320,17 +343,33 @@ fn disk_args(d: &DiskSpec, a: &mut Args, skipped: &mut Vec<String>) -> Result<()
         );
         return Ok(());
     }
-    if disk >= 4 {
+    let ahci = hdtype == HdType::Ahci && disk < AHCI_DISKS;
+    if !ahci && disk >= 4 {
         skipped.push(format!("{}: only 4 emulated IDE disks", d.vdev));
         return Ok(());
     }
     if d.access == DiskAccess::Ro {
-        return Err(DmArgsError::ReadOnlyDisk(d.vdev.clone()));
+        return Err(if ahci {
+            DmArgsError::ReadOnlyAhciDisk(d.vdev.clone())
+        } else {
+            DmArgsError::ReadOnlyDisk(d.vdev.clone())
+        });
     }
     let (Some(t), Some(f)) = (target, format) else {
         skipped.push(format!("{}: no image QEMU can open", d.vdev));
         return Ok(());
     };
+    if ahci {
+        a.pair(
+            "-drive",
+            format!("file={t},if=none,id=ahcidisk-{disk},format={f},cache=writeback"),
+        );
+        a.pair(
+            "-device",
+            format!("ide-hd,bus=ahci0.{disk},unit=0,drive=ahcidisk-{disk}"),
+        );
+        return Ok(());
+    }
     a.pair(
         "-drive",
         format!("file={t},if=ide,index={disk},media=disk,format={f},cache=writeback"),

@@ -32,13 +32,13 @@ pub use disk::{
     DiskAccess, DiskBackendType, DiskFormat, DiskSpec, DiskSpecification, DiskTargetKind, DiskType,
 };
 pub use hvm::{
-    hvm_defaults, Bios, DeviceModelConfig, DirectBoot, HvmConfig, Vga, Vnc, HVM_ONLY_KEYS,
+    hvm_defaults, Bios, DeviceModelConfig, DirectBoot, HdType, HvmConfig, Vga, Vnc, HVM_ONLY_KEYS,
 };
 pub(crate) use keys::suggest;
 pub use keys::{is_known, MODELLED_KEYS, RXL_KEYS, XL_KEYS};
 pub use name::{check_name, NameError, MAX_NAME_LEN};
 pub(crate) use num::strtol;
-pub use vif::{vif_arg, vif_arg_with, MacAddr, NicType, VifDefaults, VifRate, VifSpec};
+pub use vif::{vif_arg, vif_arg_with, MacAddr, NicType, VifDefaults, VifRate, VifSpec, NIC_MODELS};
 
 /// The name of the [`Source`] that holds a single DISKSPEC or VIFSPEC given on a command
 /// line ([`disk_arg`], [`vif_arg`]): diagnostics read `command line:1:COL: error: ...`.

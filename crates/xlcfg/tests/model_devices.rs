@@ -223,6 +223,36 @@ fn vif_defaults_and_keys() {
 }
 
 #[test]
+fn vif_type_and_model() {
+    assert_eq!(vif("").nic_type, None);
+    assert_eq!(vif("type=ioemu").nic_type, Some(NicType::Ioemu));
+    assert_eq!(vif("type=vif").nic_type, Some(NicType::Vif));
+    assert_eq!(vif("").model, None);
+    for m in ["rtl8139", "e1000", "virtio-net-pci", "ne2k_pci", "i82559er"] {
+        assert_eq!(vif(&format!("model={m}")).model.as_deref(), Some(m));
+    }
+    // An unknown model is refused where it is written, with the nearest known one.
+    let rendered = match built("vif = [ 'bridge=xenbr0, model=e100' ]\n") {
+        Ok(b) => panic!("accepted: {:?}", b.config.vifs),
+        Err(d) => d.iter().map(Diagnostic::render).collect::<String>(),
+    };
+    assert!(
+        rendered.contains("g.cfg:4:31: error: vif 1: unknown emulated NIC model \"e100\""),
+        "{rendered}"
+    );
+    let e = errors("vif = [ 'model=e100' ]\n");
+    assert_eq!(e[0].hint.as_deref(), Some("did you mean `e1000`?"));
+    let e = errors("vif = [ 'model=nonsense-card' ]\n");
+    assert!(e[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.starts_with("known models: e1000 ")));
+    let e = errors("vif = [ 'type=ioemu2' ]\n");
+    assert_eq!(e[0].message, "vif 1: invalid type \"ioemu2\"");
+    assert_eq!(e[0].hint.as_deref(), Some("use vif or ioemu"));
+}
+
+#[test]
 fn vif_errors_point_inside_the_string() {
     let e = errors("vif = [ 'bridge=br0,mac=00:16:3e:zz:00:01' ]\n");
     assert_eq!(

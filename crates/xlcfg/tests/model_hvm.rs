@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use xlcfg::model::{Bios, DomainConfig, Firmware, HvmConfig, Vga, Vnc};
+use xlcfg::model::{Bios, DomainConfig, Firmware, HdType, HvmConfig, Vga, Vnc};
 use xlcfg::{build, parse_str, Boot, Diagnostic};
 
 const HVM: &str = "name = \"h\"\ntype = \"hvm\"\n";
@@ -56,6 +56,7 @@ fn defaults_are_libxls_with_vnc_off() {
     assert!(h.acpi && h.apic && h.pae && h.hpet);
     assert!(h.viridian.is_empty());
     assert_eq!(h.mmio_hole_mib, None);
+    assert_eq!(h.hdtype, HdType::Ide);
     assert!(matches!(
         &c.boot,
         Boot::Firmware { firmware, .. } if firmware.value == Firmware::Seabios
@@ -230,8 +231,18 @@ fn device_model_keys() {
 }
 
 #[test]
+fn hdtype_is_ide_or_ahci() {
+    assert_eq!(hvm("hdtype = \"ahci\"\n").hdtype, HdType::Ahci);
+    assert_eq!(hvm("hdtype = \"AHCI\"\n").hdtype, HdType::Ahci);
+    assert_eq!(hvm("hdtype = \"ide\"\n").hdtype, HdType::Ide);
+    let (_, w) = built("hdtype = \"ahci\"\n");
+    assert!(w.is_empty(), "{}", render(&w));
+}
+
+#[test]
 fn refusals_name_file_line_and_column() {
-    let cases: [(&str, &str); 13] = [
+    let cases: [(&str, &str); 14] = [
+        ("hdtype = \"sata\"\n", "/etc/xen/h.cfg:3:10: error: unknown hdtype \"sata\": expected ide or ahci"),
         ("viridian = [ \"synic\" ]\n", "/etc/xen/h.cfg:3:12: error: viridian: the base group is not enabled, and every other group needs it"),
         ("bios = \"coreboot\"\n", "/etc/xen/h.cfg:3:8: error: invalid bios \"coreboot\": expected rombios, seabios, ovmf"),
         ("boot = \"cx\"\n", "/etc/xen/h.cfg:3:10: error: unknown boot device 'x' in boot = \"cx\""),

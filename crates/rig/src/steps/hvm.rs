@@ -243,15 +243,41 @@ pub fn build_qcow2(out_dir: &Path) -> anyhow::Result<PathBuf> {
 // ---------------------------------------------------------------------------------------
 // The step
 
-/// The HVM guest's config for `tool`.
+/// The bridge the HVM guest's vif is on (dom0's init makes it).
+const BRIDGE: &str = "xenbr0";
+
+/// The HVM guest's config for `tool`: its vif has the default type (ioemu), so it is
+/// both netback's vif and the device model's emulated NIC (rtl8139) on a tap.
 fn hvm_cfg(tool: &str) -> String {
+    hvm_cfg_named(&hvm_name(tool), "")
+}
+
+/// The HVM guest's config under `name`, with `extra` lines.
+fn hvm_cfg_named(name: &str, extra: &str) -> String {
     format!(
         "# HVM guest of the rxl e2e rig: SeaBIOS boots a raw disk's boot sector.\n\
-         name = \"{}\"\ntype = \"hvm\"\nmemory = 32\nvcpus = 1\n\
+         name = \"{name}\"\ntype = \"hvm\"\nmemory = 32\nvcpus = 1\n\
          disk = [ \"format=raw,vdev=hda,access=rw,target={HVM_DIR}/boot.img\" ]\n\
-         boot = \"c\"\nserial = \"pty\"\nvnc = 0\nsdl = 0\n",
-        hvm_name(tool)
+         vif = [ \"bridge={BRIDGE}\" ]\n\
+         boot = \"c\"\nserial = \"pty\"\nvnc = 0\nsdl = 0\n{extra}"
     )
+}
+
+/// The device model failures rxl's create must survive cleanly: (case, the program
+/// `device_model_override` names, the capture). `missing` does not exist; `exits` exits
+/// at once.
+const DM_FAILURES: [(&str, &str, &str); 2] = [
+    (
+        "missing",
+        "/nonexistent/xen-qemu-system-i386",
+        "rxl-dmfail-missing",
+    ),
+    ("exits", "/bin/false", "rxl-dmfail-exits"),
+];
+
+/// The guest of a device model failure case.
+fn dmfail_name(case: &str) -> String {
+    format!("dmfail-{case}")
 }
 
 /// The qdisk guest's config for `tool`: the Linux guest with the qcow2 image as xvdb.
@@ -333,13 +359,38 @@ pub fn hvm_step(
         });
         captures.extend(tool_caps(tool));
     }
+    if tools.contains(&"rxl") {
+        for (case, program, cap) in DM_FAILURES {
+            let cfg = format!("{HVM_DIR}/dmfail-{case}.cfg");
+            files.push(StepFile::Text {
+                path: cfg.clone(),
+                text: hvm_cfg_named(
+                    &dmfail_name(case),
+                    &format!("device_model_override = \"{program}\"\n"),
+                ),
+            });
+            captures.push(script_cap(
+                cap,
+                240,
+                include_str!("../../scripts/steps/hvm/dmfail.sh"),
+                &[
+                    ("NAME", dmfail_name(case)),
+                    ("CFG", cfg),
+                    ("CASE", case.to_owned()),
+                    ("IMG", format!("{HVM_DIR}/boot.img")),
+                ],
+            ));
+        }
+    }
     let check_tools = tools.to_vec();
     Step {
         name: "hvm",
         about: "QEMU in dom0: an HVM guest (hvmloader, SeaBIOS, xenfv device model) boots a \
                 boot sector that prints its marker on port 0xe9 and COM1, and a PVH Linux \
                 guest writes and reads a qcow2 disk served by a xenpv device model; both \
-                destroyed with no QEMU, socket, xenstore node or interface left",
+                destroyed with no QEMU, socket, xenstore node or interface left; the HVM \
+                guest's vif is also its emulated NIC, on a tap in xenbr0; rxl's create with \
+                a missing or at once exiting device model fails and leaves nothing",
         captures,
         files,
         check: Box::new(move |o| check_hvm(o, &check_tools)),
@@ -377,15 +428,15 @@ fn device_model_problems(c: &Capture, cap: &str, machine: &str, problems: &mut V
     problems.extend(leftovers(c).iter().map(|l| format!("{cap}: {l}")));
 }
 
+/// The capture `cap`, finished with status 0; otherwise `None` and the reason in
+/// `problems`.
+fn succeeded<'a>(o: &Outcome<'a>, cap: &str, problems: &mut Vec<String>) -> Option<&'a Capture> {
+    o.succeeded(cap).map_err(|e| problems.push(e)).ok()
+}
+
 /// Checks one tool's HVM capture; returns its summary.
 fn check_hvm_guest(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Option<String> {
-    let c = match o.succeeded(cap) {
-        Ok(c) => c,
-        Err(e) => {
-            problems.push(e);
-            return None;
-        }
-    };
+    let c = succeeded(o, cap, problems)?;
     let Some(domid) = domid_of(c) else {
         problems.push(format!("{cap}: no domid= line: {}", excerpt(&c.lines)));
         return None;
@@ -419,14 +470,104 @@ fn check_hvm_guest(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Op
             ));
         }
     }
+    nic_problems(c, cap, domid, problems);
     device_model_problems(c, cap, "xenfv", problems);
     (problems.len() == before).then(|| {
         format!(
-            "{cap}: d{domid} created in {} ms, marker after {} ms (serial {} ms), destroyed in {} ms",
+            "{cap}: d{domid} created in {} ms, marker after {} ms (serial {} ms), tap \
+             vif{domid}.0-emu in {BRIDGE}, destroyed in {} ms",
             value(c, "create_ms").unwrap_or("?"),
             value(c, "marker_ms").unwrap_or("?"),
             value(c, "serial_ms").unwrap_or("?"),
             value(c, "destroy_ms").unwrap_or("?"),
+        )
+    })
+}
+
+/// The HVM guest's vif while it ran: netback's `vifD.0` and the emulated NIC's tap
+/// `vifD.0-emu` (on the device model's command line) both ports of [`BRIDGE`] and up.
+/// (That neither is left after the destroy is among the leftovers.)
+fn nic_problems(c: &Capture, cap: &str, domid: u32, problems: &mut Vec<String>) {
+    let tap = format!("ifname=vif{domid}.0-emu,");
+    if !c
+        .lines
+        .iter()
+        .any(|l| l.contains("-netdev type=tap,") && l.contains(&tap))
+    {
+        problems.push(format!(
+            "{cap}: no device model command line with -netdev type=tap,...{tap}"
+        ));
+    }
+    for (key, dev) in [
+        ("vif", format!("vif{domid}.0")),
+        ("tap", format!("vif{domid}.0-emu")),
+    ] {
+        let master = value(c, &format!("{key}_master"));
+        if master != Some(BRIDGE) {
+            problems.push(format!(
+                "{cap}: {dev} is not a port of {BRIDGE} while the guest runs (its master: {})",
+                master.unwrap_or("not printed")
+            ));
+        } else if value(c, &format!("{key}_up")) != Some("1") {
+            problems.push(format!("{cap}: {dev} is in {BRIDGE} but not up"));
+        }
+    }
+}
+
+/// Checks a device model failure capture (`program` as `device_model_override`): rxl's
+/// create failed with an error naming the device model (the program, its command line
+/// and its log), and nothing of the guest is left. Returns its summary.
+fn check_dm_failure(
+    o: &Outcome<'_>,
+    cap: &str,
+    program: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let c = succeeded(o, cap, problems)?;
+    let before = problems.len();
+    match number(c, "create_rc") {
+        None => problems.push(format!("{cap}: no create_rc= line: {}", excerpt(&c.lines))),
+        Some(0) => problems.push(format!(
+            "{cap}: rxl create succeeded with device_model_override = {program}"
+        )),
+        Some(_) => {}
+    }
+    let output: Vec<&str> = c
+        .lines
+        .iter()
+        .skip_while(|l| *l != "--- rxl create's output")
+        .take_while(|l| *l != "--- output end")
+        .map(String::as_str)
+        .collect();
+    let has = |f: &dyn Fn(&str) -> bool| output.iter().any(|l| f(l));
+    if !has(&|l| l.contains("device model")) {
+        problems.push(format!(
+            "{cap}: the error does not name the device model: {}",
+            excerpt(&c.lines)
+        ));
+    }
+    if !has(&|l| l.trim_start().starts_with("command:") && l.contains(program)) {
+        problems.push(format!(
+            "{cap}: the error does not show the command line ({program} ...)"
+        ));
+    }
+    if !has(&|l| l.trim_start().starts_with("log:") && l.contains("qemu-dm-")) {
+        problems.push(format!("{cap}: the error does not name the log"));
+    }
+    if value(c, "failed_domid").is_none_or(|d| d == "none") {
+        problems.push(format!(
+            "{cap}: no -xen-domid in the error: the leftovers of the domain were not looked for"
+        ));
+    }
+    problems.extend(leftovers(c).iter().map(|l| format!("{cap}: {l}")));
+    if !c.lines.iter().any(|l| l == "--- leftovers end") {
+        problems.push(format!("{cap}: the leftovers were not listed to the end"));
+    }
+    (problems.len() == before).then(|| {
+        format!(
+            "{cap}: create failed (status {}) in {} ms naming the device model, nothing left",
+            value(c, "create_rc").unwrap_or("?"),
+            value(c, "create_ms").unwrap_or("?"),
         )
     })
 }
@@ -438,13 +579,7 @@ fn check_qdisk_guest(
     tool: &str,
     problems: &mut Vec<String>,
 ) -> Option<String> {
-    let c = match o.succeeded(cap) {
-        Ok(c) => c,
-        Err(e) => {
-            problems.push(e);
-            return None;
-        }
-    };
+    let c = succeeded(o, cap, problems)?;
     let before = problems.len();
     let want = token(tool);
     if value(c, "readback") != Some(want.as_str()) {
@@ -478,6 +613,11 @@ fn check_hvm(o: &Outcome<'_>, tools: &[&str]) -> Result<String, Vec<String>> {
             tool,
             &mut problems,
         ));
+    }
+    if tools.contains(&"rxl") {
+        for (_, program, cap) in DM_FAILURES {
+            summary.extend(check_dm_failure(o, cap, program, &mut problems));
+        }
     }
     if problems.is_empty() {
         Ok(summary.join("; "))
@@ -565,7 +705,18 @@ mod tests {
         ] {
             assert!(h.contains(want), "{want} in {h}");
         }
-        assert!(!h.contains("vif"));
+        assert!(h.contains("vif = [ \"bridge=xenbr0\" ]"), "{h}");
+        assert!(
+            !h.contains("type="),
+            "the vif keeps HVM's default type: {h}"
+        );
+        let f = hvm_cfg_named("dmfail-exits", "device_model_override = \"/bin/false\"\n");
+        assert!(f.contains("name = \"dmfail-exits\""), "{f}");
+        assert!(f.contains("vif = [ \"bridge=xenbr0\" ]"), "{f}");
+        assert!(
+            f.ends_with("device_model_override = \"/bin/false\"\n"),
+            "{f}"
+        );
         let q = qdisk_cfg("rxl");
         assert!(q.contains("format=qcow2,vdev=xvdb,access=rw,target=/e2e/hvm/data-rxl.qcow2"));
         assert!(q.contains("rxl_devices"), "blkfront is loaded: {q}");
@@ -601,8 +752,12 @@ mod tests {
         "serial_ms=9100",
         "xl_console_rc=0",
         "xl_console_marker_lines=6",
+        "vif_master=xenbr0",
+        "vif_up=1",
+        "tap_master=xenbr0",
+        "tap_up=1",
         "--- device model command line",
-        "/usr/libexec/xen-qemu-system-i386 -xen-domid 3 -machine xenfv,suppress-vmdesc=on",
+        "/usr/libexec/xen-qemu-system-i386 -xen-domid 3 -device rtl8139,id=nic0,netdev=net0,mac=00:16:3e:00:00:01 -netdev type=tap,id=net0,ifname=vif3.0-emu,br=xenbr0,script=no,downscript=no -machine xenfv,suppress-vmdesc=on",
         "destroy_rc=0",
         "destroy_ms=2000",
         "--- leftovers end",
@@ -692,6 +847,175 @@ mod tests {
             p.iter().any(
                 |p| p.contains("own `console -t serial` showed no marker in 10 s (status 124)")
             ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn the_emulated_nic_must_be_a_port_of_the_bridge_and_up() {
+        let q = good_qdisk("xl");
+        let q: Vec<&str> = q.iter().map(String::as_str).collect();
+        let console = "(d3) RXL-HVM-BOOT-OK\n";
+        let judge = |hvm: &[&str]| {
+            let r = report(&[("xl-hvm", hvm, 0), ("xl-qdisk", &q, 0)]);
+            let o = Outcome {
+                step: "hvm",
+                report: &r,
+                console,
+            };
+            check_hvm(&o, &["xl"])
+        };
+        let s = judge(GOOD_HVM).unwrap();
+        assert!(s.contains("tap vif3.0-emu in xenbr0"), "{s}");
+        // No tap at all, a tap outside the bridge, a tap down, a tap left after destroy.
+        let swap = |from: &str, to: &'static str| -> Vec<&str> {
+            GOOD_HVM
+                .iter()
+                .map(|l| if *l == from { to } else { *l })
+                .collect()
+        };
+        let p = judge(&swap("tap_master=xenbr0", "tap_master=none")).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("vif3.0-emu is not a port of xenbr0") && p.contains("none")),
+            "{p:?}"
+        );
+        let p = judge(&swap("tap_up=1", "tap_up=0")).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("vif3.0-emu is in xenbr0 but not up")),
+            "{p:?}"
+        );
+        let p = judge(&swap("vif_master=xenbr0", "vif_master=")).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("vif3.0 is not a port of xenbr0")),
+            "{p:?}"
+        );
+        let no_nic: Vec<&str> = GOOD_HVM
+            .iter()
+            .map(|l| {
+                if l.contains("-netdev") {
+                    "/usr/libexec/xen-qemu-system-i386 -xen-domid 3 -net none -machine xenfv,suppress-vmdesc=on"
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let p = judge(&no_nic).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("no device model command line with -netdev type=tap")),
+            "{p:?}"
+        );
+        let mut left = GOOD_HVM.to_vec();
+        left.insert(left.len() - 1, "leftover: interface vif3.0-emu");
+        let p = judge(&left).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("leftover: interface vif3.0-emu")),
+            "{p:?}"
+        );
+    }
+
+    fn good_dmfail(program: &str) -> Vec<String> {
+        vec![
+            "case=x".into(),
+            "create_rc=1".into(),
+            "create_ms=900".into(),
+            "--- rxl create's output".into(),
+            "rxl: error: cannot create dmfail-x: create failed at step \"device model\": device model of domain 7: it exited before it confirmed (exit status: 1)".into(),
+            format!("  command: {program} -xen-domid 7 -no-shutdown ..."),
+            "  log: /var/log/rxl/qemu-dm-dmfail-x.log".into(),
+            "--- output end".into(),
+            "failed_domid=7".into(),
+            "--- leftovers".into(),
+            "--- leftovers end".into(),
+        ]
+    }
+
+    #[test]
+    fn a_failed_device_model_must_fail_the_create_by_name_and_leave_nothing() {
+        let judge = |lines: &[String]| {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let r = report(&[("rxl-dmfail-exits", &lines, 0)]);
+            let o = Outcome {
+                step: "hvm",
+                report: &r,
+                console: "",
+            };
+            let mut problems = Vec::new();
+            let s = check_dm_failure(&o, "rxl-dmfail-exits", "/bin/false", &mut problems);
+            (s, problems)
+        };
+        let (s, p) = judge(&good_dmfail("/bin/false"));
+        assert!(p.is_empty(), "{p:?}");
+        assert!(s
+            .unwrap_or_default()
+            .contains("create failed (status 1) in 900 ms"),);
+        // The create succeeded.
+        let mut l = good_dmfail("/bin/false");
+        l[1] = "create_rc=0".into();
+        let (_, p) = judge(&l);
+        assert!(
+            p.iter().any(|p| p.contains("rxl create succeeded")),
+            "{p:?}"
+        );
+        // The error names neither the command line nor the log.
+        let mut l = good_dmfail("/bin/false");
+        l.retain(|x| {
+            !x.trim_start().starts_with("command:") && !x.trim_start().starts_with("log:")
+        });
+        let (_, p) = judge(&l);
+        assert!(
+            p.iter()
+                .any(|p| p.contains("does not show the command line")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|p| p.contains("does not name the log")),
+            "{p:?}"
+        );
+        // Each kind of leftover is named.
+        for left in [
+            "leftover: domain dmfail-exits",
+            "leftover: qemu 311 /bin/false -xen-domid 7 -name dmfail-exits ",
+            "leftover: socket /var/run/xen/qmp-libxl-7",
+            "leftover: xenstore /local/domain/7",
+            "leftover: xenstore /local/domain/0/device-model/7",
+            "leftover: xenstore /local/domain/0/backend/vif/7",
+            "leftover: interface vif7.0",
+            "leftover: interface vif7.0-emu",
+        ] {
+            let mut l = good_dmfail("/bin/false");
+            l.insert(l.len() - 1, left.into());
+            let (s, p) = judge(&l);
+            assert!(s.is_none());
+            assert!(p.iter().any(|p| p.contains(left)), "{left}: {p:?}");
+        }
+        // Without a domid nothing was looked for; a capture cut short is not a pass.
+        let mut l = good_dmfail("/bin/false");
+        l.retain(|x| !x.starts_with("failed_domid="));
+        assert!(judge(&l).1.iter().any(|p| p.contains("no -xen-domid")));
+        let mut l = good_dmfail("/bin/false");
+        l.pop();
+        assert!(judge(&l)
+            .1
+            .iter()
+            .any(|p| p.contains("not listed to the end")));
+        // With rxl selected, the failure captures are required.
+        let q = good_qdisk("rxl");
+        let q: Vec<&str> = q.iter().map(String::as_str).collect();
+        let r = report(&[("rxl-hvm", GOOD_HVM, 0), ("rxl-qdisk", &q, 0)]);
+        let o = Outcome {
+            step: "hvm",
+            report: &r,
+            console: "(d3) RXL-HVM-BOOT-OK\n",
+        };
+        let p = check_hvm(&o, &["rxl"]).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("hvm/rxl-dmfail-missing never ran")),
             "{p:?}"
         );
     }

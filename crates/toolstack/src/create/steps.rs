@@ -565,7 +565,14 @@ where
             .collect(),
     };
     crate::dm::launch(b.xs, &opts, &launch).map_err(|e| Failure::Msg(e.to_string()))?;
-    publish_serial_ptys(b, &opts, dom)
+    publish_serial_ptys(b, &opts, dom)?;
+    if b.cfg.domain_type == DomainType::Hvm {
+        // QEMU has made the taps of the emulated NICs: into their bridges, up.
+        let planned = plan_devices(b, dom)?;
+        crate::devices::setup_taps(&b.opts.devices, &planned)
+            .map_err(|e| Failure::Msg(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// As libxl does once qemu-xen runs: ask it (QMP `query-chardev`) which ptys its serial

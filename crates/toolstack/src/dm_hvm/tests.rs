@@ -231,3 +231,120 @@ fn disks_libxl_refuses_or_leaves_to_pv_drivers() {
     .unwrap_err();
     assert_eq!(e, DmArgsError::NotHvm("pvh"));
 }
+
+/// The arguments of domain 5 from `-vnc` on, for the defaults (no VNC, Cirrus, cda).
+fn defaults_then(name: &str, nics: &[&str], tail: &[&str]) -> Vec<String> {
+    let mut out = with_head(&[
+        name,
+        "-vnc",
+        "none",
+        "-display",
+        "none",
+        "-device",
+        "cirrus-vga,vgamem_mb=8",
+        "-boot",
+        "order=cda",
+    ]);
+    out.extend(v(nics));
+    out.extend(v(&["-machine", "xenfv,suppress-vmdesc=on", "-m", "248"]));
+    out.extend(v(tail));
+    out
+}
+
+#[test]
+fn emulated_nics_as_libxl_builds_them() {
+    let base = "name = \"n\"\ntype = \"hvm\"\nmemory = 256\n";
+    let args = |extra: &str| xenfv_args(DomId(5), &cfg(&format!("{base}{extra}"))).expect("args");
+    // One NIC, HVM's default type (ioemu) and model (rtl8139); the MAC is the vif's.
+    assert_eq!(
+        args("vif = [ \"mac=00:16:3e:0a:0b:0c,bridge=xenbr0\" ]\n"),
+        defaults_then(
+            "n",
+            &[
+                "-device",
+                "rtl8139,id=nic0,netdev=net0,mac=00:16:3e:0a:0b:0c",
+                "-netdev",
+                "type=tap,id=net0,ifname=vif5.0-emu,br=xenbr0,script=no,downscript=no",
+            ],
+            &[],
+        )
+    );
+    // Two NICs with other models and bridges, each on its devid's tap; a PV-only vif
+    // between them gets no NIC and keeps its devid.
+    assert_eq!(
+        args(
+            "vif = [ \"mac=00:16:3e:00:00:01,model=e1000,type=ioemu\",\n\
+             \"mac=00:16:3e:00:00:02,type=vif,bridge=br1\",\n\
+             \"mac=00:16:3e:00:00:03,model=virtio-net-pci,bridge=br2\" ]\n"
+        ),
+        defaults_then(
+            "n",
+            &[
+                "-device",
+                "e1000,id=nic0,netdev=net0,mac=00:16:3e:00:00:01",
+                "-netdev",
+                "type=tap,id=net0,ifname=vif5.0-emu,br=xenbr0,script=no,downscript=no",
+                "-device",
+                "virtio-net-pci,id=nic2,netdev=net2,mac=00:16:3e:00:00:03",
+                "-netdev",
+                "type=tap,id=net2,ifname=vif5.2-emu,br=br2,script=no,downscript=no",
+            ],
+            &[],
+        )
+    );
+    // Only PV-only vifs: no emulated NIC at all.
+    assert_eq!(
+        args("vif = [ \"type=vif\" ]\n"),
+        defaults_then("n", &["-net", "none"], &[])
+    );
+}
+
+#[test]
+fn ahci_disks_as_libxl_builds_them() {
+    let base = "name = \"a\"\ntype = \"hvm\"\nmemory = 256\nhdtype = \"ahci\"\n";
+    let args = |extra: &str| xenfv_at(DomId(5), &cfg(&format!("{base}{extra}")));
+    // The controller, then each hard disk on its port; a CD-ROM stays on IDE; the
+    // sixth disk (xvdf) is still emulated, the seventh is PV only.
+    let x = args(
+        "disk = [ \"/srv/a.img,raw,hda,w\", \"/srv/b.qcow2,qcow2,xvdb,w\",\n\
+         \"/srv/i.iso,raw,hdc,r,devtype=cdrom\", \"/srv/f.img,raw,xvdf,w\",\n\
+         \"/srv/g.img,raw,xvdg,w\" ]\n",
+    )
+    .expect("args");
+    assert_eq!(
+        x.args,
+        defaults_then(
+            "a",
+            &["-net", "none"],
+            &[
+                "-device",
+                "ahci,id=ahci0",
+                "-drive",
+                "file=/srv/a.img,if=none,id=ahcidisk-0,format=raw,cache=writeback",
+                "-device",
+                "ide-hd,bus=ahci0.0,unit=0,drive=ahcidisk-0",
+                "-drive",
+                "file=/srv/b.qcow2,if=none,id=ahcidisk-1,format=qcow2,cache=writeback",
+                "-device",
+                "ide-hd,bus=ahci0.1,unit=0,drive=ahcidisk-1",
+                "-drive",
+                "if=none,readonly=on,id=ide-5632,file=/srv/i.iso,format=raw",
+                "-device",
+                "ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0",
+                "-drive",
+                "file=/srv/f.img,if=none,id=ahcidisk-5,format=raw,cache=writeback",
+                "-device",
+                "ide-hd,bus=ahci0.5,unit=0,drive=ahcidisk-5",
+            ],
+        )
+    );
+    assert_eq!(x.not_emulated, v(&["xvdg: only 4 emulated IDE disks"]));
+    // The controller is there even without a disk, as libxl adds it.
+    assert_eq!(
+        args("").expect("args").args,
+        defaults_then("a", &["-net", "none"], &["-device", "ahci,id=ahci0"])
+    );
+    let e = args("disk = [ \"/srv/a.img,raw,hda,r\" ]\n").unwrap_err();
+    assert_eq!(e, DmArgsError::ReadOnlyAhciDisk("hda".into()));
+    assert!(e.to_string().contains("read-only AHCI"), "{e}");
+}

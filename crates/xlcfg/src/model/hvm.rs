@@ -139,6 +139,20 @@ pub struct HvmConfig {
     /// The size of the MMIO hole below 4 GiB, MiB (`mmio_hole`); `None` lets libxenguest's
     /// default stand.
     pub mmio_hole_mib: Option<u64>,
+    /// The controller of the emulated hard disks (`hdtype`, default IDE).
+    #[serde(default)]
+    pub hdtype: HdType,
+}
+
+/// `hdtype`: the controller QEMU puts the emulated hard disks on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HdType {
+    /// The PIIX IDE controller: at most 4 disks (hda..hdd), CD-ROMs among them.
+    #[default]
+    Ide,
+    /// An AHCI (SATA) controller: the first 6 hard disks; CD-ROMs stay on IDE.
+    Ahci,
 }
 
 /// The device model program and its extra arguments (`device_model_override`,
@@ -224,6 +238,7 @@ pub const HVM_ONLY_KEYS: &[&str] = &[
     "bios",
     "bios_path_override",
     "boot",
+    "hdtype",
     "hpet",
     "mmio_hole",
     "nographic",
@@ -272,6 +287,7 @@ pub(super) fn build(cx: &mut Ctx<'_>, type_setting: Option<&Setting>) -> Option<
     let pae = cx.flag("pae").unwrap_or(true);
     let hpet = cx.flag("hpet").unwrap_or(true);
     let viridian = viridian(cx);
+    let hdtype = hdtype(cx);
     let mmio_hole_mib = cx
         .integer(
             "mmio_hole",
@@ -328,6 +344,7 @@ pub(super) fn build(cx: &mut Ctx<'_>, type_setting: Option<&Setting>) -> Option<
         hpet,
         viridian,
         mmio_hole_mib,
+        hdtype,
     };
     Some((boot, hvm))
 }
@@ -646,6 +663,27 @@ fn vga(cx: &mut Ctx<'_>) -> Vga {
     match cx.flag("stdvga") {
         Some(true) => Vga::Std,
         _ => Vga::Cirrus,
+    }
+}
+
+/// `hdtype`: "ide" or "ahci", in any case (libxl's `libxl_hdtype_from_string`).
+fn hdtype(cx: &mut Ctx<'_>) -> HdType {
+    let Some((s, text)) = cx.string("hdtype") else {
+        return HdType::default();
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "ide" => HdType::Ide,
+        "ahci" => HdType::Ahci,
+        _ => {
+            cx.push(
+                Diagnostic::error(
+                    s.value.span.clone(),
+                    format!("unknown hdtype \"{text}\": expected ide or ahci"),
+                )
+                .with_hint("write hdtype = \"ahci\" for SATA disks, or leave it out for IDE"),
+            );
+            HdType::default()
+        }
     }
 }
 

@@ -185,6 +185,7 @@ pub const MODELLED_KEYS: &[&str] = &[
     "extra",
     "firmware",
     "firmware_override",
+    "hdtype",
     "hpet",
     "kernel",
     "max_event_channels",

@@ -76,6 +76,36 @@ pub enum NicType {
     Ioemu,
 }
 
+/// The emulated NIC models `model=` may name: the PCI network cards QEMU's i386 target
+/// (qemu-xen, `-machine xenfv`) offers as `-device` names. libxl passes the name on
+/// unchecked and QEMU refuses an unknown one when the guest starts; rxl refuses it in the
+/// config instead.
+pub const NIC_MODELS: &[&str] = &[
+    "e1000",
+    "e1000-82544gc",
+    "e1000-82545em",
+    "e1000e",
+    "i82550",
+    "i82551",
+    "i82557a",
+    "i82557b",
+    "i82557c",
+    "i82558a",
+    "i82558b",
+    "i82559a",
+    "i82559b",
+    "i82559c",
+    "i82559er",
+    "i82562",
+    "i82801",
+    "ne2k_pci",
+    "pcnet",
+    "rtl8139",
+    "tulip",
+    "virtio-net-pci",
+    "vmxnet3",
+];
+
 /// A vif's bandwidth limit (`rate=`): `bytes_per_sec` credit, replenished every
 /// `interval_usecs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,7 +395,18 @@ fn parse_spec(
                     Some("use vif or ioemu".into()),
                 ),
             },
-            "model" => v.model = some(),
+            "model" if NIC_MODELS.contains(&value) => v.model = some(),
+            "model" => {
+                let hint = keys::suggest(value, NIC_MODELS.iter().copied())
+                    .map(|m| format!("did you mean `{m}`?"))
+                    .unwrap_or_else(|| format!("known models: {}", NIC_MODELS.join(" ")));
+                err(
+                    voff,
+                    value.len(),
+                    format!("unknown emulated NIC model \"{value}\""),
+                    Some(hint),
+                );
+            }
             "vifname" => v.vifname = some(),
             "ip" => v.ip = some(),
             "backend" => v.backend = some(),

@@ -1,8 +1,10 @@
 # Step hvm, HVM guest: TOOL creates an HVM guest (hvmloader, SeaBIOS, a -machine xenfv
 # device model) whose raw disk's boot sector prints MARKER on port 0xe9 (Xen's console, as
 # a "(dN)" line) and on COM1 (QEMU's serial port, a pty named in xenstore); the times to
-# both are measured. Then the device model's command line, log and the xenstore nodes the
-# toolstack wrote are printed, TOOL destroys the guest, and what is left is listed.
+# both are measured. The guest's vif (default type, ioemu) is netback's vifD.0 and the
+# emulated NIC's tap vifD.0-emu: their bridge and up flag are printed. Then the device
+# model's command line, log and the xenstore nodes the toolstack wrote are printed, TOOL
+# destroys the guest, and what is left is listed.
 # Set by the rig: TOOL, NAME, CFG, MARKER, MARKER_S.
 # shellcheck source=lib.sh
 . /e2e/lib.sh
@@ -10,6 +12,20 @@ t0=$(now_ms)
 create_or_explain "${TOOL}" "${CFG}" "${NAME}" || exit 1
 domid=$(xl domid "${NAME}") || exit 1
 echo "domid=${domid}"
+# The vif is netback's vifD.0 and the emulated NIC's tap vifD.0-emu, both ports of the
+# bridge and up while the guest runs.
+port_facts() {
+    if [ -e "/sys/class/net/$2" ]; then
+        _pf_m=$(readlink "/sys/class/net/$2/master" 2>/dev/null)
+        echo "$1_master=${_pf_m##*/}"
+        echo "$1_up=$(($(cat "/sys/class/net/$2/flags") & 1))"
+        /bin/ip -o link show dev "$2" 2>&1 | cut -c1-200
+    else
+        echo "$1_master=none"
+    fi
+}
+port_facts vif "vif${domid}.0"
+port_facts tap "vif${domid}.0-emu"
 tty=$(xenstore-read "/local/domain/${domid}/serial/0/tty" 2>/dev/null)
 echo "serial_tty=${tty}"
 serial=/tmp/hvm-serial-${NAME}.out
