@@ -235,9 +235,6 @@ _rxl() {
             rxl__subcmd__help__subcmd__kernel__subcmd__cache,list)
                 cmd="rxl__subcmd__help__subcmd__kernel__subcmd__cache__subcmd__list"
                 ;;
-            rxl__subcmd__help__subcmd__monitord,status)
-                cmd="rxl__subcmd__help__subcmd__monitord__subcmd__status"
-                ;;
             rxl__subcmd__kernel__subcmd__cache,clear)
                 cmd="rxl__subcmd__kernel__subcmd__cache__subcmd__clear"
                 ;;
@@ -447,7 +444,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__block__subcmd__attach)
-            opts="-h --json --sim --help"
+            opts="-h --sim --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -465,7 +462,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__block__subcmd__detach)
-            opts="-f -h --force --json --sim --help"
+            opts="-f -h --sim --force --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -483,7 +480,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__block__subcmd__list)
-            opts="-h --json --sim --help"
+            opts="-h --sim --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,12 +498,16 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__bootloader)
-            opts="-q -l -h --kernel --ramdisk --args --entry --runas --quiet --list-entries --output --output-format --output-directory --sim --help"
+            opts="-q -l -h --sim --kernel --ramdisk --args --entry --runas --quiet --list-entries --output --output-format --output-directory --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --kernel)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -536,10 +537,6 @@ _rxl() {
                     return 0
                     ;;
                 --output-directory)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --sim)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -661,12 +658,16 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__console)
-            opts="-t -n -h --type --num --sim --help"
+            opts="-t -n -h --sim --type --num --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --sim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --type)
                     COMPREPLY=($(compgen -W "pv serial" -- "${cur}"))
                     return 0
@@ -683,10 +684,6 @@ _rxl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --sim)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -695,7 +692,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__create)
-            opts="-p -c -n -F -e -q -h --paused --console --dry-run --foreground --no-monitor --quiet --json --times --sim --help"
+            opts="-p -c -n -F -e -q -h --sim --paused --console --dry-run --foreground --no-monitor --quiet --json --times --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -731,7 +728,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__domid)
-            opts="-h --json --sim --help"
+            opts="-h --sim --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -749,7 +746,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__domname)
-            opts="-h --json --sim --help"
+            opts="-h --sim --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -767,7 +764,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__events)
-            opts="-h --json --since-start --no-follow --sim --help"
+            opts="-h --sim --json --since-start --no-follow --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1121,22 +1118,8 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__help__subcmd__monitord)
-            opts="status"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        rxl__subcmd__help__subcmd__monitord__subcmd__status)
             opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1275,7 +1258,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__info)
-            opts="-h --json --sim --help"
+            opts="-h --sim --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1403,7 +1386,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__list)
-            opts="-l -v -h --long --json --verbose-columns --sim --help"
+            opts="-l -v -h --sim --long --json --verbose-columns --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1421,7 +1404,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__monitord)
-            opts="-h --foreground --replace --detached --sim --help status help"
+            opts="-h --sim --foreground --replace --detached --help status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1499,7 +1482,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__network__subcmd__attach)
-            opts="-h --json --sim --help"
+            opts="-h --sim --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1517,7 +1500,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__network__subcmd__detach)
-            opts="-h --json --sim --help"
+            opts="-h --sim --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1535,7 +1518,7 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__network__subcmd__list)
-            opts="-h --json --sim --help"
+            opts="-h --sim --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1571,17 +1554,17 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__reboot)
-            opts="-w -a -F -h --wait --all --force --timeout --sim --help"
+            opts="-w -a -F -h --sim --wait --all --force --timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --timeout)
+                --sim)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --sim)
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1593,17 +1576,17 @@ _rxl() {
             return 0
             ;;
         rxl__subcmd__shutdown)
-            opts="-w -a -F -h --wait --all --force --timeout --sim --help"
+            opts="-w -a -F -h --sim --wait --all --force --timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --timeout)
+                --sim)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --sim)
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

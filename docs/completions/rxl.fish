@@ -81,14 +81,14 @@ complete -c rxl -n "__fish_rxl_using_subcommand create" -l times -d 'Report wher
 complete -c rxl -n "__fish_rxl_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand destroy" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand destroy" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -l timeout -d 'With -w: give up after this many seconds (exit 1)' -r
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
+complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -l timeout -d 'With -w: give up after this many seconds (exit 1)' -r
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s w -l wait -d 'Wait until each domain has shut down and is gone (or is kept by its on_* action)'
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s a -l all -d 'Every domain except Domain-0'
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s F -l force -d 'If the guest does not react to the request within a few seconds, shut it down from the hypervisor instead (SCHEDOP_remote_shutdown). An HVM guest without PV drivers (no PV control) gets the ACPI power button (shutdown) or reset (reboot) event instead, as with xl -F; without -F such a guest is refused'
 complete -c rxl -n "__fish_rxl_using_subcommand shutdown" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c rxl -n "__fish_rxl_using_subcommand reboot" -l timeout -d 'With -w: give up after this many seconds (exit 1)' -r
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
+complete -c rxl -n "__fish_rxl_using_subcommand reboot" -l timeout -d 'With -w: give up after this many seconds (exit 1)' -r
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -s w -l wait -d 'Wait until each domain has shut down and is gone (or is kept by its on_* action)'
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -s a -l all -d 'Every domain except Domain-0'
 complete -c rxl -n "__fish_rxl_using_subcommand reboot" -s F -l force -d 'If the guest does not react to the request within a few seconds, shut it down from the hypervisor instead (SCHEDOP_remote_shutdown). An HVM guest without PV drivers (no PV control) gets the ACPI power button (shutdown) or reset (reboot) event instead, as with xl -F; without -F such a guest is refused'
@@ -99,11 +99,12 @@ complete -c rxl -n "__fish_rxl_using_subcommand pause" -l sim -d 'Use a simulate
 complete -c rxl -n "__fish_rxl_using_subcommand pause" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rxl -n "__fish_rxl_using_subcommand unpause" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand unpause" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rxl -n "__fish_rxl_using_subcommand console" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand console" -s t -l type -d 'Which console: `pv` (xenconsoled\'s) or `serial` (QEMU\'s emulated serial port); the default is `serial` for an HVM guest, `pv` for the others, as xl' -r -f -a "pv\t'The PV console xenconsoled serves'
 serial\t'An emulated serial port of an HVM guest (QEMU\'s pty)'"
 complete -c rxl -n "__fish_rxl_using_subcommand console" -s n -l num -d 'The console\'s number (0, the first)' -r
-complete -c rxl -n "__fish_rxl_using_subcommand console" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand console" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l kernel -d 'Boot this kernel (a path inside the guest) instead of a configuration file\'s entry' -r
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l ramdisk -d 'With --kernel: the ramdisk (a path inside the guest)' -r
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l args -d 'With --kernel the whole command line; else appended to the entry\'s' -r
@@ -112,7 +113,6 @@ complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l runas -d 'The uid
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l output -d 'Where to write the chosen items' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l output-format -d 'The output format: only simple0' -r
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l output-directory -d 'The existing directory where the kernel and ramdisk files are created' -r -F
-complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -l sim -d 'Use a simulated Xen host whose state lives in DIR instead of real Xen' -r -F
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -s q -l quiet -d 'Print nothing but errors (rxl\'s bootloader has no menu: the default entry boots)'
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -s l -l list-entries -d 'Write the boot menu instead of booting: NUL-terminated items `default N` and `title T` per entry, then an empty item (no kernel or ramdisk file is made)'
 complete -c rxl -n "__fish_rxl_using_subcommand bootloader" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -228,7 +228,6 @@ complete -c rxl -n "__fish_rxl_using_subcommand help; and not __fish_seen_subcom
 complete -c rxl -n "__fish_rxl_using_subcommand help; and not __fish_seen_subcommand_from sim-device-model config create destroy shutdown reboot trigger pause unpause console bootloader monitord info list domid domname block-attach block-detach block-list network-attach network-detach network-list events autostart kernel-cache help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rxl -n "__fish_rxl_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "parse" -d 'Print the raw settings of a config file (after `+=` and last-wins)'
 complete -c rxl -n "__fish_rxl_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Validate a config file fully. Exit 0 when valid (warnings allowed), 1 when not'
-complete -c rxl -n "__fish_rxl_using_subcommand help; and __fish_seen_subcommand_from monitord" -f -a "status" -d 'Tell whether a host monitor runs: its pid, its version, how many domains it watches. Exit 0 when one runs, 1 when none does'
 complete -c rxl -n "__fish_rxl_using_subcommand help; and __fish_seen_subcommand_from autostart" -f -a "start" -d 'Create every DIR/*.cfg, in name order; a guest whose name already runs is skipped. Exits 1 after trying them all when one failed, naming each file that did'
 complete -c rxl -n "__fish_rxl_using_subcommand help; and __fish_seen_subcommand_from autostart" -f -a "stop" -d 'Shut down the guests autostart started (all domains but Domain-0 with --all), all at once; destroy those still there after the timeout'
 complete -c rxl -n "__fish_rxl_using_subcommand help; and __fish_seen_subcommand_from autostart" -f -a "list" -d 'The directory\'s guests and whether each runs'

@@ -261,6 +261,27 @@ fn decode_cached(
     Ok((bytes, CacheUse::Miss))
 }
 
+/// Decodes the compressed bytes `compressed` held in memory (through the cache when
+/// `opts` has one, keyed by those bytes as [`probe_file`] keys a file's) and finishes the
+/// image.
+fn decode_slice(
+    name: &str,
+    container: Container,
+    compression: Compression,
+    compressed: &[u8],
+    hint: Option<u64>,
+    opts: &ProbeOptions,
+) -> Result<KernelImage, Error> {
+    if let Some(cache) = &opts.cache {
+        let (bytes, used) =
+            decode_cached(name, cache, compression, compressed, hint, opts.max_image)?;
+        return finish_shared(name, container, bytes).map(|k| KernelImage { cache: used, ..k });
+    }
+    let len = compressed.len() as u64;
+    let out = decompress::decompress(compression, compressed, len, hint, opts.max_image, name)?;
+    finish(name, container, out)
+}
+
 /// Reads `len` bytes of `f` from `start`.
 fn read_range(name: &str, f: &mut File, start: u64, len: u64) -> Result<Vec<u8>, Error> {
     f.seek(SeekFrom::Start(start))
@@ -323,12 +344,9 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<KernelImage, Error
             payload_offset: start,
             payload_length: len,
         };
-        if let Some(cache) = &opts.cache {
+        if opts.cache.is_some() {
             let payload = read_range(&name, &mut f, start, len)?;
-            let (bytes, used) =
-                decode_cached(&name, cache, compression, &payload, hint, opts.max_image)?;
-            return finish_shared(&name, container, bytes)
-                .map(|k| KernelImage { cache: used, ..k });
+            return decode_slice(&name, container, compression, &payload, hint, opts);
         }
         seek(&mut f, start)?;
         let reader = BufReader::with_capacity(1 << 16, f.take(len));
@@ -342,12 +360,9 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<KernelImage, Error
             .then(|| le32(&tail, 0).map(u64::from))
             .flatten();
         let container = Container::Compressed { compression };
-        if let Some(cache) = &opts.cache {
+        if opts.cache.is_some() {
             let file = read_range(&name, &mut f, 0, file_len)?;
-            let (bytes, used) =
-                decode_cached(&name, cache, compression, &file, hint, opts.max_image)?;
-            return finish_shared(&name, container, bytes)
-                .map(|k| KernelImage { cache: used, ..k });
+            return decode_slice(&name, container, compression, &file, hint, opts);
         }
         seek(&mut f, 0)?;
         let reader = BufReader::with_capacity(1 << 16, f);
@@ -361,7 +376,9 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<KernelImage, Error
     })
 }
 
-/// Probes an image held in memory (tests, fuzzing). `name` is used in messages.
+/// Probes an image held in memory (a kernel a bootloader extracted from a guest's disk;
+/// tests, fuzzing). `name` is used in messages. A compressed image goes through the cache
+/// in `opts` as [`probe_file`]'s does.
 pub fn probe_bytes(name: &str, bytes: &[u8], opts: &ProbeOptions) -> Result<KernelImage, Error> {
     if elf::is_elf(bytes) {
         if bytes.len() as u64 > opts.max_image {
@@ -397,25 +414,17 @@ pub fn probe_bytes(name: &str, bytes: &[u8], opts: &ProbeOptions) -> Result<Kern
             .checked_sub(4)
             .and_then(|at| le32(payload, at))
             .map(u64::from);
-        let out = decompress::decompress(compression, payload, len, hint, opts.max_image, name)?;
         let container = Container::BzImage {
             protocol,
             compression,
             payload_offset: start,
             payload_length: len,
         };
-        return finish(name, container, out);
+        return decode_slice(name, container, compression, payload, hint, opts);
     }
     if let Some(compression) = Compression::detect(bytes) {
-        let out = decompress::decompress(
-            compression,
-            bytes,
-            bytes.len() as u64,
-            None,
-            opts.max_image,
-            name,
-        )?;
-        return finish(name, Container::Compressed { compression }, out);
+        let container = Container::Compressed { compression };
+        return decode_slice(name, container, compression, bytes, None, opts);
     }
     Err(Error::UnknownFormat {
         path: name.to_string(),

@@ -51,8 +51,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// rxl's commands.
+/// rxl's commands. Each one's arguments are built only when it is the one run (or when
+/// help, man pages or completions need them all). The `Args` structs below carry plain
+/// comments, not doc comments: built late, a struct's doc comment would replace its
+/// command's help line (the variant's doc comment).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// The simulated host's device model, run by rxl in place of QEMU (refused on real
     /// Xen): takes QEMU's arguments.
@@ -192,7 +196,7 @@ pub enum Command {
     KernelCache(KernelCacheCommand),
 }
 
-/// `rxl events`.
+// `rxl events`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   rxl events                         follow new events, one short line each
@@ -237,7 +241,7 @@ pub enum AutostartCommand {
     },
 }
 
-/// `rxl monitord`.
+// `rxl monitord`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct MonitordArgs {
@@ -256,7 +260,7 @@ pub struct MonitordArgs {
     pub command: Option<MonitordCommand>,
 }
 
-/// `rxl monitord ...`
+// `rxl monitord ...` (a plain comment: see `Command`)
 #[derive(Debug, Subcommand)]
 pub enum MonitordCommand {
     /// Tell whether a host monitor runs: its pid, its version, how many domains it
@@ -268,7 +272,7 @@ pub enum MonitordCommand {
     },
 }
 
-/// The autostart directory.
+// The autostart directory.
 #[derive(Debug, Args)]
 pub struct AutostartDirArgs {
     /// The directory of guest configs (default: rxl.conf's autostart_dir, /etc/xen/auto).
@@ -276,7 +280,7 @@ pub struct AutostartDirArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// `rxl autostart stop`.
+// `rxl autostart stop`.
 #[derive(Debug, Args)]
 pub struct AutostartStopArgs {
     /// Seconds to wait for the guests to shut down before destroying them.
@@ -301,7 +305,7 @@ pub enum KernelCacheCommand {
     Clear,
 }
 
-/// `rxl block-attach`.
+// `rxl block-attach`.
 #[derive(Debug, Args)]
 pub struct BlockAttachArgs {
     /// Print JSON: the device attached.
@@ -315,7 +319,7 @@ pub struct BlockAttachArgs {
     pub spec: Vec<String>,
 }
 
-/// `rxl network-attach`.
+// `rxl network-attach`.
 #[derive(Debug, Args)]
 pub struct NetworkAttachArgs {
     /// Print JSON: the device attached.
@@ -330,7 +334,7 @@ pub struct NetworkAttachArgs {
     pub spec: Vec<String>,
 }
 
-/// `rxl block-detach`.
+// `rxl block-detach`.
 #[derive(Debug, Args)]
 pub struct BlockDetachArgs {
     /// Remove the disk at once, without waiting for the guest to let it go (as xl -f).
@@ -345,7 +349,7 @@ pub struct BlockDetachArgs {
     pub vdev: String,
 }
 
-/// `rxl network-detach`.
+// `rxl network-detach`.
 #[derive(Debug, Args)]
 pub struct NetworkDetachArgs {
     /// Print JSON: the device detached.
@@ -358,7 +362,7 @@ pub struct NetworkDetachArgs {
     pub device: String,
 }
 
-/// `rxl block-list` / `rxl network-list`.
+// `rxl block-list` / `rxl network-list`.
 #[derive(Debug, Args)]
 pub struct DeviceListArgs {
     /// Print JSON: an array of devices.
@@ -369,7 +373,7 @@ pub struct DeviceListArgs {
     pub domains: Vec<String>,
 }
 
-/// `rxl create`.
+// `rxl create`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   rxl create guest.cfg                 create and start; prints the domain id
@@ -419,7 +423,7 @@ fn parse_trigger(s: &str) -> Result<xen_host::Trigger, String> {
     })
 }
 
-/// `rxl shutdown` and `rxl reboot`.
+// `rxl shutdown` and `rxl reboot`.
 #[derive(Debug, Args)]
 pub struct ShutdownArgs {
     /// Wait until each domain has shut down and is gone (or is kept by its on_* action).
@@ -442,7 +446,7 @@ pub struct ShutdownArgs {
     pub domains: Vec<String>,
 }
 
-/// `rxl list`.
+// `rxl list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Print JSON with each domain's stored config.
@@ -474,7 +478,7 @@ pub enum ConfigCommand {
     Check(ConfigFileArgs),
 }
 
-/// A config file and `key=value` overrides.
+// A config file and `key=value` overrides.
 #[derive(Debug, Args)]
 pub struct ConfigFileArgs {
     /// The config file (`-` for stdin).
@@ -484,7 +488,7 @@ pub struct ConfigFileArgs {
     pub overrides: Vec<String>,
 }
 
-/// `rxl bootloader`: pygrub's options.
+// `rxl bootloader`: pygrub's options.
 #[derive(Debug, Args)]
 pub struct BootloaderArgs {
     /// Boot this kernel (a path inside the guest) instead of a configuration file's entry.

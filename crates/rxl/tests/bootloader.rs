@@ -14,14 +14,16 @@ use common::{json, ok, stderr, stdout, Sim};
 /// with two entries whose default is entry `default`: the first with an 8-byte ramdisk, the
 /// second with a 10-byte one.
 fn grub_image(dir: &Path, default: u32) -> PathBuf {
+    let kernel = std::fs::read(common::guest_dir().join("hello.elf")).expect("read hello.elf");
+    grub_image_with(dir, default, &kernel)
+}
+
+/// [`grub_image`] with `kernel` as /boot/vmlinuz-1.
+fn grub_image_with(dir: &Path, default: u32, kernel: &[u8]) -> PathBuf {
     let root = dir.join("root");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("boot/grub")).expect("mkdir");
-    std::fs::copy(
-        common::guest_dir().join("hello.elf"),
-        root.join("boot/vmlinuz-1"),
-    )
-    .expect("kernel");
+    std::fs::write(root.join("boot/vmlinuz-1"), kernel).expect("kernel");
     std::fs::write(root.join("boot/initrd.img-1"), b"INITRD-1").expect("initrd");
     std::fs::write(root.join("boot/initrd.img-2"), b"INITRD-TWO").expect("initrd");
     std::fs::write(
@@ -100,6 +102,49 @@ fn rxl_s_own_bootloader_boots_the_default_entry_of_an_ext4_image() {
         log.trim_end()
             .ends_with("rxl: chose a kernel of 6636 bytes, a ramdisk of 10 bytes"),
         "{log}"
+    );
+}
+
+/// A compressed kernel the bootloader extracts goes through the kernel cache: the first
+/// create fills one entry, a later create from the same disk hits it (only a hit
+/// refreshes the entry's last use, which is aged in between).
+#[test]
+fn a_second_create_of_the_same_disk_hits_the_kernel_cache() {
+    use std::io::Write as _;
+    let sim = Sim::new();
+    let work = tempfile::tempdir().expect("tmp");
+    let elf = std::fs::read(common::guest_dir().join("hello.elf")).expect("read hello.elf");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&elf).expect("gzip");
+    let img = grub_image_with(work.path(), 0, &gz.finish().expect("gzip"));
+    let entries = || {
+        let v = json(&ok(sim.run(&["kernel-cache", "list", "--json"])));
+        v["entries"].as_array().expect("entries").clone()
+    };
+    assert!(entries().is_empty());
+    let cfg = config(work.path(), "one", &img);
+    ok(sim.run(&["create", "-e", cfg.to_str().expect("utf-8")]));
+    let e = entries();
+    assert_eq!(e.len(), 1, "{e:?}");
+    let hash = e[0]["hash"].as_str().expect("hash").to_string();
+    let entry = sim.dir.path().join("var/cache/rxl/kernels").join(&hash);
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800);
+    std::fs::File::options()
+        .write(true)
+        .open(&entry)
+        .expect("open entry")
+        .set_modified(old)
+        .expect("set mtime");
+    // The same disk again (read-write: its first guest goes first).
+    ok(sim.run(&["destroy", "one"]));
+    let cfg = config(work.path(), "two", &img);
+    ok(sim.run(&["create", "-e", cfg.to_str().expect("utf-8")]));
+    let e = entries();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0]["hash"], hash.as_str());
+    assert!(
+        e[0]["last_use"].as_u64().expect("last_use") > 946_684_800 + 86_400,
+        "{e:?}"
     );
 }
 

@@ -209,6 +209,41 @@ fn the_monitor_reports_shutdowns_crashes_and_restarts() {
     assert_eq!(got[0]["reason"], "poweroff");
 }
 
+/// A domain destroyed behind rxl's back (another tool's destroy: Xen's destroy and the
+/// domain's xenstore nodes removed, as `xl destroy` does) is reported by the monitor that
+/// cleans up after it, as `destroyed` with `"by": "other"`; rxl's own destroy says
+/// `"by": "rxl"`.
+#[test]
+fn a_domain_destroyed_by_another_tool_is_reported_destroyed_by_other() {
+    use xen_host::{Hypervisor as _, Store as _};
+    let sim = Sim::new();
+    let events = Follower::start(&sim, &["--json", "--since-start"]);
+    let cfg = guest_cfg(&sim, "ext", "");
+    ok(sim.run(&["create", cfg.to_str().expect("utf-8")]));
+    let dom = events.until("created")[0]["domid"].as_u64().expect("domid");
+    let dom = xen_host::DomId(u16::try_from(dom).expect("u16"));
+    let host = sim.host();
+    host.destroy(dom).expect("destroy behind rxl's back");
+    host.rm(xen_host::TxId::NONE, &format!("/local/domain/{}", dom.0))
+        .expect("rm");
+    let got = events.until("destroyed");
+    let last = got.last().expect("destroyed");
+    assert_eq!(last["domid"], u64::from(dom.0), "{got:?}");
+    assert_eq!(last["name"], "ext", "{got:?}");
+    assert_eq!(last["by"], "other", "{got:?}");
+    // The monitor cleaned up: rxl no longer knows the guest.
+    let record = sim.state().join(format!("{}.json", dom.0));
+    sim.wait_for("the record to go", |_| !record.exists());
+
+    let cfg = guest_cfg(&sim, "own", "");
+    ok(sim.run(&["create", cfg.to_str().expect("utf-8")]));
+    ok(sim.run(&["destroy", "own"]));
+    let got = events.until("destroyed");
+    let last = got.last().expect("destroyed");
+    assert_eq!(last["name"], "own", "{got:?}");
+    assert_eq!(last["by"], "rxl", "{got:?}");
+}
+
 #[test]
 fn following_goes_on_across_a_rotation() {
     let sim = Sim::new();

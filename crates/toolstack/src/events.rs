@@ -59,8 +59,12 @@ pub enum Event {
         /// The domain that shut down.
         old_domid: DomId,
     },
-    /// The domain was destroyed (by a command or by the monitor's action).
+    /// The domain was destroyed by rxl (a command or the monitor's action): `"by": "rxl"`.
     Destroyed,
+    /// The domain went without rxl destroying it (another tool's destroy, such as
+    /// `xl destroy`), seen by the monitor that cleaned up after it: `destroyed` with
+    /// `"by": "other"`.
+    DestroyedByOther,
     /// A device was attached.
     DeviceAttached {
         /// `vbd` or `vif`.
@@ -120,7 +124,7 @@ impl Event {
             Event::Shutdown { .. } => "shutdown",
             Event::Crashed => "crashed",
             Event::Restarted { .. } => "restarted",
-            Event::Destroyed => "destroyed",
+            Event::Destroyed | Event::DestroyedByOther => "destroyed",
             Event::DeviceAttached { .. } => "device_attached",
             Event::DeviceDetached { .. } => "device_detached",
         }
@@ -137,7 +141,9 @@ impl Event {
             Event::DeviceAttached { kind, devid } | Event::DeviceDetached { kind, devid } => {
                 vec![("kind", json!(kind)), ("devid", json!(devid))]
             }
-            Event::Paused | Event::Unpaused | Event::Crashed | Event::Destroyed => Vec::new(),
+            Event::Destroyed => vec![("by", json!("rxl"))],
+            Event::DestroyedByOther => vec![("by", json!("other"))],
+            Event::Paused | Event::Unpaused | Event::Crashed => Vec::new(),
         }
     }
 }
@@ -413,6 +419,26 @@ mod tests {
         assert!(text.contains(",\"seq\":1,\"event\":\"created\",\"domid\":3,\"name\":\"web\",\"uuid\":\"u\",\"type\":\"pvh\"}\n"), "{text}");
         let mode = std::fs::metadata(j.path())?.permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600);
+        Ok(())
+    }
+
+    #[test]
+    fn a_destroy_says_who_destroyed() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let j = Journal::new(dir.path());
+        j.append(DomId(4), "a", &Event::Destroyed)?;
+        j.append(DomId(5), "b", &Event::DestroyedByOther)?;
+        let text = std::fs::read_to_string(j.path())?;
+        let got: Vec<&str> = text.lines().collect();
+        assert!(
+            got[0].ends_with(",\"event\":\"destroyed\",\"domid\":4,\"name\":\"a\",\"by\":\"rxl\"}"),
+            "{text}"
+        );
+        assert!(
+            got[1]
+                .ends_with(",\"event\":\"destroyed\",\"domid\":5,\"name\":\"b\",\"by\":\"other\"}"),
+            "{text}"
+        );
         Ok(())
     }
 

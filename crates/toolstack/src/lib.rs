@@ -78,17 +78,15 @@ pub fn plan_for(
 ) -> Result<GuestPlan, LaunchError> {
     if let xlcfg::model::Boot::Bootloader { cmdline, .. } = &cfg.boot {
         boot::check_type(cfg)?;
-        return plan_extracted(cfg, bootloader::run(cfg, boot)?, cmdline.as_deref());
+        let got = bootloader::run(cfg, boot)?;
+        return plan_extracted(cfg, got, cmdline.as_deref(), search);
     }
     if cfg.domain_type == DomainType::Hvm {
         return plan::plan_hvm(cfg, search);
     }
     let request = boot::request(cfg, search)?;
-    let probe = pvh::ProbeOptions {
-        cache: search.kernel_cache.clone(),
-        ..Default::default()
-    };
-    let image = pvh::probe_file(request.image.path(), &probe).map_err(LaunchError::Image)?;
+    let image = pvh::probe_file(request.image.path(), &probe_options(search))
+        .map_err(LaunchError::Image)?;
     let modules = request
         .modules
         .iter()
@@ -99,6 +97,14 @@ pub fn plan_for(
         })
         .collect::<Result<Vec<_>, _>>()?;
     plan_image(cfg, &image, request.cmdline.as_deref(), modules)
+}
+
+/// How kernels are probed: through the host's kernel cache, if it has one.
+fn probe_options(search: &FirmwareSearch) -> pvh::ProbeOptions {
+    pvh::ProbeOptions {
+        cache: search.kernel_cache.clone(),
+        ..Default::default()
+    }
 }
 
 /// Lay out a probed image and its modules with the planner of `cfg`'s type.
@@ -119,15 +125,18 @@ fn plan_image(
         .map_err(LaunchError::Plan)
 }
 
-/// The plan of what a bootloader extracted (no second read of any file).
+/// The plan of what a bootloader extracted (no second read of any file). A compressed
+/// kernel is decoded through the host's kernel cache (`search`), keyed by its compressed
+/// bytes as a kernel file's is, so the same kernel on the same disk is decoded once.
 fn plan_extracted(
     cfg: &DomainConfig,
     got: bootloader::Extracted,
     cmdline: Option<&str>,
+    search: &FirmwareSearch,
 ) -> Result<GuestPlan, LaunchError> {
     let from = format!("the kernel from bootloader {}", got.program.display());
-    let image = pvh::probe_bytes(&from, &got.kernel, &pvh::ProbeOptions::default())
-        .map_err(LaunchError::Image)?;
+    let image =
+        pvh::probe_bytes(&from, &got.kernel, &probe_options(search)).map_err(LaunchError::Image)?;
     drop(got.kernel);
     let modules = got
         .ramdisk

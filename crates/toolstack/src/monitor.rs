@@ -240,6 +240,12 @@ where
                 lifecycle::finish_cleanup(hv, xs, &opts.devices, state, dom)?;
                 Ok(())
             })?;
+            crate::events::emit(
+                &opts.state_dir,
+                dom,
+                &record.config.name,
+                crate::events::Event::DestroyedByOther,
+            );
             return Ok(Handled::Gone);
         }
         Waited::ShutDown(reason) => reason,
