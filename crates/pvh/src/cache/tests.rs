@@ -49,7 +49,14 @@ fn a_hit_refreshes_the_last_use() {
 fn corruption_is_detected_and_the_entry_removed() {
     let (_t, c) = cache(DEFAULT_MAX_BYTES);
     let body = vec![7u8; 4096];
-    for damage in ["flip", "truncate", "extend", "header", "checksum", "old-format"] {
+    for damage in [
+        "flip",
+        "truncate",
+        "extend",
+        "header",
+        "checksum",
+        "old-format",
+    ] {
         let key = Key::of(damage.as_bytes());
         c.store(&key, &body).unwrap();
         let p = c.dir().join(key.hex());
