@@ -321,18 +321,25 @@ fn an_hvm_vif_is_netbacks_and_the_emulated_nics_tap_and_destroy_removes_both() {
     nothing_left(&sim);
 }
 
+/// `rxl create` of the HVM guest `name` with `extra` config lines: it must fail with status
+/// 1; its standard error.
+fn create_fails(sim: &Sim, fw: &Path, name: &str, extra: &str) -> String {
+    let cfg = hvm_cfg(fw, name, extra);
+    let o = run(sim, fw, &["create", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    stderr(&o)
+}
+
 #[test]
 fn an_hvm_vif_on_a_missing_bridge_fails_the_create_naming_it_and_leaves_nothing() {
     let sim = Sim::new();
     let fw = firmware_dir();
-    let cfg = hvm_cfg(
+    let err = create_fails(
+        &sim,
         fw.path(),
         "nobr",
         "vif = [ \"mac=00:16:3e:11:22:55,bridge=xenbr9\" ]\n",
     );
-    let o = run(&sim, fw.path(), &["create", s(&cfg)]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let err = stderr(&o);
     assert!(err.contains("vif 0 (00:16:3e:11:22:55)"), "{err}");
     assert!(err.contains("bridge xenbr9 does not exist"), "{err}");
     assert_eq!(device_models(&sim), Vec::<u32>::new());
@@ -345,14 +352,12 @@ fn an_hvm_device_model_that_cannot_run_fails_the_create_and_leaves_nothing() {
     let sim = Sim::new();
     let fw = firmware_dir();
     // A program that does not exist, named by the config.
-    let cfg = hvm_cfg(
+    let err = create_fails(
+        &sim,
         fw.path(),
         "nodm",
         "device_model_override = \"/nonexistent/qemu-system-i386\"\n",
     );
-    let o = run(&sim, fw.path(), &["create", s(&cfg)]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let err = stderr(&o);
     assert!(
         err.contains("cannot start /nonexistent/qemu-system-i386"),
         "{err}"
