@@ -275,6 +275,10 @@ const DM_FAILURES: [(&str, &str, &str); 2] = [
     ("exits", "/bin/false", "rxl-dmfail-exits"),
 ];
 
+/// The capture and guest of the device model crash case (rxl only).
+const DM_CRASH_CAP: &str = "rxl-dmcrash";
+const DM_CRASH_NAME: &str = "hvm-dmcrash";
+
 /// The guest of a device model failure case.
 fn dmfail_name(case: &str) -> String {
     format!("dmfail-{case}")
@@ -382,6 +386,23 @@ pub fn hvm_step(
             ));
         }
     }
+    if tools.contains(&"rxl") {
+        let cfg = format!("{HVM_DIR}/dmcrash.cfg");
+        files.push(StepFile::Text {
+            path: cfg.clone(),
+            text: hvm_cfg_named(DM_CRASH_NAME, "on_crash = \"destroy\"\n"),
+        });
+        captures.push(script_cap(
+            DM_CRASH_CAP,
+            390,
+            include_str!("../../scripts/steps/hvm/dmcrash.sh"),
+            &[
+                ("NAME", DM_CRASH_NAME.to_owned()),
+                ("CFG", cfg),
+                ("IMG", format!("{HVM_DIR}/boot.img")),
+            ],
+        ));
+    }
     let check_tools = tools.to_vec();
     Step {
         name: "hvm",
@@ -390,7 +411,9 @@ pub fn hvm_step(
                 guest writes and reads a qcow2 disk served by a xenpv device model; both \
                 destroyed with no QEMU, socket, xenstore node or interface left; the HVM \
                 guest's vif is also its emulated NIC, on a tap in xenbr0; rxl's create with \
-                a missing or at once exiting device model fails and leaves nothing",
+                a missing or at once exiting device model fails and leaves nothing; without \
+                PV drivers rxl shutdown is refused and the ACPI power button is sent; a \
+                killed device model is a crash, on_crash destroy leaves nothing",
         captures,
         files,
         check: Box::new(move |o| check_hvm(o, &check_tools)),
@@ -602,6 +625,43 @@ fn check_qdisk_guest(
     })
 }
 
+/// A `key=value` line of a capture, a test of its value, and what the test wants.
+type Rule = (&'static str, fn(u64) -> bool, &'static str);
+
+/// Checks the device model crash capture: the power requests of a guest without PV
+/// drivers (shutdown refused naming -F, the ACPI power button sent, by rxl as by xl), then
+/// the killed device model taken for a crash and on_crash = "destroy" leaving nothing.
+fn check_dm_crash(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Option<String> {
+    let c = succeeded(o, cap, problems)?;
+    let before = problems.len();
+    let rules: [Rule; 7] = [
+        ("shutdown_rc", |v| v != 0, "a refusal (no PV control)"),
+        ("shutdown_hint", |v| v > 0, "the hint to use -F"),
+        ("xl_shutdown_rc", |v| v != 0, "xl's refusal too"),
+        ("trigger_rc", |v| v == 0, "0"),
+        ("xl_trigger_rc", |v| v == 0, "0"),
+        ("crash_logged", |v| v >= 1, "the monitor's crash line"),
+        ("gone_ms", |_| true, "the domain destroyed by on_crash"),
+    ];
+    for (key, ok, what) in rules {
+        match number(c, key) {
+            Some(v) if ok(v) => {}
+            v => problems.push(format!("{cap}: {key} is {v:?}, expected {what}")),
+        }
+    }
+    problems.extend(leftovers(c).iter().map(|l| format!("{cap}: {l}")));
+    if !c.lines.iter().any(|l| l == "--- leftovers end") {
+        problems.push(format!("{cap}: the leftovers were not listed to the end"));
+    }
+    (problems.len() == before).then(|| {
+        format!(
+            "{cap}: shutdown refused naming -F (xl too), power button sent; killed device \
+             model taken for a crash, domain destroyed in {} ms, nothing left",
+            value(c, "gone_ms").unwrap_or("?")
+        )
+    })
+}
+
 fn check_hvm(o: &Outcome<'_>, tools: &[&str]) -> Result<String, Vec<String>> {
     let mut problems = Vec::new();
     let mut summary = Vec::new();
@@ -618,6 +678,7 @@ fn check_hvm(o: &Outcome<'_>, tools: &[&str]) -> Result<String, Vec<String>> {
         for (_, program, cap) in DM_FAILURES {
             summary.extend(check_dm_failure(o, cap, program, &mut problems));
         }
+        summary.extend(check_dm_crash(o, DM_CRASH_CAP, &mut problems));
     }
     if problems.is_empty() {
         Ok(summary.join("; "))
@@ -916,6 +977,85 @@ mod tests {
                 .any(|p| p.contains("leftover: interface vif3.0-emu")),
             "{p:?}"
         );
+    }
+
+    fn good_dmcrash() -> Vec<String> {
+        [
+            "create_rc=0",
+            "create_ms=5000",
+            "domid=9",
+            "shutdown_rc=1",
+            "shutdown_hint=1",
+            "rxl: error: domain 9 has no PV control interface (...); use -F to send the ACPI power button event instead",
+            "xl_shutdown_rc=1",
+            "PV control interface not available: ...",
+            "trigger_rc=0",
+            "xl_trigger_rc=0",
+            "state_after_trigger=r",
+            "dm_pid=400",
+            "gone_ms=2100",
+            "--- monitord log (domain 9)",
+            "device model of domain 9 (pid 400) exited: treating as a crash",
+            "crash_logged=1",
+            "--- leftovers",
+            "--- leftovers end",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+
+    #[test]
+    fn a_killed_device_model_must_be_a_crash_that_leaves_nothing() {
+        let judge = |lines: &[String]| {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let r = report(&[(DM_CRASH_CAP, &lines, 0)]);
+            let o = Outcome {
+                step: "hvm",
+                report: &r,
+                console: "",
+            };
+            let mut problems = Vec::new();
+            let s = check_dm_crash(&o, DM_CRASH_CAP, &mut problems);
+            (s, problems)
+        };
+        let (s, p) = judge(&good_dmcrash());
+        assert!(p.is_empty(), "{p:?}");
+        assert!(s.unwrap_or_default().contains("destroyed in 2100 ms"));
+        for (line, bad, want) in [
+            ("shutdown_rc=1", "shutdown_rc=0", "a refusal"),
+            ("shutdown_hint=1", "shutdown_hint=0", "use -F"),
+            ("xl_shutdown_rc=1", "xl_shutdown_rc=0", "xl's refusal"),
+            ("trigger_rc=0", "trigger_rc=1", "trigger_rc"),
+            ("xl_trigger_rc=0", "xl_trigger_rc=2", "xl_trigger_rc"),
+            ("crash_logged=1", "crash_logged=0", "crash line"),
+            ("gone_ms=2100", "gone_ms=none", "destroyed by on_crash"),
+            (
+                "--- leftovers end",
+                "leftover: qemu 400 x -xen-domid 9 ",
+                "leftover: qemu",
+            ),
+        ] {
+            let l: Vec<String> = good_dmcrash()
+                .into_iter()
+                .map(|x| if x == line { bad.to_owned() } else { x })
+                .collect();
+            let (s, p) = judge(&l);
+            assert!(s.is_none(), "{bad}");
+            assert!(p.iter().any(|p| p.contains(want)), "{bad}: {p:?}");
+        }
+        // A capture that did not finish well is not a pass.
+        let lines: Vec<String> = good_dmcrash();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let r = report(&[(DM_CRASH_CAP, &lines, 1)]);
+        let o = Outcome {
+            step: "hvm",
+            report: &r,
+            console: "",
+        };
+        let mut problems = Vec::new();
+        assert!(check_dm_crash(&o, DM_CRASH_CAP, &mut problems).is_none());
+        assert!(!problems.is_empty());
     }
 
     fn good_dmfail(program: &str) -> Vec<String> {
