@@ -6,6 +6,8 @@
 //! - `demo`: rxl's main job on a simulated host (README).
 //! - `docs`: regenerate the man pages and shell completions under docs/.
 //! - `e2e`: the real-Xen scenario (crates/rig, docs/e2e.md).
+//! - `install [--root DIR]`: build rxl as the rig runs it (static, release) and install it
+//!   as DIR/bin/rxl.
 
 #![forbid(unsafe_code)]
 
@@ -60,6 +62,13 @@ enum Task {
     Demo,
     /// Regenerate the man pages and shell completions under docs/.
     Docs,
+    /// Build rxl as the rig's dom0 runs it (release, static, non-PIE: docs/benchmarks.md) and
+    /// install it as ROOT/bin/rxl.
+    Install {
+        /// Where to install: ROOT/bin/rxl.
+        #[arg(long, default_value = "/usr/local")]
+        root: PathBuf,
+    },
     /// The real-Xen scenario in QEMU (options: `cargo xtask e2e --help`, docs/e2e.md).
     #[command(disable_help_flag = true)]
     E2e {
@@ -75,7 +84,23 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo::run_demo(),
         Task::Docs => docs::generate(&repo_root().join("docs")),
         Task::E2e { args } => rig::run(&args),
+        Task::Install { root } => install(&root),
     }
+}
+
+/// `cargo xtask install`: the rig's rxl build, copied to ROOT/bin/rxl through a temporary
+/// file in the same directory (a running rxl keeps its old binary).
+fn install(root: &Path) -> anyhow::Result<()> {
+    let built = rig::build_rxl(&repo_root())?;
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+    let dst = bin.join("rxl");
+    let tmp = bin.join(".rxl.install");
+    std::fs::copy(&built, &tmp)
+        .with_context(|| format!("copying {} to {}", built.display(), tmp.display()))?;
+    std::fs::rename(&tmp, &dst).with_context(|| format!("renaming to {}", dst.display()))?;
+    eprintln!("xtask: installed {}", dst.display());
+    Ok(())
 }
 
 /// The workspace root (xtask lives one level below it).

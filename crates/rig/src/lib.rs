@@ -660,10 +660,30 @@ fn gunzip(src: &Path, dst: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds rxl in release mode and returns the path of the binary cargo reports.
-fn build_rxl(repo: &Path) -> anyhow::Result<PathBuf> {
-    cargo_release_binary(repo, &["-p", "rxl"], "rxl")
+/// Builds rxl in release mode and returns the path of the binary cargo reports (the rig's
+/// dom0 runs it, and `cargo xtask install` installs it).
+///
+/// rxl is linked statically and without position independence: in a PV dom0 every page
+/// the dynamic loader touches and relocates costs a trip through Xen, which made the
+/// start of each command (docs/benchmarks.md, "The start-up cost in the rig's dom0")
+/// three to four times slower. `--target` keeps the flags off build scripts and proc
+/// macros, which must stay dynamic.
+pub fn build_rxl(repo: &Path) -> anyhow::Result<PathBuf> {
+    cargo_release_binary_with(
+        repo,
+        &["-p", "rxl", "--target", STATIC_TARGET],
+        "rxl",
+        &[(STATIC_RUSTFLAGS_VAR, STATIC_RUSTFLAGS)],
+    )
 }
+
+/// The target triple of the static rxl build (the host's own, named so that cargo applies
+/// [`STATIC_RUSTFLAGS`] to the target's crates only).
+const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
+/// Cargo's variable for the flags of [`STATIC_TARGET`]'s crates.
+const STATIC_RUSTFLAGS_VAR: &str = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS";
+/// A static, non-PIE executable: no dynamic loader and no relocations at start.
+const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static";
 
 /// Builds the xenstore client's live check (`xs-smoke`, the `xenstore` step's tool).
 fn build_xs_smoke(repo: &Path) -> anyhow::Result<PathBuf> {
@@ -676,9 +696,27 @@ fn build_xs_smoke(repo: &Path) -> anyhow::Result<PathBuf> {
 
 /// `cargo build --release ARGS` and the path of the executable named `name` it reports.
 fn cargo_release_binary(repo: &Path, args: &[&str], name: &str) -> anyhow::Result<PathBuf> {
+    cargo_release_binary_with(repo, args, name, &[])
+}
+
+/// [`cargo_release_binary`] with `env` set for cargo (and named in errors).
+fn cargo_release_binary_with(
+    repo: &Path,
+    args: &[&str],
+    name: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let what = format!("cargo build --release {}", args.join(" "));
+    let what = env
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\" "))
+        .chain(std::iter::once(format!(
+            "cargo build --release {}",
+            args.join(" ")
+        )))
+        .collect::<String>();
     let out = std::process::Command::new(cargo)
+        .envs(env.iter().copied())
         .args([
             "build",
             "--release",

@@ -448,10 +448,23 @@ pub fn fetch(packages: &[String], dir: &Path) -> Result<Fetched, PkgError> {
         path: probe.clone(),
         source,
     })?;
-    let uris_text = run(Command::new("apt-get")
-        .args(["download", "--print-uris"])
-        .args(packages)
-        .current_dir(&probe))?;
+    let print_uris = || {
+        run(Command::new("apt-get")
+            .args(["download", "--print-uris"])
+            .args(packages)
+            .current_dir(&probe))
+    };
+    let uris_text = match print_uris() {
+        // Package lists older than what is installed: apt offers the installed version
+        // (a point release or security update it no longer lists) and finds no source for
+        // it. Fresh lists name one it can download.
+        Err(e) if is_root() && stale_lists(&e) => {
+            eprintln!("e2e: apt's package lists are stale ({e}); running apt-get update");
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
+            print_uris()?
+        }
+        r => r?,
+    };
     let uris = parse_print_uris(&uris_text);
     let mut debs = Vec::new();
     let mut missing = Vec::new();
@@ -489,6 +502,12 @@ pub fn fetch(packages: &[String], dir: &Path) -> Result<Fetched, PkgError> {
         downloaded: missing.len(),
         debs,
     })
+}
+
+/// Whether apt failed because its lists name no source for a version it wants (the
+/// installed one, newer than the lists).
+fn stale_lists(e: &PkgError) -> bool {
+    matches!(e, PkgError::Failed { stderr, .. } if stderr.contains("Can't find a source to download version"))
 }
 
 /// Unpacks every `.deb` into `root` with `dpkg -x`, replacing what was there.
@@ -546,6 +565,23 @@ pub fn unpacked_dom0_root(cache: &Path) -> Result<PathBuf, PkgError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_missing_source_counts_as_stale_lists() {
+        use super::{stale_lists, PkgError};
+        let failed = |stderr: &str| PkgError::Failed {
+            cmd: "apt-get download --print-uris libpcre2-8-0".into(),
+            status: "exit status: 100".into(),
+            stderr: stderr.into(),
+        };
+        assert!(stale_lists(&failed(
+            "E: Can't find a source to download version '10.42-1+deb12u1' of 'libpcre2-8-0:amd64'"
+        )));
+        assert!(!stale_lists(&failed(
+            "E: Unable to locate package no-such-package"
+        )));
+        assert!(!stale_lists(&PkgError::UnknownPackage("x".into())));
+    }
+
     #[test]
     fn package_plan_installs_as_root_and_otherwise_names_one_command() {
         use super::{package_plan, PackagePlan};
