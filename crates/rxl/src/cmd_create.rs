@@ -55,9 +55,11 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     }
     // A bootloader runs here, before anything is built: when it fails there is nothing to
     // undo. Its time is part of the plan's.
+    let before_plan = crate::startup::since_main();
     let planning = std::time::Instant::now();
     let plan = plan(&cfg, &search, &boot)?;
-    let plan_us = u64::try_from(planning.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let plan_time = planning.elapsed();
+    let opening = std::time::Instant::now();
     let host = Backend::open(sim)?;
     let opts = create_options(
         &host,
@@ -65,6 +67,7 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         host.device_options_for(&host_conf),
         boot,
     );
+    let open_time = opening.elapsed();
     // The monitor step runs before the domain does: it makes sure the host monitor runs
     // (if none can be started, the create fails and leaves nothing), or, for -F (this
     // process monitors the domain afterwards) and -e (nobody does), records that the host
@@ -91,18 +94,33 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         Some(&mut start),
     )
     .with_context(|| format!("cannot create {}", cfg.name))?;
+    let after_steps = std::time::Instant::now();
     let dom = created.domid;
     toolstack::events::emit(&host.state_dir(), dom, &cfg.name, Event::created(&cfg));
+    let phases = Phases {
+        start_to_main: crate::startup::start_to_main(),
+        before_plan,
+        plan: plan_time,
+        open: open_time,
+        after_steps: after_steps.elapsed(),
+        main: crate::startup::since_main(),
+    };
     // The domain exists now and has its monitor: a closed stdout is not a reason to stop
     // here.
     if args.times && !args.json {
-        eprint!("{}", profile_table(plan_us, &created));
+        eprint!("{}", profile_table(&phases, &created));
     }
     let _ = if args.json {
         let mut v = json!({"domid": dom.0, "name": cfg.name});
         if args.times {
+            let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
             v["profile"] = json!({
-                "plan_us": plan_us,
+                "start_to_main_us": phases.start_to_main.map(us),
+                "before_plan_us": us(phases.before_plan),
+                "plan_us": us(phases.plan),
+                "open_us": us(phases.open),
+                "after_steps_us": us(phases.after_steps),
+                "main_us": us(phases.main),
                 "hypercalls": created.hypercalls,
                 "steps": created.steps,
             });
@@ -125,20 +143,48 @@ pub fn run(sim: Option<&Path>, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `create --times`: the plan, then one line per step, then the totals.
-fn profile_table(plan_us: u64, created: &toolstack::create::Created) -> String {
+/// A create's time outside its steps (`create --times`).
+struct Phases {
+    /// From the process's start to `main` (exec, loader, runtime), when `/proc` tells.
+    start_to_main: Option<std::time::Duration>,
+    /// From `main` to the plan: arguments, host files, the config and its checks.
+    before_plan: std::time::Duration,
+    /// The boot plan (image probing, decompression or the kernel cache, a bootloader).
+    plan: std::time::Duration,
+    /// Opening the host: xenstore, the hypercall interface, the device options.
+    open: std::time::Duration,
+    /// After the steps: the lifecycle event.
+    after_steps: std::time::Duration,
+    /// Everything from `main` to the report.
+    main: std::time::Duration,
+}
+
+/// `create --times`: the time before the steps, one line per step, the time after them,
+/// then the totals (the steps' sums, and the wall time since `main`).
+fn profile_table(p: &Phases, created: &toolstack::create::Created) -> String {
     use std::fmt::Write as _;
     let ms = |us: u64| us as f64 / 1000.0;
+    let dms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let mut t = format!(
-        "{:<22} {:>9} {:>10} {:>12} {:>11}\n",
+        "{:<26} {:>9} {:>10} {:>12} {:>11}\n",
         "step", "ms", "hypercalls", "in Xen (ms)", "xs requests"
     );
-    let _ = writeln!(t, "{:<22} {:>9.2}", "(boot plan)", ms(plan_us));
+    if let Some(d) = p.start_to_main {
+        let _ = writeln!(t, "{:<26} {:>9.2}", "(process start to main)", dms(d));
+    }
+    let _ = writeln!(
+        t,
+        "{:<26} {:>9.2}",
+        "(config and host files)",
+        dms(p.before_plan)
+    );
+    let _ = writeln!(t, "{:<26} {:>9.2}", "(boot plan)", dms(p.plan));
+    let _ = writeln!(t, "{:<26} {:>9.2}", "(open host)", dms(p.open));
     let (mut us, mut calls, mut xen, mut reqs) = (0, 0, 0, 0);
     for s in &created.steps {
         let _ = writeln!(
             t,
-            "{:<22} {:>9.2} {:>10} {:>12.2} {:>11}",
+            "{:<26} {:>9.2} {:>10} {:>12.2} {:>11}",
             s.step.name(),
             ms(s.us),
             s.hypercalls,
@@ -150,11 +196,13 @@ fn profile_table(plan_us: u64, created: &toolstack::create::Created) -> String {
         xen += s.hypercall_us;
         reqs += s.xs_requests;
     }
+    let _ = writeln!(t, "{:<26} {:>9.2}", "(after the steps)", dms(p.after_steps));
+    let _ = writeln!(t, "{:<26} {:>9.2}", "(since main)", dms(p.main));
     let _ = writeln!(
         t,
-        "{:<22} {:>9.2} {:>10} {:>12.2} {:>11}",
+        "{:<26} {:>9.2} {:>10} {:>12.2} {:>11}",
         "total (steps + plan)",
-        ms(us + plan_us),
+        ms(us) + dms(p.plan),
         calls,
         ms(xen),
         reqs

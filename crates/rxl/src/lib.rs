@@ -21,6 +21,7 @@ mod cmd_monitord;
 mod console;
 mod load;
 mod report;
+mod startup;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,7 @@ use crate::report::Reported;
 
 /// Run rxl with the process's arguments.
 pub fn main() -> ExitCode {
+    startup::mark_main();
     let cli = Cli::parse();
     // The host monitor logs what it does (to its log file) by default.
     let floor = if matches!(cli.command, Command::Monitord(_)) {

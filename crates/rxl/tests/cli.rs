@@ -1000,6 +1000,15 @@ fn create_times_reports_each_step_with_its_hypercalls_and_xenstore_requests() {
     let sum: u64 = steps.iter().filter_map(|s| s["hypercalls"].as_u64()).sum();
     assert_eq!(Some(sum), p["hypercalls"].as_u64(), "{p}");
     assert!(p["plan_us"].as_u64().is_some(), "{p}");
+    // The time outside the steps: before them, after them, and all of it since main,
+    // which holds every part.
+    let us = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("{k} in {p}"));
+    let steps_us: u64 = steps.iter().filter_map(|s| s["us"].as_u64()).sum();
+    let parts = us("before_plan_us") + us("plan_us") + us("open_us") + steps_us;
+    assert!(us("main_us") >= parts + us("after_steps_us"), "{p}");
+    assert!(us("before_plan_us") > 0, "{p}");
+    // The process started before main, and not long before.
+    assert!(us("start_to_main_us") < 60_000_000, "{p}");
 
     // Without --json: the table goes to stderr, one line per step, stdout keeps the domid.
     let cfg = hello_cfg("timed2", "");
@@ -1013,5 +1022,15 @@ fn create_times_reports_each_step_with_its_hypercalls_and_xenstore_requests() {
             "{name} missing: {err}"
         );
     }
-    assert!(err.contains("total (steps + plan)"), "{err}");
+    for phase in [
+        "(process start to main)",
+        "(config and host files)",
+        "(boot plan)",
+        "(open host)",
+        "(after the steps)",
+        "(since main)",
+        "total (steps + plan)",
+    ] {
+        assert!(err.lines().any(|l| l.starts_with(phase)), "{phase}: {err}");
+    }
 }

@@ -50,6 +50,20 @@ fn firmware_dir() -> tempfile::TempDir {
     dir
 }
 
+/// [`hvm_cfg`] with a 1 MiB raw disk `boot.img` in `dir` as hda, and `extra` lines.
+fn hvm_disk_cfg(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let disk = dir.join("boot.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).expect("disk");
+    hvm_cfg(
+        dir,
+        name,
+        &format!(
+            "disk = [ \"format=raw,vdev=hda,access=rw,target={}\" ]\n{extra}",
+            disk.display()
+        ),
+    )
+}
+
 fn hvm_cfg(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let p = dir.join(format!("{name}.cfg"));
     std::fs::write(
@@ -181,16 +195,7 @@ fn dm_args(pid: u32) -> Vec<String> {
 fn an_hvm_guest_runs_with_its_xenfv_device_model_and_destroy_leaves_nothing() {
     let sim = Sim::new();
     let fw = firmware_dir();
-    let disk = fw.path().join("boot.img");
-    std::fs::write(&disk, vec![0u8; 1 << 20]).expect("disk");
-    let cfg = hvm_cfg(
-        fw.path(),
-        "hvm2",
-        &format!(
-            "disk = [ \"format=raw,vdev=hda,access=rw,target={}\" ]\nboot = \"c\"\n",
-            disk.display()
-        ),
-    );
+    let cfg = hvm_disk_cfg(fw.path(), "hvm2", "boot = \"c\"\n");
     let o = run(&sim, fw.path(), &["create", "-q", s(&cfg)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let dom = stdout(&o).trim().to_owned();
@@ -204,7 +209,7 @@ fn an_hvm_guest_runs_with_its_xenfv_device_model_and_destroy_leaves_nothing() {
         "-boot order=c".to_string(),
         format!(
             "-drive file={},if=ide,index=0,media=disk,format=raw,cache=writeback",
-            disk.display()
+            fw.path().join("boot.img").display()
         ),
         format!(
             "path={}/qmp-libxl-{dom},server=on,wait=off",
@@ -460,16 +465,7 @@ fn monitord_log(sim: &Sim) -> String {
 fn an_hvm_guest_s_device_model_dying_is_a_crash_and_its_reboot_and_destroy_are_not() {
     let sim = Sim::new();
     let fw = firmware_dir();
-    let disk = fw.path().join("boot.img");
-    std::fs::write(&disk, vec![0u8; 1 << 20]).expect("disk");
-    let cfg = hvm_cfg(
-        fw.path(),
-        "hvm3",
-        &format!(
-            "disk = [ \"format=raw,vdev=hda,access=rw,target={}\" ]\non_crash = \"destroy\"\n",
-            disk.display()
-        ),
-    );
+    let cfg = hvm_disk_cfg(fw.path(), "hvm3", "on_crash = \"destroy\"\n");
     // With the host monitor.
     let dom = stdout(&ok(run(&sim, fw.path(), &["create", s(&cfg)])))
         .trim()
