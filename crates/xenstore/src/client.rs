@@ -479,13 +479,15 @@ impl State {
             None => None,
         };
         let mut sent = Vec::with_capacity(reqs.len());
+        let mut msgs = Vec::with_capacity(reqs.len());
         for (kind, tx, payload) in reqs {
             let req_id = self.next_req_id;
             self.next_req_id = self.next_req_id.wrapping_add(1);
             let msg = Message::new(kind, req_id, tx.0, payload)?;
-            self.conn(path)?.send(&msg)?;
             sent.push((msg.header.kind, req_id));
+            msgs.push(msg);
         }
+        self.conn(path)?.send_all(&msgs)?;
         let mut out = Vec::with_capacity(sent.len());
         for (kind, req_id) in sent {
             let reply = loop {

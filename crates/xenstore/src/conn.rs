@@ -95,8 +95,23 @@ impl Conn {
     /// Send one whole message in a single write (the xenbus device wants each message
     /// in one piece).
     pub fn send(&mut self, msg: &Message) -> Result<(), XsError> {
-        let bytes = msg.to_bytes();
-        self.stream.write_all(&bytes).map_err(|source| {
+        self.write_bytes(&msg.to_bytes())
+    }
+
+    /// Send `msgs` in order. Over the socket they go in one write, so xenstored finds
+    /// them all at once; the xenbus device gets one write per message, as it wants.
+    pub fn send_all(&mut self, msgs: &[Message]) -> Result<(), XsError> {
+        match self.stream {
+            Stream::Socket(_) => {
+                let bytes: Vec<u8> = msgs.iter().flat_map(Message::to_bytes).collect();
+                self.write_bytes(&bytes)
+            }
+            Stream::Device(_) => msgs.iter().try_for_each(|m| self.send(m)),
+        }
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), XsError> {
+        self.stream.write_all(bytes).map_err(|source| {
             if source.kind() == io::ErrorKind::BrokenPipe {
                 XsError::Closed
             } else {
@@ -219,5 +234,39 @@ pub fn wait_readable(
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MsgType;
+
+    #[test]
+    fn send_all_over_a_socket_delivers_every_message_whole_and_in_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("socket");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let mut conn = Conn::open(&path).expect("connect");
+        let (mut peer, _) = listener.accept().expect("accept");
+        let msgs: Vec<Message> = (0..16u32)
+            .map(|i| {
+                let payload = format!("/tool/n{i}\0v{i}").into_bytes();
+                Message::new(MsgType::Write, i, 7, payload).expect("message")
+            })
+            .collect();
+        conn.send_all(&msgs).expect("send");
+        drop(conn);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).expect("read");
+        let want: Vec<u8> = msgs.iter().flat_map(Message::to_bytes).collect();
+        assert_eq!(got, want);
+        let mut buf = got;
+        for (i, m) in msgs.iter().enumerate() {
+            let back = Message::take_from(&mut buf).expect("frame").expect("whole");
+            assert_eq!(back.header.req_id, i as u32);
+            assert_eq!(back.payload, m.payload);
+        }
+        assert!(buf.is_empty());
     }
 }
