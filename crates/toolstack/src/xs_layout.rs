@@ -291,25 +291,90 @@ pub fn hvm_nodes(dom: DomId, uuid: &str, hvm: &xlcfg::model::HvmConfig, bios: &s
     out.nodes
 }
 
-/// Write `nodes` in one transaction (retried on conflict).
-pub fn apply<S: Store + ?Sized>(store: &S, nodes: &[Node]) -> Result<()> {
-    xen_host::transaction(store, |tx| write_nodes(store, tx, nodes))
+/// The directories [`skeleton`] makes anew: what an earlier domain with this id (or uuid)
+/// left there goes first, as libxl__domain_make removes them in its transaction.
+pub fn skeleton_roots(id: &Identity<'_>) -> Vec<String> {
+    vec![dom_path(id.dom), vm_path(id.uuid), libxl_path(id.dom)]
 }
 
-/// Every node's write (or mkdir) and permissions, sent together ([`Store::apply_ops`]:
-/// one round trip per window of requests rather than one per request).
-fn write_nodes<S: Store + ?Sized>(store: &S, tx: TxId, nodes: &[Node]) -> Result<()> {
-    let mut ops = Vec::with_capacity(nodes.len() * 2);
+/// The directories [`post_build`] makes anew: the primary console's frontend and backend
+/// (libxl__device_generic_add removes both before it writes them).
+pub fn post_build_roots(dom: DomId) -> Vec<String> {
+    vec![
+        format!("{}/console", dom_path(dom)),
+        console_backend_path(dom),
+    ]
+}
+
+/// Write `nodes` in one transaction (retried on conflict).
+pub fn apply<S: Store + ?Sized>(store: &S, nodes: &[Node]) -> Result<()> {
+    apply_fresh(store, &[], nodes)
+}
+
+/// Remove `fresh` (each with everything below it), then write `nodes`, in one transaction
+/// (retried on conflict). Below a fresh directory every node is new, so it takes its
+/// parent's permissions (xenstored gives a node made by dom0 the permissions of its
+/// parent); a node whose permissions are those is not sent a `SET_PERMS`.
+pub fn apply_fresh<S: Store + ?Sized>(store: &S, fresh: &[String], nodes: &[Node]) -> Result<()> {
+    let ops = ops(fresh, nodes);
+    xen_host::transaction(store, |tx| store.apply_ops(tx, &ops))
+}
+
+/// The requests of [`apply_fresh`], sent together ([`Store::apply_ops`]: one round trip
+/// per window of requests rather than one per request).
+fn ops<'a>(fresh: &'a [String], nodes: &'a [Node]) -> Vec<StoreOp<'a>> {
+    let mut ops: Vec<StoreOp<'a>> = fresh.iter().map(|p| StoreOp::Rm(p)).collect();
+    // The permissions of every node made so far below a fresh directory.
+    let mut made: Vec<(&str, &[Perm])> = Vec::new();
+    let below_fresh = |path: &str| fresh.iter().any(|r| is_within(path, r));
     for node in nodes {
+        let path = node.path.as_str();
         ops.push(match &node.value {
-            Some(v) => StoreOp::Write(&node.path, v.as_bytes()),
-            None => StoreOp::Mkdir(&node.path),
+            Some(v) => StoreOp::Write(path, v.as_bytes()),
+            None => StoreOp::Mkdir(path),
         });
-        if let Some(perms) = &node.perms {
-            ops.push(StoreOp::SetPerms(&node.path, perms));
+        let fresh_here = below_fresh(path) && !made.iter().any(|(p, _)| *p == path);
+        let inherited = if fresh_here {
+            inherited_perms(&made, path)
+        } else {
+            None
+        };
+        match &node.perms {
+            Some(perms) => {
+                if inherited != Some(perms.as_slice()) {
+                    ops.push(StoreOp::SetPerms(path, perms));
+                }
+                if below_fresh(path) {
+                    made.retain(|(p, _)| *p != path);
+                    made.push((path, perms));
+                }
+            }
+            None => {
+                if let Some(p) = inherited {
+                    made.push((path, p));
+                }
+            }
         }
     }
-    store.apply_ops(tx, &ops)
+    ops
+}
+
+/// Whether `path` is `dir` or below it.
+fn is_within(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The permissions a new node at `path` gets: those of its nearest ancestor in `made`.
+fn inherited_perms<'a>(made: &[(&str, &'a [Perm])], path: &str) -> Option<&'a [Perm]> {
+    let mut p = path;
+    while let Some((parent, _)) = p.rsplit_once('/') {
+        if let Some((_, perms)) = made.iter().rev().find(|(m, _)| *m == parent) {
+            return Some(perms);
+        }
+        p = parent;
+    }
+    None
 }
 
 /// Remove every node a domain owns (best effort: each path is tried).
@@ -367,6 +432,100 @@ mod tests {
         // The domain directory comes before anything inside it.
         let pos = |p: &str| nodes.iter().position(|n| n.path == p).unwrap_or(usize::MAX);
         assert!(pos("/local/domain/7") < pos("/local/domain/7/control/shutdown"));
+    }
+
+    #[test]
+    fn only_permissions_a_new_node_would_not_inherit_are_sent() {
+        let id = Identity {
+            dom: DomId(7),
+            uuid: "u-1",
+            name: "web",
+            kind: "pvh",
+        };
+        let nodes = skeleton(&id);
+        let roots = skeleton_roots(&id);
+        let ops = ops(&roots, &nodes);
+        let set: Vec<&str> = ops
+            .iter()
+            .filter_map(|o| match o {
+                StoreOp::SetPerms(p, _) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        // The stale directories go first.
+        assert_eq!(
+            ops[..3],
+            [
+                StoreOp::Rm("/local/domain/7"),
+                StoreOp::Rm("/vm/u-1"),
+                StoreOp::Rm("/libxl/7")
+            ]
+        );
+        // Roots and nodes the guest owns get theirs; the read-only directories inside the
+        // read-only domain directory, and /libxl/7/device, inherit them.
+        for p in [
+            "/local/domain/7",
+            "/vm/u-1",
+            "/libxl/7",
+            "/local/domain/7/control/shutdown",
+            "/local/domain/7/data",
+            "/local/domain/7/device/suspend/event-channel",
+        ] {
+            assert!(set.contains(&p), "{p}: {set:?}");
+        }
+        for p in [
+            "/local/domain/7/cpu",
+            "/local/domain/7/memory",
+            "/local/domain/7/device",
+            "/local/domain/7/control",
+            "/libxl/7/device",
+        ] {
+            assert!(!set.contains(&p), "{p}: {set:?}");
+        }
+        let explicit = nodes.iter().filter(|n| n.perms.is_some()).count();
+        assert_eq!(set.len(), explicit - 5);
+        // Without fresh directories, every node's permissions are sent.
+        let all = ops_of(&[], &nodes);
+        assert_eq!(all, explicit);
+    }
+
+    /// The number of `SET_PERMS` among the requests.
+    fn ops_of(fresh: &[String], nodes: &[Node]) -> usize {
+        ops(fresh, nodes)
+            .iter()
+            .filter(|o| matches!(o, StoreOp::SetPerms(..)))
+            .count()
+    }
+
+    #[test]
+    fn a_node_made_again_with_other_permissions_gets_them() {
+        let ro = ro(DomId(3));
+        let rw = rw(DomId(3));
+        let fresh = vec!["/a".to_string()];
+        let node = |path: &str, perms: &Vec<Perm>| Node {
+            path: path.into(),
+            value: None,
+            perms: Some(perms.clone()),
+        };
+        // /a/b inherits /a's; made again with the guest's, it gets them; /a/b/c then
+        // inherits those, and /x (not fresh) is always sent.
+        let nodes = [
+            node("/a", &ro),
+            node("/a/b", &ro),
+            node("/a/b", &rw),
+            node("/a/b/c", &rw),
+            node("/x", &ro),
+        ];
+        let sent: Vec<String> = ops(&fresh, &nodes)
+            .iter()
+            .filter_map(|o| match o {
+                StoreOp::SetPerms(p, perms) => Some(format!("{p} {}", perms.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, ["/a 2", "/a/b 1", "/x 2"]);
+        assert!(is_within("/a/b", "/a") && is_within("/a", "/a"));
+        assert!(!is_within("/ab", "/a"));
     }
 
     #[test]

@@ -1524,3 +1524,88 @@ fn a_bootloader_boots_a_pv_guest() {
         Some("root=/dev/xvda1 quiet")
     );
 }
+
+/// Every node the skeleton and the console give permissions to has them after a create,
+/// those rxl leaves to inheritance included, and what an earlier domain with the same id
+/// left in xenstore is gone rather than kept with its old permissions.
+#[test]
+fn create_gives_every_node_its_permissions_over_a_stale_tree() {
+    use toolstack::xs_layout::{self, Identity};
+    use xen_host::{Access, Perm};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let host = host(tmp.path());
+    // The first domain the simulated host makes is 1: leave junk there, as a toolstack
+    // that died before its cleanup would.
+    let only_dom0 = [Perm {
+        domid: DomId::DOM0,
+        access: Access::None,
+    }];
+    for p in [
+        "/local/domain/1/control/shutdown",
+        "/local/domain/1/junk",
+        "/local/domain/1/console/tty",
+        "/libxl/1/device/vbd/51712/frontend",
+    ] {
+        host.write(TxId::NONE, p, b"stale").expect("write");
+        host.set_perms(TxId::NONE, p, &only_dom0).expect("perms");
+    }
+    host.set_perms(TxId::NONE, "/local/domain/1/control", &only_dom0)
+        .expect("perms");
+    let cfg = config("perms", "");
+    let plan =
+        toolstack::plan_for(&cfg, &FirmwareSearch::default(), &no_bootloader()).expect("plan");
+    let created =
+        toolstack::create::create(&host, &host, &cfg, &plan, &opts(tmp.path())).expect("create");
+    let dom = created.domid;
+    assert_eq!(dom, DomId(1), "the simulated host's first domain");
+    for gone in ["/local/domain/1/junk", "/libxl/1/device/vbd"] {
+        assert_eq!(host.read(TxId::NONE, gone).expect("read"), None, "{gone}");
+    }
+    let uuid = xen_host::read_string(&host, TxId::NONE, &format!("/local/domain/{dom}/vm"))
+        .expect("read")
+        .expect("vm")
+        .trim_start_matches("/vm/")
+        .to_owned();
+    let skeleton = xs_layout::skeleton(&Identity {
+        dom,
+        uuid: &uuid,
+        name: "perms",
+        kind: "pvh",
+    });
+    let ro = vec![
+        Perm {
+            domid: DomId::DOM0,
+            access: Access::None,
+        },
+        Perm {
+            domid: dom,
+            access: Access::Read,
+        },
+    ];
+    let mut checked = 0;
+    for node in &skeleton {
+        let Some(want) = &node.perms else { continue };
+        let got = host.get_perms(TxId::NONE, &node.path).expect("perms");
+        assert_eq!(got.as_ref(), Some(want), "{}", node.path);
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked} nodes with permissions");
+    // Nodes given no permissions of their own take their parent's.
+    for p in ["name", "vm", "console/limit", "console/tty", "control"] {
+        let path = format!("/local/domain/{dom}/{p}");
+        assert_eq!(
+            host.get_perms(TxId::NONE, &path).expect("perms"),
+            Some(ro.clone()),
+            "{path}"
+        );
+    }
+    // The guest owns control/shutdown again (the stale node was dom0's).
+    assert_eq!(
+        host.get_perms(TxId::NONE, &format!("/local/domain/{dom}/control/shutdown"))
+            .expect("perms"),
+        Some(vec![Perm {
+            domid: dom,
+            access: Access::None
+        }])
+    );
+}

@@ -982,6 +982,7 @@ pub trait Store {
                 StoreOp::Write(path, value) => self.write(tx, path, value)?,
                 StoreOp::Mkdir(path) => self.mkdir(tx, path)?,
                 StoreOp::SetPerms(path, perms) => self.set_perms(tx, path, perms)?,
+                StoreOp::Rm(path) => self.rm(tx, path)?,
             }
         }
         Ok(())
@@ -1003,6 +1004,8 @@ pub enum StoreOp<'a> {
     Mkdir(&'a str),
     /// Set a node's permissions.
     SetPerms(&'a str, &'a [Perm]),
+    /// Remove a node and everything below it (no error if it does not exist).
+    Rm(&'a str),
 }
 
 /// Run `body` in a transaction, retrying from the start while the commit conflicts.

@@ -228,6 +228,7 @@ impl XsClient {
                     StoreOp::SetPerms(path, perms) => {
                         wire::set_perms_request(path, perms).map(|p| (MsgType::SetPerms, p))
                     }
+                    StoreOp::Rm(path) => wire::path_request(path).map(|p| (MsgType::Rm, p)),
                 };
                 let (kind, payload) = req.map_err(|e| (base + i, e))?;
                 reqs.push((kind, tx, payload));
@@ -242,10 +243,19 @@ impl XsClient {
                 self.wake_waiter();
             }
             let replies = r.map_err(|e| (base, e))?;
-            for (i, reply) in replies.into_iter().enumerate() {
-                reply
-                    .and_then(|r| wire::expect_ok(&r, "WRITE/MKDIR/SET_PERMS"))
-                    .map_err(|e| (base + i, e))?;
+            for (i, (reply, op)) in replies.into_iter().zip(window).enumerate() {
+                let checked = match (op, reply) {
+                    // A removal of what is not there (not even its parent) is no failure.
+                    (StoreOp::Rm(_), Err(XsError::Daemon { errno, .. }))
+                        if errno == Errno::ENOENT =>
+                    {
+                        Ok(())
+                    }
+                    (_, reply) => {
+                        reply.and_then(|r| wire::expect_ok(&r, "WRITE/MKDIR/SET_PERMS/RM"))
+                    }
+                };
+                checked.map_err(|e| (base + i, e))?;
             }
         }
         Ok(())
@@ -839,6 +849,7 @@ impl Store for XsClient {
                 Some(StoreOp::Write(path, _)) => format!("xs_write {path}"),
                 Some(StoreOp::Mkdir(path)) => format!("xs_mkdir {path}"),
                 Some(StoreOp::SetPerms(path, _)) => format!("xs_set_permissions {path}"),
+                Some(StoreOp::Rm(path)) => format!("xs_rm {path}"),
                 None => "xenstore requests".to_string(),
             };
             e.into_host(what)

@@ -257,18 +257,19 @@ where
 {
     let dom = b.dom()?;
     let name = &b.cfg.name;
-    let mut nodes = xs_layout::skeleton(&Identity {
+    let id = Identity {
         dom,
         uuid: &b.uuid,
         name,
         kind: b.cfg.domain_type.as_str(),
-    });
+    };
+    let mut nodes = xs_layout::skeleton(&id);
     nodes.push(xs_layout::Node {
         path: marks::building_marker(dom),
         value: Some(crate::process::ProcessId::current().to_string()),
         perms: None,
     });
-    xs_layout::apply(b.xs, &nodes)?;
+    xs_layout::apply_fresh(b.xs, &xs_layout::skeleton_roots(&id), &nodes)?;
     NameIndex::new(&b.opts.state_dir)
         .insert(name, dom)
         .map_err(|e| Failure::Msg(format!("name index: {e}")))?;
@@ -473,7 +474,11 @@ where
             plan.cmdline.as_deref(),
         ));
     }
-    Ok(xs_layout::apply(b.xs, &nodes)?)
+    Ok(xs_layout::apply_fresh(
+        b.xs,
+        &xs_layout::post_build_roots(built.dom),
+        &nodes,
+    )?)
 }
 
 fn introduce<H, S>(b: &mut Build<'_, H, S>) -> Result<(), Failure>
