@@ -399,14 +399,19 @@ mod tests {
             .unwrap_or_else(|| panic!("no node {path}"))
     }
 
-    #[test]
-    fn skeleton_matches_libxl() {
-        let id = Identity {
+    /// The PVH domain 7 called web, uuid u-1.
+    fn web7() -> Identity<'static> {
+        Identity {
             dom: DomId(7),
             uuid: "u-1",
             name: "web",
             kind: "pvh",
-        };
+        }
+    }
+
+    #[test]
+    fn skeleton_matches_libxl() {
+        let id = web7();
         let nodes = skeleton(&id);
         assert_eq!(
             find(&nodes, "/local/domain/7/name").value.as_deref(),
@@ -436,12 +441,7 @@ mod tests {
 
     #[test]
     fn only_permissions_a_new_node_would_not_inherit_are_sent() {
-        let id = Identity {
-            dom: DomId(7),
-            uuid: "u-1",
-            name: "web",
-            kind: "pvh",
-        };
+        let id = web7();
         let nodes = skeleton(&id);
         let roots = skeleton_roots(&id);
         let ops = ops(&roots, &nodes);
