@@ -290,3 +290,31 @@ destroy_and_list() {
     dm_leftovers "$3" "${_dd_pid}" "${_dd_vm}"
     echo "--- leftovers end"
 }
+
+# gone_after NAME T0 SECS: waits up to SECS seconds for the domain NAME to leave xl list
+# and prints gone_ms= (ms since T0, from now_ms; "none" when it stayed). Returns 0 when
+# it went.
+gone_after() {
+    _ga_i=0
+    while [ "${_ga_i}" -lt "$3" ]; do
+        if ! xl list "$1" >/dev/null 2>&1; then
+            echo "gone_ms=$(($(now_ms) - $2))"
+            return 0
+        fi
+        sleep 1
+        _ga_i=$((_ga_i + 1))
+    done
+    echo "gone_ms=none"
+    return 1
+}
+
+# settle_leftovers DOMID IMAGE PID VMPATH: waits up to 20 s for the cleanup that ends
+# after a domain is gone (a monitor's, a toolstack's), until leftovers and dm_leftovers
+# find nothing of it.
+settle_leftovers() {
+    _sl_i=0
+    while [ "${_sl_i}" -lt 20 ] && [ -n "$(leftovers "$1" "$2"; dm_leftovers "$1" "$3" "$4")" ]; do
+        sleep 1
+        _sl_i=$((_sl_i + 1))
+    done
+}

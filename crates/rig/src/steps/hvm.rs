@@ -142,11 +142,30 @@ impl Asm {
 /// Where the BIOS loads a boot sector and jumps to (0000:7C00).
 const BOOT_ORIGIN: u16 = 0x7c00;
 
+/// The line the boot sector prints when it sees the ACPI power button (without its
+/// newline).
+pub const BUTTON: &str = "RXL-HVM-POWER-BUTTON";
+
+/// Xen's PM1a status register of an HVM guest with qemu-xen (the "V1" ACPI I/O ports,
+/// `ACPI_PM1A_EVT_BLK_ADDRESS_V1` in xen/include/public/hvm/ioreq.h): Xen sets its
+/// power button bit ([`PWRBTN_STS`]) for `XEN_DOMCTL_SENDTRIGGER_POWER`.
+const PM1A_STS: u16 = 0xb000;
+/// PM1a's power button status bit.
+const PWRBTN_STS: u16 = 1 << 8;
+/// The PM1a control register (`ACPI_PM1A_CNT_BLK_ADDRESS_V1`), the device model's
+/// PIIX4 power management: sleep enable with sleep type 0 (Xen's DSDT's `\_S5`) is a soft
+/// power-off, which QEMU passes to Xen as the domain's poweroff.
+const PM1A_CNT: u16 = 0xb004;
+/// SLP_EN, with SLP_TYP 0.
+const SOFT_OFF: u16 = 1 << 13;
+
 /// The 512-byte boot sector: in 16-bit real mode it writes `MARKER\n` to port 0xe9 once,
 /// then to COM1 (0x3f8, waiting for the transmitter-empty bit 0x20 of the line status
 /// register 0x3fd before each byte) about once a second forever, halting with interrupts
 /// on in between (the BIOS timer, 18.2 ticks a second, wakes it): the guest stays up,
-/// idle, and a serial reader that attaches late still sees the marker.
+/// idle, and a serial reader that attaches late still sees the marker. Once a second it
+/// also looks at the ACPI power button: when it was pressed it prints [`BUTTON`] on port
+/// 0xe9 and powers the guest off, as an ACPI operating system does.
 pub fn boot_sector() -> Result<[u8; 512], String> {
     let mut a = Asm::default();
     a.emit(&[0xfa]); // cli
@@ -160,6 +179,20 @@ pub fn boot_sector() -> Result<[u8; 512], String> {
     a.label("again");
     a.abs16(&[0xbe], "msg"); // mov si, msg
     a.rel(&[0xe8], 2, "com1_puts"); // call com1_puts
+    let [sts_lo, sts_hi] = PM1A_STS.to_le_bytes();
+    a.emit(&[0xba, sts_lo, sts_hi]); // mov dx, PM1A_STS
+    a.emit(&[0xed]); // in ax, dx
+    let [btn_lo, btn_hi] = PWRBTN_STS.to_le_bytes();
+    a.emit(&[0xa9, btn_lo, btn_hi]); // test ax, PWRBTN_STS
+    a.rel(&[0x74], 1, "no_button"); // jz no_button
+    a.abs16(&[0xbe], "button"); // mov si, button
+    a.rel(&[0xe8], 2, "e9_puts"); // call e9_puts
+    let [off_lo, off_hi] = SOFT_OFF.to_le_bytes();
+    a.emit(&[0xb8, off_lo, off_hi]); // mov ax, SOFT_OFF
+    let [cnt_lo, cnt_hi] = PM1A_CNT.to_le_bytes();
+    a.emit(&[0xba, cnt_lo, cnt_hi]); // mov dx, PM1A_CNT
+    a.emit(&[0xef]); // out dx, ax
+    a.label("no_button");
     a.emit(&[0xb9, 18, 0x00]); // mov cx, 18 (timer ticks: about a second)
     a.label("tick");
     a.emit(&[0xfb]); // sti
@@ -195,6 +228,9 @@ pub fn boot_sector() -> Result<[u8; 512], String> {
 
     a.label("msg");
     a.emit(MARKER.as_bytes());
+    a.emit(b"\n\0");
+    a.label("button");
+    a.emit(BUTTON.as_bytes());
     a.emit(b"\n\0");
 
     let code = a.finish(BOOT_ORIGIN)?;
@@ -278,6 +314,16 @@ const DM_FAILURES: [(&str, &str, &str); 2] = [
 /// The capture and guest of the device model crash case (rxl only).
 const DM_CRASH_CAP: &str = "rxl-dmcrash";
 const DM_CRASH_NAME: &str = "hvm-dmcrash";
+
+/// The ACPI power-off capture of `tool` (both tools: the guest is powered off through
+/// `TOOL shutdown -F`), and its guest's name.
+fn acpi_cap(tool: &str) -> (&'static str, String) {
+    let cap = match tool {
+        "rxl" => "rxl-acpi",
+        _ => "xl-acpi",
+    };
+    (cap, format!("acpi-{tool}"))
+}
 
 /// The guest of a device model failure case.
 fn dmfail_name(case: &str) -> String {
@@ -403,6 +449,30 @@ pub fn hvm_step(
             ],
         ));
     }
+    for &tool in tools {
+        let (cap, name) = acpi_cap(tool);
+        let cfg = format!("{HVM_DIR}/{tool}-acpi.cfg");
+        files.push(StepFile::Text {
+            path: cfg.clone(),
+            text: hvm_cfg_named(&name, "on_poweroff = \"destroy\"\n"),
+        });
+        let mut spec = script_cap(
+            cap,
+            MARKER_S + 240,
+            include_str!("../../scripts/steps/hvm/acpi.sh"),
+            &[
+                ("TOOL", tool.to_owned()),
+                ("NAME", name),
+                ("CFG", cfg),
+                ("IMG", format!("{HVM_DIR}/boot.img")),
+                ("MARKER", MARKER.to_owned()),
+                ("BUTTON", BUTTON.to_owned()),
+                ("MARKER_S", MARKER_S.to_string()),
+            ],
+        );
+        spec.quiet_s = Some(60);
+        captures.push(spec);
+    }
     let check_tools = tools.to_vec();
     Step {
         name: "hvm",
@@ -412,8 +482,9 @@ pub fn hvm_step(
                 destroyed with no QEMU, socket, xenstore node or interface left; the HVM \
                 guest's vif is also its emulated NIC, on a tap in xenbr0; rxl's create with \
                 a missing or at once exiting device model fails and leaves nothing; without \
-                PV drivers rxl shutdown is refused and the ACPI power button is sent; a \
-                killed device model is a crash, on_crash destroy leaves nothing",
+                PV drivers rxl shutdown is refused, shutdown -F sends the ACPI power \
+                button and the guest powers off, by rxl as by xl; a killed device model is \
+                a crash, on_crash destroy leaves nothing",
         captures,
         files,
         check: Box::new(move |o| check_hvm(o, &check_tools)),
@@ -628,21 +699,9 @@ fn check_qdisk_guest(
 /// A `key=value` line of a capture, a test of its value, and what the test wants.
 type Rule = (&'static str, fn(u64) -> bool, &'static str);
 
-/// Checks the device model crash capture: the power requests of a guest without PV
-/// drivers (shutdown refused naming -F, the ACPI power button sent, by rxl as by xl), then
-/// the killed device model taken for a crash and on_crash = "destroy" leaving nothing.
-fn check_dm_crash(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Option<String> {
-    let c = succeeded(o, cap, problems)?;
-    let before = problems.len();
-    let rules: [Rule; 7] = [
-        ("shutdown_rc", |v| v != 0, "a refusal (no PV control)"),
-        ("shutdown_hint", |v| v > 0, "the hint to use -F"),
-        ("xl_shutdown_rc", |v| v != 0, "xl's refusal too"),
-        ("trigger_rc", |v| v == 0, "0"),
-        ("xl_trigger_rc", |v| v == 0, "0"),
-        ("crash_logged", |v| v >= 1, "the monitor's crash line"),
-        ("gone_ms", |_| true, "the domain destroyed by on_crash"),
-    ];
+/// Each of `rules` the capture `cap` breaks, then each thing it found left of its domain
+/// (and a list of leftovers cut short), as problems.
+fn rule_problems(c: &Capture, cap: &str, rules: &[Rule], problems: &mut Vec<String>) {
     for (key, ok, what) in rules {
         match number(c, key) {
             Some(v) if ok(v) => {}
@@ -653,10 +712,58 @@ fn check_dm_crash(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Opt
     if !c.lines.iter().any(|l| l == "--- leftovers end") {
         problems.push(format!("{cap}: the leftovers were not listed to the end"));
     }
+}
+
+/// Checks the device model crash capture: the power requests of a guest without PV
+/// drivers (shutdown refused naming -F, the ACPI power button sent, by rxl as by xl), then
+/// the killed device model taken for a crash and on_crash = "destroy" leaving nothing.
+fn check_dm_crash(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Option<String> {
+    let c = succeeded(o, cap, problems)?;
+    let before = problems.len();
+    let rules: [Rule; 7] = [
+        ("shutdown_rc", |v| v != 0, "a refusal (no PV control)"),
+        ("shutdown_hint", |v| v > 0, "the hint to use -F"),
+        ("xl_shutdown_rc", |v| v != 0, "xl's refusal too"),
+        ("trigger_rc", |v| v == 0, "0 (the sleep button sent)"),
+        ("xl_trigger_rc", |v| v == 0, "0 (the sleep button sent)"),
+        ("crash_logged", |v| v >= 1, "the monitor's crash line"),
+        ("gone_ms", |_| true, "the domain destroyed by on_crash"),
+    ];
+    rule_problems(c, cap, &rules, problems);
     (problems.len() == before).then(|| {
         format!(
-            "{cap}: shutdown refused naming -F (xl too), power button sent; killed device \
+            "{cap}: shutdown refused naming -F (xl too), sleep button sent; killed device \
              model taken for a crash, domain destroyed in {} ms, nothing left",
+            value(c, "gone_ms").unwrap_or("?")
+        )
+    })
+}
+
+/// Checks one tool's ACPI power-off capture: `TOOL shutdown -F` succeeded, the boot
+/// sector saw the power button, the domain powered off and went (on_poweroff =
+/// "destroy"), and nothing of it is left. Returns its summary.
+fn check_acpi(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Option<String> {
+    let c = succeeded(o, cap, problems)?;
+    let before = problems.len();
+    let rules: [Rule; 4] = [
+        ("shutdown_rc", |v| v == 0, "0 (the power button sent)"),
+        (
+            "marker_s",
+            |_| true,
+            "the boot sector running before the button",
+        ),
+        (
+            "button_lines",
+            |v| v >= 1,
+            "the boot sector's line for the button",
+        ),
+        ("gone_ms", |_| true, "the domain powered off and destroyed"),
+    ];
+    rule_problems(c, cap, &rules, problems);
+    (problems.len() == before).then(|| {
+        format!(
+            "{cap}: shutdown -F sent the ACPI power button, the guest powered off, gone {} \
+             ms later, nothing left",
             value(c, "gone_ms").unwrap_or("?")
         )
     })
@@ -679,6 +786,9 @@ fn check_hvm(o: &Outcome<'_>, tools: &[&str]) -> Result<String, Vec<String>> {
             summary.extend(check_dm_failure(o, cap, program, &mut problems));
         }
         summary.extend(check_dm_crash(o, DM_CRASH_CAP, &mut problems));
+    }
+    for &tool in tools {
+        summary.extend(check_acpi(o, acpi_cap(tool).0, &mut problems));
     }
     if problems.is_empty() {
         Ok(summary.join("; "))
@@ -714,6 +824,12 @@ mod tests {
         assert!(s.windows(3).any(|w| w == [0xba, 0xfd, 0x03]));
         assert!(s.windows(3).any(|w| w == [0xba, 0xf8, 0x03]));
         assert!(s.windows(2).any(|w| w == [0xa8, 0x20]));
+        // The power button: PM1a_STS read (in ax, dx), its bit tested, PM1a_CNT written
+        // with SLP_EN (out dx, ax), and the line printed first.
+        let has = |b: &[u8]| s.windows(b.len()).any(|w| w == b);
+        assert!(has(&[0xba, 0x00, 0xb0, 0xed, 0xa9, 0x00, 0x01]));
+        assert!(has(&[0xb8, 0x00, 0x20, 0xba, 0x04, 0xb0, 0xef]));
+        assert!(has(format!("{BUTTON}\n\0").as_bytes()));
     }
 
     #[test]
@@ -791,9 +907,15 @@ mod tests {
         assert!(select_tools("xm").unwrap_err().contains("xl, rxl"));
     }
 
+    /// A report of the captures `step_lines`, and of xl's ACPI power-off capture (good)
+    /// unless they have one.
     fn report(step_lines: &[(&str, &[&str], i32)]) -> Report {
         let mut text = String::from("@@RXL-READY\n");
-        for (name, lines, rc) in step_lines {
+        let mut all = step_lines.to_vec();
+        if !all.iter().any(|(n, _, _)| *n == "xl-acpi") {
+            all.push(("xl-acpi", GOOD_ACPI, 0));
+        }
+        for (name, lines, rc) in &all {
             text.push_str(&format!("@@RXL-BEGIN hvm/{name}\n"));
             for l in *lines {
                 text.push_str(l);
@@ -823,6 +945,73 @@ mod tests {
         "destroy_ms=2000",
         "--- leftovers end",
     ];
+
+    const GOOD_ACPI: &[&str] = &[
+        "create_rc=0",
+        "domid=5",
+        "marker_s=12",
+        "shutdown_rc=0",
+        "gone_ms=3100",
+        "button_lines=1",
+        "--- leftovers",
+        "--- leftovers end",
+    ];
+
+    #[test]
+    fn the_acpi_power_off_must_be_seen_and_leave_nothing() {
+        let q = good_qdisk("xl");
+        let q: Vec<&str> = q.iter().map(String::as_str).collect();
+        let judge = |acpi: &[&str]| {
+            let r = report(&[
+                ("xl-hvm", GOOD_HVM, 0),
+                ("xl-qdisk", &q, 0),
+                ("xl-acpi", acpi, 0),
+            ]);
+            let o = Outcome {
+                step: "hvm",
+                report: &r,
+                console: "(d3) RXL-HVM-BOOT-OK\n",
+            };
+            check_hvm(&o, &["xl"])
+        };
+        let s = judge(GOOD_ACPI).unwrap();
+        assert!(
+            s.contains("xl-acpi: shutdown -F sent the ACPI power button"),
+            "{s}"
+        );
+        assert!(s.contains("gone 3100 ms later"), "{s}");
+        // The button never seen, the domain never gone, a QEMU left, a failed shutdown.
+        let without = |key: &str| -> Vec<&str> {
+            GOOD_ACPI
+                .iter()
+                .copied()
+                .filter(|l| !l.starts_with(key))
+                .collect()
+        };
+        let p = judge(&without("button_lines=")).unwrap_err();
+        assert!(
+            p.iter().any(|p| p.contains("button_lines is None")),
+            "{p:?}"
+        );
+        let mut gone = without("gone_ms=");
+        gone.push("gone_ms=none");
+        let p = judge(&gone).unwrap_err();
+        assert!(p.iter().any(|p| p.contains("gone_ms is None")), "{p:?}");
+        let mut left = GOOD_ACPI.to_vec();
+        left.insert(7, "leftover: qemu 300 -xen-domid 5");
+        let p = judge(&left).unwrap_err();
+        assert!(
+            p.iter().any(|p| p.contains("xl-acpi: leftover: qemu 300")),
+            "{p:?}"
+        );
+        let mut failed = without("shutdown_rc=");
+        failed.push("shutdown_rc=1");
+        let p = judge(&failed).unwrap_err();
+        assert!(
+            p.iter().any(|p| p.contains("shutdown_rc is Some(1)")),
+            "{p:?}"
+        );
+    }
 
     fn good_qdisk(tool: &str) -> Vec<String> {
         vec![
