@@ -253,6 +253,45 @@ fn an_hvm_guest_runs_with_its_xenfv_device_model_and_destroy_leaves_nothing() {
     nothing_left(&sim);
 }
 
+/// With VNC on, where the device model listens is published as libxl does
+/// (`console/vnc-listen`, `console/vnc-port`, from QMP `query-vnc`); with it off, nothing.
+#[test]
+fn an_hvm_guest_with_vnc_publishes_where_its_device_model_listens() {
+    let sim = Sim::new();
+    let fw = firmware_dir();
+    let cfg = hvm_disk_cfg(
+        fw.path(),
+        "vnc1",
+        "vnc = 1\nvncdisplay = 3\nvncunused = 0\n",
+    );
+    let dom = stdout(&ok(run(&sim, fw.path(), &["create", "-q", s(&cfg)])))
+        .trim()
+        .to_owned();
+    let args = dm_args(device_models(&sim)[0]).join(" ");
+    assert!(args.contains("-vnc 127.0.0.1:3 "), "{args}");
+    let console = format!("/local/domain/{dom}/console");
+    assert_eq!(
+        node(&sim, &format!("{console}/vnc-listen")).as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        node(&sim, &format!("{console}/vnc-port")).as_deref(),
+        Some("5903")
+    );
+    ok(run(&sim, fw.path(), &["destroy", "vnc1"]));
+
+    let cfg = hvm_disk_cfg(fw.path(), "vnc0", "vnc = 0\n");
+    let dom = stdout(&ok(run(&sim, fw.path(), &["create", "-q", s(&cfg)])))
+        .trim()
+        .to_owned();
+    assert_eq!(
+        node(&sim, &format!("/local/domain/{dom}/console/vnc-port")),
+        None
+    );
+    ok(run(&sim, fw.path(), &["destroy", "vnc0"]));
+    nothing_left(&sim);
+}
+
 /// The simulated host's interfaces, as (name, bridge).
 fn interfaces(sim: &Sim) -> Vec<(String, Option<String>)> {
     let mut v: Vec<_> = sim

@@ -40,6 +40,38 @@ pub struct DmArgs {
     pub sockets: Vec<PathBuf>,
     /// The value of every `-serial` (`pty` for a serial port on a pseudo-terminal).
     pub serials: Vec<String>,
+    /// The value of `-vnc` (`none`, or `HOST:DISPLAY` with options after commas).
+    pub vnc: Option<String>,
+}
+
+/// What the simulated device model answers to QMP queries.
+#[derive(Clone, Debug)]
+pub struct QmpAnswers {
+    /// `query-chardev`'s list.
+    pub chardevs: serde_json::Value,
+    /// `query-vnc`'s object.
+    pub vnc: serde_json::Value,
+}
+
+/// `query-vnc`'s answer for QEMU's `-vnc` value: off for none (or no `-vnc`), else the
+/// host and the TCP port (5900 plus the display) QEMU listens on.
+pub fn query_vnc(vnc: Option<&str>) -> serde_json::Value {
+    let addr = vnc
+        .and_then(|v| v.split(',').next())
+        .filter(|a| *a != "none");
+    match addr.and_then(|a| a.rsplit_once(':')) {
+        Some((host, display)) => match display.parse::<u32>() {
+            Ok(d) => serde_json::json!({
+                "enabled": true,
+                "host": host,
+                "service": (5900 + d).to_string(),
+                "family": "ipv4",
+                "auth": "none",
+            }),
+            Err(_) => serde_json::json!({"enabled": false}),
+        },
+        None => serde_json::json!({"enabled": false}),
+    }
 }
 
 /// Parse QEMU's arguments (the ones this needs; the others are accepted and ignored).
@@ -64,6 +96,7 @@ pub fn parse_args(args: &[String]) -> Result<DmArgs, SimError> {
             }
             "-name" => out.name = Some(value(a)?),
             "-serial" => out.serials.push(value(a)?),
+            "-vnc" => out.vnc = Some(value(a)?),
             "-machine" | "-M" => out.machine = Some(value(a)?),
             "-chardev" => {
                 let v = value(a)?;
@@ -131,7 +164,10 @@ pub fn run(dir: &Path, args: &[String]) -> Result<(), SimError> {
             path: p.clone(),
             source,
         })?;
-        let answers = chardevs.clone();
+        let answers = QmpAnswers {
+            chardevs: chardevs.clone(),
+            vnc: query_vnc(a.vnc.as_deref()),
+        };
         std::thread::spawn(move || {
             serve_qmp(&l, &answers, &|| {
                 eprintln!("sim-device-model: quitting (QMP quit)");
@@ -190,10 +226,11 @@ pub fn run(dir: &Path, args: &[String]) -> Result<(), SimError> {
 }
 
 /// Answer QMP on `l`, one connection after the other: the greeting, `qmp_capabilities`,
-/// `query-chardev` (with `chardevs`), `quit` (answered, then `on_quit` runs; the simulated
-/// device model exits there); any other command gets `CommandNotFound`. Public so that
-/// in-process tests can stand in for a device model with the same answers.
-pub fn serve_qmp(l: &UnixListener, chardevs: &serde_json::Value, on_quit: &dyn Fn()) {
+/// `query-chardev` and `query-vnc` (from `answers`), `quit` (answered, then `on_quit`
+/// runs; the simulated device model exits there); any other command gets
+/// `CommandNotFound`. Public so that in-process tests can stand in for a device model
+/// with the same answers.
+pub fn serve_qmp(l: &UnixListener, answers: &QmpAnswers, on_quit: &dyn Fn()) {
     use std::io::{BufRead as _, Write as _};
     for conn in l.incoming() {
         let Ok(conn) = conn else { continue };
@@ -212,7 +249,10 @@ pub fn serve_qmp(l: &UnixListener, chardevs: &serde_json::Value, on_quit: &dyn F
             let id = req.get("id").cloned().unwrap_or(serde_json::Value::Null);
             let answer = match req.get("execute").and_then(serde_json::Value::as_str) {
                 Some("qmp_capabilities") => serde_json::json!({"return": {}, "id": id}),
-                Some("query-chardev") => serde_json::json!({"return": chardevs, "id": id}),
+                Some("query-chardev") => {
+                    serde_json::json!({"return": answers.chardevs, "id": id})
+                }
+                Some("query-vnc") => serde_json::json!({"return": answers.vnc, "id": id}),
                 Some("quit") => {
                     let answer = serde_json::json!({"return": {}, "id": id});
                     let _ = w.write_all(format!("{answer}\r\n").as_bytes());
@@ -249,10 +289,22 @@ mod tests {
                 machine: Some("xenpv".into()),
                 sockets: vec![PathBuf::from("/r/qmp-libxl-7")],
                 serials: vec!["pty".into()],
+                vnc: None,
             }
         );
         assert!(parse_args(&["-name".into(), "x".into()]).is_err());
         assert!(parse_args(&["-xen-domid".into(), "x".into()]).is_err());
         assert!(parse_args(&["-xen-domid".into()]).is_err());
+    }
+
+    #[test]
+    fn query_vnc_answers_from_the_vnc_argument() {
+        let on = query_vnc(Some("127.0.0.1:2,to=99"));
+        assert_eq!(on["enabled"], true);
+        assert_eq!(on["host"], "127.0.0.1");
+        assert_eq!(on["service"], "5902");
+        for off in [None, Some("none"), Some("127.0.0.1:x")] {
+            assert_eq!(query_vnc(off)["enabled"], false, "{off:?}");
+        }
     }
 }

@@ -171,6 +171,32 @@ pub fn serial_ptys(chardevs: &Value) -> Result<Vec<(u32, String)>, String> {
     Ok(out)
 }
 
+/// The longest VNC host or service rxl writes to xenstore from QEMU's answer.
+const VNC_FIELD_MAX: usize = 256;
+
+/// The address in a `query-vnc` answer, as libxl reads it (`device_model_postconfig_vnc`):
+/// `None` when VNC is off, else `(host, service)`. Both must be there when it is on, and
+/// are bounded and printable (they go to xenstore).
+pub fn vnc_address(v: &Value) -> Result<Option<(String, String)>, String> {
+    let enabled = v
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| format!("query-vnc: no enabled flag: {}", shown(v)))?;
+    if !enabled {
+        return Ok(None);
+    }
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| {
+                !s.is_empty() && s.len() <= VNC_FIELD_MAX && s.chars().all(|c| c.is_ascii_graphic())
+            })
+            .map(str::to_owned)
+            .ok_or_else(|| format!("query-vnc: no valid {k}: {}", shown(v)))
+    };
+    Ok(Some((field("host")?, field("service")?)))
+}
+
 /// Whether `path` is `/dev/pts/N`.
 pub fn is_pts_path(path: &str) -> bool {
     path.strip_prefix("/dev/pts/")
@@ -182,6 +208,30 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn the_vnc_address_is_read_as_libxl_reads_it() {
+        let on = serde_json::json!({"enabled": true, "host": "127.0.0.1", "service": "5901", "auth": "none"});
+        assert_eq!(
+            vnc_address(&on).unwrap(),
+            Some(("127.0.0.1".to_string(), "5901".to_string()))
+        );
+        assert_eq!(
+            vnc_address(&serde_json::json!({"enabled": false})).unwrap(),
+            None
+        );
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"enabled": true, "host": "127.0.0.1"}),
+            serde_json::json!({"enabled": true, "host": "a b", "service": "5900"}),
+            serde_json::json!({"enabled": true, "host": "h", "service": "x".repeat(300)}),
+        ] {
+            assert!(
+                vnc_address(&bad).unwrap_err().starts_with("query-vnc: "),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn serial_ptys_are_read_as_libxl_reads_them() {

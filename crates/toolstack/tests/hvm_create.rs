@@ -66,7 +66,14 @@ fn fake_device_model(dir: &Path) -> toolstack::dm::DmOptions {
                     continue;
                 };
                 std::thread::spawn(move || {
-                    sim::dm::serve_qmp(&l, &serde_json::json!([]), &|| {});
+                    sim::dm::serve_qmp(
+                        &l,
+                        &sim::dm::QmpAnswers {
+                            chardevs: serde_json::json!([]),
+                            vnc: sim::dm::query_vnc(None),
+                        },
+                        &|| {},
+                    );
                 });
                 host.write(xen_host::TxId::NONE, &format!("{dm}/state"), b"running")
                     .expect("confirm");

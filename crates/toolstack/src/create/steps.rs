@@ -581,7 +581,9 @@ where
 }
 
 /// As libxl does once qemu-xen runs: ask it (QMP `query-chardev`) which ptys its serial
-/// ports are on, and publish them in `/local/domain/D/serial/N/tty`.
+/// ports are on, and publish them in `/local/domain/D/serial/N/tty`; with VNC on, ask it
+/// (`query-vnc`) where it listens and publish that in `console/vnc-listen` and
+/// `console/vnc-port`.
 fn publish_serial_ptys<H, S>(
     b: &Build<'_, H, S>,
     opts: &crate::dm::DmOptions,
@@ -605,6 +607,24 @@ where
             &format!("{base}/serial/{port}/tty"),
             path.as_bytes(),
         )?;
+    }
+    if b.cfg.hvm.as_ref().is_some_and(|h| h.vnc.is_some()) {
+        let vnc = q
+            .execute("query-vnc")
+            .and_then(|v| crate::qmp::vnc_address(&v))
+            .map_err(fail)?;
+        if let Some((host, port)) = vnc {
+            b.xs.write(
+                TxId::NONE,
+                &format!("{base}/console/vnc-listen"),
+                host.as_bytes(),
+            )?;
+            b.xs.write(
+                TxId::NONE,
+                &format!("{base}/console/vnc-port"),
+                port.as_bytes(),
+            )?;
+        }
     }
     Ok(())
 }
