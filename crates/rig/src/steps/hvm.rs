@@ -8,7 +8,14 @@
 //!   and the xenstore nodes the toolstack wrote, destroys the guest and lists what is left;
 //! * a PVH Linux guest whose disk is a qcow2 image made on the host with `qemu-img`, served
 //!   by a `-machine xenpv` device model (qdisk): the guest writes a token to the disk and
-//!   reads it back, and the token is found in the qcow2 file after the destroy.
+//!   reads it back, and the token is found in the qcow2 file after the destroy;
+//! * an HVM guest whose device model boots a multiboot kernel directly (`kernel`,
+//!   `ramdisk`, `cmdline`: `-kernel`, `-initrd`, `-append`); the kernel, assembled here
+//!   ([`multiboot_kernel`]), prints [`KERNEL_MARKER`], its command line and its module's
+//!   text on port 0xe9;
+//! * an HVM guest whose boot sector SeaBIOS boots from an AHCI disk (`hdtype = "ahci"`),
+//!   with VNC on 127.0.0.1: the device model's listener is found in /proc/net/tcp(6) and
+//!   answers with the RFB banner, and nothing listens for VNC on another address.
 
 use std::path::{Path, PathBuf};
 
