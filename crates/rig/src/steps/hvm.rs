@@ -530,6 +530,7 @@ fn boot_caps(tool: &'static str) -> Vec<CaptureSpec> {
         (
             "kernel",
             of_tool(KERNEL_GUEST, tool),
+            ROM_BOOT_LINE,
             KERNEL_MARKER,
             of_tool(MODULE_TOKEN, tool),
             KERNEL_PATH.to_owned(),
@@ -537,6 +538,7 @@ fn boot_caps(tool: &'static str) -> Vec<CaptureSpec> {
         (
             "ahci",
             of_tool(AHCI_GUEST, tool),
+            "",
             MARKER,
             String::new(),
             format!("{HVM_DIR}/boot.img"),
@@ -544,7 +546,7 @@ fn boot_caps(tool: &'static str) -> Vec<CaptureSpec> {
     ];
     cases
         .into_iter()
-        .map(|(mode, name, marker, last, img)| {
+        .map(|(mode, name, first, marker, last, img)| {
             let mut cap = script_cap(
                 boot_cap_name(tool, mode),
                 MARKER_S + 240,
@@ -554,6 +556,7 @@ fn boot_caps(tool: &'static str) -> Vec<CaptureSpec> {
                     ("NAME", name),
                     ("CFG", format!("{HVM_DIR}/{tool}-hvm{mode}.cfg")),
                     ("MODE", mode.to_owned()),
+                    ("FIRST", first.to_owned()),
                     ("MARKER", marker.to_owned()),
                     ("LAST", last),
                     ("MARKER_S", MARKER_S.to_string()),
@@ -879,21 +882,40 @@ fn dm_args_problems(c: &Capture, cap: &str, args: &[String], problems: &mut Vec<
     }
 }
 
-/// Checks one tool's direct kernel boot capture: the kernel's marker, its command line
-/// and its module's token on Xen's console, `-kernel`, `-initrd` and `-append` on the
-/// device model's command line, and nothing left after the destroy. Returns its summary.
+/// SeaBIOS's line when it boots an option ROM's boot entry: QEMU's kernel loader.
+const ROM_BOOT_LINE: &str = "Booting from ROM";
+
+/// SeaBIOS's boot order entry for QEMU's multiboot loader that reads fw_cfg by DMA.
+/// QEMU 7.2 offers it whenever the machine type has fw_cfg DMA, but the Xen machine's
+/// fw_cfg (made for the direct kernel boot) has no DMA interface: the loader then waits
+/// for a DMA transfer that never ends, and the kernel never runs.
+const MULTIBOOT_DMA_ROM: &str = "/rom@genroms/multiboot_dma.bin";
+
+/// What became of a direct kernel boot whose checks passed.
+#[derive(Debug, PartialEq)]
+enum KernelRun {
+    /// The kernel printed its marker, command line and module.
+    Ran,
+    /// SeaBIOS booted [`MULTIBOOT_DMA_ROM`] and the kernel printed nothing.
+    StuckInDmaLoader,
+}
+
+/// Checks one tool's direct kernel boot capture: `-kernel`, `-initrd` and `-append` on
+/// the device model's command line, SeaBIOS booting the kernel loader's ROM
+/// ([`ROM_BOOT_LINE`]), then the kernel's marker, its command line and its module's
+/// token on Xen's console, and nothing left after the destroy. When the kernel printed
+/// none of its lines and the ROM SeaBIOS booted was [`MULTIBOOT_DMA_ROM`], the device
+/// model's own limit, that is the outcome ([`KernelRun::StuckInDmaLoader`]), not a
+/// problem. Returns its summary and outcome.
 fn check_kernel_guest(
     o: &Outcome<'_>,
     cap: &str,
     tool: &str,
     problems: &mut Vec<String>,
-) -> Option<String> {
+) -> Option<(String, KernelRun)> {
     let (c, domid) = guest_capture(o, cap, problems)?;
     let before = problems.len();
     let cmdline = format!("rxl_hvm_cmdline={}", of_tool(CMDLINE_TOKEN, tool));
-    console_line(o, cap, domid, KERNEL_MARKER, true, problems);
-    console_line(o, cap, domid, &cmdline, false, problems);
-    console_line(o, cap, domid, &of_tool(MODULE_TOKEN, tool), false, problems);
     dm_args_problems(
         c,
         cap,
@@ -904,17 +926,42 @@ fn check_kernel_guest(
         ],
         problems,
     );
+    console_line(o, cap, domid, ROM_BOOT_LINE, false, problems);
+    let lines = guest_lines(o.console, domid);
+    let module = of_tool(MODULE_TOKEN, tool);
+    let printed = lines
+        .iter()
+        .any(|l| l.trim_end() == KERNEL_MARKER || l.contains(&cmdline) || l.contains(&module));
+    let run = if !printed && lines.iter().any(|l| l.contains(MULTIBOOT_DMA_ROM)) {
+        KernelRun::StuckInDmaLoader
+    } else {
+        console_line(o, cap, domid, KERNEL_MARKER, true, problems);
+        console_line(o, cap, domid, &cmdline, false, problems);
+        console_line(o, cap, domid, &module, false, problems);
+        KernelRun::Ran
+    };
     device_model_problems(c, cap, "xenfv", problems);
-    (problems.len() == before).then(|| {
-        format!(
-            "{cap}: d{domid} created in {} ms, kernel marker after {} ms, command line and \
-             module after {} ms, destroyed in {} ms",
-            value(c, "create_ms").unwrap_or("?"),
+    if problems.len() != before {
+        return None;
+    }
+    let created = value(c, "create_ms").unwrap_or("?");
+    let destroyed = value(c, "destroy_ms").unwrap_or("?");
+    let summary = match run {
+        KernelRun::Ran => format!(
+            "{cap}: d{domid} created in {created} ms, kernel marker after {} ms, command \
+             line and module after {} ms, destroyed in {destroyed} ms",
             value(c, "marker_ms").unwrap_or("?"),
             value(c, "last_ms").unwrap_or("?"),
-            value(c, "destroy_ms").unwrap_or("?"),
-        )
-    })
+        ),
+        KernelRun::StuckInDmaLoader => format!(
+            "{cap}: d{domid} created in {created} ms with -kernel, -initrd and -append, \
+             SeaBIOS booted {MULTIBOOT_DMA_ROM} after {} ms and the kernel never ran (the \
+             loader waits for fw_cfg DMA, which the Xen machine does not have), destroyed \
+             in {destroyed} ms",
+            value(c, "first_ms").unwrap_or("?"),
+        ),
+    };
+    Some((summary, run))
 }
 
 /// The address the AHCI guest's VNC server must listen on, and nowhere else.
@@ -1158,6 +1205,7 @@ fn check_dm_crash(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Opt
 fn check_hvm(o: &Outcome<'_>, tools: &[&str]) -> Result<String, Vec<String>> {
     let mut problems = Vec::new();
     let mut summary = Vec::new();
+    let mut kernel_runs = Vec::new();
     for &tool in tools {
         summary.extend(check_hvm_guest(o, &format!("{tool}-hvm"), &mut problems));
         summary.extend(check_qdisk_guest(
@@ -1166,16 +1214,25 @@ fn check_hvm(o: &Outcome<'_>, tools: &[&str]) -> Result<String, Vec<String>> {
             tool,
             &mut problems,
         ));
-        summary.extend(check_kernel_guest(
-            o,
-            boot_cap_name(tool, "kernel"),
-            tool,
-            &mut problems,
-        ));
+        if let Some((s, run)) =
+            check_kernel_guest(o, boot_cap_name(tool, "kernel"), tool, &mut problems)
+        {
+            summary.push(s);
+            kernel_runs.push((tool, run));
+        }
         summary.extend(check_ahci_guest(
             o,
             boot_cap_name(tool, "ahci"),
             &mut problems,
+        ));
+    }
+    // The device model's limit excuses rxl only when xl's kernel did not run either.
+    if kernel_runs.contains(&("xl", KernelRun::Ran))
+        && kernel_runs.contains(&("rxl", KernelRun::StuckInDmaLoader))
+    {
+        problems.push(format!(
+            "{}: the kernel never ran under rxl, while it ran under xl",
+            boot_cap_name("rxl", "kernel")
         ));
     }
     if tools.contains(&"rxl") {
@@ -1348,7 +1405,8 @@ mod tests {
     /// kernel, d6: the AHCI disk's boot sector).
     fn boot_console(tool: &str) -> String {
         format!(
-            "(d5) {KERNEL_MARKER}\n(d5) /e2e/hvm/mbkernel.bin rxl_hvm_cmdline=RXL-HVM-CMDLINE-{tool}\n\
+            "(d5) 1: /rom@genroms/multiboot.bin\n(d5) Booting from ROM...\n\
+             (d5) {KERNEL_MARKER}\n(d5) /e2e/hvm/mbkernel.bin rxl_hvm_cmdline=RXL-HVM-CMDLINE-{tool}\n\
              (d5) RXL-HVM-MODULE-{tool}\n(XEN) d6v0 something\n(d6) {MARKER}\n"
         )
     }
@@ -1430,7 +1488,10 @@ mod tests {
     fn a_direct_kernel_boot_must_print_its_command_line_and_module() {
         let judge = |lines: &[String], console: &str| {
             judge_one("rxl-hvmkernel", lines, console, |o, p| {
-                check_kernel_guest(o, "rxl-hvmkernel", "rxl", p)
+                check_kernel_guest(o, "rxl-hvmkernel", "rxl", p).map(|(s, run)| {
+                    assert_eq!(run, KernelRun::Ran, "{s}");
+                    s
+                })
             })
         };
         let good = boot_console("rxl");
@@ -1470,6 +1531,70 @@ mod tests {
             .1
             .iter()
             .any(|p| p.contains("leftover: qemu 500")));
+    }
+
+    /// Xen's console when SeaBIOS booted QEMU's DMA multiboot loader for d5 and the
+    /// kernel printed nothing.
+    const STUCK_CONSOLE: &str = "(d5) boot order:\n(d5) 1: /rom@genroms/multiboot_dma.bin\n\
+                                 (d5) Booting from ROM...\n(d5) Booting from ca00:003c\n";
+
+    #[test]
+    fn a_kernel_stuck_in_the_dma_loader_is_an_outcome_only_when_nothing_ran() {
+        let judge = |console: &str| {
+            let r = report(&[("xl-hvmkernel", &strs(&good_kernel("xl")), 0)]);
+            let o = Outcome {
+                step: "hvm",
+                report: &r,
+                console,
+            };
+            let mut problems = Vec::new();
+            let s = check_kernel_guest(&o, "xl-hvmkernel", "xl", &mut problems);
+            (s, problems)
+        };
+        let (s, p) = judge(STUCK_CONSOLE);
+        assert!(p.is_empty(), "{p:?}");
+        let (s, run) = s.unwrap();
+        assert_eq!(run, KernelRun::StuckInDmaLoader);
+        assert!(s.contains("the kernel never ran"), "{s}");
+        // A kernel that printed part of its lines is judged line by line.
+        let (s, p) = judge(&format!("{STUCK_CONSOLE}(d5) {KERNEL_MARKER}\n"));
+        assert!(s.is_none());
+        assert_eq!(p.len(), 2, "{p:?}");
+        // Without SeaBIOS booting the loader's ROM, nothing is excused.
+        let (s, p) = judge("(d5) 1: /rom@genroms/multiboot_dma.bin\n");
+        assert!(s.is_none());
+        assert!(p.iter().any(|p| p.contains("Booting from ROM")), "{p:?}");
+        // Another ROM (the one that reads fw_cfg by port) excuses nothing either.
+        let other = STUCK_CONSOLE.replace("multiboot_dma.bin", "multiboot.bin");
+        let (s, p) = judge(&other);
+        assert!(s.is_none());
+        assert_eq!(p.len(), 3, "{p:?}");
+
+        // rxl is excused only when xl's kernel did not run either.
+        let both = |xl_console: &str| {
+            let (xk, rk) = (good_kernel("xl"), good_kernel("rxl"));
+            let mut rk = rk;
+            for l in &mut rk {
+                *l = l.replace("-xen-domid 5", "-xen-domid 7");
+            }
+            rk[3] = "domid=7".into();
+            let r = report(&[
+                ("xl-hvmkernel", &strs(&xk), 0),
+                ("rxl-hvmkernel", &strs(&rk), 0),
+            ]);
+            let console = format!("{xl_console}{}", STUCK_CONSOLE.replace("(d5)", "(d7)"));
+            let o = Outcome {
+                step: "hvm",
+                report: &r,
+                console: &console,
+            };
+            check_hvm(&o, &["xl", "rxl"]).unwrap_err()
+        };
+        let want = "rxl-hvmkernel: the kernel never ran under rxl, while it ran under xl";
+        let p = both(&boot_console("xl"));
+        assert!(p.iter().any(|p| p == want), "{p:?}");
+        let p = both(STUCK_CONSOLE);
+        assert!(!p.iter().any(|p| p.contains("hvmkernel")), "{p:?}");
     }
 
     #[test]

@@ -1,14 +1,17 @@
-# Step hvm, HVM boot paths: TOOL creates an HVM guest and waits for MARKER on Xen's
-# console (port 0xe9, a "(dN)" line), then for LAST when it is set.
+# Step hvm, HVM boot paths: TOOL creates an HVM guest and waits for FIRST on Xen's
+# console (a "(dN)" line; MARKER_S seconds) when it is set, then for MARKER (port 0xe9;
+# 60 s after FIRST, else MARKER_S), then for LAST (30 s) when it is set.
 # MODE=kernel: the device model boots a multiboot kernel directly (-kernel, -initrd,
-# -append); it prints MARKER, its command line and its module's text (LAST).
+# -append): SeaBIOS boots QEMU's option ROM (FIRST, its "Booting from ROM" line), which
+# enters the kernel; the kernel prints MARKER, its command line and its module's text
+# (LAST).
 # MODE=ahci: SeaBIOS boots the boot sector from a disk on the AHCI controller, and the
 # device model serves VNC on 127.0.0.1: its TCP listeners on ports 5900-5999 are listed
 # (address, port, whether the device model owns the socket) and the first one the device
 # model owns on 127.0.0.1 must answer with the RFB banner.
 # Then the device model's facts are printed, TOOL destroys the guest, and what is left is
 # listed (and, for ahci, the VNC listeners left).
-# Set by the rig: TOOL, NAME, CFG, MODE, MARKER, LAST, MARKER_S, IMG.
+# Set by the rig: TOOL, NAME, CFG, MODE, FIRST, MARKER, LAST, MARKER_S, IMG.
 # shellcheck source=lib.sh
 . /e2e/lib.sh
 echo "mode=${MODE}"
@@ -16,7 +19,17 @@ t0=$(now_ms)
 create_or_explain "${TOOL}" "${CFG}" "${NAME}" || exit 1
 domid=$(xl domid "${NAME}") || exit 1
 echo "domid=${domid}"
-if dmesg_wait "${domid}" "${MARKER}" "${MARKER_S}" "${NAME}"; then
+wait_s=${MARKER_S}
+if [ -n "${FIRST}" ]; then
+    if dmesg_wait "${domid}" "${FIRST}" "${MARKER_S}" "${NAME}"; then
+        echo "first_ms=$(($(now_ms) - t0))"
+        wait_s=60
+    else
+        echo "first_ms=none"
+        wait_s=0
+    fi
+fi
+if [ "${wait_s}" -gt 0 ] && dmesg_wait "${domid}" "${MARKER}" "${wait_s}" "${NAME}"; then
     echo "marker_ms=$(($(now_ms) - t0))"
     if [ -n "${LAST}" ]; then
         dmesg_wait "${domid}" "${LAST}" 30 "${NAME}" && echo "last_ms=$(($(now_ms) - t0))"
@@ -82,10 +95,16 @@ if [ "${MODE}" = ahci ]; then
     /bin/busybox netstat -ltn 2>&1 | head -n 20
     port=$(sed -n 's/^vnc_listener=127\.0\.0\.1:\([0-9]*\) owner=dm$/\1/p' /tmp/hvmboot-vnc.out | head -n 1)
     if [ -n "${port}" ]; then
+        # 127.0.0.1 is reachable only with the loopback interface up: bring it up for
+        # the connection when it is down, and down again after.
+        lo_up=$(($(cat /sys/class/net/lo/flags) & 1))
+        echo "lo_was_up=${lo_up}"
+        [ "${lo_up}" = 1 ] || /bin/ip link set lo up
         # The server speaks first; stdin stays open a while so nc does not quit at once.
         sleep 5 | timeout 10 /bin/busybox nc 127.0.0.1 "${port}" >/tmp/hvmboot-rfb.out 2>&1
         echo "vnc_nc_rc=$?"
         echo "vnc_banner=$(head -n 1 /tmp/hvmboot-rfb.out | tr -cd 'A-Za-z0-9 .:')"
+        [ "${lo_up}" = 1 ] || /bin/ip link set lo down
     fi
 fi
 dm_facts "${domid}" "${NAME}"
