@@ -19,6 +19,7 @@ t0=$(now_ms)
 create_or_explain "${TOOL}" "${CFG}" "${NAME}" || exit 1
 domid=$(xl domid "${NAME}") || exit 1
 echo "domid=${domid}"
+note "${NAME}: d${domid} created, waiting for ${FIRST:-${MARKER}}"
 wait_s=${MARKER_S}
 if [ -n "${FIRST}" ]; then
     if dmesg_wait "${domid}" "${FIRST}" "${MARKER_S}" "${NAME}"; then
