@@ -318,3 +318,17 @@ settle_leftovers() {
         _sl_i=$((_sl_i + 1))
     done
 }
+
+# dmesg_wait DOMID TEXT SECS NAME: waits until Xen's console (`xl dmesg`) has a line of
+# domain DOMID ("(dDOMID) ...") holding TEXT (0), or SECS seconds pass (1); a progress
+# note on NAME every 30 s.
+dmesg_wait() {
+    _dw_i=0
+    until xl dmesg | grep -F "(d$1) " | grep -q -F "$2"; do
+        _dw_i=$((_dw_i + 1))
+        [ "${_dw_i}" -ge "$3" ] && return 1
+        [ $((_dw_i % 30)) = 0 ] && note "$4: waiting for $2 (${_dw_i} s, state $(dom_state "$4"))"
+        sleep 1
+    done
+    return 0
+}

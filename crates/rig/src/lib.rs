@@ -126,11 +126,16 @@ const DEVICE_MODEL: &str = "/usr/libexec/xen-qemu-system-i386";
 
 /// Files of HVM guests and their device model that no ELF names: hvmloader (libxl's
 /// kernel for every HVM guest), the option ROMs of the emulated NIC libxl gives an HVM
-/// guest's vif (rtl8139; QEMU 7.2 loads the efi- one, the pxe- one is the older name).
+/// guest's vif (rtl8139; QEMU 7.2 loads the efi- one, the pxe- one is the older name),
+/// and the option ROM that boots a multiboot kernel given with `-kernel` (regular files
+/// in QEMU's data directory; `multiboot_dma.bin` when fw_cfg has DMA, which the Xen
+/// machine's fw_cfg has not).
 const HVM_FILES: &[&str] = &[
     "/usr/lib/xen-4.17/boot/hvmloader",
     "/usr/lib/ipxe/qemu/efi-rtl8139.rom",
     "/usr/lib/ipxe/qemu/pxe-rtl8139.rom",
+    "/usr/share/qemu/multiboot.bin",
+    "/usr/share/qemu/multiboot_dma.bin",
 ];
 
 /// Directory trees the device model opens: SeaBIOS (`bios-256k.bin`, which libxl hands to

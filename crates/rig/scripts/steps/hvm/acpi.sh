@@ -12,23 +12,21 @@ echo "domid=${domid}"
 pid=$(xenstore-read "/local/domain/${domid}/image/device-model-pid" 2>/dev/null)
 vm=$(xenstore-read "/local/domain/${domid}/vm" 2>/dev/null)
 echo "dm_pid=${pid:-none}"
-i=0
-until xl dmesg | grep -q "(d${domid}) .*${MARKER}"; do
-    i=$((i + 1))
-    if [ "${i}" -ge "${MARKER_S}" ]; then
-        echo "marker_s=none"
-        timeout 60 "${TOOL}" destroy "${NAME}"
-        exit 1
-    fi
-    sleep 1
-done
-echo "marker_s=${i}"
+note "${NAME}: created, waiting for its marker"
+t0=$(now_ms)
+if ! dmesg_wait "${domid}" "${MARKER}" "${MARKER_S}" "${NAME}"; then
+    echo "marker_s=none"
+    timeout 60 "${TOOL}" destroy "${NAME}"
+    exit 1
+fi
+echo "marker_s=$((($(now_ms) - t0) / 1000))"
+note "${NAME}: running, ${TOOL} shutdown -F"
 t0=$(now_ms)
 timeout 30 "${TOOL}" shutdown -F "${NAME}" >/tmp/acpi-shutdown.out 2>&1
 echo "shutdown_rc=$?"
 head -n 3 /tmp/acpi-shutdown.out | cut -c1-300
 gone=1
-gone_after "${NAME}" "${t0}" 120 || gone=
+gone_after "${NAME}" "${t0}" 90 || gone=
 echo "button_lines=$(xl dmesg | grep -c "(d${domid}) .*${BUTTON}")"
 if [ -z "${gone}" ]; then
     echo "state=$(dom_state "${NAME}")"
