@@ -134,6 +134,8 @@ const HVM_FILES: &[&str] = &[
     "/usr/lib/xen-4.17/boot/hvmloader",
     "/usr/lib/ipxe/qemu/efi-rtl8139.rom",
     "/usr/lib/ipxe/qemu/pxe-rtl8139.rom",
+    "/usr/share/qemu/linuxboot.bin",
+    "/usr/share/qemu/linuxboot_dma.bin",
     "/usr/share/qemu/multiboot.bin",
     "/usr/share/qemu/multiboot_dma.bin",
 ];

@@ -569,6 +569,86 @@ fn ahci_cfg(tool: &str) -> String {
     )
 }
 
+/// Seconds the directly booted Linux HVM guest may take to reach its /init.
+const LINUX_HVM_BOOT_S: u32 = 240;
+
+/// The capture of `tool`'s directly booted Linux HVM guest, and the guest's name.
+fn linux_cap(tool: &str) -> (&'static str, String) {
+    let cap = match tool {
+        "rxl" => "rxl-hvmlinux",
+        _ => "xl-hvmlinux",
+    };
+    (cap, format!("hvmlinux-{tool}"))
+}
+
+/// The directly booted Linux HVM guest's config for `tool`: Debian's kernel and the rig's
+/// initramfs given to the device model (`kernel`, `ramdisk`, `cmdline` of an HVM guest),
+/// its console the PV console (hvc0), no disk, no NIC.
+fn linux_cfg(tool: &str) -> String {
+    format!(
+        "# HVM guest of the rxl e2e rig: the device model boots Debian's kernel directly.\n\
+         name = \"{}\"\ntype = \"hvm\"\nmemory = 256\nvcpus = 1\n\
+         kernel = \"{LINUX_DIR}/vmlinuz\"\nramdisk = \"{LINUX_DIR}/initrd.img\"\n\
+         cmdline = \"console=hvc0 rdinit=/init\"\n\
+         on_reboot = \"destroy\"\nserial = \"pty\"\nvnc = 0\nsdl = 0\n",
+        linux_cap(tool).1
+    )
+}
+
+/// The capture of `tool`'s directly booted Linux HVM guest (`hvmlinux.sh`).
+fn linux_boot_cap(tool: &str) -> CaptureSpec {
+    let (cap, name) = linux_cap(tool);
+    let mut spec = script_cap(
+        cap,
+        LINUX_HVM_BOOT_S + 180,
+        include_str!("../../scripts/steps/hvm/hvmlinux.sh"),
+        &[
+            ("TOOL", tool.to_owned()),
+            ("NAME", name),
+            ("CFG", format!("{HVM_DIR}/{tool}-hvmlinux.cfg")),
+            ("LINUX_INIT_LINE", LINUX_INIT_LINE.to_owned()),
+            ("BOOT_S", LINUX_HVM_BOOT_S.to_string()),
+        ],
+    );
+    spec.quiet_s = Some(60);
+    spec
+}
+
+/// Checks one tool's directly booted Linux HVM guest: the device model was given the
+/// kernel, the initramfs and the command line, the kernel reached /init, the destroy
+/// left nothing. Returns its summary.
+fn check_linux_guest(o: &Outcome<'_>, cap: &str, problems: &mut Vec<String>) -> Option<String> {
+    let c = succeeded(o, cap, problems)?;
+    let before = problems.len();
+    for want in [
+        format!("-kernel {LINUX_DIR}/vmlinuz "),
+        format!("-initrd {LINUX_DIR}/initrd.img "),
+        "-append console=hvc0 rdinit=/init".to_owned(),
+    ] {
+        if !c.lines.iter().any(|l| l.contains(&want)) {
+            problems.push(format!("{cap}: no device model command line with {want}"));
+        }
+    }
+    if number(c, "init_ms").is_none() {
+        problems.push(format!(
+            "{cap}: the kernel did not reach /init in {LINUX_HVM_BOOT_S} s (wait status {}, \
+             state {})",
+            value(c, "wait_rc").unwrap_or("?"),
+            value(c, "state").unwrap_or("?")
+        ));
+    }
+    device_model_problems(c, cap, "xenfv", problems);
+    (problems.len() == before).then(|| {
+        format!(
+            "{cap}: created in {} ms, Linux booted by the device model reached /init after {} \
+             ms, destroyed in {} ms",
+            value(c, "create_ms").unwrap_or("?"),
+            value(c, "init_ms").unwrap_or("?"),
+            value(c, "destroy_ms").unwrap_or("?"),
+        )
+    })
+}
+
 /// The captures of one tool's boot paths: the direct kernel boot guest, then the AHCI
 /// and VNC guest (`hvmboot.sh`, MODE `kernel` and `ahci`).
 fn boot_caps(tool: &'static str) -> Vec<CaptureSpec> {
@@ -715,6 +795,11 @@ pub fn hvm_step(
         });
         captures.extend(tool_caps(tool));
         captures.extend(boot_caps(tool));
+        files.push(StepFile::Text {
+            path: format!("{HVM_DIR}/{tool}-hvmlinux.cfg"),
+            text: linux_cfg(tool),
+        });
+        captures.push(linux_boot_cap(tool));
     }
     if tools.contains(&"rxl") {
         for (case, program, cap) in DM_FAILURES {
@@ -1361,6 +1446,7 @@ fn check_hvm(o: &Outcome<'_>, tools: &[&str]) -> Result<String, Vec<String>> {
     }
     for &tool in tools {
         summary.extend(check_acpi(o, acpi_cap(tool).0, &mut problems));
+        summary.extend(check_linux_guest(o, linux_cap(tool).0, &mut problems));
     }
     if problems.is_empty() {
         Ok(summary.join("; "))
@@ -1479,13 +1565,15 @@ mod tests {
         assert!(select_tools("xm").unwrap_err().contains("xl, rxl"));
     }
 
-    /// A report of the captures `step_lines`, and of xl's ACPI power-off capture (good)
-    /// unless they have one.
+    /// A report of the captures `step_lines`, and of xl's ACPI power-off and Linux direct
+    /// boot captures (good) unless they have them.
     fn report(step_lines: &[(&str, &[&str], i32)]) -> Report {
         let mut text = String::from("@@RXL-READY\n");
         let mut all = step_lines.to_vec();
-        if !all.iter().any(|(n, _, _)| *n == "xl-acpi") {
-            all.push(("xl-acpi", GOOD_ACPI, 0));
+        for (cap, good) in [("xl-acpi", GOOD_ACPI), ("xl-hvmlinux", GOOD_LINUX)] {
+            if !all.iter().any(|(n, _, _)| *n == cap) {
+                all.push((cap, good, 0));
+            }
         }
         for (name, lines, rc) in &all {
             text.push_str(&format!("@@RXL-BEGIN hvm/{name}\n"));
@@ -1517,6 +1605,65 @@ mod tests {
         "destroy_ms=2000",
         "--- leftovers end",
     ];
+
+    const GOOD_LINUX: &[&str] = &[
+        "create_rc=0",
+        "create_ms=5000",
+        "domid=7",
+        "wait_rc=0",
+        "init_ms=61000",
+        "--- device model command line",
+        "/usr/libexec/xen-qemu-system-i386 -xen-domid 7 -kernel /e2e/linux/vmlinuz -initrd /e2e/linux/initrd.img -append console=hvc0 rdinit=/init -machine xenfv,suppress-vmdesc=on",
+        "destroy_rc=0",
+        "destroy_ms=900",
+        "--- leftovers",
+        "--- leftovers end",
+    ];
+
+    #[test]
+    fn linux_booted_by_the_device_model_must_reach_init() {
+        let judge = |lines: &[&str]| {
+            let r = report(&[("xl-hvmlinux", lines, 0)]);
+            let o = Outcome {
+                step: "hvm",
+                report: &r,
+                console: "",
+            };
+            let mut problems = Vec::new();
+            match check_linux_guest(&o, "xl-hvmlinux", &mut problems) {
+                Some(s) if problems.is_empty() => Ok(s),
+                _ => Err(problems),
+            }
+        };
+        let s = judge(GOOD_LINUX).unwrap();
+        assert!(s.contains("reached /init after 61000 ms"), "{s}");
+        let mut none = GOOD_LINUX.to_vec();
+        none[4] = "init_ms=none";
+        none[3] = "wait_rc=2";
+        let p = judge(&none).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("did not reach /init in 240 s (wait status 2")),
+            "{p:?}"
+        );
+        let mut no_kernel = GOOD_LINUX.to_vec();
+        no_kernel[6] = "/usr/libexec/xen-qemu-system-i386 -xen-domid 7 -machine xenfv";
+        let p = judge(&no_kernel).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("with -kernel /e2e/linux/vmlinuz")),
+            "{p:?}"
+        );
+        let c = linux_cfg("rxl");
+        for want in [
+            "name = \"hvmlinux-rxl\"",
+            "type = \"hvm\"",
+            "kernel = \"/e2e/linux/vmlinuz\"",
+            "ramdisk = \"/e2e/linux/initrd.img\"",
+        ] {
+            assert!(c.contains(want), "{want}: {c}");
+        }
+    }
 
     const GOOD_ACPI: &[&str] = &[
         "create_rc=0",
