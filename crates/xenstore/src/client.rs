@@ -244,16 +244,9 @@ impl XsClient {
             }
             let replies = r.map_err(|e| (base, e))?;
             for (i, (reply, op)) in replies.into_iter().zip(window).enumerate() {
-                let checked = match (op, reply) {
-                    // A removal of what is not there (not even its parent) is no failure.
-                    (StoreOp::Rm(_), Err(XsError::Daemon { errno, .. }))
-                        if errno == Errno::ENOENT =>
-                    {
-                        Ok(())
-                    }
-                    (_, reply) => {
-                        reply.and_then(|r| wire::expect_ok(&r, "WRITE/MKDIR/SET_PERMS/RM"))
-                    }
+                let checked = match op {
+                    StoreOp::Rm(_) => rm_reply(reply),
+                    _ => reply.and_then(|r| wire::expect_ok(&r, "WRITE/MKDIR/SET_PERMS")),
                 };
                 checked.map_err(|e| (base + i, e))?;
             }
@@ -673,6 +666,15 @@ fn absent<T>(r: Result<T, XsError>) -> Result<Option<T>, XsError> {
     }
 }
 
+/// The outcome of an `XS_RM`: a removal of what is not there (not even its parent) is no
+/// failure.
+fn rm_reply(reply: Result<Vec<u8>, XsError>) -> Result<(), XsError> {
+    match absent(reply)? {
+        Some(r) => wire::expect_ok(&r, "RM"),
+        None => Ok(()),
+    }
+}
+
 impl Store for XsClient {
     fn read(&self, tx: TxId, path: &str) -> xen_host::Result<Option<Vec<u8>>> {
         host(
@@ -697,10 +699,7 @@ impl Store for XsClient {
 
     fn rm(&self, tx: TxId, path: &str) -> xen_host::Result<()> {
         host(|| format!("xs_rm {path}"), {
-            absent(self.call(MsgType::Rm, tx, wire::path_request(path))).and_then(|r| match r {
-                Some(r) => wire::expect_ok(&r, "RM"),
-                None => Ok(()),
-            })
+            rm_reply(self.call(MsgType::Rm, tx, wire::path_request(path)))
         })
     }
 

@@ -762,6 +762,20 @@ fn apply_ops_sends_a_window_of_requests_before_reading_replies() {
     );
     assert_eq!(xs.request_count(), 23);
 
+    // Removals in a window: of a node (gone afterwards) and of a path whose parent does
+    // not exist either (no failure).
+    xs.apply_ops(
+        TxId::NONE,
+        &[
+            StoreOp::Rm("/tool/batch/n0"),
+            StoreOp::Rm("/no/such/parent/n"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(server.value("/tool/batch/n0"), None);
+    assert_eq!(server.value("/tool/batch/n1").as_deref(), Some(&b"v"[..]));
+    assert_eq!(xs.request_count(), 25);
+
     // A failing request in a window: its error is the one returned, named after its
     // operation; the requests sent with it were carried out (they were sent before its
     // reply was read), those of later windows were not; the connection stays usable.

@@ -570,7 +570,7 @@ where
             .collect(),
     };
     crate::dm::launch(b.xs, &opts, &launch).map_err(|e| Failure::Msg(e.to_string()))?;
-    publish_serial_ptys(b, &opts, dom)?;
+    publish_dm_addresses(b, &opts, dom)?;
     if b.cfg.domain_type == DomainType::Hvm {
         // QEMU has made the taps of the emulated NICs: into their bridges, up.
         let planned = plan_devices(b, dom)?;
@@ -584,7 +584,7 @@ where
 /// ports are on, and publish them in `/local/domain/D/serial/N/tty`; with VNC on, ask it
 /// (`query-vnc`) where it listens and publish that in `console/vnc-listen` and
 /// `console/vnc-port`.
-fn publish_serial_ptys<H, S>(
+fn publish_dm_addresses<H, S>(
     b: &Build<'_, H, S>,
     opts: &crate::dm::DmOptions,
     dom: DomId,
