@@ -239,6 +239,10 @@ where
     let handle = info.as_ref().map(|i| uuid_string(&i.handle));
     let mut found = info.is_some();
     if found {
+        // The name for the `destroyed` event, read while the domain's nodes are sure to be
+        // there: once Xen has destroyed it, a host monitor woken by @releaseDomain may
+        // clean them up before this process gets to its event.
+        let name = crate::domains::name_of(xs, dom).ok().flatten();
         // libxl's order: pause, remove the devices by force, then destroy. A device that
         // cannot be removed does not keep the domain alive: the cleanup below tries again
         // and reports it.
@@ -249,7 +253,12 @@ where
             tracing::warn!("domain {dom}: {e}");
         }
         match hv.destroy(dom) {
-            Ok(()) => crate::events::emit_for(xs, state, dom, crate::events::Event::Destroyed),
+            Ok(()) => crate::events::emit(
+                state.path(),
+                dom,
+                name.as_deref().unwrap_or(""),
+                crate::events::Event::Destroyed,
+            ),
             // Gone between the look and the destroy.
             Err(e) if e.is_gone() => found = false,
             Err(e) => return Err(e),
